@@ -1,0 +1,66 @@
+//! The core's error type, in domain terms. Only `authura-server` turns these into status codes.
+
+use crate::policy::Rule;
+
+/// Everything a flow can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("invalid request body: {0}")]
+    InvalidBody(String),
+    #[error("not a valid email address")]
+    InvalidEmail,
+    #[error("not a valid tenant id")]
+    InvalidTenant,
+    #[error("the password does not meet the policy")]
+    WeakPassword(Vec<Rule>),
+    #[error("redirect_url is not an allowed redirect target")]
+    InvalidRedirectUrl,
+    #[error("this link has already been used")]
+    TokenUsed,
+    #[error("the verification token is invalid or expired")]
+    InvalidVerificationToken,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("the token is missing, invalid or expired")]
+    InvalidToken,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("signup is disabled")]
+    SignupDisabled,
+    #[error("the email address is not verified")]
+    EmailNotVerified,
+    #[error("users are managed by the directory")]
+    ManagedByDirectory,
+    #[error("the email address is already in use")]
+    EmailTaken,
+    #[error("the user backend is unavailable: {0}")]
+    BackendUnavailable(String),
+    #[error("the user backend failed: {0}")]
+    Backend(String),
+    #[error("the hook failed (status {status:?})")]
+    HookFailed {
+        /// The hook's status, relayed when it is a 4xx; `None` for 5xx, timeouts and I/O.
+        status: Option<u16>,
+        /// The hook's body, relayed as the error message.
+        body: String,
+    },
+    #[error("the password hashing queue is full")]
+    Overloaded,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::store::StoreError> for CoreError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            // A conflict on write means the address is taken (a unique violation).
+            StoreError::Conflict => CoreError::EmailTaken,
+            // A missing user on update means it was deleted under us: its token no longer holds.
+            StoreError::NotFound => CoreError::InvalidToken,
+            StoreError::Unavailable(m) => CoreError::BackendUnavailable(m),
+            StoreError::Backend(m) => CoreError::Backend(m),
+            StoreError::ReadOnly => CoreError::ManagedByDirectory,
+        }
+    }
+}

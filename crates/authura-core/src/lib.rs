@@ -1,0 +1,26 @@
+//! Authura's domain, free of HTTP and SQL: users and their validated field types, the three token
+//! kinds, claims extensions, the password policy and hashing, the `UserStore`, `Mailer`,
+//! `PasswordHasher` and `Hook` traits, and the auth flows as plain async functions over them.
+//!
+//! A crate user can embed the flows with any `UserStore` (see `authura-backend-sqlite`) and
+//! choose their own transport; `authura-server` is the HTTP one.
+
+pub mod clock;
+pub mod duration;
+pub mod error;
+pub mod extension;
+pub mod flows;
+pub mod hash;
+pub mod hook;
+pub mod mail;
+#[cfg(feature = "memory")]
+pub mod memory;
+pub mod policy;
+pub mod redirect;
+pub mod store;
+pub mod token;
+pub mod types;
+
+pub use error::CoreError;
+pub use store::{StoreError, UserStore};
+pub use types::{Email, NewUser, PasswordHash, Role, Secret, TenantId, User, UserChanges, UserId};

@@ -1,0 +1,1 @@
+//! The `UserStore` conformance suite (being written).

@@ -1,0 +1,6 @@
+//! Test support shared by the workspace's integration tests: the `UserStore` conformance suite
+//! every backend runs, and harnesses that start real services (an SMTP server catching mail).
+//! Dev-only; never published.
+
+pub mod conformance;
+pub mod smtp;

@@ -1,0 +1,1 @@
+//! A real SMTP server catching mail for tests (being written).
