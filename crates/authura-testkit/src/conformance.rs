@@ -1,1 +1,542 @@
-//! The `UserStore` conformance suite (being written).
+//! The `UserStore` conformance suite: one set of cases that every backend must pass (SQLite,
+//! the in-memory store, and later PostgreSQL, Hasura, HTTP and LDAP).
+//!
+//! A backend's integration test runs the whole suite with one macro call that says how to make
+//! a fresh, empty store; each case becomes its own `#[tokio::test]`, so a failure names the case:
+//!
+//! ```no_run
+//! authura_testkit::conformance_tests!(async {
+//!     std::sync::Arc::new(authura_core::memory::MemoryStore::new())
+//!         as std::sync::Arc<dyn authura_core::UserStore>
+//! });
+//! ```
+//!
+//! When the store lives in something that must outlive the test (a temporary directory, a
+//! server process), return `(store, guard)`: the guard is dropped after the case.
+//!
+//! The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+//! The cases are also public functions, for a backend that needs to run one by hand.
+
+// Test support: a failed expectation is a test failure, reported by the panic.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use authura_core::types::{
+    Email, NewUser, PasswordHash, Role, TenantId, User, UserChanges, UserId,
+};
+use authura_core::{StoreError, UserStore};
+
+/// Expands to one `#[tokio::test]` per conformance case. The argument is an expression, usually
+/// an `async` block, evaluated once per case, that yields a fresh, empty store: either an
+/// `Arc<dyn UserStore>` or a tuple `(Arc<dyn UserStore>, guard)` whose guard lives as long as the
+/// case (see [`Fixture`]).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr $(,)?) => {
+        $crate::conformance_tests!(@cases ($make)
+            create_then_find_round_trips_every_field,
+            find_misses_are_none,
+            emails_are_case_insensitive_on_lookup,
+            email_and_tenant_are_unique,
+            email_is_unique_without_tenant,
+            same_email_in_two_tenants_and_none_are_distinct_users,
+            lookups_never_cross_tenants,
+            update_each_field_alone,
+            update_all_fields_together,
+            update_without_changes_returns_the_current_record,
+            update_to_a_taken_email_conflicts_and_changes_nothing,
+            update_of_a_missing_user_is_not_found,
+            ids_are_distinct,
+            concurrent_creates_of_one_email_give_one_success,
+            ping_works,
+        );
+    };
+    (@cases ($make:expr) $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture = $crate::conformance::Fixture::from($make.await);
+                $crate::conformance::$case(fixture.store()).await;
+            }
+        )*
+    };
+}
+
+/// A store under test and whatever must stay alive while it is used.
+pub struct Fixture {
+    store: Arc<dyn UserStore>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl Fixture {
+    /// The store, to hand to a case.
+    pub fn store(&self) -> Arc<dyn UserStore> {
+        Arc::clone(&self.store)
+    }
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fixture")
+    }
+}
+
+impl From<Arc<dyn UserStore>> for Fixture {
+    fn from(store: Arc<dyn UserStore>) -> Self {
+        Fixture {
+            store,
+            _guard: Box::new(()),
+        }
+    }
+}
+
+impl<G: Send + 'static> From<(Arc<dyn UserStore>, G)> for Fixture {
+    fn from((store, guard): (Arc<dyn UserStore>, G)) -> Self {
+        Fixture {
+            store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// Creating a user returns it as stored, and both lookups return the same record: every field,
+/// `verified_at` to the microsecond, and a missing `verified_at`.
+pub async fn create_then_find_round_trips_every_field(store: Arc<dyn UserStore>) {
+    let verified = new_user("ada@example.com", Some("acme"))
+        .role("admin")
+        .hash("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")
+        .verified(at(1_767_225_600, 123_456));
+    let unverified = new_user("bob@example.com", None)
+        .role("user")
+        .hash("$2b$10$abcdefghijk");
+
+    for new in [verified, unverified].map(NewUser::from) {
+        let created = store.create(new.clone()).await.expect("create");
+        assert_matches_new(&created, &new);
+        check_found(&*store, &created).await;
+    }
+}
+
+/// Lookups of what is not there find nothing: an unknown email, an unknown numeric id, and a
+/// textual id no backend issued.
+pub async fn find_misses_are_none(store: Arc<dyn UserStore>) {
+    let user = create(&*store, new_user("here@example.com", None)).await;
+    let missing = email("gone@example.com");
+    assert_eq!(
+        store.find_by_email(None, &missing).await.expect("find"),
+        None
+    );
+    for id in [
+        UserId::Int(i64::MAX),
+        UserId::Int(-1),
+        UserId::Text("no-such-user".into()),
+    ] {
+        assert_ne!(id, user.id);
+        assert_eq!(
+            store.find_by_id(None, &id).await.expect("find"),
+            None,
+            "id {id:?}"
+        );
+    }
+}
+
+/// An address created in one case is found in any other, and stored lower-case.
+pub async fn emails_are_case_insensitive_on_lookup(store: Arc<dyn UserStore>) {
+    let tenant = tenant("acme");
+    let created = create(&*store, new_user("Grace.Hopper@Example.COM", Some("acme"))).await;
+    assert_eq!(created.email.as_str(), "grace.hopper@example.com");
+    for spelling in [
+        "grace.hopper@example.com",
+        "GRACE.HOPPER@EXAMPLE.COM",
+        "Grace.Hopper@example.com",
+    ] {
+        let found = store
+            .find_by_email(Some(&tenant), &email(spelling))
+            .await
+            .expect("find");
+        assert_eq!(found.as_ref(), Some(&created), "looked up as {spelling}");
+    }
+}
+
+/// A second user with the same (email, tenant) is a `Conflict`, in any spelling of the email,
+/// and the first user is untouched.
+pub async fn email_and_tenant_are_unique(store: Arc<dyn UserStore>) {
+    check_unique(&*store, Some("acme")).await;
+}
+
+/// Uniqueness holds for users without a tenant too (a plain SQL `UNIQUE (email, tenant_id)`
+/// would let any number of NULL-tenant rows share an email).
+pub async fn email_is_unique_without_tenant(store: Arc<dyn UserStore>) {
+    check_unique(&*store, None).await;
+}
+
+/// One address in two tenants and in no tenant is three users, each found in its own tenant.
+pub async fn same_email_in_two_tenants_and_none_are_distinct_users(store: Arc<dyn UserStore>) {
+    let address = "shared@example.com";
+    let mut users = Vec::new();
+    for t in [Some("acme"), Some("globex"), None] {
+        users.push(create(&*store, new_user(address, t).role(t.unwrap_or("none"))).await);
+    }
+    assert_distinct_ids(&users);
+    for user in &users {
+        check_found(&*store, user).await;
+    }
+}
+
+/// A user is found only in its own tenant: not in another, not in "no tenant", and a user
+/// without a tenant is not found in a tenant.
+pub async fn lookups_never_cross_tenants(store: Arc<dyn UserStore>) {
+    let in_acme = create(&*store, new_user("a@example.com", Some("acme"))).await;
+    let in_none = create(&*store, new_user("n@example.com", None)).await;
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+
+    for (user, elsewhere) in [
+        (&in_acme, vec![Some(&globex), None]),
+        (&in_none, vec![Some(&acme), Some(&globex)]),
+    ] {
+        for t in elsewhere {
+            let by_id = store.find_by_id(t, &user.id).await.expect("find by id");
+            assert_eq!(by_id, None, "{:?} found by id in tenant {t:?}", user.email);
+            let by_email = store
+                .find_by_email(t, &user.email)
+                .await
+                .expect("find by email");
+            assert_eq!(
+                by_email, None,
+                "{:?} found by email in tenant {t:?}",
+                user.email
+            );
+        }
+    }
+}
+
+/// Each field can be changed on its own; the others keep their values.
+pub async fn update_each_field_alone(store: Arc<dyn UserStore>) {
+    let original = create(
+        &*store,
+        new_user("alone@example.com", Some("acme"))
+            .role("user")
+            .hash("$argon2id$old"),
+    )
+    .await;
+    let t = tenant("acme");
+    let changes = [
+        UserChanges {
+            email: Some(email("Renamed@Example.com")),
+            ..UserChanges::default()
+        },
+        UserChanges {
+            role: Some(role("admin")),
+            ..UserChanges::default()
+        },
+        UserChanges {
+            password_hash: Some(PasswordHash::new("$argon2id$new")),
+            ..UserChanges::default()
+        },
+        UserChanges {
+            verified_at: Some(at(1_767_225_600, 654_321)),
+            ..UserChanges::default()
+        },
+    ];
+    let mut expected = original;
+    for change in changes {
+        change.apply_to(&mut expected);
+        let updated = store
+            .update(Some(&t), &expected.id, change.clone())
+            .await
+            .expect("update");
+        assert_eq!(updated, expected, "after {change:?}");
+        check_found(&*store, &expected).await;
+    }
+    assert_eq!(expected.email.as_str(), "renamed@example.com");
+    let old = email("alone@example.com");
+    assert_eq!(
+        store.find_by_email(Some(&t), &old).await.expect("find"),
+        None,
+        "old email"
+    );
+}
+
+/// All fields changed at once, on a user without a tenant.
+pub async fn update_all_fields_together(store: Arc<dyn UserStore>) {
+    let mut expected = create(&*store, new_user("all@example.com", None)).await;
+    let change = UserChanges {
+        email: Some(email("everything@example.com")),
+        role: Some(role("auditor")),
+        password_hash: Some(PasswordHash::new("$2b$12$replaced")),
+        verified_at: Some(at(1_800_000_000, 1)),
+    };
+    change.apply_to(&mut expected);
+    let updated = store
+        .update(None, &expected.id, change)
+        .await
+        .expect("update");
+    assert_eq!(updated, expected);
+    check_found(&*store, &expected).await;
+}
+
+/// An update that changes nothing returns the record as stored.
+pub async fn update_without_changes_returns_the_current_record(store: Arc<dyn UserStore>) {
+    let user = create(&*store, new_user("same@example.com", Some("acme"))).await;
+    let t = tenant("acme");
+    let updated = store
+        .update(Some(&t), &user.id, UserChanges::default())
+        .await
+        .expect("update");
+    assert_eq!(updated, user);
+    // And an empty update still names a user that exists in that tenant.
+    let missing = store.update(None, &user.id, UserChanges::default()).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound)),
+        "got {missing:?}"
+    );
+}
+
+/// Changing an email to one taken in the same tenant is a `Conflict` and changes nothing (not
+/// even the other fields of the same update). Keeping one's own email, or taking an address used
+/// in another tenant, is fine.
+pub async fn update_to_a_taken_email_conflicts_and_changes_nothing(store: Arc<dyn UserStore>) {
+    let t = tenant("acme");
+    let taken = create(&*store, new_user("taken@example.com", Some("acme"))).await;
+    let other = create(
+        &*store,
+        new_user("other@example.com", Some("acme")).role("user"),
+    )
+    .await;
+    let elsewhere = create(&*store, new_user("elsewhere@example.com", Some("globex"))).await;
+
+    let change = UserChanges {
+        email: Some(email("TAKEN@example.com")),
+        role: Some(role("admin")),
+        ..UserChanges::default()
+    };
+    let result = store.update(Some(&t), &other.id, change).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict)),
+        "got {result:?}"
+    );
+    check_found(&*store, &other).await;
+    check_found(&*store, &taken).await;
+
+    let own = UserChanges {
+        email: Some(other.email.clone()),
+        ..UserChanges::default()
+    };
+    let kept = store
+        .update(Some(&t), &other.id, own)
+        .await
+        .expect("keep own email");
+    assert_eq!(kept, other);
+
+    let from_other_tenant = UserChanges {
+        email: Some(elsewhere.email.clone()),
+        ..UserChanges::default()
+    };
+    let moved = store
+        .update(Some(&t), &other.id, from_other_tenant)
+        .await
+        .expect("update");
+    assert_eq!(moved.email, elsewhere.email);
+    check_found(&*store, &elsewhere).await;
+}
+
+/// Updating a user that is not there (unknown id, a textual id, a user of another tenant) is
+/// `NotFound`, and creates nothing.
+pub async fn update_of_a_missing_user_is_not_found(store: Arc<dyn UserStore>) {
+    let user = create(&*store, new_user("present@example.com", Some("acme"))).await;
+    let change = UserChanges {
+        role: Some(role("admin")),
+        ..UserChanges::default()
+    };
+    let acme = tenant("acme");
+    let globex = tenant("globex");
+    let attempts = [
+        (Some(&acme), UserId::Int(i64::MAX)),
+        (Some(&acme), UserId::Text("no-such-user".into())),
+        (Some(&globex), user.id.clone()),
+        (None, user.id.clone()),
+    ];
+    for (t, id) in attempts {
+        let result = store.update(t, &id, change.clone()).await;
+        assert!(
+            matches!(result, Err(StoreError::NotFound)),
+            "{t:?} {id:?}: got {result:?}"
+        );
+    }
+    check_found(&*store, &user).await;
+}
+
+/// Every created user gets its own id, and each id finds its own user.
+pub async fn ids_are_distinct(store: Arc<dyn UserStore>) {
+    let mut users = Vec::new();
+    for i in 0..12 {
+        let t = [Some("acme"), Some("globex"), None][i % 3];
+        users.push(create(&*store, new_user(&format!("user{i}@example.com"), t)).await);
+    }
+    assert_distinct_ids(&users);
+    for user in &users {
+        check_found(&*store, user).await;
+    }
+}
+
+/// Many tasks creating one (email, tenant) at the same time: exactly one succeeds, every other
+/// gets `Conflict` (not a lock error), and the winner is what is stored. With and without tenant.
+pub async fn concurrent_creates_of_one_email_give_one_success(store: Arc<dyn UserStore>) {
+    const TASKS: usize = 16;
+    for t in [Some("acme"), None] {
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks = (0..TASKS)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let barrier = Arc::clone(&barrier);
+                let new = new_user("race@example.com", t).role(&format!("r{i}"));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.create(new.into()).await
+                })
+            })
+            .collect::<Vec<_>>();
+        let mut winners = Vec::new();
+        for task in futures_util::future::join_all(tasks).await {
+            match task.expect("task panicked") {
+                Ok(user) => winners.push(user),
+                Err(StoreError::Conflict) => {}
+                Err(other) => panic!("tenant {t:?}: expected Conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "tenant {t:?}: winners {winners:?}");
+        check_found(&*store, &winners[0]).await;
+    }
+}
+
+/// `ping` answers for a store that works.
+pub async fn ping_works(store: Arc<dyn UserStore>) {
+    store.ping().await.expect("ping");
+}
+
+// Helpers.
+
+/// A `NewUser` under construction; the cases only spell out the fields they care about.
+#[derive(Clone, Debug)]
+struct NewUserBuilder(NewUser);
+
+fn new_user(address: &str, tenant_id: Option<&str>) -> NewUserBuilder {
+    NewUserBuilder(NewUser {
+        email: email(address),
+        role: role("user"),
+        tenant: tenant_id.map(tenant),
+        password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$default"),
+        verified_at: None,
+    })
+}
+
+impl NewUserBuilder {
+    fn role(mut self, name: &str) -> Self {
+        self.0.role = role(name);
+        self
+    }
+
+    fn hash(mut self, hash: &str) -> Self {
+        self.0.password_hash = PasswordHash::new(hash);
+        self
+    }
+
+    fn verified(mut self, when: DateTime<Utc>) -> Self {
+        self.0.verified_at = Some(when);
+        self
+    }
+}
+
+impl From<NewUserBuilder> for NewUser {
+    fn from(builder: NewUserBuilder) -> Self {
+        builder.0
+    }
+}
+
+async fn create(store: &dyn UserStore, new: NewUserBuilder) -> User {
+    let new = NewUser::from(new);
+    let created = store.create(new.clone()).await.expect("create");
+    assert_matches_new(&created, &new);
+    created
+}
+
+/// Both lookups, in the user's own tenant, return exactly this record.
+async fn check_found(store: &dyn UserStore, user: &User) {
+    let t = user.tenant.as_ref();
+    let by_email = store
+        .find_by_email(t, &user.email)
+        .await
+        .expect("find by email");
+    assert_eq!(
+        by_email.as_ref(),
+        Some(user),
+        "find_by_email({t:?}, {})",
+        user.email
+    );
+    let by_id = store.find_by_id(t, &user.id).await.expect("find by id");
+    assert_eq!(by_id.as_ref(), Some(user), "find_by_id({t:?}, {})", user.id);
+}
+
+async fn check_unique(store: &dyn UserStore, tenant_id: Option<&str>) {
+    let first = create(store, new_user("unique@example.com", tenant_id)).await;
+    for spelling in ["unique@example.com", "Unique@Example.COM"] {
+        let again = new_user(spelling, tenant_id).role("admin");
+        let result = store.create(again.into()).await;
+        assert!(
+            matches!(result, Err(StoreError::Conflict)),
+            "{spelling}: got {result:?}"
+        );
+    }
+    check_found(store, &first).await;
+}
+
+fn assert_matches_new(user: &User, new: &NewUser) {
+    let User {
+        id: _,
+        email,
+        role,
+        tenant,
+        password_hash,
+        verified_at,
+    } = user;
+    assert_eq!(email, &new.email);
+    assert_eq!(role, &new.role);
+    assert_eq!(tenant, &new.tenant);
+    assert!(password_hash == &new.password_hash, "password hash differs");
+    assert_eq!(verified_at, &new.verified_at);
+}
+
+fn assert_distinct_ids(users: &[User]) {
+    let ids = users.iter().map(|u| u.id.clone()).collect::<HashSet<_>>();
+    assert_eq!(
+        ids.len(),
+        users.len(),
+        "ids {:?}",
+        users.iter().map(|u| &u.id).collect::<Vec<_>>()
+    );
+}
+
+fn email(address: &str) -> Email {
+    Email::parse(address).expect("valid email")
+}
+
+fn role(name: &str) -> Role {
+    Role::parse(name).expect("valid role")
+}
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::parse(id).expect("valid tenant")
+}
+
+/// A UTC time with microsecond precision, which every backend must keep exactly.
+fn at(seconds: i64, micros: u32) -> DateTime<Utc> {
+    Utc.timestamp_opt(seconds, micros * 1000)
+        .single()
+        .expect("valid time")
+}

@@ -1,0 +1,108 @@
+//! The embedded schema migrations, applied once at open on a plain synchronous connection, and
+//! the settings every connection gets.
+
+use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+use diesel::sqlite::Sqlite;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use authura_core::StoreError;
+
+use crate::error;
+
+/// The migrations under `migrations/`, compiled into the crate.
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Run on every new connection. `busy_timeout` comes first so that switching to WAL waits for
+/// other connections instead of failing; `journal_mode` is persistent, so after the first
+/// connection it is a no-op.
+pub(crate) const CONNECTION_SETUP: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;";
+
+/// Opens (creating if missing) the database at `path` and brings its schema up to date.
+///
+/// Everything runs in one `BEGIN IMMEDIATE` transaction, so two processes opening the same file
+/// at once apply each migration once, and a failed migration leaves the file as it was.
+pub(crate) fn run(path: &str) -> Result<(), StoreError> {
+    let mut conn = SqliteConnection::establish(path).map_err(error::connection)?;
+    conn.batch_execute(CONNECTION_SETUP).map_err(error::query)?;
+    conn.immediate_transaction(migrate)
+        .map_err(|err| match err {
+            Failure::Store(err) => err,
+            Failure::Query(err) => error::query(err),
+        })
+}
+
+fn migrate(conn: &mut SqliteConnection) -> Result<(), Failure> {
+    let known = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
+        .map_err(|err| backend(format!("cannot read the embedded migrations: {err}")))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect::<Vec<_>>();
+    let applied = conn
+        .applied_migrations()
+        .map_err(|err| backend(format!("cannot read the applied migrations: {err}")))?;
+    let unknown = applied
+        .iter()
+        .map(ToString::to_string)
+        .filter(|version| !known.contains(version))
+        .collect::<Vec<_>>();
+    if !unknown.is_empty() {
+        return Err(backend(format!(
+            "database schema is newer than this build: it has migrations {} applied that this \
+             build does not know; run a newer authura",
+            unknown.join(", ")
+        )));
+    }
+    let Err(err) = conn.run_pending_migrations(MIGRATIONS) else {
+        return Ok(());
+    };
+    // diesel_migrations does not export its error type, so the cause cannot be matched on; a
+    // failed migration over a table that breaks the unique index is taken to be that.
+    if let Ok(pairs @ 1..) = duplicate_pairs(conn) {
+        return Err(backend(format!(
+            "cannot create the unique index users_email_tenant_key: the users table has {pairs} \
+             (email, tenant) pairs that occur more than once when emails are compared \
+             case-insensitively; nothing was changed; merge or remove the duplicates (find them \
+             with: SELECT lower(email), tenant_id, count(*) FROM users GROUP BY lower(email), \
+             coalesce(tenant_id, '') HAVING count(*) > 1) and start again"
+        )));
+    }
+    Err(backend(format!("cannot migrate the database: {err}")))
+}
+
+/// How many (email, tenant) pairs the unique index would reject.
+fn duplicate_pairs(conn: &mut SqliteConnection) -> Result<i64, Failure> {
+    diesel::sql_query(
+        "SELECT count(*) AS pairs FROM (SELECT 1 FROM users \
+         GROUP BY lower(email), coalesce(tenant_id, '') HAVING count(*) > 1)",
+    )
+    .get_result::<PairCount>(conn)
+    .map(|row| row.pairs)
+    .map_err(Failure::Query)
+}
+
+#[derive(QueryableByName)]
+struct PairCount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pairs: i64,
+}
+
+fn backend(message: String) -> Failure {
+    Failure::Store(StoreError::Backend(message))
+}
+
+/// What the migration transaction fails with: diesel's transaction needs an error it can build
+/// from a query error (for `BEGIN`/`COMMIT` failures).
+enum Failure {
+    Store(StoreError),
+    Query(DieselError),
+}
+
+impl From<DieselError> for Failure {
+    fn from(err: DieselError) -> Self {
+        Failure::Query(err)
+    }
+}

@@ -1,0 +1,240 @@
+//! `SqliteStore`: the `UserStore` over a pool of SQLite connections.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool::Runtime;
+use diesel::prelude::*;
+use diesel::result::ConnectionResult;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+
+use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
+use authura_core::{StoreError, UserStore};
+
+use crate::error;
+use crate::migrate;
+use crate::schema::{ChangeRow, NewRow, UserRow, lower, row_id, users};
+
+/// A pooled async connection: diesel's synchronous SQLite connection run on Tokio's blocking
+/// threads.
+type Conn = SyncConnectionWrapper<SqliteConnection>;
+
+/// How long a caller waits for a pooled connection (or for a new one to open) before the store
+/// reports itself unavailable.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A `UserStore` over one SQLite database file. Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<Conn>,
+    path: Arc<str>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path` with up to `pool_size` connections: creates the file if it
+    /// is missing, applies the embedded migrations (each once, recorded in diesel's
+    /// `__diesel_schema_migrations` table), and sets WAL mode, a 5 s busy timeout and foreign
+    /// keys on every connection.
+    ///
+    /// `path` is a file path (or an SQLite `file:` URI). `:memory:` does not work: each pooled
+    /// connection would see its own empty database.
+    ///
+    /// # Errors
+    /// - `Unavailable` when the file cannot be opened or created, or stays locked.
+    /// - `Backend` when `pool_size` is 0 or the path is not UTF-8; when the database has
+    ///   migrations applied that this build does not know ("database schema is newer than this
+    ///   build: …"); when an existing `users` table holds duplicate (email, tenant) pairs, so the
+    ///   unique index cannot be created (nothing is changed then); or on any other SQLite error.
+    pub async fn open(path: impl AsRef<Path>, pool_size: usize) -> Result<SqliteStore, StoreError> {
+        if pool_size == 0 {
+            return Err(StoreError::Backend(
+                "the pool size must be at least 1".to_owned(),
+            ));
+        }
+        let path = path.as_ref();
+        let Some(path) = path.to_str() else {
+            return Err(StoreError::Backend(format!(
+                "the database path {} is not valid UTF-8",
+                path.display()
+            )));
+        };
+        let path: Arc<str> = Arc::from(path);
+
+        let migrate_path = Arc::clone(&path);
+        tokio::task::spawn_blocking(move || migrate::run(&migrate_path))
+            .await
+            .map_err(|err| StoreError::Backend(format!("the migration task failed: {err}")))??;
+
+        let mut config = ManagerConfig::<Conn>::default();
+        // A SQLite connection does not go stale the way a network connection does; `Fast`
+        // still refuses a connection left inside a transaction.
+        config.recycling_method = RecyclingMethod::Fast;
+        config.custom_setup = Box::new(|url| Box::pin(connect(url.to_owned())));
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(&*path, config);
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
+
+        let store = SqliteStore { pool, path };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Deletes the user with this id in this tenant; whether there was one. Not part of
+    /// `UserStore` (the service never deletes users): for operators and tests.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Backend` when SQLite fails.
+    pub async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let deleted = diesel::delete(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::tenant_id.is(tenant.map(TenantId::as_str))),
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(error::query)?;
+        Ok(deleted > 0)
+    }
+
+    async fn conn(&self) -> Result<Object<Conn>, StoreError> {
+        self.pool.get().await.map_err(error::pool)
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+// Every query names the tenant: `tenant_id IS ?` is `tenant_id IS NULL` for no tenant and
+// `tenant_id = ?` for a tenant, never "any tenant".
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn find_by_email(
+        &self,
+        tenant: Option<&TenantId>,
+        email: &Email,
+    ) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn().await?;
+        users::table
+            // `lower(email)`: rows an operator wrote may not be lower-case; it is also the
+            // unique index's expression, so the lookup uses the index.
+            .filter(lower(users::email).eq(email.as_str()))
+            .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
+            .select(UserRow::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(error::query)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn find_by_id(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+    ) -> Result<Option<User>, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Ok(None);
+        };
+        let mut conn = self.conn().await?;
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
+            .select(UserRow::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()
+            .map_err(error::query)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn create(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut conn = self.conn().await?;
+        // One statement: the unique index rejects a taken (email, tenant) atomically, also
+        // against concurrent creates, and RETURNING reads back exactly what was stored.
+        diesel::insert_into(users::table)
+            .values(NewRow::new(&user))
+            .returning(UserRow::as_returning())
+            .get_result(&mut *conn)
+            .await
+            .map_err(error::query)?
+            .into_user()
+    }
+
+    async fn update(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let Some(changes) = ChangeRow::new(&changes) else {
+            return self
+                .find_by_id(tenant, id)
+                .await?
+                .ok_or(StoreError::NotFound);
+        };
+        let Some(id) = row_id(id) else {
+            return Err(StoreError::NotFound);
+        };
+        let mut conn = self.conn().await?;
+        // One statement, as for create: a conflicting email aborts it with nothing changed.
+        diesel::update(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::tenant_id.is(tenant.map(TenantId::as_str))),
+        )
+        .set(changes)
+        .returning(UserRow::as_returning())
+        .get_result(&mut *conn)
+        .await
+        .optional()
+        .map_err(error::query)?
+        .ok_or(StoreError::NotFound)?
+        .into_user()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        // Touches the users table, so a database without the schema is not "ready".
+        users::table
+            .select(users::id)
+            .limit(1)
+            .load::<i64>(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(error::query)
+    }
+}
+
+/// Opens a pooled connection and applies the per-connection settings.
+async fn connect(url: String) -> ConnectionResult<Conn> {
+    let mut conn = Conn::establish(&url).await?;
+    conn.batch_execute(migrate::CONNECTION_SETUP)
+        .await
+        .map_err(diesel::result::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
