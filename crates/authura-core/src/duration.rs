@@ -8,7 +8,8 @@ use std::time::Duration;
 /// A message saying what was expected.
 pub fn parse(input: &str) -> Result<Duration, String> {
     let s = input.trim();
-    let expected = || format!("{input:?} is not a duration (expected Go syntax such as 90s, 5m, 1h30m)");
+    let expected =
+        || format!("{input:?} is not a duration (expected Go syntax such as 90s, 5m, 1h30m)");
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -19,13 +20,17 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_len);
         if num.is_empty() || num == "." {
             return Err(expected());
         }
         let value: f64 = num.parse().map_err(|_| expected())?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
             "ns" => 1e-9,
@@ -61,7 +66,11 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Option<u64>) {
-        assert_eq!(parse(input).ok().map(|d| d.as_millis() as u64), expected, "input {input:?}");
+        assert_eq!(
+            parse(input).ok().map(|d| d.as_millis() as u64),
+            expected,
+            "input {input:?}"
+        );
     }
 
     #[test]

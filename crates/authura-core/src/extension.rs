@@ -40,7 +40,10 @@ impl ClaimsExtension for HasuraExtension {
         let user = input.user;
         let mut m = Map::new();
         m.insert("x-hasura-default-role".into(), user.role.as_str().into());
-        m.insert("x-hasura-allowed-roles".into(), Value::from(vec![user.role.as_str()]));
+        m.insert(
+            "x-hasura-allowed-roles".into(),
+            Value::from(vec![user.role.as_str()]),
+        );
         m.insert("x-hasura-user-id".into(), user.id.to_string().into());
         if let Some(t) = &user.tenant {
             m.insert("x-hasura-tenant-id".into(), t.as_str().into());
@@ -75,7 +78,10 @@ impl EnvExtension {
                 _ => Err(format!("claim {k:?} must be a string template")),
             })
             .collect::<Result<_, _>>()?;
-        Ok(EnvExtension { namespace: namespace.trim().to_owned(), claims })
+        Ok(EnvExtension {
+            namespace: namespace.trim().to_owned(),
+            claims,
+        })
     }
 }
 
@@ -85,7 +91,12 @@ impl ClaimsExtension for EnvExtension {
     }
 
     fn claims(&self, input: &ClaimsInput<'_>) -> Value {
-        Value::Object(self.claims.iter().map(|(k, t)| (k.clone(), t.render(input).into())).collect())
+        Value::Object(
+            self.claims
+                .iter()
+                .map(|(k, t)| (k.clone(), t.render(input).into()))
+                .collect(),
+        )
     }
 }
 
@@ -113,7 +124,9 @@ impl Template {
                 pieces.push(Piece::Text(rest[..start].to_owned()));
             }
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {s:?}"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed {{{{ in {s:?}"))?;
             let field = after[..end].trim();
             pieces.push(match field {
                 ".ID" => Piece::Id,
@@ -148,9 +161,13 @@ impl Template {
                 Piece::Email => out.push_str(user.email.as_str()),
                 Piece::Role => out.push_str(user.role.as_str()),
                 Piece::TenantId => out.push_str(user.tenant.as_ref().map_or("", |t| t.as_str())),
-                Piece::VerifiedAt => {
-                    out.push_str(&user.verified_at.as_ref().map(format_time).unwrap_or_default())
-                }
+                Piece::VerifiedAt => out.push_str(
+                    &user
+                        .verified_at
+                        .as_ref()
+                        .map(format_time)
+                        .unwrap_or_default(),
+                ),
                 Piece::HookData(key) => match input.hook_data.and_then(|d| d.get(key)) {
                     Some(Value::String(s)) => out.push_str(s),
                     Some(Value::Null) | None => {}
@@ -177,25 +194,40 @@ mod tests {
             role: Role::parse("editor").unwrap_or_else(|e| panic!("{e}")),
             tenant: tenant.map(|t| TenantId::parse(t).unwrap_or_else(|e| panic!("{e}"))),
             password_hash: PasswordHash::new("x"),
-            verified_at: chrono::Utc.with_ymd_and_hms(2025, 2, 5, 16, 48, 18).single(),
+            verified_at: chrono::Utc
+                .with_ymd_and_hms(2025, 2, 5, 16, 48, 18)
+                .single(),
         }
     }
 
     #[test]
     fn hasura_claims_are_strings() {
         let u = user(None);
-        let got = HasuraExtension.claims(&ClaimsInput { user: &u, hook_data: None });
-        assert_eq!(got, json!({"x-hasura-default-role": "editor", "x-hasura-allowed-roles": ["editor"], "x-hasura-user-id": "7"}));
+        let got = HasuraExtension.claims(&ClaimsInput {
+            user: &u,
+            hook_data: None,
+        });
+        assert_eq!(
+            got,
+            json!({"x-hasura-default-role": "editor", "x-hasura-allowed-roles": ["editor"], "x-hasura-user-id": "7"})
+        );
         let u = user(Some("acme"));
-        let got = HasuraExtension.claims(&ClaimsInput { user: &u, hook_data: None });
+        let got = HasuraExtension.claims(&ClaimsInput {
+            user: &u,
+            hook_data: None,
+        });
         assert_eq!(got["x-hasura-tenant-id"], json!("acme"));
     }
 
     fn check_env(claims: &str, hook: Option<Value>, expected: Result<Value, &str>) {
         let u = user(Some("acme"));
         let hook = hook.and_then(|v| v.as_object().cloned());
-        let got = EnvExtension::parse("custom", claims)
-            .map(|e| e.claims(&ClaimsInput { user: &u, hook_data: hook.as_ref() }));
+        let got = EnvExtension::parse("custom", claims).map(|e| {
+            e.claims(&ClaimsInput {
+                user: &u,
+                hook_data: hook.as_ref(),
+            })
+        });
         match (got, expected) {
             (Ok(v), Ok(e)) => assert_eq!(v, e),
             (Err(m), Err(e)) => assert!(m.contains(e), "{m:?} should contain {e:?}"),
@@ -209,14 +241,20 @@ mod tests {
         check_env(
             r#"{"a": "{{ .Email }}/{{.Role}}", "t": "t={{.TenantID}}", "v": "{{.VerifiedAt}}"}"#,
             None,
-            Ok(json!({"a": "ann@example.com/editor", "t": "t=acme", "v": "2025-02-05T16:48:18.000000+00:00"})),
+            Ok(
+                json!({"a": "ann@example.com/editor", "t": "t=acme", "v": "2025-02-05T16:48:18.000000+00:00"}),
+            ),
         );
         check_env(
             r#"{"plan": "{{.HookData.plan}}", "n": "{{.HookData.n}}", "gone": "{{.HookData.none}}"}"#,
             Some(json!({"plan": "pro", "n": 3})),
             Ok(json!({"plan": "pro", "n": "3", "gone": ""})),
         );
-        check_env(r#"{"x": "{{.Password}}"}"#, None, Err("unknown template field"));
+        check_env(
+            r#"{"x": "{{.Password}}"}"#,
+            None,
+            Err("unknown template field"),
+        );
         check_env(r#"{"x": "{{.ID"}"#, None, Err("unclosed"));
         check_env(r#"{"x": 5}"#, None, Err("must be a string"));
         check_env(r#"["x"]"#, None, Err("JSON object"));

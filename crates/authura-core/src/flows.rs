@@ -79,7 +79,13 @@ pub async fn signup(
     if ctx.store.find_by_email(tenant, email).await?.is_some() {
         return Ok(None);
     }
-    let req = VerifyRequest { action: Action::VerifyEmail, email, tenant, user: None, role: None };
+    let req = VerifyRequest {
+        action: Action::VerifyEmail,
+        email,
+        tenant,
+        user: None,
+        role: None,
+    };
     mail(ctx, &req, &redirect).map(Some)
 }
 
@@ -114,7 +120,9 @@ pub async fn verify_email(
                 _ => ctx.settings.default_role.clone(),
             };
             let existing = ctx.store.find_by_email(tenant, &email).await?;
-            if existing.is_some() || !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(None)) {
+            if existing.is_some()
+                || !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(None))
+            {
                 return Err(CoreError::TokenUsed);
             }
             let password = match password {
@@ -135,19 +143,34 @@ pub async fn verify_email(
             ctx.hook.create_or_update_user(&hook_user).await?;
             let password_hash = ctx.hasher.hash(password).await?;
             ctx.store
-                .create(NewUser { email, role, tenant: tenant.cloned(), password_hash, verified_at: Some(now) })
+                .create(NewUser {
+                    email,
+                    role,
+                    tenant: tenant.cloned(),
+                    password_hash,
+                    verified_at: Some(now),
+                })
                 .await?
         }
         Action::ResetPassword | Action::ChangeEmail => {
-            let id = claims.sub.as_deref().map(UserId::from_subject).ok_or(CoreError::InvalidVerificationToken)?;
-            let current = ctx.store.find_by_id(tenant, &id).await?.ok_or(CoreError::TokenUsed)?;
+            let id = claims
+                .sub
+                .as_deref()
+                .map(UserId::from_subject)
+                .ok_or(CoreError::InvalidVerificationToken)?;
+            let current = ctx
+                .store
+                .find_by_id(tenant, &id)
+                .await?
+                .ok_or(CoreError::TokenUsed)?;
             if !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(Some(&current))) {
                 return Err(CoreError::TokenUsed);
             }
             let mut changes = UserChanges::default();
             if action == Action::ResetPassword {
-                let password = password
-                    .ok_or_else(|| CoreError::InvalidBody("password is required to reset a password".into()))?;
+                let password = password.ok_or_else(|| {
+                    CoreError::InvalidBody("password is required to reset a password".into())
+                })?;
                 ctx.settings.policy.check(password.expose())?;
                 changes.password_hash = Some(ctx.hasher.hash(password).await?);
                 // Following the link proves the address: an unverified account becomes verified.
@@ -163,7 +186,9 @@ pub async fn verify_email(
             }
             let mut after = current.clone();
             changes.apply_to(&mut after);
-            ctx.hook.create_or_update_user(&HookUser::from(&after)).await?;
+            ctx.hook
+                .create_or_update_user(&HookUser::from(&after))
+                .await?;
             ctx.store.update(tenant, &current.id, changes).await?
         }
     };
@@ -183,7 +208,13 @@ pub async fn login(
 ) -> Result<SignedIn, CoreError> {
     let user = ctx.store.find_by_email(tenant, email).await?;
     // An unknown user is checked against a dummy hash: the same work, the same answer.
-    let check = ctx.hasher.verify(password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let check = ctx
+        .hasher
+        .verify(
+            password.clone(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
     let user = match user {
         Some(user) if check.valid => user,
         _ => return Err(CoreError::InvalidCredentials),
@@ -195,8 +226,14 @@ pub async fn login(
         // A legacy or weaker hash becomes Argon2id; a failure here must not fail the login.
         match ctx.hasher.hash(password).await {
             Ok(hash) => {
-                let changes = UserChanges { password_hash: Some(hash), ..UserChanges::default() };
-                ctx.store.update(tenant, &user.id, changes).await.unwrap_or(user)
+                let changes = UserChanges {
+                    password_hash: Some(hash),
+                    ..UserChanges::default()
+                };
+                ctx.store
+                    .update(tenant, &user.id, changes)
+                    .await
+                    .unwrap_or(user)
             }
             Err(_) => user,
         }
@@ -221,7 +258,11 @@ pub async fn impersonate(
     if !ctx.settings.impersonation_enabled || admin.user.role != ctx.settings.admin_role {
         return Err(CoreError::Forbidden);
     }
-    let target = ctx.store.find_by_email(tenant, email).await?.ok_or(CoreError::InvalidCredentials)?;
+    let target = ctx
+        .store
+        .find_by_email(tenant, email)
+        .await?
+        .ok_or(CoreError::InvalidCredentials)?;
     signed_in(ctx, target, Some(&admin.user.id)).await
 }
 
@@ -229,7 +270,11 @@ pub async fn impersonate(
 ///
 /// # Errors
 /// `InvalidToken`, backend and hook errors.
-pub async fn refresh(ctx: &Context, tenant: Option<&TenantId>, refresh_token: &str) -> Result<SignedIn, CoreError> {
+pub async fn refresh(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    refresh_token: &str,
+) -> Result<SignedIn, CoreError> {
     let claims = ctx.tokens.verify_refresh(refresh_token, ctx.clock.now())?;
     if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
         return Err(CoreError::InvalidToken);
@@ -239,7 +284,10 @@ pub async fn refresh(ctx: &Context, tenant: Option<&TenantId>, refresh_token: &s
         .find_by_id(tenant, &UserId::from_subject(&claims.sub))
         .await?
         .ok_or(CoreError::InvalidToken)?;
-    if !fingerprints_match(&claims.pwd, &ctx.tokens.password_fingerprint(&user.password_hash)) {
+    if !fingerprints_match(
+        &claims.pwd,
+        &ctx.tokens.password_fingerprint(&user.password_hash),
+    ) {
         return Err(CoreError::InvalidToken);
     }
     signed_in(ctx, user, None).await
@@ -257,7 +305,11 @@ pub struct Authenticated {
 ///
 /// # Errors
 /// `InvalidToken` when the token is bad, of another tenant, or its user is gone.
-pub async fn authenticate(ctx: &Context, tenant: Option<&TenantId>, bearer: &str) -> Result<Authenticated, CoreError> {
+pub async fn authenticate(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+) -> Result<Authenticated, CoreError> {
     let claims = ctx.tokens.verify_access(bearer, ctx.clock.now())?;
     if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
         return Err(CoreError::InvalidToken);
@@ -274,7 +326,11 @@ pub async fn authenticate(ctx: &Context, tenant: Option<&TenantId>, bearer: &str
 ///
 /// # Errors
 /// `InvalidToken`, backend and hook errors.
-pub async fn current_user(ctx: &Context, tenant: Option<&TenantId>, bearer: &str) -> Result<UserView, CoreError> {
+pub async fn current_user(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+) -> Result<UserView, CoreError> {
     let auth = authenticate(ctx, tenant, bearer).await?;
     view(ctx, auth.user).await
 }
@@ -291,14 +347,22 @@ pub async fn change_password(
     new_password: Secret,
 ) -> Result<(), CoreError> {
     let auth = authenticate(ctx, tenant, bearer).await?;
-    let check = ctx.hasher.verify(old_password, Some(auth.user.password_hash.clone())).await?;
+    let check = ctx
+        .hasher
+        .verify(old_password, Some(auth.user.password_hash.clone()))
+        .await?;
     if !check.valid {
         return Err(CoreError::InvalidCredentials);
     }
     ctx.settings.policy.check(new_password.expose())?;
-    ctx.hook.create_or_update_user(&HookUser::from(&auth.user)).await?;
+    ctx.hook
+        .create_or_update_user(&HookUser::from(&auth.user))
+        .await?;
     let hash = ctx.hasher.hash(new_password).await?;
-    let changes = UserChanges { password_hash: Some(hash), ..UserChanges::default() };
+    let changes = UserChanges {
+        password_hash: Some(hash),
+        ..UserChanges::default()
+    };
     ctx.store.update(tenant, &auth.user.id, changes).await?;
     Ok(())
 }
@@ -349,7 +413,13 @@ pub async fn invite(
     if ctx.store.find_by_email(tenant, email).await?.is_some() {
         return Err(CoreError::EmailTaken);
     }
-    let req = VerifyRequest { action: Action::Invite, email, tenant, user: None, role: Some(role) };
+    let req = VerifyRequest {
+        action: Action::Invite,
+        email,
+        tenant,
+        user: None,
+        role: Some(role),
+    };
     mail(ctx, &req, &redirect)
 }
 
@@ -424,8 +494,14 @@ async fn view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
     Ok(UserView { user, hook_data })
 }
 
-async fn signed_in(ctx: &Context, user: User, actor: Option<&UserId>) -> Result<SignedIn, CoreError> {
+async fn signed_in(
+    ctx: &Context,
+    user: User,
+    actor: Option<&UserId>,
+) -> Result<SignedIn, CoreError> {
     let view = view(ctx, user).await?;
-    let tokens = ctx.tokens.issue_pair(&view.user, view.hook_data.as_ref(), actor, ctx.clock.now())?;
+    let tokens =
+        ctx.tokens
+            .issue_pair(&view.user, view.hook_data.as_ref(), actor, ctx.clock.now())?;
     Ok(SignedIn { user: view, tokens })
 }

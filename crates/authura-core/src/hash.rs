@@ -81,9 +81,14 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
     let stored = hash.as_str();
     if stored.starts_with("$argon2") {
         let Ok(parsed) = argon2::PasswordHash::new(stored) else {
-            return Verification { valid: false, needs_rehash: false };
+            return Verification {
+                valid: false,
+                needs_rehash: false,
+            };
         };
-        let valid = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let valid = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         let current = params();
         let needs_rehash = parsed.algorithm.as_str() != "argon2id"
             || Params::try_from(&parsed).map_or(true, |p| {
@@ -91,12 +96,24 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
                     || p.t_cost() < current.t_cost()
                     || p.p_cost() < current.p_cost()
             });
-        Verification { valid, needs_rehash }
-    } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+        Verification {
+            valid,
+            needs_rehash,
+        }
+    } else if ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+    {
         let valid = bcrypt::verify(password, stored).unwrap_or(false);
-        Verification { valid, needs_rehash: true }
+        Verification {
+            valid,
+            needs_rehash: true,
+        }
     } else {
-        Verification { valid: false, needs_rehash: false }
+        Verification {
+            valid: false,
+            needs_rehash: false,
+        }
     }
 }
 
@@ -106,7 +123,10 @@ pub fn verify_or_dummy(password: &str, hash: Option<&PasswordHash>) -> Verificat
         Some(hash) => verify_password(password, hash),
         None => {
             let _ = verify_password(password, dummy_hash());
-            Verification { valid: false, needs_rehash: false }
+            Verification {
+                valid: false,
+                needs_rehash: false,
+            }
         }
     }
 }
@@ -144,25 +164,56 @@ mod tests {
     #[test]
     fn argon2id_round_trip_at_owasp_parameters() {
         let h = hash_password("Str0ng!pw").unwrap_or_else(|e| panic!("{e}"));
-        assert!(h.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", h.as_str());
-        assert_eq!(verify_password("Str0ng!pw", &h), Verification { valid: true, needs_rehash: false });
-        assert_eq!(verify_password("Str0ng!pX", &h), Verification { valid: false, needs_rehash: false });
+        assert!(
+            h.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            h.as_str()
+        );
+        assert_eq!(
+            verify_password("Str0ng!pw", &h),
+            Verification {
+                valid: true,
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            verify_password("Str0ng!pX", &h),
+            Verification {
+                valid: false,
+                needs_rehash: false
+            }
+        );
     }
 
     #[test]
     fn weaker_or_legacy_hashes_ask_for_a_rehash() {
         // Argon2i, and Argon2id below the OWASP memory cost.
-        let weak = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13,
-            Params::new(4096, 1, 1, None).unwrap_or_default())
-            .hash_password(b"pw")
-            .map(|h| PasswordHash::new(h.to_string()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(verify_password("pw", &weak), Verification { valid: true, needs_rehash: true });
+        let weak = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap_or_default(),
+        )
+        .hash_password(b"pw")
+        .map(|h| PasswordHash::new(h.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            verify_password("pw", &weak),
+            Verification {
+                valid: true,
+                needs_rehash: true
+            }
+        );
 
         let bcrypt_hash = bcrypt::hash("Go-Passw0rd!", 4).unwrap_or_default();
         for prefix in ["$2a$", "$2b$", "$2y$"] {
             let h = PasswordHash::new(format!("{prefix}{}", &bcrypt_hash[4..]));
-            assert_eq!(verify_password("Go-Passw0rd!", &h), Verification { valid: true, needs_rehash: true });
+            assert_eq!(
+                verify_password("Go-Passw0rd!", &h),
+                Verification {
+                    valid: true,
+                    needs_rehash: true
+                }
+            );
             assert!(!verify_password("wrong", &h).valid);
         }
     }
@@ -172,6 +223,10 @@ mod tests {
         assert!(!verify_password("x", &PasswordHash::new("plaintext")).valid);
         assert!(!verify_password("", &PasswordHash::new("")).valid);
         assert!(!verify_or_dummy("anything", None).valid);
-        assert!(dummy_hash().as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(
+            dummy_hash()
+                .as_str()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+        );
     }
 }

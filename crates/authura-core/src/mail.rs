@@ -18,8 +18,12 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 4] =
-        [Action::VerifyEmail, Action::ResetPassword, Action::ChangeEmail, Action::Invite];
+    pub const ALL: [Action; 4] = [
+        Action::VerifyEmail,
+        Action::ResetPassword,
+        Action::ChangeEmail,
+        Action::Invite,
+    ];
 
     /// The wire name (`verify-email`, …), also the template name.
     pub fn as_str(self) -> &'static str {

@@ -32,23 +32,47 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 #[async_trait]
 impl UserStore for MemoryStore {
-    async fn find_by_email(&self, tenant: Option<&TenantId>, email: &Email) -> Result<Option<User>, StoreError> {
-        Ok(self.lock().users.iter().find(|u| &u.email == email && u.tenant.as_ref() == tenant).cloned())
+    async fn find_by_email(
+        &self,
+        tenant: Option<&TenantId>,
+        email: &Email,
+    ) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .iter()
+            .find(|u| &u.email == email && u.tenant.as_ref() == tenant)
+            .cloned())
     }
 
-    async fn find_by_id(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<Option<User>, StoreError> {
-        Ok(self.lock().users.iter().find(|u| &u.id == id && u.tenant.as_ref() == tenant).cloned())
+    async fn find_by_id(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+    ) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .iter()
+            .find(|u| &u.id == id && u.tenant.as_ref() == tenant)
+            .cloned())
     }
 
     async fn create(&self, new: NewUser) -> Result<User, StoreError> {
         let mut state = self.lock();
-        if state.users.iter().any(|u| u.email == new.email && u.tenant == new.tenant) {
+        if state
+            .users
+            .iter()
+            .any(|u| u.email == new.email && u.tenant == new.tenant)
+        {
             return Err(StoreError::Conflict);
         }
         state.next_id += 1;
@@ -64,12 +88,20 @@ impl UserStore for MemoryStore {
         Ok(user)
     }
 
-    async fn update(&self, tenant: Option<&TenantId>, id: &UserId, changes: UserChanges) -> Result<User, StoreError> {
+    async fn update(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
         let mut state = self.lock();
-        if let Some(email) = &changes.email {
-            if state.users.iter().any(|u| &u.email == email && u.tenant.as_ref() == tenant && &u.id != id) {
-                return Err(StoreError::Conflict);
-            }
+        if let Some(email) = &changes.email
+            && state
+                .users
+                .iter()
+                .any(|u| &u.email == email && u.tenant.as_ref() == tenant && &u.id != id)
+        {
+            return Err(StoreError::Conflict);
         }
         let user = state
             .users

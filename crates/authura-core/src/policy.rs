@@ -41,7 +41,11 @@ pub struct PasswordPolicy {
 impl PasswordPolicy {
     /// The seed's policy: at least 8 characters, all four classes, at most 128 characters.
     pub fn seed() -> Self {
-        PasswordPolicy { min_length: 8, max_length: 128, require_classes: true }
+        PasswordPolicy {
+            min_length: 8,
+            max_length: 128,
+            require_classes: true,
+        }
     }
 
     /// The rules `password` breaks, in a fixed order; empty when it passes.
@@ -78,7 +82,11 @@ impl PasswordPolicy {
     /// `CoreError::WeakPassword` with the unmet rules.
     pub fn check(&self, password: &str) -> Result<(), CoreError> {
         let unmet = self.unmet(password);
-        if unmet.is_empty() { Ok(()) } else { Err(CoreError::WeakPassword(unmet)) }
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::WeakPassword(unmet))
+        }
     }
 }
 
@@ -87,7 +95,11 @@ mod tests {
     use super::*;
 
     fn check(policy: &PasswordPolicy, password: &str, expected: &[&str]) {
-        let got: Vec<&str> = policy.unmet(password).into_iter().map(Rule::as_str).collect();
+        let got: Vec<&str> = policy
+            .unmet(password)
+            .into_iter()
+            .map(Rule::as_str)
+            .collect();
         assert_eq!(got, expected, "password {password:?}");
     }
 
@@ -95,7 +107,11 @@ mod tests {
     fn seed_policy() {
         let p = PasswordPolicy::seed();
         check(&p, "Str0ng!pw", &[]);
-        check(&p, "", &["min_length", "uppercase", "lowercase", "digit", "special"]);
+        check(
+            &p,
+            "",
+            &["min_length", "uppercase", "lowercase", "digit", "special"],
+        );
         check(&p, "Sh0rt!", &["min_length"]);
         check(&p, "alllowercase1!", &["uppercase"]);
         check(&p, "ALLUPPER1!", &["lowercase"]);
@@ -105,12 +121,24 @@ mod tests {
         check(&p, &format!("Aa1!{}", "x".repeat(124)), &[]);
         check(&p, &format!("Aa1!{}", "x".repeat(125)), &["max_length"]);
         // Lengths count characters, not bytes: eight two-byte letters are eight characters.
-        check(&PasswordPolicy { min_length: 8, max_length: 8, require_classes: false }, "éééééééé", &[]);
+        check(
+            &PasswordPolicy {
+                min_length: 8,
+                max_length: 8,
+                require_classes: false,
+            },
+            "éééééééé",
+            &[],
+        );
     }
 
     #[test]
     fn classes_can_be_turned_off() {
-        let p = PasswordPolicy { min_length: 12, max_length: 64, require_classes: false };
+        let p = PasswordPolicy {
+            min_length: 12,
+            max_length: 64,
+            require_classes: false,
+        };
         check(&p, "correcthorsebattery", &[]);
         check(&p, "short", &["min_length"]);
     }

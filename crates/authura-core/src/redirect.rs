@@ -56,13 +56,17 @@ fn is_under(url: &Url, prefix: &Url) -> bool {
     let (path, base) = (url.path(), prefix.path());
     path == base
         || base.ends_with('/') && path.starts_with(base)
-        || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The link a mail carries: `<redirect>?action=<action>&token=<token>` (`&` when it has a query).
 pub fn mail_link(redirect: &Url, action: Action, token: &str) -> String {
     let mut url = redirect.clone();
-    url.query_pairs_mut().append_pair("action", action.as_str()).append_pair("token", token);
+    url.query_pairs_mut()
+        .append_pair("action", action.as_str())
+        .append_pair("token", token);
     url.to_string()
 }
 
@@ -75,7 +79,11 @@ mod tests {
     }
 
     fn check(p: &RedirectPolicy, candidate: &str, allowed: bool) {
-        assert_eq!(p.check(candidate).is_ok(), allowed, "candidate {candidate:?}");
+        assert_eq!(
+            p.check(candidate).is_ok(),
+            allowed,
+            "candidate {candidate:?}"
+        );
     }
 
     #[test]
@@ -99,7 +107,8 @@ mod tests {
 
     #[test]
     fn links_append_to_existing_queries() {
-        let base = Url::parse("https://app.example.com/verify?lang=en").unwrap_or_else(|e| panic!("{e}"));
+        let base =
+            Url::parse("https://app.example.com/verify?lang=en").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             mail_link(&base, Action::VerifyEmail, "a.b-c"),
             "https://app.example.com/verify?lang=en&action=verify-email&token=a.b-c"

@@ -176,7 +176,9 @@ impl Key {
     /// HMAC-SHA256 of `parts` under this key, base64url, for state fingerprints.
     fn fingerprint(&self, parts: &[&str]) -> String {
         use base64::Engine as _;
-        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.expose().as_bytes()) else {
+        let Ok(mut mac) =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.expose().as_bytes())
+        else {
             return String::new();
         };
         for p in parts {
@@ -249,8 +251,11 @@ impl Tokens {
         let s = &self.settings;
         let iat = now.timestamp();
         let input = ClaimsInput { user, hook_data };
-        let extensions =
-            s.extensions.iter().map(|e| (e.namespace().to_owned(), e.claims(&input))).collect();
+        let extensions = s
+            .extensions
+            .iter()
+            .map(|e| (e.namespace().to_owned(), e.claims(&input)))
+            .collect();
         let access = AccessClaims {
             sub: user.id.to_string(),
             email: user.email.as_str().to_owned(),
@@ -291,7 +296,11 @@ impl Tokens {
     ///
     /// # Errors
     /// `CoreError::Internal` if signing fails.
-    pub fn issue_verify(&self, req: &VerifyRequest<'_>, now: DateTime<Utc>) -> Result<String, CoreError> {
+    pub fn issue_verify(
+        &self,
+        req: &VerifyRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<String, CoreError> {
         let s = &self.settings;
         let iat = now.timestamp();
         let claims = VerifyClaims {
@@ -315,8 +324,14 @@ impl Tokens {
     ///
     /// # Errors
     /// `CoreError::InvalidToken` for any fault.
-    pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, CoreError> {
-        let c: AccessClaims = self.decode(&self.access, token, now).ok_or(CoreError::InvalidToken)?;
+    pub fn verify_access(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, CoreError> {
+        let c: AccessClaims = self
+            .decode(&self.access, token, now)
+            .ok_or(CoreError::InvalidToken)?;
         check_times(c.purpose, Purpose::Access, c.exp, now).ok_or(CoreError::InvalidToken)?;
         Ok(c)
     }
@@ -325,8 +340,14 @@ impl Tokens {
     ///
     /// # Errors
     /// `CoreError::InvalidToken` for any fault.
-    pub fn verify_refresh(&self, token: &str, now: DateTime<Utc>) -> Result<RefreshClaims, CoreError> {
-        let c: RefreshClaims = self.decode(&self.refresh, token, now).ok_or(CoreError::InvalidToken)?;
+    pub fn verify_refresh(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshClaims, CoreError> {
+        let c: RefreshClaims = self
+            .decode(&self.refresh, token, now)
+            .ok_or(CoreError::InvalidToken)?;
         check_times(c.purpose, Purpose::Refresh, c.exp, now).ok_or(CoreError::InvalidToken)?;
         Ok(c)
     }
@@ -335,10 +356,16 @@ impl Tokens {
     ///
     /// # Errors
     /// `CoreError::InvalidVerificationToken` for any fault.
-    pub fn verify_verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifyClaims, CoreError> {
-        let c: VerifyClaims =
-            self.decode(&self.verify, token, now).ok_or(CoreError::InvalidVerificationToken)?;
-        check_times(c.purpose, Purpose::Verify, c.exp, now).ok_or(CoreError::InvalidVerificationToken)?;
+    pub fn verify_verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifyClaims, CoreError> {
+        let c: VerifyClaims = self
+            .decode(&self.verify, token, now)
+            .ok_or(CoreError::InvalidVerificationToken)?;
+        check_times(c.purpose, Purpose::Verify, c.exp, now)
+            .ok_or(CoreError::InvalidVerificationToken)?;
         Ok(c)
     }
 
@@ -365,12 +392,25 @@ impl Tokens {
         }
     }
 
-    fn decode<T: DeserializeOwned>(&self, key: &Key, token: &str, _now: DateTime<Utc>) -> Option<T> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        key: &Key,
+        token: &str,
+        _now: DateTime<Utc>,
+    ) -> Option<T> {
         let mut v = Validation::new(Algorithm::HS256);
         // Expiry is checked against our clock with our leeway (see `check_times`).
         v.validate_exp = false;
         v.validate_nbf = false;
-        v.set_required_spec_claims(&["exp"]);
+        // A configured issuer or audience must be present, not merely right when present.
+        let mut required = vec!["exp"];
+        if self.settings.issuer.is_some() {
+            required.push("iss");
+        }
+        if self.settings.audience.is_some() {
+            required.push("aud");
+        }
+        v.set_required_spec_claims(&required);
         match &self.settings.audience {
             Some(aud) => v.set_audience(&[aud]),
             None => v.validate_aud = false,
@@ -378,7 +418,9 @@ impl Tokens {
         if let Some(iss) = &self.settings.issuer {
             v.set_issuer(&[iss]);
         }
-        jsonwebtoken::decode::<T>(token, &key.decoding, &v).ok().map(|d| d.claims)
+        jsonwebtoken::decode::<T>(token, &key.decoding, &v)
+            .ok()
+            .map(|d| d.claims)
     }
 }
 

@@ -141,8 +141,7 @@ impl Role {
     /// `CoreError::InvalidBody` otherwise.
     pub fn parse(input: &str) -> Result<Self, CoreError> {
         let r = input.trim();
-        if r.is_empty() || r.len() > 64 || r.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if r.is_empty() || r.len() > 64 || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(CoreError::InvalidBody(
                 "role must be 1 to 64 characters without spaces".into(),
             ));
@@ -296,7 +295,10 @@ mod tests {
         check_email("user@example..com", None);
         check_email("a..b@example.com", None);
         check_email(&format!("{}@example.com", "a".repeat(65)), None);
-        check_email(&format!("{}@example.com", "a".repeat(64)), Some(&*format!("{}@example.com", "a".repeat(64))));
+        check_email(
+            &format!("{}@example.com", "a".repeat(64)),
+            Some(&*format!("{}@example.com", "a".repeat(64))),
+        );
         check_email(&format!("a@{}.com", "b".repeat(250)), None);
     }
 
@@ -312,7 +314,10 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
-        assert_eq!(format!("{:?}", PasswordHash::new("$argon2id$x")), "PasswordHash([redacted])");
+        assert_eq!(
+            format!("{:?}", PasswordHash::new("$argon2id$x")),
+            "PasswordHash([redacted])"
+        );
         assert!(s.ct_eq(&Secret::new("hunter2")));
         assert!(!s.ct_eq(&Secret::new("hunter3")));
     }
