@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
 
 /// A store under test and whatever must stay alive while it is used.
 pub struct Fixture {
+    // Fields drop in order: the store (and its connections) before the guard (its files).
     store: Arc<dyn UserStore>,
     _guard: Box<dyn Any + Send>,
 }

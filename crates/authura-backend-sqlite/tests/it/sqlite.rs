@@ -181,6 +181,31 @@ async fn an_unopenable_file_is_unavailable() {
 }
 
 #[tokio::test]
+async fn a_database_locked_past_the_busy_timeout_is_unavailable() {
+    let db = TempDb::new();
+    let store = SqliteStore::open(&db.path, 1).await.unwrap();
+    // Another writer holds the write lock for longer than the 5 s busy timeout; reads go on (WAL).
+    let mut writer = db.connect();
+    writer.batch_execute("BEGIN IMMEDIATE;").unwrap();
+
+    let err = store
+        .create(new_user("late@example.com", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
+    store
+        .find_by_email(None, &email("late@example.com"))
+        .await
+        .unwrap();
+
+    writer.batch_execute("ROLLBACK;").unwrap();
+    store
+        .create(new_user("late@example.com", None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_zero_pool_is_refused() {
     let db = TempDb::new();
     let err = SqliteStore::open(&db.path, 0).await.unwrap_err();
