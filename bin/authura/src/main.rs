@@ -1,1 +1,136 @@
-fn main() {}
+//! The `authura` binary: parses the command line, loads the configuration, and hands over to
+//! `authura-server`. Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use authura_server::config::{self, Sources};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "authura",
+    version,
+    about = "An authentication service that works on your own users table"
+)]
+struct Cli {
+    /// A TOML file of settings (keys are the variable names); the environment overrides it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Create or upgrade the tables the configured backend needs, then exit.
+    Migrate,
+    /// Validate the configuration and print it with secrets redacted (exit 0, or 2 if invalid).
+    CheckConfig(ServeArgs),
+    /// Read a password from standard input and print its Argon2id hash.
+    HashPassword,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct ServeArgs {
+    /// Run with no configuration: SQLite at ./authura.db, mail to the log, generated secrets.
+    #[arg(long)]
+    dev: bool,
+    /// Listen address (HOST).
+    #[arg(long)]
+    host: Option<String>,
+    /// Listen port (PORT).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (command, args) = match cli.command {
+        None => (None, cli.serve),
+        Some(Command::Serve(a)) => (None, a),
+        Some(Command::CheckConfig(a)) => (Some("check-config"), a),
+        Some(Command::Migrate) => (Some("migrate"), cli.serve),
+        Some(Command::HashPassword) => return hash_password(),
+    };
+    let mut flags = BTreeMap::new();
+    if let Some(host) = args.host {
+        flags.insert("HOST".to_owned(), host);
+    }
+    if let Some(port) = args.port {
+        flags.insert("PORT".to_owned(), port.to_string());
+    }
+    let sources = Sources::from_process(cli.config, flags, args.dev);
+    let config = match config::load(&sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if command == Some("check-config") {
+        for (name, value) in &config.effective {
+            println!("{name}={value}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    authura_server::logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        if command == Some("migrate") {
+            authura_server::build_state(&config)
+                .await
+                .map(|_| eprintln!("migrations applied"))
+        } else {
+            authura_server::serve(config).await
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authura: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("cannot read standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = input
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s))
+        .unwrap_or(&input);
+    if password.is_empty() {
+        eprintln!("no password on standard input");
+        return ExitCode::from(2);
+    }
+    match authura_core::hash::hash_password(password) {
+        Ok(hash) => {
+            println!("{}", hash.as_str());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,880 @@
+//! The actix-web application: shared state, the routes of SPEC §3, and the middleware that runs
+//! the checks in the contract's order (rate limit, host, then tenant, body and authentication in
+//! each handler).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use authura_core::clock::SystemClock;
+use authura_core::flows::{self, Context, FlowSettings, SignedIn, UserView};
+use authura_core::hook::NoHook;
+use authura_core::mail::{Mail, Mailer};
+use authura_core::redirect::RedirectPolicy;
+use authura_core::store::UserStore;
+use authura_core::token::Tokens;
+use authura_core::types::format_time;
+use authura_core::{CoreError, Email, Role, Secret, TenantId};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::config::{BackendConfig, Config, MailConfig};
+use crate::error::ApiError;
+use crate::hashpool::HashPool;
+use crate::html::{self, FormAction};
+use crate::ratelimit::RateLimiter;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Mail delivery counters.
+#[derive(Debug, Default)]
+pub struct MailStats {
+    /// Mails the flows asked for (queued for sending after the response).
+    pub queued: AtomicU64,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub ctx: Context,
+    pub hash_pool: HashPool,
+    pub limiter: RateLimiter,
+    pub mail_stats: Arc<MailStats>,
+    mail_queue: tokio::sync::mpsc::Sender<Mail>,
+    multi_tenant: bool,
+    tenant_header: String,
+    host_header: String,
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Vec<String>,
+    external_origin: String,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the {backend} backend: {detail}")]
+    Backend {
+        backend: &'static str,
+        detail: String,
+    },
+    #[error("mail: {0}")]
+    Mail(String),
+    #[error("initial user: {0}")]
+    InitialUser(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
+    pub fn send_mail(&self, mail: Option<Mail>) {
+        let Some(mail) = mail else { return };
+        self.mail_stats.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.mail_queue.try_send(mail) {
+            self.mail_stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "mail queue full; mail dropped");
+        }
+    }
+
+    /// The request's tenant: `TENANT_ID_HEADER`, else the host (port dropped); `None` when
+    /// multi-tenancy is off.
+    fn tenant(&self, req: &HttpRequest) -> Result<Option<TenantId>, ApiError> {
+        if !self.multi_tenant {
+            return Ok(None);
+        }
+        let header_value = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let tenant = match header_value(&self.tenant_header) {
+            Some(t) => t.to_owned(),
+            None => match header_value(&self.host_header) {
+                Some(host) => strip_port(host).to_ascii_lowercase(),
+                None => return Err(ApiError::tenant_required(&self.tenant_header)),
+            },
+        };
+        TenantId::parse(&tenant)
+            .map(Some)
+            .map_err(|_| ApiError::tenant_required(&self.tenant_header))
+    }
+}
+
+/// Opens the backend, the mailer and the hashing pool, and creates the initial user.
+///
+/// # Errors
+/// `StartError` naming what failed.
+pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
+    let store: Arc<dyn UserStore> = match &config.backend {
+        BackendConfig::Sqlite { path, pool_size } => Arc::new(
+            authura_backend_sqlite::SqliteStore::open(path, *pool_size)
+                .await
+                .map_err(|e| StartError::Backend {
+                    backend: "sqlite",
+                    detail: e.to_string(),
+                })?,
+        ),
+    };
+    build_state_with_store(config, store).await
+}
+
+/// [`build_state`] over a given store (embedders, and tests of other stores).
+///
+/// # Errors
+/// `StartError` naming what failed.
+pub async fn build_state_with_store(
+    config: &Config,
+    store: Arc<dyn UserStore>,
+) -> Result<Arc<AppState>, StartError> {
+    // One TLS crypto provider for every client (lettre, later reqwest and ldap3).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let templates = match &config.mail_templates_dir {
+        Some(dir) => {
+            authura_mail::Templates::load(dir).map_err(|e| StartError::Mail(e.to_string()))?
+        }
+        None => authura_mail::Templates::builtin(),
+    };
+    let mailer: Arc<dyn Mailer> = match &config.mail {
+        MailConfig::Dummy => Arc::new(authura_mail::DummyMailer::new(templates)),
+        MailConfig::Smtp(settings) => Arc::new(
+            authura_mail::SmtpMailer::new(settings.clone(), templates)
+                .map_err(|e| StartError::Mail(e.to_string()))?,
+        ),
+    };
+    let tokens = Tokens::new(config.tokens.clone()).map_err(StartError::InitialUser)?;
+    let hash_pool = HashPool::for_this_machine()?;
+    let ctx = Context {
+        store,
+        hasher: Arc::new(hash_pool.clone()),
+        hook: Arc::new(NoHook),
+        tokens,
+        clock: Arc::new(SystemClock),
+        settings: FlowSettings {
+            admin_role: config.admin_role.clone(),
+            default_role: config.default_role.clone(),
+            signup_disabled: config.signup_disabled,
+            impersonation_enabled: false,
+            policy: config.policy.clone(),
+            verify_redirect_url: config.verify_redirect_url.clone(),
+            redirects: RedirectPolicy::new(config.allowed_redirect_urls.clone()),
+        },
+    };
+    if let Some(initial) = &config.initial_user {
+        match ctx.store.find_by_email(None, &initial.email).await {
+            Ok(Some(_)) => tracing::info!(email = %initial.email, "initial user exists"),
+            Ok(None) => {
+                flows::create_verified_user(
+                    &ctx,
+                    None,
+                    &initial.email,
+                    initial.password.clone(),
+                    &config.admin_role,
+                )
+                .await
+                .map_err(|e| StartError::InitialUser(e.to_string()))?;
+                tracing::info!(email = %initial.email, role = %config.admin_role, "initial user created");
+            }
+            Err(e) => return Err(StartError::InitialUser(e.to_string())),
+        }
+    }
+    let mail_stats = Arc::new(MailStats::default());
+    let (mail_queue, mut rx) = tokio::sync::mpsc::channel::<Mail>(1024);
+    {
+        let stats = Arc::clone(&mail_stats);
+        tokio::spawn(async move {
+            while let Some(mail) = rx.recv().await {
+                let (mailer, stats) = (Arc::clone(&mailer), Arc::clone(&stats));
+                tokio::spawn(async move {
+                    match mailer.send(&mail).await {
+                        Ok(()) => {
+                            stats.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(action = mail.action.as_str(), error = %e, "mail not sent");
+                        }
+                    }
+                });
+            }
+        });
+    }
+    Ok(Arc::new(AppState {
+        ctx,
+        hash_pool,
+        limiter: RateLimiter::new(config.rate_per_minute),
+        mail_stats,
+        mail_queue,
+        multi_tenant: config.multi_tenant,
+        tenant_header: config.tenant_id_header.to_ascii_lowercase(),
+        host_header: config.host_header.to_ascii_lowercase(),
+        allowed_hosts: config.allowed_hosts.clone(),
+        allowed_origins: config
+            .allowed_origins
+            .iter()
+            .map(|o| o.to_ascii_lowercase())
+            .collect(),
+        external_origin: config
+            .external_url
+            .origin()
+            .ascii_serialization()
+            .to_ascii_lowercase(),
+    }))
+}
+
+/// A bound, not yet awaited server.
+pub struct Running {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// Await it to serve; it stops on SIGINT/SIGTERM, or through `server.handle()`.
+    pub server: actix_web::dev::Server,
+    pub state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds the HTTP server to `config.host:config.port` with `workers` worker threads (0 = one
+/// per core).
+///
+/// # Errors
+/// `StartError::Bind` when the address cannot be used.
+pub fn bind(state: Arc<AppState>, config: &Config, workers: usize) -> Result<Running, StartError> {
+    bind_to(state, config, workers, None)
+}
+
+/// [`bind`] on an already bound listener (tests bind port 0 first to learn their URL).
+///
+/// # Errors
+/// `StartError::Bind` when the listener cannot be used.
+pub fn bind_to(
+    state: Arc<AppState>,
+    config: &Config,
+    workers: usize,
+    listener: Option<std::net::TcpListener>,
+) -> Result<Running, StartError> {
+    let data = web::Data::from(Arc::clone(&state));
+    let mut server = HttpServer::new(move || app(data.clone()))
+        .shutdown_timeout(30)
+        .client_request_timeout(std::time::Duration::from_secs(10));
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let addr = format!("{}:{}", config.host, config.port);
+    let server = match listener {
+        Some(l) => server.listen(l),
+        None => server.bind(&addr),
+    }
+    .map_err(|source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+    let bound = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Bind {
+            addr,
+            source: std::io::Error::other("no address bound"),
+        })?;
+    Ok(Running {
+        addr: bound,
+        server: server.run(),
+        state,
+    })
+}
+
+/// The application with its routes and middleware.
+pub fn app(
+    data: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let cors = cors(&data);
+    App::new()
+        .app_data(data)
+        .service(resource("/healthz", Method::GET, healthz))
+        .service(resource("/readyz", Method::GET, readyz))
+        .service(resource("/form", Method::GET, form))
+        .service(resource("/signup", Method::POST, signup))
+        .service(resource("/verify-email", Method::POST, verify_email))
+        .service(resource("/token", Method::POST, token))
+        .service(resource("/refresh", Method::POST, refresh))
+        .service(resource("/user", Method::GET, user))
+        .service(resource("/change-password", Method::POST, change_password))
+        .service(resource("/change-email", Method::POST, change_email))
+        .service(resource("/invite", Method::POST, invite))
+        .service(resource("/reset-password", Method::POST, reset_password))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::not_found())
+        }))
+        .wrap(from_fn(host_check))
+        .wrap(from_fn(rate_limit))
+        .wrap(cors)
+        .wrap(from_fn(html_results))
+        .wrap(from_fn(request_log))
+}
+
+fn resource<F, Args>(path: &str, method: Method, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::method(method).to(handler))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::method_not_allowed())
+        }))
+}
+
+fn cors(state: &AppState) -> actix_cors::Cors {
+    let origins = state.allowed_origins.clone();
+    let own = state.external_origin.clone();
+    actix_cors::Cors::default()
+        .allowed_origin_fn(move |origin, _| {
+            let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+            origin == own
+                || origins
+                    .iter()
+                    .any(|allowed| origin_matches(allowed, &origin))
+        })
+        .allowed_methods([Method::GET, Method::POST])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .allow_any_header()
+        .max_age(3600)
+        // A disallowed origin gets no CORS headers (the browser then blocks it); the request is
+        // not refused, so same-site form posts and non-browser clients are unaffected.
+        .block_on_origin_mismatch(false)
+}
+
+/// `*` matches any origin; an entry without a scheme matches http and https.
+fn origin_matches(allowed: &str, origin: &str) -> bool {
+    allowed == "*"
+        || allowed == origin
+        || (!allowed.contains("://")
+            && (origin.strip_prefix("http://") == Some(allowed)
+                || origin.strip_prefix("https://") == Some(allowed)))
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h.trim_start_matches('['));
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn exempt(req: &ServiceRequest) -> bool {
+    matches!(req.path(), "/healthz" | "/readyz" | "/metrics")
+}
+
+fn state_of(req: &ServiceRequest) -> Option<web::Data<AppState>> {
+    req.app_data::<web::Data<AppState>>().cloned()
+}
+
+async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if !exempt(&req)
+        && !preflight
+        && let (Some(state), Some(peer)) = (state_of(&req), req.peer_addr())
+        && let Err(wait) = state.limiter.check(client_ip(peer), Instant::now())
+    {
+        return Ok(req.error_response(ApiError::rate_limited(wait)));
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+fn client_ip(peer: SocketAddr) -> IpAddr {
+    peer.ip()
+}
+
+async fn host_check(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let Some(state) = state_of(&req)
+        && let Some(allowed) = &state.allowed_hosts
+        && !exempt(&req)
+    {
+        let host = req
+            .headers()
+            .get(state.host_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(|h| h.trim().to_ascii_lowercase());
+        if !host.is_some_and(|h| allowed.contains(&h)) {
+            return Ok(req.error_response(ApiError::host_not_allowed()));
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+/// For requests preferring HTML, turns JSON answers (errors included) into result pages.
+async fn html_results(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let wants_html = html::prefers_html(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let path = req.path().to_owned();
+    // No clone of the request may live across `next.call`: the router needs it unshared.
+    let res = next.call(req).await?.map_into_boxed_body();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !wants_html || !is_json {
+        return Ok(res);
+    }
+    let status = res.status();
+    let (http_req, res) = res.into_parts();
+    let headers = res.headers().clone();
+    let bytes = actix_web::body::to_bytes(res.into_body())
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in &headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+    let page = builder
+        .content_type("text/html; charset=utf-8")
+        .body(html::result_page(&path, status.as_u16(), &body));
+    Ok(ServiceResponse::new(http_req, page))
+}
+
+/// One line per request: method, path (never the query: it may carry a token), status, time.
+async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let start = Instant::now();
+    let (method, path) = (req.method().clone(), req.path().to_owned());
+    let res = next.call(req).await;
+    let status = match &res {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    if path == "/healthz" || path == "/readyz" {
+        tracing::debug!(%method, %path, status, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
+    res.map(ServiceResponse::map_into_boxed_body)
+}
+
+/// Reads and parses a body: JSON for `application/json` and `+json`, else form-urlencoded.
+async fn read_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<T, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(ApiError::body_too_large(BODY_LIMIT));
+    }
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid_body("the body could not be read"))?;
+        if bytes.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::body_too_large(BODY_LIMIT));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if content_type == "application/json" || content_type.ends_with("+json") {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid_body(format!("invalid JSON body: {e}")))
+    } else {
+        serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::invalid_body(format!("invalid form body: {e}")))
+    }
+}
+
+/// The Bearer token of a request.
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| CoreError::InvalidToken.into())
+}
+
+fn user_json(state: &AppState, view: &UserView) -> Value {
+    let u = &view.user;
+    let mut v = json!({
+        "id": u.id.to_json(),
+        "email": u.email.as_str(),
+        "role": u.role.as_str(),
+        "verified_at": u.verified_at.as_ref().map(format_time),
+    });
+    if let Some(obj) = v.as_object_mut() {
+        if state.multi_tenant {
+            obj.insert(
+                "tenant_id".into(),
+                u.tenant.as_ref().map(|t| t.as_str()).into(),
+            );
+        }
+        if let Some(data) = &view.hook_data {
+            obj.insert("hook_data".into(), Value::Object(data.clone()));
+        }
+    }
+    v
+}
+
+fn ok_empty() -> HttpResponse {
+    HttpResponse::Ok().json(json!({}))
+}
+
+fn no_store(mut res: HttpResponse) -> HttpResponse {
+    // Answers carrying tokens must not be cached by browsers or proxies.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn secret(s: String) -> Secret {
+    Secret::new(s)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.ctx.store.ping().await.map_err(CoreError::from)?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+}
+
+#[derive(Deserialize)]
+struct FormQuery {
+    action: Option<String>,
+    token: Option<String>,
+}
+
+async fn form(
+    query: Result<web::Query<FormQuery>, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let query =
+        query.map_err(|_| ApiError::invalid_action("the query string could not be read"))?;
+    let action = query.action.as_deref().unwrap_or("");
+    let Some(action) = FormAction::parse(action) else {
+        return Err(ApiError::invalid_action(if action == "change-password" {
+            "change-password needs a Bearer token, which a browser form cannot send"
+        } else {
+            "unknown form action (expected signup, login, verify-email, invite, reset-password, change-email or forgot-password)"
+        }));
+    };
+    let page = html::form_page(action, query.token.as_deref().unwrap_or(""));
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .content_type("text/html; charset=utf-8")
+        .body(page))
+}
+
+#[derive(Deserialize)]
+struct EmailBody {
+    email: String,
+    redirect_url: Option<String>,
+}
+
+async fn signup(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: EmailBody = read_body(&req, payload).await?;
+    let email = Email::parse(&body.email)?;
+    let mail = flows::signup(
+        &state.ctx,
+        tenant.as_ref(),
+        &email,
+        body.redirect_url.as_deref(),
+    )
+    .await?;
+    state.send_mail(mail);
+    Ok(ok_empty())
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    token: String,
+    password: Option<String>,
+}
+
+async fn verify_email(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: VerifyBody = read_body(&req, payload).await?;
+    let signed = flows::verify_email(
+        &state.ctx,
+        tenant.as_ref(),
+        &body.token,
+        body.password.map(secret),
+    )
+    .await?;
+    Ok(no_store(HttpResponse::Ok().json(
+        json!({"user": user_json(&state, &signed.user), "tokens": signed.tokens}),
+    )))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    email: String,
+    password: Option<String>,
+}
+
+async fn token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: TokenBody = read_body(&req, payload).await?;
+    let email = Email::parse(&body.email)?;
+    let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
+    let signed: SignedIn = match body.password {
+        Some(p) if !p.is_empty() => {
+            flows::login(&state.ctx, tenant.as_ref(), &email, Secret::new(p)).await?
+        }
+        // An empty password with a Bearer token asks for impersonation.
+        _ if has_bearer => {
+            flows::impersonate(&state.ctx, tenant.as_ref(), bearer(&req)?, &email).await?
+        }
+        Some(p) => flows::login(&state.ctx, tenant.as_ref(), &email, Secret::new(p)).await?,
+        None => return Err(ApiError::invalid_body("missing field `password`")),
+    };
+    Ok(no_store(HttpResponse::Ok().json(signed.tokens)))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: RefreshBody = read_body(&req, payload).await?;
+    let signed = flows::refresh(&state.ctx, tenant.as_ref(), &body.refresh_token).await?;
+    Ok(no_store(HttpResponse::Ok().json(signed.tokens)))
+}
+
+async fn user(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let view = flows::current_user(&state.ctx, tenant.as_ref(), bearer(&req)?).await?;
+    Ok(no_store(
+        HttpResponse::Ok().json(json!({"user": user_json(&state, &view)})),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ChangePasswordBody {
+    old_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: ChangePasswordBody = read_body(&req, payload).await?;
+    let token = bearer(&req)?;
+    flows::change_password(
+        &state.ctx,
+        tenant.as_ref(),
+        token,
+        secret(body.old_password),
+        secret(body.new_password),
+    )
+    .await?;
+    Ok(ok_empty())
+}
+
+async fn change_email(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: EmailBody = read_body(&req, payload).await?;
+    let token = bearer(&req)?;
+    let email = Email::parse(&body.email)?;
+    let mail = flows::change_email(
+        &state.ctx,
+        tenant.as_ref(),
+        token,
+        &email,
+        body.redirect_url.as_deref(),
+    )
+    .await?;
+    state.send_mail(mail);
+    Ok(ok_empty())
+}
+
+#[derive(Deserialize)]
+struct InviteBody {
+    email: String,
+    role: String,
+    redirect_url: Option<String>,
+}
+
+async fn invite(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: InviteBody = read_body(&req, payload).await?;
+    let token = bearer(&req)?;
+    let email = Email::parse(&body.email)?;
+    let role = Role::parse(&body.role)?;
+    let mail = flows::invite(
+        &state.ctx,
+        tenant.as_ref(),
+        token,
+        &email,
+        &role,
+        body.redirect_url.as_deref(),
+    )
+    .await?;
+    state.send_mail(Some(mail));
+    Ok(ok_empty())
+}
+
+async fn reset_password(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&req)?;
+    let body: EmailBody = read_body(&req, payload).await?;
+    let email = Email::parse(&body.email)?;
+    let mail = flows::reset_password(
+        &state.ctx,
+        tenant.as_ref(),
+        &email,
+        body.redirect_url.as_deref(),
+    )
+    .await?;
+    state.send_mail(mail);
+    Ok(ok_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(origin_matches("*", "https://x.example"));
+        assert!(origin_matches("app.example.com", "http://app.example.com"));
+        assert!(origin_matches("app.example.com", "https://app.example.com"));
+        assert!(!origin_matches(
+            "app.example.com",
+            "https://app.example.com.evil.io"
+        ));
+        assert!(origin_matches(
+            "https://app.example.com",
+            "https://app.example.com"
+        ));
+        assert!(!origin_matches(
+            "https://app.example.com",
+            "http://app.example.com"
+        ));
+        assert!(origin_matches("localhost:9000", "http://localhost:9000"));
+    }
+
+    #[test]
+    fn ports_are_stripped_from_tenant_hosts() {
+        assert_eq!(strip_port("example.com:9000"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:9000"), "::1");
+    }
+
+    #[test]
+    fn status_is_chosen_once() {
+        use actix_web::http::StatusCode;
+        let e: ApiError = CoreError::EmailTaken.into();
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::CONFLICT, "email_taken")
+        );
+    }
+}

@@ -1,0 +1,910 @@
+//! Configuration (SPEC §1–2): defaults < `--config` file < `.env` < environment < flags, read
+//! strictly. Every problem is collected and reported at once, each naming its variable; the
+//! binary exits 2 on any. Secrets are redacted wherever the configuration is printed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authura_core::extension::{ClaimsExtension, EnvExtension, HasuraExtension};
+use authura_core::policy::PasswordPolicy;
+use authura_core::token::TokenSettings;
+use authura_core::{Email, Role, Secret, duration};
+use authura_mail::{MailTls, SmtpSettings};
+use url::Url;
+
+/// Variables that hold secrets: redacted when printed, and each may be given as `NAME_FILE`.
+pub const SECRET_VARIABLES: &[&str] = &[
+    "JWT_SECRET",
+    "JWT_REFRESH_SECRET",
+    "JWT_VERIFY_SECRET",
+    "JWT_PRIVATE_KEY",
+    "JWT_PREVIOUS_KEYS",
+    "MAIL_PASS",
+    "SQLITE_INITIAL_USER_PASSWORD",
+    "POSTGRES_DSN",
+    "POSTGRES_INITIAL_USER_PASSWORD",
+    "HASURA_GRAPHQL_ADMIN_SECRET",
+    "HTTP_AUTH_HEADER_VALUE",
+    "HOOK_AUTH_HEADER_VALUE",
+    "TURNSTILE_SECRET_KEY",
+    "GOOGLE_CLIENT_SECRET",
+    "GITHUB_CLIENT_SECRET",
+    "MICROSOFT_CLIENT_SECRET",
+    "OIDC_CLIENT_SECRET",
+    "LDAP_BIND_PASSWORD",
+];
+
+/// Variables of features this build does not have yet, with the feature's name. Setting one is
+/// a startup error: a protection such as `CAPTCHA` must never be silently ignored.
+const FUTURE_VARIABLES: &[(&str, &str)] = &[
+    ("CAPTCHA", "captcha"),
+    ("TURNSTILE_SECRET_KEY", "captcha"),
+    ("TURNSTILE_SITE_KEY", "captcha"),
+    ("TURNSTILE_SCRIPT", "captcha"),
+    ("TURNSTILE_VERIFY_URL", "captcha"),
+    ("TRUSTED_PROXIES", "trusted proxies"),
+    ("HOOK_URL", "hooks"),
+    ("HOOK_AUTH_HEADER_KEY", "hooks"),
+    ("HOOK_AUTH_HEADER_VALUE", "hooks"),
+    ("HOOK_TIMEOUT", "hooks"),
+    ("JWT_PRIVATE_KEY", "asymmetric tokens"),
+    ("JWT_PREVIOUS_KEYS", "key rotation"),
+    ("OAUTH_PROVIDERS", "oauth"),
+    ("GOOGLE_CLIENT_ID", "oauth"),
+    ("GOOGLE_CLIENT_SECRET", "oauth"),
+    ("GITHUB_CLIENT_ID", "oauth"),
+    ("GITHUB_CLIENT_SECRET", "oauth"),
+    ("MICROSOFT_TENANT", "oauth"),
+    ("MICROSOFT_CLIENT_ID", "oauth"),
+    ("MICROSOFT_CLIENT_SECRET", "oauth"),
+    ("OIDC_ISSUER_URL", "oauth"),
+    ("OIDC_CLIENT_ID", "oauth"),
+    ("OIDC_CLIENT_SECRET", "oauth"),
+    ("SESSIONS_ENABLED", "sessions"),
+    ("SESSIONS_DSN", "sessions"),
+    ("MAX_ACTIVE_SESSIONS", "sessions"),
+    ("POSTGRES_DSN", "the postgres backend"),
+    ("POSTGRES_INITIAL_USER", "the postgres backend"),
+    ("POSTGRES_INITIAL_USER_PASSWORD", "the postgres backend"),
+    ("POSTGRES_POOL_SIZE", "the postgres backend"),
+    ("POSTGRES_USERS_TABLE", "the postgres backend"),
+    ("HASURA_URL", "the hasura backend"),
+    ("HASURA_GRAPHQL_ADMIN_SECRET", "the hasura backend"),
+    ("HTTP_URL", "the http backend"),
+    ("HTTP_AUTH_HEADER_KEY", "the http backend"),
+    ("HTTP_AUTH_HEADER_VALUE", "the http backend"),
+    ("LDAP_URL", "the ldap backend"),
+    ("LDAP_STARTTLS", "the ldap backend"),
+    ("LDAP_BIND_DN", "the ldap backend"),
+    ("LDAP_BIND_PASSWORD", "the ldap backend"),
+    ("LDAP_BASE_DN", "the ldap backend"),
+    ("LDAP_USER_FILTER", "the ldap backend"),
+    ("LDAP_ROLE_MAP", "the ldap backend"),
+    ("LDAP_ID_ATTRIBUTE", "the ldap backend"),
+];
+
+/// Feature switches that are fine when off and refused when on, until their feature exists.
+const FUTURE_SWITCHES: &[(&str, &str)] = &[
+    ("IMPERSONATION_ENABLED", "impersonation"),
+    ("METRICS_ENABLED", "metrics"),
+];
+
+/// The variables this build reads (besides the future ones), for file-key checking.
+const KNOWN_VARIABLES: &[&str] = &[
+    "HOST",
+    "PORT",
+    "ALLOWED_ORIGINS",
+    "ALLOWED_HOSTS",
+    "HOST_HEADER",
+    "RATE_PER_MINUTE",
+    "EXTRA_CA_FILE",
+    "ADMIN_ROLE",
+    "DEFAULT_ROLE",
+    "VERIFY_REDIRECT_URL",
+    "EXTERNAL_URL",
+    "SIGNUP_DISABLED",
+    "IMPERSONATION_ENABLED",
+    "METRICS_ENABLED",
+    "ALLOWED_REDIRECT_URLS",
+    "MULTI_TENANT_ENABLED",
+    "TENANT_ID_HEADER",
+    "JWT_SECRET",
+    "JWT_REFRESH_SECRET",
+    "JWT_VERIFY_SECRET",
+    "JWT_EXPIRATION",
+    "JWT_REFRESH_EXPIRATION",
+    "JWT_VERIFY_EXPIRATION",
+    "JWT_EXTENSIONS",
+    "JWT_ENV_EXTENSION_NAMESPACE",
+    "JWT_ENV_EXTENSION_CLAIMS",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_ALGORITHM",
+    "PASSWORD_MIN_LENGTH",
+    "PASSWORD_MAX_LENGTH",
+    "PASSWORD_REQUIRE_CLASSES",
+    "AUTH_BACKEND",
+    "SQLITE_DB_PATH",
+    "SQLITE_INITIAL_USER",
+    "SQLITE_INITIAL_USER_PASSWORD",
+    "SQLITE_POOL_SIZE",
+    "MAIL_HOST",
+    "MAIL_PORT",
+    "MAIL_USER",
+    "MAIL_PASS",
+    "MAIL_FROM",
+    "MAIL_TLS",
+    "MAIL_TEMPLATES_DIR",
+    "LOG_FORMAT",
+];
+
+/// Where configuration comes from. Built by the binary from the process; tests build it by hand.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE` (TOML; keys are the variable names, in any case).
+    pub file: Option<PathBuf>,
+    /// A `.env` file, if one is to be read.
+    pub dotenv: Option<PathBuf>,
+    /// The process environment.
+    pub env: BTreeMap<String, String>,
+    /// Command-line flags, as variables (`--port 8080` is `PORT=8080`).
+    pub flags: BTreeMap<String, String>,
+    /// `serve --dev`: no configuration needed.
+    pub dev: bool,
+    /// Where `--dev` keeps its generated secrets (default `./.authura-dev-secrets`).
+    pub dev_secrets: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The process's environment, and `./.env` when it exists.
+    pub fn from_process(file: Option<PathBuf>, flags: BTreeMap<String, String>, dev: bool) -> Self {
+        let dotenv = Path::new(".env").is_file().then(|| PathBuf::from(".env"));
+        Sources {
+            file,
+            dotenv,
+            env: std::env::vars().collect(),
+            flags,
+            dev,
+            dev_secrets: None,
+        }
+    }
+}
+
+/// The backend to use.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// Embedded SQLite.
+    Sqlite { path: PathBuf, pool_size: usize },
+}
+
+impl BackendConfig {
+    /// The backend's name, for the startup line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendConfig::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+/// How mail is delivered.
+#[derive(Debug, Clone)]
+pub enum MailConfig {
+    /// `MAIL_HOST=dummy`: each mail is written to the log with its link.
+    Dummy,
+    /// A real SMTP relay.
+    Smtp(SmtpSettings),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A user created at startup if absent (`SQLITE_INITIAL_USER`).
+#[derive(Debug, Clone)]
+pub struct InitialUser {
+    pub email: Email,
+    pub password: Secret,
+}
+
+/// The validated configuration. There is no `Default`: it is loaded, or the process stops.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// CORS origins as configured (`*`, `https://app.example.com`, `app.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// Lower-cased `host[:port]` values, when the host check is on.
+    pub allowed_hosts: Option<Vec<String>>,
+    pub host_header: String,
+    /// 0 = off.
+    pub rate_per_minute: u32,
+    /// PEM bundle trusted by outgoing TLS clients in addition to the system roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    pub admin_role: Role,
+    pub default_role: Role,
+    pub external_url: Url,
+    pub verify_redirect_url: Url,
+    pub allowed_redirect_urls: Vec<Url>,
+    pub signup_disabled: bool,
+    pub multi_tenant: bool,
+    pub tenant_id_header: String,
+    pub tokens: TokenSettings,
+    pub policy: PasswordPolicy,
+    pub backend: BackendConfig,
+    pub initial_user: Option<InitialUser>,
+    pub mail: MailConfig,
+    pub mail_templates_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub dev: bool,
+    /// The effective value of every variable, secrets redacted, for `check-config`.
+    pub effective: BTreeMap<String, String>,
+    /// Non-fatal remarks to log at startup (e.g. variables that were ignored).
+    pub warnings: Vec<String>,
+}
+
+/// Everything wrong with a configuration, one line per problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads and validates the configuration.
+///
+/// # Errors
+/// `ConfigError` listing every problem found.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let mut r = Reader::new(sources)?;
+    let config = read(&mut r, sources);
+    if r.problems.is_empty()
+        && let Some(mut c) = config
+    {
+        c.effective = r.effective;
+        c.warnings.extend(r.warnings);
+        return Ok(c);
+    }
+    Err(ConfigError {
+        problems: r.problems,
+    })
+}
+
+fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
+    for (name, feature) in FUTURE_VARIABLES {
+        if r.raw(name).is_some() {
+            r.problem(format!(
+                "{name} is set, but {feature} is not in this build yet; unset it"
+            ));
+        }
+    }
+    for (name, feature) in FUTURE_SWITCHES {
+        if r.bool(name, false) {
+            r.problem(format!(
+                "{name}=true, but {feature} is not in this build yet"
+            ));
+        }
+    }
+    if let Some(alg) = r.string("JWT_ALGORITHM")
+        && alg != "HS256"
+    {
+        r.problem(format!(
+            "JWT_ALGORITHM={alg} is not in this build yet (only HS256)"
+        ));
+    }
+
+    let host = r
+        .string("HOST")
+        .unwrap_or_else(|| r.default("HOST", "localhost"));
+    let port = r.number::<u16>("PORT", 9000);
+    let allowed_origins = r.list("ALLOWED_ORIGINS");
+    let allowed_hosts = r.string("ALLOWED_HOSTS").map(|_| {
+        r.list("ALLOWED_HOSTS")
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect()
+    });
+    let host_header = r.header_name("HOST_HEADER", "Host");
+    let rate_per_minute = r.number::<u32>("RATE_PER_MINUTE", 60);
+    let extra_ca_pem = r
+        .string("EXTRA_CA_FILE")
+        .and_then(|p| match std::fs::read(&p) {
+            Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
+                Some(pem)
+            }
+            Ok(_) => {
+                r.problem(format!("EXTRA_CA_FILE: {p} holds no PEM certificate"));
+                None
+            }
+            Err(e) => {
+                r.problem(format!("EXTRA_CA_FILE: cannot read {p}: {e}"));
+                None
+            }
+        });
+
+    let admin_role = r.role("ADMIN_ROLE", "admin");
+    let default_role = r.role("DEFAULT_ROLE", "user");
+    let external_url = r.url("EXTERNAL_URL", "http://localhost:9000");
+    let default_verify = external_url
+        .as_ref()
+        .map(|u| format!("{}/form", u.as_str().trim_end_matches('/')));
+    let verify_redirect_url = match default_verify {
+        Some(d) => r.url("VERIFY_REDIRECT_URL", &d),
+        None => r.url("VERIFY_REDIRECT_URL", "http://localhost:9000/form"),
+    };
+    let signup_disabled = r.bool("SIGNUP_DISABLED", false);
+    let multi_tenant = r.bool("MULTI_TENANT_ENABLED", false);
+    let tenant_id_header = r.header_name("TENANT_ID_HEADER", "X-Tenant-ID");
+
+    // Redirect prefixes: explicit, or VERIFY_REDIRECT_URL plus the CORS origins (never `*`).
+    let allowed_redirect_urls = match r.string("ALLOWED_REDIRECT_URLS") {
+        Some(_) => r
+            .list("ALLOWED_REDIRECT_URLS")
+            .into_iter()
+            .filter_map(|u| {
+                parse_http_url(&u)
+                    .map_err(|e| r.problem(format!("ALLOWED_REDIRECT_URLS: {e}")))
+                    .ok()
+            })
+            .collect(),
+        None => {
+            let mut v: Vec<Url> = verify_redirect_url.iter().cloned().collect();
+            for origin in &allowed_origins {
+                if origin == "*" {
+                    continue;
+                }
+                if origin.contains("://") {
+                    v.extend(Url::parse(origin).ok());
+                } else {
+                    v.extend(Url::parse(&format!("http://{origin}")).ok());
+                    v.extend(Url::parse(&format!("https://{origin}")).ok());
+                }
+            }
+            r.effective.insert(
+                "ALLOWED_REDIRECT_URLS".into(),
+                v.iter().map(Url::as_str).collect::<Vec<_>>().join(","),
+            );
+            v
+        }
+    };
+
+    let tokens = read_tokens(r, sources);
+    let policy = PasswordPolicy {
+        min_length: r.number::<usize>("PASSWORD_MIN_LENGTH", 8),
+        max_length: r.number::<usize>("PASSWORD_MAX_LENGTH", 128),
+        require_classes: r.bool("PASSWORD_REQUIRE_CLASSES", true),
+    };
+    if policy.min_length == 0 || policy.min_length > policy.max_length || policy.max_length > 4096 {
+        r.problem(
+            "PASSWORD_MIN_LENGTH / PASSWORD_MAX_LENGTH: expected 1 ≤ min ≤ max ≤ 4096".into(),
+        );
+    }
+
+    let backend_name = r
+        .string("AUTH_BACKEND")
+        .unwrap_or_else(|| r.default("AUTH_BACKEND", "sqlite"));
+    let backend = match backend_name.as_str() {
+        "sqlite" => Some(BackendConfig::Sqlite {
+            path: PathBuf::from(
+                r.string("SQLITE_DB_PATH")
+                    .unwrap_or_else(|| r.default("SQLITE_DB_PATH", "./authura.db")),
+            ),
+            pool_size: r.number::<usize>("SQLITE_POOL_SIZE", 8).max(1),
+        }),
+        "postgres" | "hasura" | "http" | "ldap" => {
+            r.problem(format!(
+                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite)"
+            ));
+            None
+        }
+        other => {
+            r.problem(format!("AUTH_BACKEND: unknown backend {other:?} (expected sqlite, postgres, hasura, http or ldap)"));
+            None
+        }
+    };
+    let initial_user = match (
+        r.string("SQLITE_INITIAL_USER"),
+        r.secret("SQLITE_INITIAL_USER_PASSWORD"),
+    ) {
+        (Some(email), Some(password)) => match Email::parse(&email) {
+            Ok(email) => Some(InitialUser { email, password }),
+            Err(_) => {
+                r.problem(format!(
+                    "SQLITE_INITIAL_USER: {email:?} is not an email address"
+                ));
+                None
+            }
+        },
+        (None, None) => None,
+        _ => {
+            r.problem("SQLITE_INITIAL_USER and SQLITE_INITIAL_USER_PASSWORD go together".into());
+            None
+        }
+    };
+
+    let mail = read_mail(r, sources, extra_ca_pem.clone());
+    let mail_templates_dir = r.string("MAIL_TEMPLATES_DIR").map(PathBuf::from);
+    if let Some(dir) = &mail_templates_dir
+        && !dir.is_dir()
+    {
+        r.problem(format!(
+            "MAIL_TEMPLATES_DIR: {} is not a directory",
+            dir.display()
+        ));
+    }
+    let log_format = match r
+        .string("LOG_FORMAT")
+        .unwrap_or_else(|| r.default("LOG_FORMAT", "pretty"))
+        .as_str()
+    {
+        "pretty" => LogFormat::Pretty,
+        "json" => LogFormat::Json,
+        other => {
+            r.problem(format!(
+                "LOG_FORMAT: expected json or pretty, got {other:?}"
+            ));
+            LogFormat::Pretty
+        }
+    };
+
+    Some(Config {
+        host,
+        port,
+        allowed_origins,
+        allowed_hosts,
+        host_header,
+        rate_per_minute,
+        extra_ca_pem,
+        admin_role: admin_role?,
+        default_role: default_role?,
+        external_url: external_url?,
+        verify_redirect_url: verify_redirect_url?,
+        allowed_redirect_urls,
+        signup_disabled,
+        multi_tenant,
+        tenant_id_header,
+        tokens: tokens?,
+        policy,
+        backend: backend?,
+        initial_user,
+        mail: mail?,
+        mail_templates_dir,
+        log_format,
+        dev: sources.dev,
+        effective: BTreeMap::new(),
+        warnings: Vec::new(),
+    })
+}
+
+fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
+    let mut secrets = [
+        r.secret("JWT_SECRET"),
+        r.secret("JWT_REFRESH_SECRET"),
+        r.secret("JWT_VERIFY_SECRET"),
+    ];
+    const NAMES: [&str; 3] = ["JWT_SECRET", "JWT_REFRESH_SECRET", "JWT_VERIFY_SECRET"];
+    if sources.dev && secrets.iter().any(Option::is_none) {
+        let path = sources
+            .dev_secrets
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".authura-dev-secrets"));
+        match dev_secrets(&path) {
+            Ok(generated) => {
+                for (i, slot) in secrets.iter_mut().enumerate() {
+                    if slot.is_none() {
+                        *slot = Some(generated[i].clone());
+                        r.effective.insert(
+                            NAMES[i].into(),
+                            format!("[redacted, from {}]", path.display()),
+                        );
+                    }
+                }
+            }
+            Err(e) => r.problem(format!(
+                "--dev: cannot keep secrets in {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    for (i, s) in secrets.iter().enumerate() {
+        if s.is_none() && !sources.dev {
+            r.problem(format!(
+                "{} is required (at least 32 random bytes; generate one with: openssl rand -base64 48)",
+                NAMES[i]
+            ));
+        }
+    }
+    let access_ttl = r.duration("JWT_EXPIRATION", "5m");
+    let refresh_ttl = r.duration("JWT_REFRESH_EXPIRATION", "720h");
+    let verify_ttl = r.duration("JWT_VERIFY_EXPIRATION", "1h");
+    let mut extensions: Vec<Arc<dyn ClaimsExtension>> = Vec::new();
+    for name in r.list("JWT_EXTENSIONS") {
+        match name.as_str() {
+            "hasura" => extensions.push(Arc::new(HasuraExtension)),
+            "env" => {
+                let ns = r.string("JWT_ENV_EXTENSION_NAMESPACE");
+                let claims = r.string("JWT_ENV_EXTENSION_CLAIMS");
+                match (ns, claims) {
+                    (Some(ns), Some(claims)) => match EnvExtension::parse(&ns, &claims) {
+                        Ok(ext) => extensions.push(Arc::new(ext)),
+                        Err(e) => r.problem(format!("JWT_ENV_EXTENSION_CLAIMS: {e}")),
+                    },
+                    _ => r.problem(
+                        "JWT_EXTENSIONS includes env: JWT_ENV_EXTENSION_NAMESPACE and JWT_ENV_EXTENSION_CLAIMS are required".into(),
+                    ),
+                }
+            }
+            other => r.problem(format!(
+                "JWT_EXTENSIONS: unknown extension {other:?} (expected hasura, env)"
+            )),
+        }
+    }
+    let issuer = r.string("JWT_ISSUER");
+    let audience = r.string("JWT_AUDIENCE");
+    let [
+        Some(access_secret),
+        Some(refresh_secret),
+        Some(verify_secret),
+    ] = secrets
+    else {
+        return None;
+    };
+    let settings = TokenSettings {
+        access_secret,
+        refresh_secret,
+        verify_secret,
+        access_ttl: access_ttl?,
+        refresh_ttl: refresh_ttl?,
+        verify_ttl: verify_ttl?,
+        issuer,
+        audience,
+        extensions,
+    };
+    for (name, ttl) in [
+        ("JWT_EXPIRATION", settings.access_ttl),
+        ("JWT_REFRESH_EXPIRATION", settings.refresh_ttl),
+        ("JWT_VERIFY_EXPIRATION", settings.verify_ttl),
+    ] {
+        if ttl.is_zero() {
+            r.problem(format!("{name} must be longer than zero"));
+        }
+    }
+    // The secrets' length and distinctness rules live with the tokens.
+    match authura_core::token::Tokens::new(settings.clone()) {
+        Ok(_) => Some(settings),
+        Err(e) => {
+            r.problem(e);
+            None
+        }
+    }
+}
+
+fn read_mail(
+    r: &mut Reader,
+    sources: &Sources,
+    extra_ca_pem: Option<Vec<u8>>,
+) -> Option<MailConfig> {
+    let host = match r.string("MAIL_HOST") {
+        Some(h) => h,
+        None if sources.dev => r.default("MAIL_HOST", "dummy"),
+        None => {
+            r.problem(
+                "MAIL_HOST is required (an SMTP relay, or dummy to write mail to the log)".into(),
+            );
+            return None;
+        }
+    };
+    if host == "dummy" {
+        return Some(MailConfig::Dummy);
+    }
+    let tls_name = r
+        .string("MAIL_TLS")
+        .unwrap_or_else(|| r.default("MAIL_TLS", "starttls"));
+    let Some(tls) = MailTls::parse(&tls_name) else {
+        r.problem(format!(
+            "MAIL_TLS: expected starttls, tls or none, got {tls_name:?}"
+        ));
+        return None;
+    };
+    let port = r.number::<u16>("MAIL_PORT", tls.default_port());
+    let user = r.string("MAIL_USER");
+    let password = r.secret("MAIL_PASS");
+    if user.is_some() != password.is_some() {
+        r.problem("MAIL_USER and MAIL_PASS go together".into());
+    }
+    let Some(from) = r.string("MAIL_FROM") else {
+        r.problem("MAIL_FROM is required with a real MAIL_HOST".into());
+        return None;
+    };
+    Some(MailConfig::Smtp(SmtpSettings {
+        host,
+        port,
+        tls,
+        user,
+        password,
+        from,
+        extra_ca_pem,
+        timeout: Duration::from_secs(10),
+    }))
+}
+
+/// Reads (or creates, mode 0600) the three dev secrets.
+fn dev_secrets(path: &Path) -> std::io::Result<[Secret; 3]> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if let [a, b, c] = lines[..]
+            && [a, b, c]
+                .iter()
+                .all(|s| s.len() >= authura_core::token::MIN_SECRET_BYTES)
+        {
+            return Ok([Secret::new(a), Secret::new(b), Secret::new(c)]);
+        }
+    }
+    let fresh = [0, 1, 2].map(|_| authura_core::hash::random_token(32));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, format!("{}\n", fresh.join("\n")).as_bytes())?;
+    Ok(fresh.map(Secret::new))
+}
+
+fn parse_http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{s:?} must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+/// Reads raw values by precedence and records problems and effective values.
+struct Reader {
+    values: BTreeMap<String, String>,
+    problems: Vec<String>,
+    warnings: Vec<String>,
+    effective: BTreeMap<String, String>,
+}
+
+impl Reader {
+    fn new(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut values = BTreeMap::new();
+        let known: BTreeSet<String> = KNOWN_VARIABLES
+            .iter()
+            .chain(FUTURE_VARIABLES.iter().map(|(n, _)| n))
+            .map(|s| s.to_string())
+            .chain(SECRET_VARIABLES.iter().map(|s| format!("{s}_FILE")))
+            .collect();
+        if let Some(path) = &sources.file {
+            match read_file(path) {
+                Ok(map) => {
+                    for (k, v) in map {
+                        if known.contains(&k) {
+                            values.insert(k, v);
+                        } else {
+                            problems.push(format!("{}: unknown setting {k:?}", path.display()));
+                        }
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(path) = &sources.dotenv {
+            match dotenvy::from_path_iter(path) {
+                Ok(iter) => {
+                    for item in iter {
+                        match item {
+                            Ok((k, v)) => {
+                                values.insert(k, v);
+                            }
+                            Err(e) => problems.push(format!("{}: {e}", path.display())),
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        for (k, v) in sources.env.iter().chain(&sources.flags) {
+            values.insert(k.clone(), v.clone());
+        }
+        // Empty values are unset (an `.env` line `CAPTCHA=` means off).
+        values.retain(|_, v| !v.trim().is_empty());
+        let mut reader = Reader {
+            values,
+            problems,
+            warnings: Vec::new(),
+            effective: BTreeMap::new(),
+        };
+        for name in SECRET_VARIABLES {
+            reader.resolve_file(name);
+        }
+        if reader.problems.is_empty() {
+            Ok(reader)
+        } else {
+            Err(ConfigError {
+                problems: reader.problems,
+            })
+        }
+    }
+
+    /// `NAME_FILE=/path` becomes `NAME`; both together is an error.
+    fn resolve_file(&mut self, name: &str) {
+        let file_var = format!("{name}_FILE");
+        let Some(path) = self.values.remove(&file_var) else {
+            return;
+        };
+        if self.values.contains_key(name) {
+            self.problems
+                .push(format!("{name} and {file_var} are both set; keep one"));
+            return;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(content) => {
+                let value = content.trim_end_matches(['\n', '\r']).to_owned();
+                self.values.insert(name.to_owned(), value);
+                self.effective
+                    .insert(name.to_owned(), format!("[redacted, from {path}]"));
+            }
+            Err(e) => self
+                .problems
+                .push(format!("{file_var}: cannot read {path}: {e}")),
+        }
+    }
+
+    fn problem(&mut self, p: String) {
+        self.problems.push(p);
+    }
+
+    fn raw(&self, name: &str) -> Option<&String> {
+        self.values.get(name)
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        let v = self.values.get(name)?.trim().to_owned();
+        self.effective
+            .entry(name.to_owned())
+            .or_insert_with(|| v.clone());
+        Some(v)
+    }
+
+    fn default(&mut self, name: &str, value: &str) -> String {
+        self.effective.insert(name.to_owned(), value.to_owned());
+        value.to_owned()
+    }
+
+    fn secret(&mut self, name: &str) -> Option<Secret> {
+        let v = self.values.get(name)?.clone();
+        self.effective
+            .entry(name.to_owned())
+            .or_insert_with(|| "[redacted]".into());
+        Some(Secret::new(v))
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.string(name) {
+            None => {
+                self.default(name, if default { "true" } else { "false" });
+                default
+            }
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    self.problem(format!("{name}: expected true or false, got {v:?}"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn number<T: FromStr + fmt::Display + Copy>(&mut self, name: &str, default: T) -> T {
+        match self.string(name) {
+            None => {
+                self.default(name, &default.to_string());
+                default
+            }
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                self.problem(format!(
+                    "{name}: expected a non-negative whole number, got {v:?}"
+                ));
+                default
+            }),
+        }
+    }
+
+    fn duration(&mut self, name: &str, default: &str) -> Option<Duration> {
+        let v = self
+            .string(name)
+            .unwrap_or_else(|| self.default(name, default));
+        duration::parse(&v)
+            .map_err(|e| self.problem(format!("{name}: {e}")))
+            .ok()
+    }
+
+    fn url(&mut self, name: &str, default: &str) -> Option<Url> {
+        let v = self
+            .string(name)
+            .unwrap_or_else(|| self.default(name, default));
+        parse_http_url(&v)
+            .map_err(|e| self.problem(format!("{name}: {e}")))
+            .ok()
+    }
+
+    fn role(&mut self, name: &str, default: &str) -> Option<Role> {
+        let v = self
+            .string(name)
+            .unwrap_or_else(|| self.default(name, default));
+        Role::parse(&v)
+            .map_err(|_| self.problem(format!("{name}: {v:?} is not a valid role name")))
+            .ok()
+    }
+
+    fn header_name(&mut self, name: &str, default: &str) -> String {
+        let v = self
+            .string(name)
+            .unwrap_or_else(|| self.default(name, default));
+        if actix_web::http::header::HeaderName::from_str(&v).is_err() {
+            self.problem(format!("{name}: {v:?} is not a valid header name"));
+        }
+        v
+    }
+
+    fn list(&mut self, name: &str) -> Vec<String> {
+        self.string(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().trim_end_matches('/').to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Reads a TOML file into upper-cased variable names and string values.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let parsed = config::Config::builder()
+        .add_source(config::File::from(path.to_path_buf()).format(config::FileFormat::Toml))
+        .build()
+        .map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let table = parsed
+        .try_deserialize::<BTreeMap<String, config::Value>>()
+        .map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in table {
+        let text = match v.clone().into_array() {
+            Ok(items) => items
+                .into_iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            Err(_) => v.to_string(),
+        };
+        out.insert(k.to_ascii_uppercase(), text);
+    }
+    Ok(out)
+}

@@ -1,0 +1,225 @@
+//! `ApiError`: the one place a status code and an error code are chosen (SPEC §3a). A 500 carries
+//! only a correlation id that is also in the log; internal detail never reaches a client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use authura_core::CoreError;
+use serde_json::{Value, json};
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// Extra fields in the body (`rules` for `weak_password`).
+    extra: Option<(&'static str, Value)>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 `invalid_body`.
+    pub fn invalid_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_body", message)
+    }
+
+    /// 400 `invalid_action` (`/form`).
+    pub fn invalid_action(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_action", message)
+    }
+
+    /// 400 `host_not_allowed`.
+    pub fn host_not_allowed() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "host_not_allowed",
+            "this host is not served here",
+        )
+    }
+
+    /// 400 `tenant_required`.
+    pub fn tenant_required(header: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "tenant_required",
+            format!("a tenant is required: send the {header} header"),
+        )
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not accept that method",
+        )
+    }
+
+    /// 413 `body_too_large`.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} KiB", limit / 1024),
+        )
+    }
+
+    /// 429 `rate_limited` with `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; slow down",
+        );
+        e.retry_after = Some(retry_after_secs.max(1));
+        e
+    }
+
+    /// 500 `internal_error`: logs `detail` with a fresh correlation id and returns only the id.
+    pub fn internal(detail: &str) -> Self {
+        let id = uuid::Uuid::new_v4();
+        tracing::error!(correlation_id = %id, error = %detail, "internal error");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side",
+        );
+        e.extra = Some(("correlation_id", Value::from(id.to_string())));
+        e
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            CoreError::InvalidBody(m) => ApiError::invalid_body(m),
+            CoreError::InvalidEmail => ApiError::new(S::BAD_REQUEST, "invalid_email", msg),
+            CoreError::InvalidTenant => ApiError::new(
+                S::BAD_REQUEST,
+                "tenant_required",
+                "the tenant id is not valid",
+            ),
+            CoreError::WeakPassword(rules) => {
+                let mut e = ApiError::new(S::BAD_REQUEST, "weak_password", msg);
+                e.extra = Some((
+                    "rules",
+                    rules.iter().map(|r| r.as_str()).collect::<Vec<_>>().into(),
+                ));
+                e
+            }
+            CoreError::InvalidRedirectUrl => {
+                ApiError::new(S::BAD_REQUEST, "invalid_redirect_url", msg)
+            }
+            CoreError::TokenUsed => ApiError::new(S::BAD_REQUEST, "token_used", msg),
+            CoreError::InvalidVerificationToken => {
+                ApiError::new(S::BAD_REQUEST, "invalid_verification_token", msg)
+            }
+            CoreError::InvalidCredentials => {
+                ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
+            }
+            CoreError::InvalidToken => ApiError::new(S::UNAUTHORIZED, "invalid_token", msg),
+            CoreError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", msg),
+            CoreError::SignupDisabled => ApiError::new(S::FORBIDDEN, "signup_disabled", msg),
+            CoreError::EmailNotVerified => ApiError::new(S::FORBIDDEN, "email_not_verified", msg),
+            CoreError::ManagedByDirectory => {
+                ApiError::new(S::FORBIDDEN, "managed_by_directory", msg)
+            }
+            CoreError::EmailTaken => ApiError::new(S::CONFLICT, "email_taken", msg),
+            CoreError::BackendUnavailable(detail) => {
+                tracing::warn!(error = %detail, "backend unavailable");
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "backend_unavailable",
+                    "the user backend is unavailable; try again",
+                )
+            }
+            CoreError::Backend(detail) => {
+                tracing::error!(error = %detail, "backend error");
+                ApiError::new(
+                    S::BAD_GATEWAY,
+                    "backend_error",
+                    "the user backend answered with an error",
+                )
+            }
+            CoreError::HookFailed { status, body } => match status {
+                Some(s) if (400..500).contains(&s) => ApiError::new(
+                    S::from_u16(s).unwrap_or(S::BAD_REQUEST),
+                    "hook_failed",
+                    body,
+                ),
+                _ => ApiError::new(S::BAD_GATEWAY, "hook_failed", body),
+            },
+            CoreError::Overloaded => {
+                let mut e = ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server is busy; try again shortly",
+                );
+                e.retry_after = Some(1);
+                e
+            }
+            CoreError::Internal(detail) => ApiError::internal(&detail),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({"error": self.code, "message": self.message});
+        if let (Some((k, v)), Some(obj)) = (&self.extra, body.as_object_mut()) {
+            obj.insert((*k).to_owned(), v.clone());
+        }
+        let mut res = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status == StatusCode::UNAUTHORIZED && self.code == "invalid_token" {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        res.json(body)
+    }
+}

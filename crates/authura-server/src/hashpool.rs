@@ -1,0 +1,179 @@
+//! The password hashing pool: a fixed set of OS threads behind a bounded queue, so Argon2id never
+//! runs on the async executor and a login flood answers 503 `overloaded` instead of stalling
+//! `/refresh` and `/user`.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+
+use async_trait::async_trait;
+use authura_core::CoreError;
+use authura_core::PasswordHash;
+use authura_core::Secret;
+use authura_core::hash::{self, PasswordHasher, Verification};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Verifications run, dummy ones included.
+    pub verifications: AtomicU64,
+    /// Verifications run against the dummy hash (unknown users).
+    pub dummy_verifications: AtomicU64,
+    /// New hashes made.
+    pub hashes: AtomicU64,
+    /// Jobs refused because the queue was full.
+    pub rejected: AtomicU64,
+}
+
+/// A `PasswordHasher` running on dedicated threads with a bounded queue.
+#[derive(Debug, Clone)]
+pub struct HashPool {
+    sender: Arc<Mutex<SyncSender<Job>>>,
+    stats: Arc<PoolStats>,
+}
+
+impl HashPool {
+    /// Starts `threads` workers with room for `queue` waiting jobs.
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn start(threads: usize, queue: usize) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..threads.max(1) {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("authura-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let guard = receiver
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            guard.recv()
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break,
+                        }
+                    }
+                })?;
+        }
+        Ok(HashPool {
+            sender: Arc::new(Mutex::new(sender)),
+            stats: Arc::new(PoolStats::default()),
+        })
+    }
+
+    /// One worker per core, 32 queued jobs per worker.
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn for_this_machine() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self::start(threads, threads * 32)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        let sent = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_send(job);
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(CoreError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(CoreError::Internal("the hashing pool has stopped".into()));
+            }
+        }
+        rx.await
+            .map_err(|_| CoreError::Internal("a hashing job was lost".into()))
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for HashPool {
+    async fn hash(&self, password: Secret) -> Result<PasswordHash, CoreError> {
+        self.stats.hashes.fetch_add(1, Ordering::Relaxed);
+        self.run(move || hash::hash_password(password.expose()))
+            .await?
+    }
+
+    async fn verify(
+        &self,
+        password: Secret,
+        stored: Option<PasswordHash>,
+    ) -> Result<Verification, CoreError> {
+        self.stats.verifications.fetch_add(1, Ordering::Relaxed);
+        if stored.is_none() {
+            self.stats
+                .dummy_verifications
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.run(move || hash::verify_or_dummy(password.expose(), stored.as_ref()))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_answers_overloaded() {
+        // One worker, one slot: block the worker, fill the slot, and the next job is refused.
+        let pool = HashPool::start(1, 1).unwrap();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let blocker = {
+            let p = pool.clone();
+            tokio::spawn(async move {
+                p.run(move || {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        let queued = {
+            let p = pool.clone();
+            tokio::spawn(async move { p.run(|| 1).await })
+        };
+        // Wait until the queued job occupies the slot, then the next must be refused.
+        let mut refused = false;
+        for _ in 0..1000 {
+            match pool.run(|| 2).await {
+                Err(CoreError::Overloaded) => {
+                    refused = true;
+                    break;
+                }
+                _ => tokio::task::yield_now().await,
+            }
+        }
+        assert!(refused);
+        assert!(pool.stats().rejected.load(Ordering::Relaxed) >= 1);
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        assert_eq!(queued.await.unwrap().unwrap(), 1);
+    }
+}

@@ -1,0 +1,229 @@
+//! HTML for browsers: the `/form` dev pages (SPEC §7) and the small result pages answered when a
+//! request's `Accept` prefers `text/html` over JSON. Every value from a request is escaped.
+
+use serde_json::Value;
+
+/// Whether an `Accept` header prefers `text/html` to `application/json`.
+pub fn prefers_html(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    quality(accept, "text", "html") > quality(accept, "application", "json")
+}
+
+/// The q-value the most specific matching range gives `type/subtype`.
+fn quality(accept: &str, ty: &str, sub: &str) -> f32 {
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let (t, s) = media.split_once('/').unwrap_or((media.as_str(), ""));
+        let specificity = if t == ty && s == sub {
+            3
+        } else if t == ty && s == "*" {
+            2
+        } else if t == "*" && s == "*" {
+            1
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(b, _)| specificity > b) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or(0.0, |(_, q)| q)
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The `/form` actions and what each page posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormAction {
+    Signup,
+    Login,
+    VerifyEmail,
+    Invite,
+    ResetPassword,
+    ChangeEmail,
+    ForgotPassword,
+}
+
+impl FormAction {
+    /// Reads the `action` query parameter; `None` for unknown actions and `change-password`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "signup" => FormAction::Signup,
+            "login" => FormAction::Login,
+            "verify-email" => FormAction::VerifyEmail,
+            "invite" => FormAction::Invite,
+            "reset-password" => FormAction::ResetPassword,
+            "change-email" => FormAction::ChangeEmail,
+            "forgot-password" => FormAction::ForgotPassword,
+            _ => return None,
+        })
+    }
+}
+
+/// Renders the form for `action`, with `token` (escaped) as a hidden field where one is needed.
+pub fn form_page(action: FormAction, token: &str) -> String {
+    let token_field = format!(
+        r#"<input type="hidden" name="token" value="{}">"#,
+        escape(token)
+    );
+    let password = |label: &str| {
+        format!(
+            r#"<label>{label} <input type="password" name="password" autocomplete="new-password"></label>"#
+        )
+    };
+    let (title, target, fields, button) = match action {
+        FormAction::Signup => (
+            "Sign up",
+            "/signup",
+            r#"<label>Email <input type="email" name="email" required autocomplete="email"></label>"#.to_owned(),
+            "Sign up",
+        ),
+        FormAction::Login => (
+            "Sign in",
+            "/token",
+            r#"<label>Email <input type="email" name="email" required autocomplete="email"></label>
+<label>Password <input type="password" name="password" required autocomplete="current-password"></label>"#
+                .to_owned(),
+            "Sign in",
+        ),
+        FormAction::VerifyEmail => ("Verify your email", "/verify-email", format!("{token_field}\n{}", password("Choose a password")), "Verify email"),
+        FormAction::Invite => ("Accept the invitation", "/verify-email", format!("{token_field}\n{}", password("Choose a password")), "Accept invitation"),
+        FormAction::ResetPassword => ("Reset your password", "/verify-email", format!("{token_field}\n{}", password("New password")), "Reset password"),
+        FormAction::ChangeEmail => ("Confirm your new email", "/verify-email", token_field, "Confirm email"),
+        FormAction::ForgotPassword => (
+            "Forgot your password?",
+            "/reset-password",
+            r#"<label>Email <input type="email" name="email" required autocomplete="email"></label>"#.to_owned(),
+            "Send reset link",
+        ),
+    };
+    page(
+        title,
+        &format!(
+            r#"<form method="post" action="{target}">
+{fields}
+<button type="submit">{button}</button>
+</form>"#
+        ),
+    )
+}
+
+/// The HTML page for a JSON answer of `path` with `status`.
+pub fn result_page(path: &str, status: u16, body: &Value) -> String {
+    if status >= 400 {
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("The request failed.");
+        let mut html = format!("<p class=\"error\">{}</p>", escape(message));
+        if let Some(rules) = body.get("rules").and_then(Value::as_array) {
+            html.push_str("<ul>");
+            for rule in rules.iter().filter_map(Value::as_str) {
+                html.push_str(&format!("<li>{}</li>", escape(rule_text(rule))));
+            }
+            html.push_str("</ul>");
+        }
+        if let Some(id) = body.get("correlation_id").and_then(Value::as_str) {
+            html.push_str(&format!("<p>Reference: <code>{}</code></p>", escape(id)));
+        }
+        return page("Something went wrong", &html);
+    }
+    let email = body
+        .pointer("/user/email")
+        .and_then(Value::as_str)
+        .map(escape);
+    let text = match path {
+        "/signup" => {
+            "Check your inbox: if this address can sign up, a link is on its way.".to_owned()
+        }
+        "/reset-password" => {
+            "If an account exists for this address, a link to reset its password is on its way."
+                .to_owned()
+        }
+        "/verify-email" => match email {
+            Some(e) => format!("All set: you are signed in as {e}."),
+            None => "All set.".to_owned(),
+        },
+        "/token" => "You are signed in.".to_owned(),
+        _ => "Done.".to_owned(),
+    };
+    page("Done", &format!("<p class=\"ok\">{text}</p>"))
+}
+
+fn rule_text(rule: &str) -> &str {
+    match rule {
+        "min_length" => "The password is too short.",
+        "max_length" => "The password is too long.",
+        "uppercase" => "It needs an upper-case letter.",
+        "lowercase" => "It needs a lower-case letter.",
+        "digit" => "It needs a digit.",
+        "special" => "It needs a character that is not a letter or a digit.",
+        other => other,
+    }
+}
+
+fn page(title: &str, content: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{title} · Authura</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}}label,input,button{{display:block;width:100%;margin:.4rem 0}}input,button{{padding:.5rem;box-sizing:border-box}}.error{{color:#a00}}</style>
+</head>
+<body>
+<h1>{title}</h1>
+{content}
+</body>
+</html>
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(prefers_html(Some(browser)));
+        assert!(!prefers_html(Some("*/*")));
+        assert!(!prefers_html(Some("application/json")));
+        assert!(!prefers_html(Some("application/json, text/html;q=0.5")));
+        assert!(prefers_html(Some("text/html")));
+        assert!(prefers_html(Some("text/*, application/json;q=0.1")));
+        assert!(!prefers_html(None));
+    }
+
+    #[test]
+    fn form_values_are_escaped() {
+        let html = form_page(FormAction::VerifyEmail, r#""><script>alert(1)</script>"#);
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("&quot;&gt;&lt;script&gt;"));
+        assert!(html.contains(r#"action="/verify-email""#));
+        assert_eq!(FormAction::parse("change-password"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! Per-client token buckets (SPEC §2 `RATE_PER_MINUTE`): burst = the per-minute rate, refilled
+//! continuously. Memory is bounded: at most `MAX_CLIENTS` buckets per shard; when a shard is full,
+//! buckets that have refilled completely (idle clients) are dropped first, then the oldest.
+//! IPv6 clients are keyed by their /64, since one host usually owns a whole /64.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+const SHARDS: usize = 16;
+const MAX_CLIENTS: usize = 4096;
+
+/// The limiter.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    shards: Vec<Mutex<HashMap<IpAddr, Bucket>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_minute` requests per client per minute (0 = off).
+    pub fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Takes one token for `ip` at `now`: `Ok(())`, or `Err(seconds until one is available)`.
+    ///
+    /// # Errors
+    /// The seconds to wait when the bucket is empty.
+    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let key = client_key(ip);
+        let capacity = f64::from(self.per_minute);
+        let per_sec = capacity / 60.0;
+        let mut shard = self.shards[shard_of(&key)]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shard.len() >= MAX_CLIENTS && !shard.contains_key(&key) {
+            shard.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * per_sec < capacity
+            });
+            if shard.len() >= MAX_CLIENTS
+                && let Some(oldest) = shard.iter().min_by_key(|(_, b)| b.last).map(|(k, _)| *k)
+            {
+                shard.remove(&oldest);
+            }
+        }
+        let bucket = shard.entry(key).or_insert(Bucket {
+            tokens: capacity,
+            last: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(capacity);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / per_sec).ceil() as u64)
+        }
+    }
+
+    /// How many clients are tracked (for tests of the memory bound).
+    pub fn tracked(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+}
+
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
+}
+
+fn shard_of(key: &IpAddr) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) % SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn burst_then_refill() {
+        let l = RateLimiter::new(3);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(l.check(ip, t0).is_ok());
+        assert!(l.check(ip, t0).is_ok());
+        assert!(l.check(ip, t0).is_ok());
+        assert_eq!(l.check(ip, t0), Err(20));
+        // Another client is unaffected.
+        assert!(l.check("10.0.0.2".parse().unwrap(), t0).is_ok());
+        // One token every 20 s.
+        assert!(l.check(ip, t0 + Duration::from_secs(20)).is_ok());
+        assert!(l.check(ip, t0 + Duration::from_secs(20)).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let l = RateLimiter::new(1);
+        let t0 = Instant::now();
+        assert!(l.check("2001:db8:1:2::1".parse().unwrap(), t0).is_ok());
+        assert!(
+            l.check("2001:db8:1:2:ffff::9".parse().unwrap(), t0)
+                .is_err()
+        );
+        assert!(l.check("2001:db8:1:3::1".parse().unwrap(), t0).is_ok());
+    }
+
+    #[test]
+    fn zero_is_off_and_memory_is_bounded() {
+        let off = RateLimiter::new(0);
+        let t0 = Instant::now();
+        for _ in 0..1000 {
+            assert!(off.check("10.0.0.1".parse().unwrap(), t0).is_ok());
+        }
+        let l = RateLimiter::new(10);
+        for i in 0..(SHARDS * MAX_CLIENTS * 2) as u32 {
+            let _ = l.check(IpAddr::V4(i.into()), t0);
+        }
+        assert!(l.tracked() <= SHARDS * MAX_CLIENTS);
+    }
+}
