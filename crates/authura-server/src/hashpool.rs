@@ -82,10 +82,11 @@ impl HashPool {
         &self.stats
     }
 
-    async fn run<T: Send + 'static>(
+    /// Queues `work`, or refuses at once when the queue is full.
+    fn submit<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, CoreError> {
+    ) -> Result<tokio::sync::oneshot::Receiver<T>, CoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(work());
@@ -96,16 +97,23 @@ impl HashPool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .try_send(job);
         match sent {
-            Ok(()) => {}
+            Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => {
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(CoreError::Overloaded);
+                Err(CoreError::Overloaded)
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(CoreError::Internal("the hashing pool has stopped".into()));
+                Err(CoreError::Internal("the hashing pool has stopped".into()))
             }
         }
-        rx.await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        self.submit(work)?
+            .await
             .map_err(|_| CoreError::Internal("a hashing job was lost".into()))
     }
 }
@@ -140,40 +148,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_overloaded() {
-        // One worker, one slot: block the worker, fill the slot, and the next job is refused.
+        // One worker, one queue slot: occupy the worker, fill the slot, and the next is refused.
         let pool = HashPool::start(1, 1).unwrap();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let blocker = {
-            let p = pool.clone();
-            tokio::spawn(async move {
-                p.run(move || {
-                    let _ = started_tx.send(());
-                    let _ = release_rx.recv();
-                })
-                .await
+        let blocker = pool
+            .submit(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
             })
-        };
+            .unwrap();
         started_rx.await.unwrap();
-        let queued = {
-            let p = pool.clone();
-            tokio::spawn(async move { p.run(|| 1).await })
-        };
-        // Wait until the queued job occupies the slot, then the next must be refused.
-        let mut refused = false;
-        for _ in 0..1000 {
-            match pool.run(|| 2).await {
-                Err(CoreError::Overloaded) => {
-                    refused = true;
-                    break;
-                }
-                _ => tokio::task::yield_now().await,
-            }
-        }
-        assert!(refused);
-        assert!(pool.stats().rejected.load(Ordering::Relaxed) >= 1);
+        let queued = pool.submit(|| 1).unwrap();
+        assert!(matches!(pool.submit(|| 2), Err(CoreError::Overloaded)));
+        assert_eq!(pool.stats().rejected.load(Ordering::Relaxed), 1);
         release_tx.send(()).unwrap();
-        blocker.await.unwrap().unwrap();
-        assert_eq!(queued.await.unwrap().unwrap(), 1);
+        blocker.await.unwrap();
+        assert_eq!(queued.await.unwrap(), 1);
+        // With the queue drained, work is accepted again.
+        assert_eq!(pool.run(|| 3).await.unwrap(), 3);
     }
 }

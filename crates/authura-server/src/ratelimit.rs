@@ -49,13 +49,19 @@ impl RateLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if shard.len() >= MAX_CLIENTS && !shard.contains_key(&key) {
+            // Trim to three quarters in one pass, so eviction is amortised over many new clients:
+            // idle clients (full buckets) first, then the least recently seen.
             shard.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * per_sec < capacity
             });
-            if shard.len() >= MAX_CLIENTS
-                && let Some(oldest) = shard.iter().min_by_key(|(_, b)| b.last).map(|(k, _)| *k)
-            {
-                shard.remove(&oldest);
+            let target = MAX_CLIENTS * 3 / 4;
+            if shard.len() > target {
+                let mut by_age: Vec<(Instant, IpAddr)> =
+                    shard.iter().map(|(k, b)| (b.last, *k)).collect();
+                by_age.sort_unstable();
+                for (_, k) in &by_age[..shard.len() - target] {
+                    shard.remove(k);
+                }
             }
         }
         let bucket = shard.entry(key).or_insert(Bucket {
