@@ -1,1 +1,56 @@
-fn main() {}
+//! `cargo xtask`: developer tasks. `test` prepares the real services the test suite talks to
+//! (installing missing system packages when it runs as root) and runs every test; it fails loudly,
+//! never skips. `ci` adds the formatting and lint gates.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+mod services;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("ci") => {
+            run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+            run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+            test(&args[1..])
+        }
+        Some("dist") => run(Command::new("cargo").args(["build", "--release", "--package", "authura"])),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, then test\n  dist         build the release binary"
+            );
+            bail!("unknown or missing task")
+        }
+    }
+}
+
+/// Prepares every service the suite needs, then runs it.
+fn test(extra: &[String]) -> Result<()> {
+    services::ensure_all()?;
+    let mut cmd = Command::new("cargo");
+    cmd.args(["test", "--workspace", "--all-targets"]).args(extra);
+    // Tests that need a service fail, never skip, when it is missing; this says so explicitly.
+    cmd.env("AUTHURA_TEST_SERVICES", "required");
+    run(&mut cmd)?;
+    run(Command::new("cargo").args(["test", "--workspace", "--doc"]))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: running {shown}");
+    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
