@@ -1,0 +1,425 @@
+//! The edges: tenancy, redirects, rate limits, CORS, hosts, bodies, HTML answers, `/form`.
+
+use serde_json::json;
+
+use crate::harness::{PW, TestServer, s};
+
+#[tokio::test]
+async fn tenants_are_separate_and_required() {
+    let srv = TestServer::with(&[
+        ("MULTI_TENANT_ENABLED", "true"),
+        ("SQLITE_INITIAL_USER", ""),
+        ("SQLITE_INITIAL_USER_PASSWORD", ""),
+    ])
+    .await;
+    // No tenant header and no Host header to fall back on.
+    let mut no_host = srv
+        .client
+        .post(srv.url("/signup"))
+        .json(&json!({"email": "a@example.com"}));
+    no_host = no_host.header("Host", "");
+    srv.send(no_host).await.expect(400, "tenant_required");
+
+    let in_tenant = |t: &'static str, path: &str, body: serde_json::Value| {
+        srv.client
+            .post(srv.url(path))
+            .header("X-Tenant-ID", t)
+            .json(&body)
+    };
+    for tenant in ["acme", "globex"] {
+        srv.send(in_tenant(
+            tenant,
+            "/signup",
+            json!({"email": "ann@example.com"}),
+        ))
+        .await
+        .ok();
+        let token = TestServer::token_in(&srv.mail_to("ann@example.com").await);
+        // The link only works in its own tenant.
+        let other = if tenant == "acme" { "globex" } else { "acme" };
+        srv.send(in_tenant(
+            other,
+            "/verify-email",
+            json!({"token": token, "password": PW}),
+        ))
+        .await
+        .expect(400, "invalid_verification_token");
+        let v = srv
+            .send(in_tenant(
+                tenant,
+                "/verify-email",
+                json!({"token": token, "password": PW}),
+            ))
+            .await;
+        assert_eq!(v.ok()["user"]["tenant_id"], tenant);
+    }
+    let acme = srv
+        .send(in_tenant(
+            "acme",
+            "/token",
+            json!({"email": "ann@example.com", "password": PW}),
+        ))
+        .await
+        .ok()
+        .clone();
+    let at = s(&acme["access_token"]);
+    srv.send(
+        srv.client
+            .get(srv.url("/user"))
+            .header("X-Tenant-ID", "globex")
+            .bearer_auth(at),
+    )
+    .await
+    .expect(401, "invalid_token");
+    let me = srv
+        .send(
+            srv.client
+                .get(srv.url("/user"))
+                .header("X-Tenant-ID", "acme")
+                .bearer_auth(at),
+        )
+        .await;
+    assert_eq!(me.ok()["user"]["tenant_id"], "acme");
+    srv.send(in_tenant(
+        "globex",
+        "/refresh",
+        json!({"refresh_token": acme["refresh_token"]}),
+    ))
+    .await
+    .expect(401, "invalid_token");
+
+    // Without the header, the host (port dropped) is the tenant.
+    let by_host = srv
+        .client
+        .post(srv.url("/signup"))
+        .header("Host", "shop.example:8080")
+        .json(&json!({"email": "h@example.com"}));
+    srv.send(by_host).await.ok();
+    let token = TestServer::token_in(&srv.mail_to("h@example.com").await);
+    let v = srv
+        .send(in_tenant(
+            "shop.example",
+            "/verify-email",
+            json!({"token": token, "password": PW}),
+        ))
+        .await;
+    assert_eq!(v.ok()["user"]["tenant_id"], "shop.example");
+}
+
+#[tokio::test]
+async fn redirect_urls_are_validated_and_links_built_on_them() {
+    let srv = TestServer::with(&[("ALLOWED_ORIGINS", "https://app.example.com")]).await;
+    for bad in [
+        "https://evil.example.com/x",
+        "https://app.example.com.evil.io/",
+        "javascript:alert(1)",
+        "http://app.example.com/x",
+    ] {
+        srv.post(
+            "/signup",
+            json!({"email": "a@example.com", "redirect_url": bad}),
+        )
+        .await
+        .expect(400, "invalid_redirect_url");
+    }
+    srv.post("/signup", json!({"email": "a@example.com", "redirect_url": "https://app.example.com/welcome?lang=en"})).await.ok();
+    let link = srv.mail_to("a@example.com").await.link().unwrap();
+    assert!(
+        link.starts_with("https://app.example.com/welcome?lang=en&action=verify-email&token="),
+        "{link}"
+    );
+    // Bad redirects are refused before anything else happens, so no mail is asked for.
+    let before = srv.mails_requested();
+    srv.post(
+        "/reset-password",
+        json!({"email": "a@example.com", "redirect_url": "https://evil.example.com"}),
+    )
+    .await
+    .expect(400, "invalid_redirect_url");
+    assert_eq!(srv.mails_requested(), before);
+}
+
+#[tokio::test]
+async fn rate_limiting_per_client() {
+    let srv = TestServer::with(&[("RATE_PER_MINUTE", "3")]).await;
+    for _ in 0..3 {
+        srv.get("/user", None).await.expect(401, "invalid_token");
+    }
+    let limited = srv.get("/user", None).await;
+    limited.expect(429, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    // Health checks are exempt.
+    for _ in 0..5 {
+        srv.get("/healthz", None).await.ok();
+    }
+}
+
+#[tokio::test]
+async fn cors_allows_listed_origins_only() {
+    let srv = TestServer::with(&[(
+        "ALLOWED_ORIGINS",
+        "app.example.com,https://admin.example.com",
+    )])
+    .await;
+    let preflight = |origin: &str| {
+        srv.client
+            .request(reqwest::Method::OPTIONS, srv.url("/token"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+    };
+    for allowed in [
+        "http://app.example.com",
+        "https://app.example.com",
+        "https://admin.example.com",
+    ] {
+        let r = srv.send(preflight(allowed)).await;
+        assert_eq!(r.status, 200, "{allowed}: {}", r.text);
+        assert_eq!(r.headers["access-control-allow-origin"], allowed);
+    }
+    let r = srv.send(preflight("https://evil.example.com")).await;
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+    let simple = srv
+        .send(
+            srv.client
+                .get(srv.url("/healthz"))
+                .header("Origin", "https://app.example.com"),
+        )
+        .await;
+    assert_eq!(
+        simple.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let foreign = srv
+        .send(
+            srv.client
+                .get(srv.url("/healthz"))
+                .header("Origin", "https://evil.example.com"),
+        )
+        .await;
+    assert_eq!(foreign.status, 200);
+    assert!(foreign.headers.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn allowed_hosts() {
+    let srv = TestServer::with(&[("ALLOWED_HOSTS", "auth.example.com,localhost:9000")]).await;
+    let with_host = |h: &str| {
+        srv.client
+            .post(srv.url("/signup"))
+            .header("Host", h)
+            .json(&json!({"email": "a@example.com"}))
+    };
+    srv.send(with_host("auth.example.com")).await.ok();
+    srv.send(with_host("AUTH.example.com")).await.ok();
+    srv.send(with_host("localhost:9000")).await.ok();
+    srv.send(with_host("evil.example.com"))
+        .await
+        .expect(400, "host_not_allowed");
+    srv.send(with_host("localhost:9001"))
+        .await
+        .expect(400, "host_not_allowed");
+    // Probes are exempt.
+    srv.send(
+        srv.client
+            .get(srv.url("/healthz"))
+            .header("Host", "10.0.0.5"),
+    )
+    .await
+    .ok();
+}
+
+#[tokio::test]
+async fn bodies_are_parsed_strictly() {
+    let srv = TestServer::start().await;
+    let raw = |ct: &str, body: &str| {
+        srv.client
+            .post(srv.url("/signup"))
+            .header("Content-Type", ct)
+            .body(body.to_owned())
+    };
+    srv.send(raw("application/json", "{not json"))
+        .await
+        .expect(400, "invalid_body");
+    srv.send(raw("application/json", r#"{"email": 5}"#))
+        .await
+        .expect(400, "invalid_body");
+    srv.send(raw("application/json", "{}"))
+        .await
+        .expect(400, "invalid_body");
+    srv.send(raw("application/json", r#"{"email": "not-an-address"}"#))
+        .await
+        .expect(400, "invalid_email");
+    srv.send(raw(
+        "application/vnd.api+json",
+        r#"{"email": "plus@example.com"}"#,
+    ))
+    .await
+    .ok();
+    srv.send(raw("text/plain", "email=plain%40example.com"))
+        .await
+        .ok();
+    srv.send(raw("application/x-www-form-urlencoded", ""))
+        .await
+        .expect(400, "invalid_body");
+    let long = format!("{}@example.com", "a".repeat(300));
+    srv.post("/signup", json!({"email": long}))
+        .await
+        .expect(400, "invalid_email");
+    let huge = format!(r#"{{"email": "{}"}}"#, "a".repeat(70 * 1024));
+    srv.send(raw("application/json", &huge))
+        .await
+        .expect(413, "body_too_large");
+    // Streamed without a length, it is cut off at the limit all the same.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..80).map(|_| Ok(vec![b'a'; 1024])).collect();
+    let streamed = srv
+        .client
+        .post(srv.url("/signup"))
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )));
+    srv.send(streamed).await.expect(413, "body_too_large");
+    // The server keeps serving.
+    srv.get("/healthz", None).await.ok();
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods() {
+    let srv = TestServer::start().await;
+    srv.get("/nope", None).await.expect(404, "not_found");
+    srv.get("/signup", None)
+        .await
+        .expect(405, "method_not_allowed");
+    srv.post("/user", json!({}))
+        .await
+        .expect(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn browsers_get_html_answers() {
+    let srv = TestServer::start().await;
+    let html = |path: &str, body: serde_json::Value| {
+        srv.client
+            .post(srv.url(path))
+            .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .json(&body)
+    };
+    let ok = srv
+        .send(html("/signup", json!({"email": "a@example.com"})))
+        .await;
+    assert_eq!(ok.status, 200);
+    assert!(
+        ok.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(ok.text.contains("Check your inbox"));
+    let err = srv
+        .send(html(
+            "/token",
+            json!({"email": "a@example.com", "password": "<b>x</b>"}),
+        ))
+        .await;
+    assert_eq!(err.status, 401);
+    assert!(
+        err.text.contains("wrong email or password") && err.text.starts_with("<!doctype html>")
+    );
+    let weak = srv.send(html("/verify-email", json!({"token": TestServer::token_in(&srv.mail_to("a@example.com").await), "password": "x"}))).await;
+    assert_eq!(weak.status, 400);
+    assert!(weak.text.contains("too short"));
+    // JSON clients are unaffected.
+    srv.post("/token", json!({"email": "a@example.com", "password": "x"}))
+        .await
+        .expect(401, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn form_pages() {
+    let srv = TestServer::start().await;
+    for (action, target) in [
+        ("signup", "/signup"),
+        ("login", "/token"),
+        ("verify-email", "/verify-email"),
+        ("invite", "/verify-email"),
+        ("reset-password", "/verify-email"),
+        ("change-email", "/verify-email"),
+        ("forgot-password", "/reset-password"),
+    ] {
+        let page = srv
+            .get(&format!("/form?action={action}&token=abc"), None)
+            .await;
+        assert_eq!(page.status, 200, "{action}");
+        assert!(
+            page.text.contains(&format!(r#"action="{target}""#)),
+            "{action}: {}",
+            page.text
+        );
+    }
+    let evil = srv
+        .get(
+            "/form?action=verify-email&token=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            None,
+        )
+        .await;
+    assert!(!evil.text.contains("<script>alert(1)"));
+    assert!(evil.text.contains("&quot;&gt;&lt;script&gt;"));
+    srv.get("/form?action=change-password", None)
+        .await
+        .expect(400, "invalid_action");
+    srv.get("/form?action=%3Cb%3E", None)
+        .await
+        .expect(400, "invalid_action");
+    srv.get("/form", None).await.expect(400, "invalid_action");
+}
+
+#[tokio::test]
+async fn signup_disabled_still_allows_invites() {
+    let srv = TestServer::with(&[("SIGNUP_DISABLED", "true")]).await;
+    srv.post("/signup", json!({"email": "a@example.com"}))
+        .await
+        .expect(403, "signup_disabled");
+    let admin = srv.admin_token().await;
+    srv.post_as(
+        "/invite",
+        &admin,
+        json!({"email": "b@example.com", "role": "user"}),
+    )
+    .await
+    .ok();
+    let token = TestServer::token_in(&srv.mail_to("b@example.com").await);
+    srv.post("/verify-email", json!({"token": token, "password": PW}))
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn impersonation_is_refused_while_off() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    srv.sign_up("ann@example.com", PW).await;
+    srv.post_as(
+        "/token",
+        &admin,
+        json!({"email": "ann@example.com", "password": ""}),
+    )
+    .await
+    .expect(403, "forbidden");
+    srv.post("/token", json!({"email": "ann@example.com"}))
+        .await
+        .expect(400, "invalid_body");
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let srv = TestServer::start().await;
+    assert_eq!(srv.get("/healthz", None).await.ok()["status"], "ok");
+    assert_eq!(srv.get("/readyz", None).await.ok()["status"], "ready");
+}

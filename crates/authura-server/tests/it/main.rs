@@ -1,0 +1,7 @@
+//! The server as a client sees it: real HTTP against the service bound in-process, on a temp
+//! SQLite file, with every mail caught by a real SMTP server and its link followed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod edges;
+mod flows;
+mod harness;
