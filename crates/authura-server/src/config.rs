@@ -340,7 +340,8 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
 
     let admin_role = r.role("ADMIN_ROLE", "admin");
     let default_role = r.role("DEFAULT_ROLE", "user");
-    let external_url = r.url("EXTERNAL_URL", "http://localhost:9000");
+    // The default follows the port, so `serve --dev --port 8080` links to itself.
+    let external_url = r.url("EXTERNAL_URL", &format!("http://localhost:{port}"));
     let default_verify = external_url
         .as_ref()
         .map(|u| format!("{}/form", u.as_str().trim_end_matches('/')));

@@ -1,0 +1,270 @@
+//! Configuration errors (exit 2), `check-config`, `--config` files, `*_FILE` secrets, `hash-password`.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_authura");
+
+pub const GOOD: &[(&str, &str)] = &[
+    ("JWT_SECRET", "access-secret-0123456789abcdefghijklmnop"),
+    (
+        "JWT_REFRESH_SECRET",
+        "refresh-secret-0123456789abcdefghijklmn",
+    ),
+    (
+        "JWT_VERIFY_SECRET",
+        "verify-secret-0123456789abcdefghijklmno",
+    ),
+    ("MAIL_HOST", "dummy"),
+];
+
+/// Runs the binary in an empty directory with only `vars` set.
+pub fn authura(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn with(overrides: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut v: Vec<_> = GOOD
+        .iter()
+        .copied()
+        .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+        .collect();
+    v.extend(overrides.iter().copied().filter(|(_, val)| !val.is_empty()));
+    v
+}
+
+#[track_caller]
+fn check_refused(overrides: &[(&'static str, &'static str)], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authura(&["check-config"], &with(overrides), dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{overrides:?}: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{overrides:?}: expected {expected:?} in {stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_the_variable() {
+    check_refused(&[("JWT_SECRET", "")], "JWT_SECRET is required");
+    check_refused(
+        &[("JWT_SECRET", "short")],
+        "JWT_SECRET must be at least 32 bytes",
+    );
+    check_refused(
+        &[(
+            "JWT_VERIFY_SECRET",
+            "access-secret-0123456789abcdefghijklmnop",
+        )],
+        "JWT_SECRET and JWT_VERIFY_SECRET must be different",
+    );
+    check_refused(&[("JWT_EXPIRATION", "5 minutes")], "JWT_EXPIRATION");
+    check_refused(&[("PORT", "http")], "PORT: expected");
+    check_refused(&[("RATE_PER_MINUTE", "-1")], "RATE_PER_MINUTE");
+    check_refused(&[("EXTERNAL_URL", "not a url")], "EXTERNAL_URL");
+    check_refused(&[("MAIL_HOST", "")], "MAIL_HOST is required");
+    check_refused(
+        &[("MAIL_HOST", "smtp.example.com")],
+        "MAIL_FROM is required",
+    );
+    check_refused(
+        &[
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_FROM", "a@b.c"),
+            ("MAIL_TLS", "ssl"),
+        ],
+        "MAIL_TLS",
+    );
+    check_refused(
+        &[("SIGNUP_DISABLED", "maybe")],
+        "SIGNUP_DISABLED: expected true or false",
+    );
+    check_refused(
+        &[("JWT_EXTENSIONS", "hasura,magic")],
+        "unknown extension \"magic\"",
+    );
+    check_refused(
+        &[("JWT_EXTENSIONS", "env")],
+        "JWT_ENV_EXTENSION_NAMESPACE and JWT_ENV_EXTENSION_CLAIMS are required",
+    );
+    check_refused(
+        &[
+            ("JWT_EXTENSIONS", "env"),
+            ("JWT_ENV_EXTENSION_NAMESPACE", "x"),
+            ("JWT_ENV_EXTENSION_CLAIMS", "{\"a\": \"{{.Password}}\"}"),
+        ],
+        "unknown template field",
+    );
+    check_refused(&[("AUTH_BACKEND", "mysql")], "unknown backend");
+    check_refused(&[("AUTH_BACKEND", "postgres")], "not in this build yet");
+    check_refused(
+        &[("SQLITE_INITIAL_USER", "root@example.com")],
+        "go together",
+    );
+    // Protections this build does not have are refused, never ignored.
+    check_refused(
+        &[("CAPTCHA", "turnstile")],
+        "CAPTCHA is set, but captcha is not in this build yet",
+    );
+    check_refused(
+        &[("HOOK_URL", "http://localhost/hook")],
+        "HOOK_URL is set, but hooks",
+    );
+    check_refused(&[("TRUSTED_PROXIES", "10.0.0.0/8")], "TRUSTED_PROXIES");
+    check_refused(
+        &[("IMPERSONATION_ENABLED", "true")],
+        "IMPERSONATION_ENABLED=true",
+    );
+    check_refused(&[("JWT_ALGORITHM", "RS256")], "JWT_ALGORITHM=RS256");
+    check_refused(&[("OAUTH_PROVIDERS", "google")], "OAUTH_PROVIDERS");
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authura(&["check-config"], &[("PORT", "x")], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    for expected in [
+        "JWT_SECRET is required",
+        "JWT_REFRESH_SECRET is required",
+        "JWT_VERIFY_SECRET is required",
+        "MAIL_HOST is required",
+        "PORT: expected",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+}
+
+#[test]
+fn check_config_redacts_secrets_and_reads_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("refresh");
+    std::fs::write(&secret_file, "refresh-from-file-0123456789abcdefghijk\n").unwrap();
+    std::fs::write(dir.path().join("authura.toml"), "port = 8123\njwt_expiration = \"10m\"\nallowed_origins = [\"app.example.com\", \"https://x.example\"]\n").unwrap();
+    let mut vars: Vec<_> = GOOD
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "JWT_REFRESH_SECRET")
+        .collect();
+    let file = secret_file.to_str().unwrap().to_owned();
+    vars.push(("JWT_REFRESH_SECRET_FILE", &file));
+    vars.push(("JWT_EXPIRATION", "15m"));
+    let out = authura(
+        &["--config", "authura.toml", "check-config"],
+        &vars,
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PORT=8123"), "{stdout}");
+    assert!(
+        stdout.contains("JWT_EXPIRATION=15m"),
+        "the environment wins over the file: {stdout}"
+    );
+    assert!(
+        stdout.contains("ALLOWED_ORIGINS=app.example.com,https://x.example"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("JWT_SECRET=[redacted]"));
+    assert!(stdout.contains(&format!("JWT_REFRESH_SECRET=[redacted, from {file}]")));
+    for secret in GOOD
+        .iter()
+        .map(|(_, v)| *v)
+        .filter(|v| v.contains("secret"))
+        .chain(["refresh-from-file"])
+    {
+        assert!(!stdout.contains(secret), "secret {secret} printed");
+    }
+    // A variable given both ways is refused, as is an unknown key in the file.
+    vars.push((
+        "JWT_REFRESH_SECRET",
+        "refresh-secret-0123456789abcdefghijklmn",
+    ));
+    let out = authura(&["check-config"], &vars, dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("JWT_REFRESH_SECRET and JWT_REFRESH_SECRET_FILE are both set")
+    );
+    std::fs::write(dir.path().join("typo.toml"), "jwt_secert = \"x\"\n").unwrap();
+    let out = authura(&["--config", "typo.toml", "check-config"], GOOD, dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting \"JWT_SECERT\""));
+}
+
+#[test]
+fn dotenv_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "PORT=7001\nHOST=0.0.0.0\nCAPTCHA=\n",
+    )
+    .unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.push(("PORT", "7002"));
+    let out = authura(&["check-config"], &vars, dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PORT=7002") && stdout.contains("HOST=0.0.0.0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn hash_password_prints_a_verifiable_argon2id_hash() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Str0ng!pass\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = authura_core::PasswordHash::new(hash.trim());
+    assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert!(authura_core::hash::verify_password("Str0ng!pass", &hash).valid);
+    assert!(!authura_core::hash::verify_password("Str0ng!pass\n", &hash).valid);
+}
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authura(&["--version"], &[], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("authura "));
+    let out = authura(&["--help"], &[], dir.path());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "check-config", "hash-password"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    assert_eq!(
+        authura(&["frobnicate"], &[], dir.path()).status.code(),
+        Some(2)
+    );
+}

@@ -1,0 +1,327 @@
+//! The binary serving: `serve --dev`, secret-free logs at every level, JSON logs, graceful shutdown.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use authura_testkit::smtp::{SinkOptions, SinkTls, SmtpSink};
+use serde_json::{Value, json};
+
+use crate::cli::GOOD;
+
+const BIN: &str = env!("CARGO_BIN_EXE_authura");
+
+struct Proc {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Proc {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let proc = Proc { child, port, log };
+    proc.wait_for_log("authura started");
+    proc
+}
+
+impl Proc {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Polls the captured log until it contains `needle`.
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{needle:?} never logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
+    let res = client.post(url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn dev_link(log: &str) -> String {
+    let at = log.rfind("token=").expect("a link in the log");
+    log[at + 6..]
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'))
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn serve_dev_needs_no_configuration_and_keeps_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let access = {
+        let proc = spawn(&["serve", "--dev"], &[], dir.path());
+        let log = proc.log();
+        assert!(
+            log.contains(&format!(
+                "sign up at http://localhost:{}/form?action=signup",
+                proc.port
+            )),
+            "{log}"
+        );
+        post(
+            &client,
+            proc.url("/signup"),
+            json!({"email": "dev@example.com"}),
+        )
+        .await;
+        let log = proc.wait_for_log("dev@example.com");
+        let token = dev_link(&log);
+        let v = post(
+            &client,
+            proc.url("/verify-email"),
+            json!({"token": token, "password": "Str0ng!pass"}),
+        )
+        .await;
+        v["tokens"]["access_token"].as_str().unwrap().to_owned()
+    };
+    let secrets = dir.path().join(".authura-dev-secrets");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(dir.path().join("authura.db").is_file());
+    // A restart reuses the secrets and the database: the earlier token still works.
+    let proc = spawn(&["serve", "--dev"], &[], dir.path());
+    let me = client
+        .get(proc.url("/user"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+}
+
+#[tokio::test]
+async fn logs_never_contain_secrets_at_any_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start_with(SinkOptions {
+        tls: SinkTls::StartTls,
+        auth: Some(("mailer".into(), "smtp-Pa55word-xyz".into())),
+    })
+    .unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, sink.ca_pem().unwrap()).unwrap();
+    let smtp_port = sink.port().to_string();
+    let mut vars = GOOD
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "MAIL_HOST")
+        .collect::<Vec<_>>();
+    vars.extend([
+        ("MAIL_HOST", "localhost"),
+        ("MAIL_PORT", smtp_port.as_str()),
+        ("MAIL_TLS", "starttls"),
+        ("MAIL_USER", "mailer"),
+        ("MAIL_PASS", "smtp-Pa55word-xyz"),
+        ("MAIL_FROM", "auth@example.com"),
+        ("EXTRA_CA_FILE", ca.to_str().unwrap()),
+        ("SQLITE_INITIAL_USER", "root@example.com"),
+        ("SQLITE_INITIAL_USER_PASSWORD", "Initial-Adm1n-pw"),
+        ("LOG_FORMAT", "json"),
+        // The most revealing filter an operator could set, naming the leaky target itself.
+        (
+            "RUST_LOG",
+            "trace,lettre=trace,lettre::transport::smtp::client::async_connection=trace",
+        ),
+    ]);
+    let mut proc = spawn(&["serve"], &vars, dir.path());
+    let client = reqwest::Client::new();
+    post(
+        &client,
+        proc.url("/signup"),
+        json!({"email": "ann@example.com"}),
+    )
+    .await;
+    let mail = sink
+        .wait_for("ann@example.com", Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert!(mail.tls && mail.auth_user.as_deref() == Some("mailer"));
+    let link = mail.link().unwrap();
+    let verify_token = url::Url::parse(&link)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .unwrap()
+        .1
+        .into_owned();
+    let page = client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let v = post(
+        &client,
+        proc.url("/verify-email"),
+        json!({"token": verify_token, "password": "User-Passw0rd!"}),
+    )
+    .await;
+    let t = post(
+        &client,
+        proc.url("/token"),
+        json!({"email": "ann@example.com", "password": "User-Passw0rd!"}),
+    )
+    .await;
+    let r = post(
+        &client,
+        proc.url("/refresh"),
+        json!({"refresh_token": t["refresh_token"]}),
+    )
+    .await;
+    let wrong = client
+        .post(proc.url("/token"))
+        .json(&json!({"email": "ann@example.com", "password": "Wrong-Passw0rd!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let me = client
+        .get(proc.url("/user"))
+        .bearer_auth(r["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(proc.terminate().code(), Some(0));
+
+    let log = proc.log();
+    assert!(
+        log.contains("authura started") && log.lines().count() > 10,
+        "{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "LOG_FORMAT=json, but: {line}"
+        );
+    }
+    let mut secrets: Vec<String> = GOOD
+        .iter()
+        .filter(|(k, _)| k.starts_with("JWT"))
+        .map(|(_, v)| (*v).to_owned())
+        .collect();
+    secrets.extend(
+        [
+            "smtp-Pa55word-xyz",
+            "Initial-Adm1n-pw",
+            "User-Passw0rd!",
+            "Wrong-Passw0rd!",
+            "$argon2id$",
+        ]
+        .map(String::from),
+    );
+    secrets.push(verify_token);
+    for tokens in [&v["tokens"], &t, &r] {
+        secrets.push(tokens["access_token"].as_str().unwrap().to_owned());
+        secrets.push(tokens["refresh_token"].as_str().unwrap().to_owned());
+    }
+    // Signatures alone must not leak either (a token split across fields).
+    let sigs: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| s.rsplit_once('.').map(|(_, sig)| sig.to_owned()))
+        .filter(|s| s.len() > 20)
+        .collect();
+    // SMTP AUTH PLAIN carries the password base64-encoded.
+    use base64::Engine as _;
+    let auth_plain =
+        base64::engine::general_purpose::STANDARD.encode("\0mailer\0smtp-Pa55word-xyz");
+    for secret in secrets.iter().chain(&sigs).chain([&auth_plain]) {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log contains a secret ({}…):\n{log}",
+            &secret[..secret.len().min(12)]
+        );
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = spawn(&["serve"], GOOD, dir.path());
+    // A request whose body is still arriving when the signal comes.
+    let body = br#"{"email": "late@example.com"}"#;
+    let mut conn = TcpStream::connect(("127.0.0.1", proc.port)).unwrap();
+    write!(conn, "POST /signup HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    conn.write_all(&body[..10]).unwrap();
+    conn.flush().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    proc.wait_for_log("SIGTERM");
+    conn.write_all(&body[10..]).unwrap();
+    let mut response = String::new();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let _ = conn.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("{}"), "{response}");
+    assert_eq!(proc.child.wait().unwrap().code(), Some(0));
+    // New connections are refused once it has stopped.
+    assert!(TcpStream::connect(("127.0.0.1", proc.port)).is_err());
+}
