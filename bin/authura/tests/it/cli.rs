@@ -268,3 +268,16 @@ fn version_and_help() {
         Some(2)
     );
 }
+
+#[test]
+fn migrate_creates_the_users_table_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = authura(&["migrate"], GOOD, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("migrations applied"));
+    }
+    let db = std::fs::read(dir.path().join("authura.db")).unwrap();
+    let text = String::from_utf8_lossy(&db);
+    assert!(text.contains("CREATE TABLE") && text.contains("users_email_tenant_key"));
+}
