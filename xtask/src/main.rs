@@ -17,10 +17,19 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("ci") => {
             run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
-            run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+            run(Command::new("cargo").args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
             test(&args[1..])
         }
-        Some("dist") => run(Command::new("cargo").args(["build", "--release", "--package", "authura"])),
+        Some("dist") => {
+            run(Command::new("cargo").args(["build", "--release", "--package", "authura"]))
+        }
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, then test\n  dist         build the release binary"
@@ -34,7 +43,8 @@ fn main() -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     services::ensure_all()?;
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--workspace", "--all-targets"]).args(extra);
+    cmd.args(["test", "--workspace", "--all-targets"])
+        .args(extra);
     // Tests that need a service fail, never skip, when it is missing; this says so explicitly.
     cmd.env("AUTHURA_TEST_SERVICES", "required");
     run(&mut cmd)?;
@@ -44,7 +54,9 @@ fn test(extra: &[String]) -> Result<()> {
 fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("xtask: running {shown}");
-    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -52,5 +64,7 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }

@@ -19,16 +19,27 @@ fn ensure_aiosmtpd() -> Result<()> {
         install_debian(&["python3", "python3-pip"])?;
     }
     eprintln!("xtask: installing aiosmtpd (the SMTP server the tests send mail to) with pip");
-    let _ = Command::new("python3").args(["-m", "pip", "install", "--quiet", "aiosmtpd"]).status();
+    let _ = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+        .status();
     if !python_has("aiosmtpd") {
         let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--break-system-packages", "aiosmtpd"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--break-system-packages",
+                "aiosmtpd",
+            ])
             .status();
     }
     if python_has("aiosmtpd") {
         Ok(())
     } else {
-        bail!("aiosmtpd is required by the mail tests: install it with `python3 -m pip install aiosmtpd`")
+        bail!(
+            "aiosmtpd is required by the mail tests: install it with `python3 -m pip install aiosmtpd`"
+        )
     }
 }
 
@@ -44,13 +55,19 @@ fn succeeds(cmd: &mut Command) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Installs Debian packages when running as root; otherwise fails naming them.
 pub fn install_debian(packages: &[&str]) -> Result<()> {
     if !is_root() {
-        bail!("missing system packages: run `sudo apt-get install -y {}`", packages.join(" "));
+        bail!(
+            "missing system packages: run `sudo apt-get install -y {}`",
+            packages.join(" ")
+        );
     }
     eprintln!("xtask: apt-get install {}", packages.join(" "));
     let update = Command::new("apt-get").args(["update", "-qq"]).status()?;

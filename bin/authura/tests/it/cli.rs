@@ -274,7 +274,12 @@ fn migrate_creates_the_users_table_once() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
         let out = authura(&["migrate"], GOOD, dir.path());
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains("migrations applied"));
     }
     let db = std::fs::read(dir.path().join("authura.db")).unwrap();
