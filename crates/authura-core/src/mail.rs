@@ -69,7 +69,7 @@ impl fmt::Debug for Mail {
 
 /// Why a mail was not sent.
 #[derive(Debug, thiserror::Error)]
-#[error("mail not sent: {0}")]
+#[error("{0}")]
 pub struct MailError(pub String);
 
 /// Delivers mail.
