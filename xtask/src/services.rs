@@ -1,13 +1,66 @@
 //! The real services the tests use, made available before the suite runs. Each check says what is
 //! missing and how it was (or could be) installed; nothing is silently skipped.
 
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
+
+/// The browser the `/form` end-to-end test drives (Debian's package).
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The Node package that drives it, relative to the workspace root (the current directory).
+const BROWSER_DRIVER_DIR: &str = "crates/authura-server/tests/browser";
 
 /// Makes every service available, or fails naming what is missing.
 pub fn ensure_all() -> Result<()> {
-    ensure_aiosmtpd()
+    ensure_aiosmtpd()?;
+    ensure_browser()
+}
+
+/// Debian's Chromium, Node.js with npm, and the driver's `playwright-core` (from its lockfile):
+/// what `tests/it/browser.rs` needs to test the `/form` pages in a real browser. Playwright never
+/// downloads a browser of its own here; it launches this one.
+fn ensure_browser() -> Result<()> {
+    if !Path::new(CHROMIUM).exists() {
+        install_debian(&["chromium"])?;
+        if !Path::new(CHROMIUM).exists() {
+            bail!("{CHROMIUM} is still missing after installing Debian's chromium package");
+        }
+    }
+    if !succeeds(Command::new("node").arg("--version"))
+        || !succeeds(Command::new("npm").arg("--version"))
+    {
+        install_debian(&["nodejs", "npm"])?;
+    }
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .context("node is required by the browser test and could not be run")?;
+    let version = String::from_utf8_lossy(&node.stdout).trim().to_owned();
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 20 {
+        bail!("the browser test's playwright-core needs Node.js 20 or newer, found {version:?}");
+    }
+    let driver = Path::new(BROWSER_DRIVER_DIR);
+    if !driver.join("node_modules/playwright-core").exists() {
+        eprintln!("xtask: npm ci in {BROWSER_DRIVER_DIR} (playwright-core, which drives chromium)");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(driver)
+            .status()
+            .context("npm is required by the browser test and could not be run")?;
+        if !status.success() || !driver.join("node_modules/playwright-core").exists() {
+            bail!(
+                "`npm ci` in {BROWSER_DRIVER_DIR} failed: the browser test needs playwright-core"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Python's `aiosmtpd`: the real SMTP server that catches the mail tests send.

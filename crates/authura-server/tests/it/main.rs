@@ -2,6 +2,7 @@
 //! SQLite file, with every mail caught by a real SMTP server and its link followed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod edges;
 mod flows;
 mod harness;

@@ -1,0 +1,389 @@
+//! The `/form` pages in a real browser (SPEC §7): Debian's Chromium, driven by playwright-core
+//! through `tests/browser/driver.mjs` one command at a time, so the assertions and the mail
+//! fetched from the SMTP sink between steps stay here.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::harness::{PW, TestServer};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const EMAIL: &str = "bea@example.com";
+const NEW_PW: &str = "N3w!passw0rd";
+
+#[tokio::test]
+async fn signup_verify_login_and_reset_through_the_form_pages() {
+    let srv = TestServer::start().await;
+    let mut browser = Browser::launch().await;
+
+    // Sign up: the browser posts the form and shows the HTML result, not JSON.
+    let form = browser.goto(&srv.url("/form?action=signup")).await;
+    check_form(&form, "Sign up", "/signup", &["email"]);
+    browser.fill("Email", EMAIL).await;
+    let done = browser.submit("Sign up").await;
+    check(
+        &done,
+        200,
+        "Check your inbox: if this address can sign up, a link is on its way.",
+    );
+
+    // The mail's link opens the verify form, carrying the token in a hidden field.
+    let mail = srv.mail_to(EMAIL).await;
+    let link = mail.link().unwrap();
+    let verify = browser.goto(&link).await;
+    check_form(
+        &verify,
+        "Verify your email",
+        "/verify-email",
+        &["token", "password"],
+    );
+    assert_eq!(
+        verify.hidden("token"),
+        TestServer::token_in(&mail),
+        "{verify:#?}"
+    );
+    assert_eq!(verify.label_of("password"), "Choose a password");
+    browser
+        .screenshot(&target_dir().join("verify-form.png"))
+        .await;
+
+    // A password breaking the policy: the error page lists exactly the unmet rules.
+    browser.fill("Choose a password", "weakpass").await;
+    let weak = browser.submit("Verify email").await;
+    check(&weak, 400, "the password does not meet the policy");
+    assert_eq!(
+        weak.items,
+        [
+            "It needs an upper-case letter.",
+            "It needs a digit.",
+            "It needs a character that is not a letter or a digit.",
+        ],
+        "{weak:#?}"
+    );
+
+    // Back to the form (the token is still unused), a good password: signed in.
+    let again = browser.back().await;
+    assert_eq!(again.url, link);
+    check_form(
+        &again,
+        "Verify your email",
+        "/verify-email",
+        &["token", "password"],
+    );
+    browser.fill("Choose a password", PW).await;
+    let verified = browser.submit("Verify email").await;
+    check(
+        &verified,
+        200,
+        &format!("All set: you are signed in as {EMAIL}."),
+    );
+
+    // The link is single-use.
+    browser.goto(&link).await;
+    browser.fill("Choose a password", PW).await;
+    let reused = browser.submit("Verify email").await;
+    check(&reused, 400, "this link has already been used");
+
+    login(&mut browser, &srv, PW, 200, "You are signed in.").await;
+    login(
+        &mut browser,
+        &srv,
+        "Wr0ng!password",
+        401,
+        "wrong email or password",
+    )
+    .await;
+
+    // Forgot password: mail, link, reset form, new password.
+    let forgot = browser.goto(&srv.url("/form?action=forgot-password")).await;
+    check_form(
+        &forgot,
+        "Forgot your password?",
+        "/reset-password",
+        &["email"],
+    );
+    browser.fill("Email", EMAIL).await;
+    let sent = browser.submit("Send reset link").await;
+    check(
+        &sent,
+        200,
+        "If an account exists for this address, a link to reset its password is on its way.",
+    );
+    let mail = srv.mail_to(EMAIL).await;
+    let link = mail.link().unwrap();
+    assert!(link.contains("action=reset-password"), "{link}");
+    let reset = browser.goto(&link).await;
+    check_form(
+        &reset,
+        "Reset your password",
+        "/verify-email",
+        &["token", "password"],
+    );
+    assert_eq!(reset.hidden("token"), TestServer::token_in(&mail));
+    browser.fill("New password", NEW_PW).await;
+    let reset_done = browser.submit("Reset password").await;
+    check(
+        &reset_done,
+        200,
+        &format!("All set: you are signed in as {EMAIL}."),
+    );
+
+    login(&mut browser, &srv, NEW_PW, 200, "You are signed in.").await;
+    login(&mut browser, &srv, PW, 401, "wrong email or password").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn markup_in_the_form_query_is_shown_as_text_never_run() {
+    let srv = TestServer::start().await;
+    let mut browser = Browser::launch().await;
+    let token = r#""><script>window.__xss=1;alert(1)</script><img src=x onerror="window.__xss=2">"#;
+    let url = url::Url::parse_with_params(
+        &srv.url("/form"),
+        [("action", "verify-email"), ("token", token)],
+    )
+    .unwrap();
+    let page = browser.goto(url.as_str()).await;
+    check_form(
+        &page,
+        "Verify your email",
+        "/verify-email",
+        &["token", "password"],
+    );
+    assert_eq!(page.hidden("token"), token, "{page:#?}");
+    assert!(page.dialogs.is_empty(), "{page:#?}");
+    assert_eq!(browser.eval("window.__xss").await, Value::Null);
+    assert_eq!(browser.eval("document.scripts.length").await, 0);
+
+    // An unknown action is an error page, which does not run markup from the query either.
+    let action = "<script>window.__xss=3;alert(3)</script>";
+    let url = url::Url::parse_with_params(&srv.url("/form"), [("action", action)]).unwrap();
+    let page = browser.goto(url.as_str()).await;
+    check(&page, 400, "unknown form action");
+    assert_eq!(browser.eval("window.__xss").await, Value::Null);
+    browser.close().await;
+}
+
+/// Signs in through `/form?action=login` and checks the result page.
+async fn login(browser: &mut Browser, srv: &TestServer, password: &str, status: u16, says: &str) {
+    let form = browser.goto(&srv.url("/form?action=login")).await;
+    check_form(&form, "Sign in", "/token", &["email", "password"]);
+    browser.fill("Email", EMAIL).await;
+    browser.fill("Password", password).await;
+    let page = browser.submit("Sign in").await;
+    check(&page, status, says);
+}
+
+/// A result page: its status, that it renders `says`, and that nothing ran that should not.
+#[track_caller]
+fn check(page: &Page, status: u16, says: &str) {
+    assert_eq!(page.status, Some(status), "{page:#?}");
+    let heading = if status < 400 {
+        "Done"
+    } else {
+        "Something went wrong"
+    };
+    assert_eq!(page.heading, heading, "{page:#?}");
+    assert!(page.text.contains(says), "expected {says:?} in {page:#?}");
+    assert!(
+        page.dialogs.is_empty() && page.errors.is_empty(),
+        "{page:#?}"
+    );
+}
+
+/// A form page: heading, where it posts, its named fields in order, and one submit button.
+#[track_caller]
+fn check_form(page: &Page, heading: &str, action: &str, fields: &[&str]) {
+    assert_eq!(page.status, Some(200), "{page:#?}");
+    assert_eq!(page.heading, heading, "{page:#?}");
+    let form = page
+        .form
+        .as_ref()
+        .unwrap_or_else(|| panic!("no form: {page:#?}"));
+    assert_eq!(
+        (form.action.as_str(), form.method.as_str()),
+        (action, "post")
+    );
+    let names: Vec<&str> = form
+        .fields
+        .iter()
+        .filter(|f| f.tag == "input")
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, fields, "{page:#?}");
+    let buttons = form.fields.iter().filter(|f| f.tag == "button").count();
+    assert_eq!(buttons, 1, "{page:#?}");
+    assert!(
+        page.dialogs.is_empty() && page.errors.is_empty(),
+        "{page:#?}"
+    );
+}
+
+/// What the driver reports about the page the browser shows.
+#[derive(Debug, Deserialize)]
+struct Page {
+    url: String,
+    status: Option<u16>,
+    heading: String,
+    text: String,
+    items: Vec<String>,
+    form: Option<Form>,
+    dialogs: Vec<String>,
+    errors: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Form {
+    action: String,
+    method: String,
+    fields: Vec<Field>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Field {
+    tag: String,
+    name: String,
+    value: Option<String>,
+    label: String,
+}
+
+impl Page {
+    fn field(&self, name: &str) -> &Field {
+        self.form
+            .iter()
+            .flat_map(|f| &f.fields)
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no field {name}: {self:#?}"))
+    }
+
+    /// The value of a hidden field, as the browser parsed it.
+    fn hidden(&self, name: &str) -> &str {
+        self.field(name).value.as_deref().unwrap_or("")
+    }
+
+    fn label_of(&self, name: &str) -> &str {
+        &self.field(name).label
+    }
+}
+
+/// One Chromium, driven by `driver.mjs` over its stdin and stdout.
+struct Browser {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Browser {
+    /// Starts the driver; fails, never skips, when Chromium or the driver's packages are missing.
+    async fn launch() -> Self {
+        let dir = driver_dir();
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} is missing: the browser test needs Debian's chromium; run `cargo xtask test`, which installs it"
+        );
+        assert!(
+            dir.join("node_modules/playwright-core").exists(),
+            "{}/node_modules/playwright-core is missing: run `cargo xtask test`, which runs `npm ci` there",
+            dir.display()
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("driver.mjs"))
+            .arg(CHROMIUM)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start node (run `cargo xtask test`, which installs it): {e}")
+            });
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Browser {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends one command and reads its answer; a driver error fails the test.
+    async fn send(&mut self, cmd: Value) -> Value {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        // The driver's own steps time out after 15 s; this only catches a driver that hangs.
+        let line = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser driver did not answer {cmd}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the browser driver exited before answering {cmd}"));
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        if let Some(error) = answer.get("error") {
+            panic!("browser step {cmd} failed: {error}");
+        }
+        answer
+    }
+
+    async fn page(&mut self, cmd: Value) -> Page {
+        serde_json::from_value(self.send(cmd).await).unwrap()
+    }
+
+    async fn goto(&mut self, url: &str) -> Page {
+        self.page(json!({"op": "goto", "url": url})).await
+    }
+
+    /// Types `value` into the input labelled `label`.
+    async fn fill(&mut self, label: &str, value: &str) {
+        self.send(json!({"op": "fill", "label": label, "value": value}))
+            .await;
+    }
+
+    /// Clicks the button named `button` and returns the page the form's post leads to.
+    async fn submit(&mut self, button: &str) -> Page {
+        self.page(json!({"op": "submit", "button": button})).await
+    }
+
+    async fn back(&mut self) -> Page {
+        self.page(json!({"op": "back"})).await
+    }
+
+    async fn eval(&mut self, js: &str) -> Value {
+        self.send(json!({"op": "eval", "js": js})).await["value"].take()
+    }
+
+    async fn screenshot(&mut self, path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        self.send(json!({"op": "screenshot", "path": path})).await;
+    }
+
+    /// Ends the input, which makes the driver close the browser, and waits for it to exit.
+    async fn close(mut self) {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the browser driver did not exit")
+            .unwrap();
+        assert!(status.success(), "the browser driver exited with {status}");
+    }
+}
+
+fn driver_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `target/browser` of this workspace (or of `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("browser")
+}
