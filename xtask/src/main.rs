@@ -7,6 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+mod bench;
 mod services;
 mod tidy;
 
@@ -28,12 +29,14 @@ fn main() -> Result<()> {
             ]))?;
             test(&args[1..])
         }
+        Some("bench") => bench::run(&args[1..]),
         Some("dist") => {
             run(Command::new("cargo").args(["build", "--release", "--package", "authura"]))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, then test\n  dist         build the release binary"
+                "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
+  dist         build the release binary"
             );
             bail!("unknown or missing task")
         }

@@ -499,6 +499,9 @@ async fn request_log(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
+    if path != "/healthz" && path != "/readyz" {
+        tracing::debug!(%method, %path, "request started");
+    }
     let res = next.call(req).await;
     let status = match &res {
         Ok(r) => r.status().as_u16(),

@@ -302,13 +302,25 @@ async fn logs_never_contain_secrets_at_any_level() {
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut proc = spawn(&["serve"], GOOD, dir.path());
-    // A request whose body is still arriving when the signal comes.
-    let body = br#"{"email": "late@example.com"}"#;
+    let mut vars = GOOD.to_vec();
+    vars.push(("RUST_LOG", "info,authura_server=debug"));
+    let mut proc = spawn(&["serve"], &vars, dir.path());
     let mut conn = TcpStream::connect(("127.0.0.1", proc.port)).unwrap();
-    write!(conn, "POST /signup HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // A request whose body is still arriving when the signal comes…
+    let body = br#"{"email": "late@example.com"}"#;
+    write!(
+        conn,
+        "POST /signup HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
     conn.write_all(&body[..10]).unwrap();
     conn.flush().unwrap();
+    // …once the server is inside it (a connection whose request has not been read yet is
+    // idle, and an idle connection is closed at shutdown, as HTTP allows).
+    proc.wait_for_log("request started method=POST path=/signup");
     Command::new("kill")
         .args(["-TERM", &proc.child.id().to_string()])
         .status()
@@ -316,8 +328,6 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     proc.wait_for_log("SIGTERM");
     conn.write_all(&body[10..]).unwrap();
     let mut response = String::new();
-    conn.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
     let _ = conn.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("{}"), "{response}");

@@ -1,0 +1,528 @@
+//! `cargo xtask bench`: the whole server under a real load generator (wrk) over loopback, with
+//! the physical limits measured in the same run, written to `docs/PERFORMANCE.md`.
+//!
+//! Targets are ratios within one run, so they hold on a noisy machine: `/token` against the raw
+//! Argon2id rate on all cores, `/user` and `/refresh` against `/healthz` on the same server, and
+//! `/user`'s p99 while `/token` is saturated against its p99 alone.
+
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+const PASSWORD: &str = "Bench-Passw0rd!";
+const EMAIL: &str = "bench@example.com";
+
+/// One wrk run's figures.
+#[derive(Debug, Clone, Default)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile_lite::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the benchmark. `--seconds N` sets each load run's length (default 10).
+pub fn run(args: &[String]) -> Result<()> {
+    let seconds: u64 = args
+        .windows(2)
+        .find(|w| w[0] == "--seconds")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(10);
+    if Command::new("wrk").arg("--version").output().is_err() {
+        crate::services::install_debian(&["wrk"])?;
+    }
+    crate::run(Command::new("cargo").args(["build", "--release", "--package", "authura"]))?;
+    crate::run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--package",
+        "authura-core",
+        "--example",
+        "argon2_rate",
+    ]))?;
+    let target = target_dir();
+    let bin = target.join("release/authura");
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+
+    eprintln!("bench: raw Argon2id rate on {cores} threads");
+    let raw = Command::new(target.join("release/examples/argon2_rate"))
+        .args([cores.to_string(), "5".into()])
+        .output()?;
+    let raw_rate: f64 = String::from_utf8_lossy(&raw.stdout)
+        .trim()
+        .parse()
+        .context("argon2_rate output")?;
+
+    eprintln!("bench: sqlite");
+    let started = Instant::now();
+    let server = start(&bin)?;
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = rss_kib(server.child.id());
+    let tokens = login(server.port)?;
+    let access = field(&tokens, "access_token")?;
+    let refresh = field(&tokens, "refresh_token")?;
+    let dir = scripts(&access, &refresh)?;
+    let base = format!("http://127.0.0.1:{}", server.port);
+
+    let healthz = wrk(&base, "/healthz", None, 2, 32, seconds)?;
+    let user = wrk(&base, "/user", Some(&dir.join("user.lua")), 2, 32, seconds)?;
+    let refresh_load = wrk(
+        &base,
+        "/refresh",
+        Some(&dir.join("refresh.lua")),
+        2,
+        32,
+        seconds,
+    )?;
+    let token = wrk(
+        &base,
+        "/token",
+        Some(&dir.join("token.lua")),
+        1,
+        16,
+        seconds,
+    )?;
+    let loaded_rss = rss_kib(server.child.id());
+    // Isolation: a few /user clients alone, then the same while /token is saturated.
+    let user_alone = wrk(&base, "/user", Some(&dir.join("user.lua")), 1, 2, seconds)?;
+    let saturate = {
+        let (base, script) = (base.clone(), dir.join("token.lua"));
+        std::thread::spawn(move || wrk(&base, "/token", Some(&script), 1, 16, seconds + 2))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let user_busy = wrk(&base, "/user", Some(&dir.join("user.lua")), 1, 2, seconds)?;
+    let token_during = saturate
+        .join()
+        .map_err(|_| anyhow::anyhow!("wrk thread panicked"))??;
+    let peak_rss = peak_rss_kib(server.child.id());
+    drop(server);
+
+    let binary_mib = std::fs::metadata(&bin)?.len() as f64 / 1024.0 / 1024.0;
+    let mut table = String::new();
+    writeln!(table, "| measure | value | target | |")?;
+    writeln!(table, "|---|---|---|---|")?;
+    let row = |t: &mut String, name: &str, value: String, target: String, ok: bool| {
+        let _ = writeln!(
+            t,
+            "| {name} | {value} | {target} | {} |",
+            if ok { "✅" } else { "❌" }
+        );
+    };
+    let mut all_ok = true;
+    let mut check = |t: &mut String, name: &str, value: String, target: String, ok: bool| {
+        all_ok &= ok;
+        row(t, name, value, target, ok);
+    };
+    for (name, l) in [
+        ("GET /healthz", &healthz),
+        ("GET /user", &user),
+        ("POST /refresh", &refresh_load),
+        ("POST /token", &token),
+    ] {
+        let _ = writeln!(
+            table,
+            "| {name} | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | | |",
+            l.rps, l.p50_ms, l.p99_ms
+        );
+    }
+    let _ = writeln!(
+        table,
+        "| raw Argon2id, {cores} threads | {raw_rate:.1} hashes/s | | |"
+    );
+    check(
+        &mut table,
+        "/token ÷ raw Argon2id",
+        pct(token.rps / raw_rate),
+        "≥ 85 %".into(),
+        token.rps / raw_rate >= 0.85,
+    );
+    check(
+        &mut table,
+        "/user ÷ /healthz",
+        pct(user.rps / healthz.rps),
+        "≥ 50 %".into(),
+        user.rps / healthz.rps >= 0.5,
+    );
+    check(
+        &mut table,
+        "/refresh ÷ /healthz",
+        pct(refresh_load.rps / healthz.rps),
+        "≥ 50 %".into(),
+        refresh_load.rps / healthz.rps >= 0.5,
+    );
+    let ratio = user_busy.p99_ms / user_alone.p99_ms;
+    check(
+        &mut table,
+        "/user p99 with /token saturated ÷ alone",
+        format!(
+            "{:.2} ms ÷ {:.2} ms = {ratio:.2}× (/token meanwhile {:.1} req/s)",
+            user_busy.p99_ms, user_alone.p99_ms, token_during.rps
+        ),
+        "≤ 3×".into(),
+        ratio <= 3.0,
+    );
+    check(
+        &mut table,
+        "idle RSS",
+        format!("{:.1} MiB", idle_rss as f64 / 1024.0),
+        "≤ 20 MiB".into(),
+        idle_rss <= 20 * 1024,
+    );
+    let _ = writeln!(
+        table,
+        "| RSS after load (peak) | {:.1} MiB ({:.1} MiB) | | |",
+        loaded_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
+    check(
+        &mut table,
+        "start to first /healthz",
+        format!("{ready_ms:.0} ms"),
+        "≤ 200 ms".into(),
+        ready_ms <= 200.0,
+    );
+    check(
+        &mut table,
+        "release binary",
+        format!("{binary_mib:.1} MiB"),
+        "≤ 30 MiB".into(),
+        binary_mib <= 30.0,
+    );
+    let errors: u64 = [
+        &healthz,
+        &user,
+        &refresh_load,
+        &token,
+        &user_alone,
+        &user_busy,
+        &token_during,
+    ]
+    .iter()
+    .map(|l| l.errors)
+    .sum();
+    check(
+        &mut table,
+        "non-2xx answers during the runs",
+        errors.to_string(),
+        "0".into(),
+        errors == 0,
+    );
+
+    let report = format!(
+        "Run {} on {}; wrk over loopback, {seconds} s per run, SQLite backend, Argon2id m=19 MiB t=2 p=1, RATE_PER_MINUTE=0.\n\n{table}",
+        utc_now(),
+        machine()
+    );
+    println!("{report}");
+    write_report(&report)?;
+    if !all_ok {
+        eprintln!("bench: some targets were missed (see the table)");
+    }
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0} %", x * 100.0)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+fn start(bin: &Path) -> Result<Server> {
+    let dir = tempfile_lite::TempDir::new()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(bin)
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([
+            ("JWT_SECRET", "bench-access-secret-0123456789abcdefghij"),
+            (
+                "JWT_REFRESH_SECRET",
+                "bench-refresh-secret-0123456789abcdefgh",
+            ),
+            (
+                "JWT_VERIFY_SECRET",
+                "bench-verify-secret-0123456789abcdefghi",
+            ),
+            ("MAIL_HOST", "dummy"),
+            ("RATE_PER_MINUTE", "0"),
+            ("SQLITE_INITIAL_USER", EMAIL),
+            ("SQLITE_INITIAL_USER_PASSWORD", PASSWORD),
+            ("RUST_LOG", "warn"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let server = Server {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(port, "GET", "/healthz", "").map_or(true, |r| !r.starts_with("HTTP/1.1 200")) {
+        if Instant::now() > deadline {
+            bail!("the server did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(server)
+}
+
+/// A minimal HTTP/1.1 exchange (enough for readiness and a login).
+fn http(port: u16, method: &str, path: &str, json: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn login(port: u16) -> Result<String> {
+    let res = http(
+        port,
+        "POST",
+        "/token",
+        &format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}"}}"#),
+    )?;
+    if !res.starts_with("HTTP/1.1 200") {
+        bail!("login failed: {res}");
+    }
+    Ok(res)
+}
+
+fn field(body: &str, name: &str) -> Result<String> {
+    let key = format!("\"{name}\":\"");
+    let start = body.find(&key).context("field missing")? + key.len();
+    Ok(body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn scripts(access: &str, refresh: &str) -> Result<PathBuf> {
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("user.lua"),
+        format!("wrk.headers[\"Authorization\"] = \"Bearer {access}\"\n"),
+    )?;
+    let post = |body: String| {
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{body}'\n"
+        )
+    };
+    std::fs::write(
+        dir.join("refresh.lua"),
+        post(format!(r#"{{"refresh_token":"{refresh}"}}"#)),
+    )?;
+    std::fs::write(
+        dir.join("token.lua"),
+        post(format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}"}}"#)),
+    )?;
+    Ok(dir)
+}
+
+fn wrk(
+    base: &str,
+    path: &str,
+    script: Option<&Path>,
+    threads: u32,
+    conns: u32,
+    seconds: u64,
+) -> Result<Load> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "--latency",
+        "-t",
+        &threads.to_string(),
+        "-c",
+        &conns.to_string(),
+        "-d",
+        &format!("{seconds}s"),
+    ]);
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
+        .arg(format!("{base}{path}"))
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut load = Load::default();
+    for line in text.lines().map(str::trim) {
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some("Requests/sec:"), Some(v)) => load.rps = v.parse().unwrap_or(0.0),
+            (Some("50%"), Some(v)) => load.p50_ms = millis(v),
+            (Some("99%"), Some(v)) => load.p99_ms = millis(v),
+            (Some("Non-2xx"), _) => {
+                load.errors += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            }
+            (Some("Socket"), _) => {
+                load.errors += line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    eprintln!(
+        "bench: {path} -t{threads} -c{conns}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        load.rps, load.p50_ms, load.p99_ms, load.errors
+    );
+    if load.rps == 0.0 {
+        bail!("wrk produced no figures for {path}:\n{text}");
+    }
+    Ok(load)
+}
+
+fn millis(v: &str) -> f64 {
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(0.0);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => n,
+    }
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    let mem = status_like("/proc/meminfo", "MemTotal:").map_or(String::new(), |k| {
+        format!(", {:.0} GiB RAM", k as f64 / 1024.0 / 1024.0)
+    });
+    format!("{cores} × {cpu}{mem}")
+}
+
+fn status_like(path: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn utc_now() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map_or_else(
+            |_| "now".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        )
+}
+
+/// Replaces the generated section of docs/PERFORMANCE.md, keeping the prose around it.
+fn write_report(report: &str) -> Result<()> {
+    let path = Path::new("docs/PERFORMANCE.md");
+    let (begin, end) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+    let doc = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| format!("# Performance\n\n{begin}\n{end}\n"));
+    let (Some(b), Some(e)) = (doc.find(begin), doc.find(end)) else {
+        bail!("docs/PERFORMANCE.md lacks the {begin} / {end} markers");
+    };
+    let updated = format!("{}{begin}\n{report}\n{}", &doc[..b], &doc[e..]);
+    std::fs::write(path, updated)?;
+    Ok(())
+}
+
+/// A temp dir removed on drop (xtask keeps its dependencies minimal).
+mod tempfile_lite {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> std::io::Result<Self> {
+            let path = std::env::temp_dir().join(format!(
+                "authura-bench-{}-{}",
+                std::process::id(),
+                super::utc_nanos()
+            ));
+            std::fs::create_dir_all(&path)?;
+            Ok(TempDir(path))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn utc_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
