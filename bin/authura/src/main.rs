@@ -30,7 +30,7 @@ enum Command {
     /// Serve the HTTP API (the default).
     Serve(ServeArgs),
     /// Create or upgrade the tables the configured backend needs, then exit.
-    Migrate,
+    Migrate(ServeArgs),
     /// Validate the configuration and print it with secrets redacted (exit 0, or 2 if invalid).
     CheckConfig(ServeArgs),
     /// Read a password from standard input and print its Argon2id hash.
@@ -52,11 +52,12 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Flags may stand before or after the subcommand; after wins.
     let (command, args) = match cli.command {
         None => (None, cli.serve),
-        Some(Command::Serve(a)) => (None, a),
-        Some(Command::CheckConfig(a)) => (Some("check-config"), a),
-        Some(Command::Migrate) => (Some("migrate"), cli.serve),
+        Some(Command::Serve(a)) => (None, a.over(cli.serve)),
+        Some(Command::CheckConfig(a)) => (Some("check-config"), a.over(cli.serve)),
+        Some(Command::Migrate(a)) => (Some("migrate"), a.over(cli.serve)),
         Some(Command::HashPassword) => return hash_password(),
     };
     let mut flags = BTreeMap::new();
@@ -105,6 +106,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("authura: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl ServeArgs {
+    /// These flags, falling back to `outer`'s (given before the subcommand).
+    fn over(self, outer: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            dev: self.dev || outer.dev,
+            host: self.host.or(outer.host),
+            port: self.port.or(outer.port),
         }
     }
 }

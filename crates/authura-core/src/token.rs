@@ -76,6 +76,9 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Not before; never set by Authura, but honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub purpose: Purpose,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<String>,
@@ -102,6 +105,9 @@ pub struct RefreshClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Not before; never set by Authura, but honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub purpose: Purpose,
     /// Fingerprint of the password hash when issued.
     pub pwd: String,
@@ -130,6 +136,9 @@ pub struct VerifyClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Not before; never set by Authura, but honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub purpose: Purpose,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -205,24 +214,14 @@ impl Tokens {
     /// # Errors
     /// A message naming the variable at fault.
     pub fn new(settings: TokenSettings) -> Result<Self, String> {
-        let named = [
+        let mut problems = secret_problems([
             ("JWT_SECRET", &settings.access_secret),
             ("JWT_REFRESH_SECRET", &settings.refresh_secret),
             ("JWT_VERIFY_SECRET", &settings.verify_secret),
-        ];
-        for (name, secret) in named {
-            if secret.expose().len() < MIN_SECRET_BYTES {
-                return Err(format!(
-                    "{name} must be at least {MIN_SECRET_BYTES} bytes (generate one with: openssl rand -base64 48)"
-                ));
-            }
-        }
-        for (i, (a, sa)) in named.iter().enumerate() {
-            for (b, sb) in &named[i + 1..] {
-                if sa.ct_eq(sb) {
-                    return Err(format!("{a} and {b} must be different secrets"));
-                }
-            }
+        ]);
+        problems.extend(extension_problems(&settings.extensions));
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
         }
         Ok(Tokens {
             access: Key::new(&settings.access_secret),
@@ -265,6 +264,7 @@ impl Tokens {
             exp: iat + secs(s.access_ttl),
             jti: uuid::Uuid::new_v4().to_string(),
             purpose: Purpose::Access,
+            nbf: None,
             verified_at: user.verified_at.as_ref().map(format_time),
             hook_data: hook_data.cloned(),
             act: actor.map(|a| Actor { sub: a.to_string() }),
@@ -280,6 +280,7 @@ impl Tokens {
             exp: iat + secs(s.refresh_ttl),
             jti: uuid::Uuid::new_v4().to_string(),
             purpose: Purpose::Refresh,
+            nbf: None,
             pwd: self.password_fingerprint(&user.password_hash),
             iss: s.issuer.clone(),
             aud: s.audience.clone(),
@@ -314,6 +315,7 @@ impl Tokens {
             exp: iat + secs(s.verify_ttl),
             jti: uuid::Uuid::new_v4().to_string(),
             purpose: Purpose::Verify,
+            nbf: None,
             iss: s.issuer.clone(),
             aud: s.audience.clone(),
         };
@@ -332,7 +334,8 @@ impl Tokens {
         let c: AccessClaims = self
             .decode(&self.access, token, now)
             .ok_or(CoreError::InvalidToken)?;
-        check_times(c.purpose, Purpose::Access, c.exp, now).ok_or(CoreError::InvalidToken)?;
+        check_times(c.purpose, Purpose::Access, c.exp, c.nbf, now)
+            .ok_or(CoreError::InvalidToken)?;
         Ok(c)
     }
 
@@ -348,7 +351,8 @@ impl Tokens {
         let c: RefreshClaims = self
             .decode(&self.refresh, token, now)
             .ok_or(CoreError::InvalidToken)?;
-        check_times(c.purpose, Purpose::Refresh, c.exp, now).ok_or(CoreError::InvalidToken)?;
+        check_times(c.purpose, Purpose::Refresh, c.exp, c.nbf, now)
+            .ok_or(CoreError::InvalidToken)?;
         Ok(c)
     }
 
@@ -364,7 +368,7 @@ impl Tokens {
         let c: VerifyClaims = self
             .decode(&self.verify, token, now)
             .ok_or(CoreError::InvalidVerificationToken)?;
-        check_times(c.purpose, Purpose::Verify, c.exp, now)
+        check_times(c.purpose, Purpose::Verify, c.exp, c.nbf, now)
             .ok_or(CoreError::InvalidVerificationToken)?;
         Ok(c)
     }
@@ -424,6 +428,60 @@ impl Tokens {
     }
 }
 
+/// Claims every access token carries itself; an extension may not take their names.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "sub",
+    "email",
+    "role",
+    "tid",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "purpose",
+    "verified_at",
+    "hook_data",
+    "act",
+    "iss",
+    "aud",
+];
+
+/// Every problem with the three secrets: each at least [`MIN_SECRET_BYTES`], all different.
+pub fn secret_problems(named: [(&str, &Secret); 3]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, secret) in named {
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            problems.push(format!(
+                "{name} must be at least {MIN_SECRET_BYTES} bytes (generate one with: openssl rand -base64 48)"
+            ));
+        }
+    }
+    for (i, (a, sa)) in named.iter().enumerate() {
+        for (b, sb) in &named[i + 1..] {
+            if sa.ct_eq(sb) {
+                problems.push(format!("{a} and {b} must be different secrets"));
+            }
+        }
+    }
+    problems
+}
+
+/// Every problem with the extensions' namespaces: a reserved claim name, or two extensions
+/// writing the same claim (either would make tokens with duplicate keys that nobody accepts).
+pub fn extension_problems(extensions: &[Arc<dyn ClaimsExtension>]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, e) in extensions.iter().enumerate() {
+        let ns = e.namespace();
+        if RESERVED_CLAIMS.contains(&ns) {
+            problems.push(format!("the claims namespace {ns:?} is a standard claim of Authura's tokens; choose another"));
+        }
+        if extensions[..i].iter().any(|other| other.namespace() == ns) {
+            problems.push(format!("two claims extensions use the namespace {ns:?}"));
+        }
+    }
+    problems
+}
+
 /// Compares two fingerprints in constant time.
 pub fn fingerprints_match(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
@@ -434,8 +492,16 @@ fn sign<T: Serialize>(key: &Key, claims: &T) -> Result<String, CoreError> {
         .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
 }
 
-fn check_times(purpose: Purpose, expected: Purpose, exp: i64, now: DateTime<Utc>) -> Option<()> {
-    (purpose == expected && now.timestamp() <= exp.saturating_add(LEEWAY_SECS)).then_some(())
+fn check_times(
+    purpose: Purpose,
+    expected: Purpose,
+    exp: i64,
+    nbf: Option<i64>,
+    now: DateTime<Utc>,
+) -> Option<()> {
+    let now = now.timestamp();
+    let started = nbf.is_none_or(|nbf| now >= nbf.saturating_sub(LEEWAY_SECS));
+    (purpose == expected && started && now <= exp.saturating_add(LEEWAY_SECS)).then_some(())
 }
 
 fn secs(d: Duration) -> i64 {

@@ -351,7 +351,12 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    web::resource(path)
+    let mut resource = web::resource(path);
+    if method == Method::GET {
+        // HEAD is GET without the body (actix drops it), as probes and HTTP expect.
+        resource = resource.route(web::head().to(handler.clone()));
+    }
+    resource
         .route(web::method(method).to(handler))
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::method_not_allowed())
@@ -372,6 +377,7 @@ fn cors(state: &AppState) -> actix_cors::Cors {
         .allowed_methods([Method::GET, Method::POST])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .allow_any_header()
+        .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(3600)
         // A disallowed origin gets no CORS headers (the browser then blocks it); the request is
         // not refused, so same-site form posts and non-browser clients are unaffected.

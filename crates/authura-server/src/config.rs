@@ -64,6 +64,18 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("OIDC_ISSUER_URL", "oauth"),
     ("OIDC_CLIENT_ID", "oauth"),
     ("OIDC_CLIENT_SECRET", "oauth"),
+    ("GOOGLE_AUTH_URL", "oauth"),
+    ("GOOGLE_TOKEN_URL", "oauth"),
+    ("GOOGLE_USERINFO_URL", "oauth"),
+    ("GITHUB_AUTH_URL", "oauth"),
+    ("GITHUB_TOKEN_URL", "oauth"),
+    ("GITHUB_USERINFO_URL", "oauth"),
+    ("MICROSOFT_AUTH_URL", "oauth"),
+    ("MICROSOFT_TOKEN_URL", "oauth"),
+    ("MICROSOFT_USERINFO_URL", "oauth"),
+    ("OIDC_AUTH_URL", "oauth"),
+    ("OIDC_TOKEN_URL", "oauth"),
+    ("OIDC_USERINFO_URL", "oauth"),
     ("SESSIONS_ENABLED", "sessions"),
     ("SESSIONS_DSN", "sessions"),
     ("MAX_ACTIVE_SESSIONS", "sessions"),
@@ -272,7 +284,7 @@ impl std::error::Error for ConfigError {}
 /// # Errors
 /// `ConfigError` listing every problem found.
 pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
-    let mut r = Reader::new(sources)?;
+    let mut r = Reader::new(sources);
     let config = read(&mut r, sources);
     if r.problems.is_empty()
         && let Some(mut c) = config
@@ -439,15 +451,27 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         }
     };
 
+    if let Some(initial) = &initial_user {
+        let unmet = policy.unmet(initial.password.expose());
+        if !unmet.is_empty() {
+            let rules: Vec<&str> = unmet.iter().map(|r| r.as_str()).collect();
+            r.problem(format!(
+                "SQLITE_INITIAL_USER_PASSWORD does not meet the password policy ({})",
+                rules.join(", ")
+            ));
+        }
+    }
     let mail = read_mail(r, sources, extra_ca_pem.clone());
     let mail_templates_dir = r.string("MAIL_TEMPLATES_DIR").map(PathBuf::from);
-    if let Some(dir) = &mail_templates_dir
-        && !dir.is_dir()
-    {
-        r.problem(format!(
-            "MAIL_TEMPLATES_DIR: {} is not a directory",
-            dir.display()
-        ));
+    if let Some(dir) = &mail_templates_dir {
+        if !dir.is_dir() {
+            r.problem(format!(
+                "MAIL_TEMPLATES_DIR: {} is not a directory",
+                dir.display()
+            ));
+        } else if let Err(e) = authura_mail::Templates::load(dir) {
+            r.problem(format!("MAIL_TEMPLATES_DIR: {e}"));
+        }
     }
     let log_format = match r
         .string("LOG_FORMAT")
@@ -558,6 +582,30 @@ fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
     }
     let issuer = r.string("JWT_ISSUER");
     let audience = r.string("JWT_AUDIENCE");
+    // Checked whatever else is wrong, so every problem is reported at once.
+    if let [Some(a), Some(b), Some(c)] = &secrets {
+        for p in authura_core::token::secret_problems([
+            ("JWT_SECRET", a),
+            ("JWT_REFRESH_SECRET", b),
+            ("JWT_VERIFY_SECRET", c),
+        ]) {
+            r.problem(p);
+        }
+    } else {
+        for (name, secret) in NAMES.iter().zip(&secrets) {
+            if let Some(s) = secret
+                && s.expose().len() < authura_core::token::MIN_SECRET_BYTES
+            {
+                r.problem(format!(
+                    "{name} must be at least {} bytes (generate one with: openssl rand -base64 48)",
+                    authura_core::token::MIN_SECRET_BYTES
+                ));
+            }
+        }
+    }
+    for p in authura_core::token::extension_problems(&extensions) {
+        r.problem(format!("JWT_EXTENSIONS: {p}"));
+    }
     let [
         Some(access_secret),
         Some(refresh_secret),
@@ -586,11 +634,13 @@ fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
             r.problem(format!("{name} must be longer than zero"));
         }
     }
-    // The secrets' length and distinctness rules live with the tokens.
+    // Everything `Tokens::new` checks was reported above; this only guards against drift.
     match authura_core::token::Tokens::new(settings.clone()) {
         Ok(_) => Some(settings),
         Err(e) => {
-            r.problem(e);
+            if r.problems.is_empty() {
+                r.problem(e);
+            }
             None
         }
     }
@@ -614,35 +664,44 @@ fn read_mail(
     if host == "dummy" {
         return Some(MailConfig::Dummy);
     }
+    // Every mail variable is read even when one is wrong, so all problems are listed at once.
     let tls_name = r
         .string("MAIL_TLS")
         .unwrap_or_else(|| r.default("MAIL_TLS", "starttls"));
-    let Some(tls) = MailTls::parse(&tls_name) else {
+    let tls = MailTls::parse(&tls_name);
+    if tls.is_none() {
         r.problem(format!(
             "MAIL_TLS: expected starttls, tls or none, got {tls_name:?}"
         ));
-        return None;
-    };
-    let port = r.number::<u16>("MAIL_PORT", tls.default_port());
+    }
+    let port = r.number::<u16>("MAIL_PORT", tls.unwrap_or(MailTls::StartTls).default_port());
     let user = r.string("MAIL_USER");
     let password = r.secret("MAIL_PASS");
     if user.is_some() != password.is_some() {
         r.problem("MAIL_USER and MAIL_PASS go together".into());
     }
-    let Some(from) = r.string("MAIL_FROM") else {
+    let from = r.string("MAIL_FROM");
+    if from.is_none() {
         r.problem("MAIL_FROM is required with a real MAIL_HOST".into());
-        return None;
-    };
-    Some(MailConfig::Smtp(SmtpSettings {
+    }
+    let settings = SmtpSettings {
         host,
         port,
-        tls,
+        tls: tls?,
         user,
         password,
-        from,
+        from: from?,
         extra_ca_pem,
         timeout: Duration::from_secs(10),
-    }))
+    };
+    // The mailer's own checks (the From mailbox, the CA bundle), without connecting.
+    if let Err(e) =
+        authura_mail::SmtpMailer::new(settings.clone(), authura_mail::Templates::builtin())
+    {
+        r.problem(format!("MAIL_*: {e}"));
+        return None;
+    }
+    Some(MailConfig::Smtp(settings))
 }
 
 /// Reads (or creates, mode 0600) the three dev secrets.
@@ -691,7 +750,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(sources: &Sources) -> Result<Self, ConfigError> {
+    fn new(sources: &Sources) -> Self {
         let mut problems = Vec::new();
         let mut values = BTreeMap::new();
         let known: BTreeSet<String> = KNOWN_VARIABLES
@@ -743,13 +802,7 @@ impl Reader {
         for name in SECRET_VARIABLES {
             reader.resolve_file(name);
         }
-        if reader.problems.is_empty() {
-            Ok(reader)
-        } else {
-            Err(ConfigError {
-                problems: reader.problems,
-            })
-        }
+        reader
     }
 
     /// `NAME_FILE=/path` becomes `NAME`; both together is an error.

@@ -50,7 +50,30 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         let base = config.external_url.as_str().trim_end_matches('/');
         tracing::info!("dev mode: sign up at {base}/form?action=signup");
     }
+    let state = std::sync::Arc::clone(&running.state);
     running.server.await?;
+    drain_mail(&state, std::time::Duration::from_secs(10)).await;
     tracing::info!("authura stopped");
     Ok(())
+}
+
+/// Waits (up to `limit`) for mail queued by finished requests to be handed to the relay, and
+/// logs what is still unsent rather than losing it silently.
+async fn drain_mail(state: &AppState, limit: std::time::Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &state.mail_stats;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let done =
+            stats.sent.load(Relaxed) + stats.failed.load(Relaxed) + stats.dropped.load(Relaxed);
+        let queued = stats.queued.load(Relaxed);
+        if done >= queued {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(unsent = queued - done, "mail still unsent at shutdown");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -286,3 +286,111 @@ fn migrate_creates_the_users_table_once() {
     let text = String::from_utf8_lossy(&db);
     assert!(text.contains("CREATE TABLE") && text.contains("users_email_tenant_key"));
 }
+
+#[test]
+fn flags_work_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--dev", "check-config"][..],
+        &["check-config", "--dev"],
+        &["--port", "8123", "check-config", "--dev"],
+    ] {
+        let out = authura(args, &[], dir.path());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("MAIL_HOST=dummy"), "{args:?}: {stdout}");
+    }
+    let out = authura(
+        &["--port", "8123", "check-config", "--dev"],
+        &[],
+        dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PORT=8123"));
+    let out = authura(&["migrate", "--dev"], &[], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn startup_checks_happen_at_check_config_time() {
+    // Each of these used to pass check-config and fail only when serving.
+    check_refused(
+        &[
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_FROM", "not an address"),
+        ],
+        "MAIL_*: ",
+    );
+    check_refused(
+        &[
+            ("SQLITE_INITIAL_USER", "root@example.com"),
+            ("SQLITE_INITIAL_USER_PASSWORD", "weak"),
+        ],
+        "SQLITE_INITIAL_USER_PASSWORD does not meet the password policy (min_length, uppercase, digit, special)",
+    );
+    check_refused(
+        &[
+            ("JWT_EXTENSIONS", "env"),
+            ("JWT_ENV_EXTENSION_NAMESPACE", "sub"),
+            ("JWT_ENV_EXTENSION_CLAIMS", "{\"a\": \"{{.ID}}\"}"),
+        ],
+        "\"sub\" is a standard claim",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("verify-email.subject"), "{{ unclosed").unwrap();
+    let templates = dir.path().to_str().unwrap().to_owned();
+    let mut vars = GOOD.to_vec();
+    vars.push(("MAIL_TEMPLATES_DIR", &templates));
+    let out = authura(&["check-config"], &vars, dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verify-email.subject"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn problems_do_not_hide_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authura(
+        &["check-config"],
+        &[
+            ("JWT_SECRET", "short"),
+            ("JWT_REFRESH_SECRET", "short"),
+            (
+                "JWT_VERIFY_SECRET",
+                "verify-secret-0123456789abcdefghijklmno",
+            ),
+            ("JWT_EXPIRATION", "5d"),
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_TLS", "ssl"),
+            ("MAIL_USER", "u"),
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "JWT_SECRET must be at least 32 bytes",
+        "JWT_REFRESH_SECRET must be at least 32 bytes",
+        "JWT_SECRET and JWT_REFRESH_SECRET must be different",
+        "JWT_EXPIRATION",
+        "MAIL_TLS",
+        "MAIL_USER and MAIL_PASS go together",
+        "MAIL_FROM is required",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected:?} missing from:\n{stderr}"
+        );
+    }
+}

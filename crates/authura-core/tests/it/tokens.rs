@@ -162,3 +162,50 @@ fn decode_part(token: &str, i: usize) -> serde_json::Value {
 fn decode_payload(token: &str) -> serde_json::Value {
     decode_part(token, 1)
 }
+
+#[test]
+fn extension_namespaces_may_not_shadow_standard_claims() {
+    use authura_core::extension::{EnvExtension, HasuraExtension};
+    let env =
+        |ns: &str| std::sync::Arc::new(EnvExtension::parse(ns, r#"{"a": "{{.ID}}"}"#).unwrap());
+    let err = tokens_with(|s| s.extensions = vec![env("sub")]).unwrap_err();
+    assert!(err.contains("\"sub\" is a standard claim"), "{err}");
+    let err = tokens_with(|s| {
+        s.extensions = vec![
+            std::sync::Arc::new(HasuraExtension),
+            env("https://hasura.io/jwt/claims"),
+        ]
+    })
+    .unwrap_err();
+    assert!(err.contains("two claims extensions"), "{err}");
+    // Every problem at once.
+    let err = tokens_with(|s| {
+        s.access_secret = Secret::new("short");
+        s.extensions = vec![env("exp")];
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("JWT_SECRET must be") && err.contains("\"exp\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn not_before_is_honoured_with_leeway() {
+    let t = Tokens::new(settings()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let sign = |nbf: i64| {
+        let claims = serde_json::json!({"sub": "1", "email": "a@b", "role": "user", "iat": now, "exp": now + 600, "nbf": nbf, "jti": "x", "purpose": "access"});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret("a".repeat(32).as_bytes()),
+        )
+        .unwrap()
+    };
+    assert!(t.verify_access(&sign(now + 25), chrono::Utc::now()).is_ok());
+    assert!(
+        t.verify_access(&sign(now + 120), chrono::Utc::now())
+            .is_err()
+    );
+}

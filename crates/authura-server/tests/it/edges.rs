@@ -423,3 +423,29 @@ async fn health_and_readiness() {
     assert_eq!(srv.get("/healthz", None).await.ok()["status"], "ok");
     assert_eq!(srv.get("/readyz", None).await.ok()["status"], "ready");
 }
+
+#[tokio::test]
+async fn head_works_where_get_does_and_cors_exposes_error_headers() {
+    let srv = TestServer::with(&[
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+        ("RATE_PER_MINUTE", "1"),
+    ])
+    .await;
+    let head = srv.send(srv.client.head(srv.url("/healthz"))).await;
+    assert_eq!((head.status, head.text.as_str()), (200, ""));
+    let res = srv
+        .send(
+            srv.client
+                .get(srv.url("/user"))
+                .header("Origin", "https://app.example.com"),
+        )
+        .await;
+    let exposed = res.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("retry-after") && exposed.contains("www-authenticate"),
+        "{exposed}"
+    );
+}
