@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod postgres;
 mod services;
 mod tidy;
 
@@ -51,6 +52,9 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra);
     // Tests that need a service fail, never skip, when it is missing; this says so explicitly.
     cmd.env("AUTHURA_TEST_SERVICES", "required");
+    // Stopped and deleted when it goes out of scope, also on failure.
+    let pg = postgres::start()?;
+    cmd.env(postgres::URL_VAR, pg.url());
     run(&mut cmd)?;
     run(Command::new("cargo").args(["test", "--workspace", "--doc"]))
 }

@@ -13,6 +13,7 @@ const BROWSER_DRIVER_DIR: &str = "crates/authura-server/tests/browser";
 
 /// Makes every service available, or fails naming what is missing.
 pub fn ensure_all() -> Result<()> {
+    crate::postgres::ensure_installed()?;
     ensure_aiosmtpd()?;
     ensure_browser()
 }

@@ -11,6 +11,8 @@
 //! });
 //! ```
 //!
+//! Backends over SQL tables add `extra_columns: <expression>` (see [`conformance_tests!`]).
+//!
 //! When the store lives in something that must outlive the test (a temporary directory, a
 //! server process), return `(store, guard)`: the guard is dropped after the case.
 //!
@@ -35,8 +37,22 @@ use authura_core::{StoreError, UserStore};
 /// an `async` block, evaluated once per case, that yields a fresh, empty store: either an
 /// `Arc<dyn UserStore>` or a tuple `(Arc<dyn UserStore>, guard)` whose guard lives as long as the
 /// case (see [`Fixture`]).
+///
+/// A backend over SQL tables also passes `extra_columns: <expression>`, a store over a users
+/// table that already has columns Authura does not know (nullable, or with a default): every
+/// case then runs a second time on it, in a module `extra_columns`, so an operator's wider table
+/// is held to the same contract.
 #[macro_export]
 macro_rules! conformance_tests {
+    ($make:expr, extra_columns: $extra:expr $(,)?) => {
+        $crate::conformance_tests!($make);
+        /// The same cases over a table with columns the store does not know.
+        mod extra_columns {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::conformance_tests!($extra);
+        }
+    };
     ($make:expr $(,)?) => {
         $crate::conformance_tests!(@cases ($make)
             create_then_find_round_trips_every_field,

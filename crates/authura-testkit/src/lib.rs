@@ -1,6 +1,7 @@
 //! Test support shared by the workspace's integration tests: the `UserStore` conformance suite
-//! every backend runs, and harnesses that start real services (an SMTP server catching mail).
-//! Dev-only; never published.
+//! every backend runs, and harnesses that start real services (an SMTP server catching mail,
+//! PostgreSQL clusters and per-test databases). Dev-only; never published.
 
 pub mod conformance;
+pub mod postgres;
 pub mod smtp;

@@ -1,0 +1,413 @@
+//! `PgStore`: the `UserStore` over a pool of PostgreSQL connections. The table's name is
+//! configurable, so the queries are plain SQL with every value bound as a parameter.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool::Runtime;
+use diesel::result::ConnectionResult;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::{OptionalExtension, QueryableByName};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use authura_core::types::{
+    Email, NewUser, PasswordHash, Role, TenantId, User, UserChanges, UserId,
+};
+use authura_core::{Secret, StoreError, UserStore};
+
+use crate::error;
+use crate::migrate;
+use crate::table::UsersTable;
+use crate::tls::{self, Dsn, SslMode};
+
+/// How long a caller waits for a pooled connection (or for a new one to open) before the store
+/// reports itself unavailable.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What [`PgStore::connect`] needs: `POSTGRES_DSN`, `POSTGRES_POOL_SIZE`,
+/// `POSTGRES_USERS_TABLE` and `EXTRA_CA_FILE`'s contents.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// A libpq DSN, URL (`postgres://user:pw@host:5432/db?sslmode=require`) or key/value
+    /// (`host=/run/postgresql dbname=app`) form. Holds a password, hence `Secret`.
+    pub dsn: Secret,
+    /// Most connections open at once (at least 1).
+    pub pool_size: usize,
+    /// The users table.
+    pub table: UsersTable,
+    /// PEM certificates trusted for TLS in addition to the webpki roots.
+    pub extra_ca_pem: Option<Vec<u8>>,
+}
+
+/// A `UserStore` over one PostgreSQL table. Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+    queries: Arc<Queries>,
+    table: UsersTable,
+    ssl_mode: SslMode,
+}
+
+impl PgStore {
+    /// Connects with up to `settings.pool_size` connections, applies the pending migrations
+    /// (each once, recorded in `authura_schema_migrations` next to the users table; creating
+    /// the seed's table if it is missing) and checks that the table can be used.
+    ///
+    /// Makes one attempt: a caller that wants to wait for a database that is starting retries
+    /// on `Unavailable`. Once connected, the pool reconnects by itself after the database comes
+    /// back; meanwhile every call fails with `Unavailable`.
+    ///
+    /// # Errors
+    /// - `Unavailable` when PostgreSQL cannot be reached (refused, timed out, starting up).
+    /// - `Backend` for what waiting will not fix: a DSN that does not parse, a wrong password
+    ///   or database, an untrusted certificate under `verify-ca`/`verify-full`, a pool size of 0;
+    ///   a schema newer than this build ("database schema is newer than this build: …"); an
+    ///   existing table with duplicate (email, tenant) pairs, so the unique index cannot be
+    ///   built (nothing is changed then); a table without the columns Authura needs, or with a
+    ///   NOT NULL column Authura cannot fill.
+    pub async fn connect(settings: &PgSettings) -> Result<PgStore, StoreError> {
+        if settings.pool_size == 0 {
+            return Err(StoreError::Backend(
+                "the pool size must be at least 1".to_owned(),
+            ));
+        }
+        let opener = Arc::new(Opener::new(settings)?);
+        {
+            let mut conn = opener.open().await.map_err(error::connection)?;
+            // An existing table is checked first, so a table of another shape is reported as
+            // such rather than as a failed migration.
+            if migrate::exists(&mut conn, &settings.table.quoted()).await? {
+                migrate::check_table(&mut conn, &settings.table).await?;
+            }
+            migrate::run(&mut conn, &settings.table).await?;
+            migrate::check_table(&mut conn, &settings.table).await?;
+        }
+
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        // A health check on every checkout: a connection the server dropped (restart, failover)
+        // is replaced instead of failing the request that drew it.
+        config.recycling_method = RecyclingMethod::Verified;
+        let setup = Arc::clone(&opener);
+        config.custom_setup = Box::new(move |_url| {
+            let opener = Arc::clone(&setup);
+            Box::pin(async move { opener.open().await })
+        });
+        // The URL is unused: connections come from `Opener`, which holds the parsed DSN.
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            "postgres://",
+            config,
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
+
+        let store = PgStore {
+            pool,
+            queries: Arc::new(Queries::new(&settings.table)),
+            table: settings.table.clone(),
+            ssl_mode: opener.dsn.ssl_mode,
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Deletes the user with this id in this tenant; whether there was one. Not part of
+    /// `UserStore` (the service never deletes users): for operators and tests.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Backend` when PostgreSQL fails.
+    pub async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let deleted = diesel::sql_query(&self.queries.delete)
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(tenant_key(tenant))
+            .execute(&mut *conn)
+            .await
+            .map_err(error::query)?;
+        Ok(deleted > 0)
+    }
+
+    /// The users table this store works on.
+    pub fn table(&self) -> &UsersTable {
+        &self.table
+    }
+
+    async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
+        self.pool.get().await.map_err(error::pool)
+    }
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the DSN: it may hold a password.
+        f.debug_struct("PgStore")
+            .field("table", &self.table)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+// Every query names the tenant: `coalesce(tenant_id, '') = $n` with '' for "no tenant" (tenant
+// ids are never empty), which is also the unique index's expression, so lookups use it.
+#[async_trait]
+impl UserStore for PgStore {
+    async fn find_by_email(
+        &self,
+        tenant: Option<&TenantId>,
+        email: &Email,
+    ) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(&self.queries.find_by_email)
+            .bind::<Text, _>(email.as_str())
+            .bind::<Text, _>(tenant_key(tenant))
+            .get_result::<UserRow>(&mut *conn)
+            .await
+            .optional()
+            .map_err(error::query)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn find_by_id(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+    ) -> Result<Option<User>, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Ok(None);
+        };
+        let mut conn = self.conn().await?;
+        diesel::sql_query(&self.queries.find_by_id)
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(tenant_key(tenant))
+            .get_result::<UserRow>(&mut *conn)
+            .await
+            .optional()
+            .map_err(error::query)?
+            .map(UserRow::into_user)
+            .transpose()
+    }
+
+    async fn create(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut conn = self.conn().await?;
+        // One statement: the unique index rejects a taken (email, tenant) atomically, also
+        // against concurrent creates, and RETURNING reads back exactly what was stored.
+        diesel::sql_query(&self.queries.create)
+            .bind::<Text, _>(user.email.as_str())
+            .bind::<Text, _>(user.role.as_str())
+            .bind::<Text, _>(user.password_hash.as_str())
+            .bind::<Nullable<Text>, _>(user.tenant.as_ref().map(TenantId::as_str))
+            .bind::<Nullable<Timestamptz>, _>(user.verified_at)
+            .get_result::<UserRow>(&mut *conn)
+            .await
+            .map_err(error::query)?
+            .into_user()
+    }
+
+    async fn update(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &UserId,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Err(StoreError::NotFound);
+        };
+        let mut conn = self.conn().await?;
+        // One statement, as for create: a conflicting email aborts it with nothing changed. An
+        // absent change is NULL, and `coalesce` keeps the column's value.
+        diesel::sql_query(&self.queries.update)
+            .bind::<Nullable<Text>, _>(changes.email.as_ref().map(Email::as_str))
+            .bind::<Nullable<Text>, _>(changes.role.as_ref().map(Role::as_str))
+            .bind::<Nullable<Text>, _>(changes.password_hash.as_ref().map(PasswordHash::as_str))
+            .bind::<Nullable<Timestamptz>, _>(changes.verified_at)
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(tenant_key(tenant))
+            .get_result::<UserRow>(&mut *conn)
+            .await
+            .optional()
+            .map_err(error::query)?
+            .ok_or(StoreError::NotFound)?
+            .into_user()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        // Touches the users table, so a database without it is not "ready".
+        diesel::sql_query(&self.queries.ping)
+            .execute(&mut *conn)
+            .await
+            .map(drop)
+            .map_err(error::query)
+    }
+}
+
+/// The statements, built once from the validated table name; values are always parameters.
+#[derive(Debug)]
+struct Queries {
+    find_by_email: String,
+    find_by_id: String,
+    create: String,
+    update: String,
+    delete: String,
+    ping: String,
+}
+
+impl Queries {
+    fn new(table: &UsersTable) -> Self {
+        let t = table.quoted();
+        // Casts make any table that fits the seed's shape read the same: SERIAL or BIGINT ids,
+        // VARCHAR or TEXT, TIMESTAMP with or without time zone.
+        let columns = "id::bigint AS id, email::text AS email, role::text AS role, \
+                       password::text AS password, tenant_id::text AS tenant_id, \
+                       verified_at::timestamptz AS verified_at";
+        let same_tenant = "coalesce(tenant_id, '') = ";
+        Queries {
+            find_by_email: format!(
+                "SELECT {columns} FROM {t} WHERE lower(email) = $1 AND {same_tenant}$2 LIMIT 1"
+            ),
+            find_by_id: format!(
+                "SELECT {columns} FROM {t} WHERE id = $1 AND {same_tenant}$2 LIMIT 1"
+            ),
+            create: format!(
+                "INSERT INTO {t} (email, role, password, tenant_id, verified_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {columns}"
+            ),
+            update: format!(
+                "UPDATE {t} SET email = coalesce($1, email), role = coalesce($2, role), \
+                 password = coalesce($3, password), verified_at = coalesce($4, verified_at) \
+                 WHERE id = $5 AND {same_tenant}$6 RETURNING {columns}"
+            ),
+            delete: format!("DELETE FROM {t} WHERE id = $1 AND {same_tenant}$2"),
+            ping: format!("SELECT 1 FROM {t} LIMIT 1"),
+        }
+    }
+}
+
+/// A stored row, as selected (and returned by `RETURNING`).
+#[derive(Debug, QueryableByName)]
+struct UserRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    role: String,
+    #[diesel(sql_type = Text)]
+    password: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    tenant_id: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    verified_at: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    /// Validates a stored row into a domain user. Rows written by other tools can be malformed;
+    /// the error names the row and the column, never the password hash.
+    fn into_user(self) -> Result<User, StoreError> {
+        let id = self.id;
+        let bad = |column: &str| StoreError::Backend(format!("user {id} has an invalid {column}"));
+        Ok(User {
+            id: UserId::Int(id),
+            email: Email::parse(&self.email).map_err(|_| bad("email"))?,
+            role: Role::parse(&self.role).map_err(|_| bad("role"))?,
+            tenant: self
+                .tenant_id
+                .as_deref()
+                .map(TenantId::parse)
+                .transpose()
+                .map_err(|_| bad("tenant_id"))?,
+            password_hash: PasswordHash::new(self.password),
+            verified_at: self.verified_at,
+        })
+    }
+}
+
+/// The numeric id a `UserId` names, if any: ids are integers, so a textual id that is not a
+/// number matches no row.
+fn row_id(id: &UserId) -> Option<i64> {
+    match id {
+        UserId::Int(n) => Some(*n),
+        UserId::Text(s) => s.parse().ok(),
+    }
+}
+
+/// The value compared with `coalesce(tenant_id, '')`.
+fn tenant_key(tenant: Option<&TenantId>) -> &str {
+    tenant.map_or("", TenantId::as_str)
+}
+
+/// Opens connections: the parsed DSN and the TLS connector for its `sslmode`.
+struct Opener {
+    dsn: Dsn,
+    tls: MakeRustlsConnect,
+}
+
+impl Opener {
+    fn new(settings: &PgSettings) -> Result<Self, StoreError> {
+        let dsn = Dsn::parse(settings.dsn.expose())?;
+        let tls = tls::connector(
+            dsn.ssl_mode,
+            settings.extra_ca_pem.as_deref(),
+            dsn.root_pem.as_deref(),
+        )?;
+        Ok(Opener { dsn, tls })
+    }
+
+    async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
+        let (client, connection) = self
+            .dsn
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| error::open_failed(&e))?;
+        AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    }
+}
+
+/// One connection outside any pool (for `status`).
+pub(crate) async fn open_once(settings: &PgSettings) -> Result<AsyncPgConnection, StoreError> {
+    Opener::new(settings)?
+        .open()
+        .await
+        .map_err(error::connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn textual_ids_match_only_numbers() {
+        assert_eq!(row_id(&UserId::Int(7)), Some(7));
+        assert_eq!(row_id(&UserId::Text("7".into())), Some(7));
+        assert_eq!(row_id(&UserId::Text("abc".into())), None);
+    }
+
+    #[test]
+    fn queries_quote_the_table_and_bind_every_value() {
+        let q = Queries::new(&UsersTable::parse("auth.accounts").unwrap());
+        assert!(q.create.starts_with(r#"INSERT INTO "auth"."accounts" "#));
+        for sql in [&q.find_by_email, &q.find_by_id, &q.update, &q.delete] {
+            assert!(sql.contains(r#""auth"."accounts""#), "{sql}");
+            assert!(sql.contains("coalesce(tenant_id, '') = $"), "{sql}");
+        }
+    }
+}
