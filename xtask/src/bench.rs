@@ -244,8 +244,12 @@ fn pct(x: f64) -> String {
     format!("{:.0} %", x * 100.0)
 }
 
+/// The target directory, absolute (the server is started in a temp dir, where a relative path
+/// would not resolve).
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn start(bin: &Path) -> Result<Server> {

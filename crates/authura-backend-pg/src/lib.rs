@@ -34,4 +34,4 @@ mod tls;
 pub use migrate::{MigrationState, status};
 pub use store::{PgSettings, PgStore};
 pub use table::UsersTable;
-pub use tls::SslMode;
+pub use tls::{SslMode, check_dsn};

@@ -36,6 +36,15 @@ pub enum SslMode {
     VerifyFull,
 }
 
+/// Checks that `dsn` parses (form, `sslmode`, a readable `sslrootcert`) without connecting, for
+/// configuration checks.
+///
+/// # Errors
+/// `Backend` saying what is wrong, never repeating the DSN (it may hold a password).
+pub fn check_dsn(dsn: &str) -> Result<(), StoreError> {
+    Dsn::parse(dsn).map(drop)
+}
+
 /// A parsed DSN: tokio-postgres's configuration plus what Authura handles itself.
 #[derive(Clone)]
 pub(crate) struct Dsn {

@@ -19,6 +19,7 @@
 
 mod error;
 mod migrate;
+mod read;
 mod schema;
 mod store;
 

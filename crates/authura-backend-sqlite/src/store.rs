@@ -21,7 +21,8 @@ use authura_core::{StoreError, UserStore};
 
 use crate::error;
 use crate::migrate;
-use crate::schema::{ChangeRow, NewRow, UserRow, lower, row_id, users};
+use crate::read::Readers;
+use crate::schema::{ChangeRow, NewRow, UserRow, row_id, users};
 
 /// A pooled async connection: diesel's synchronous SQLite connection run on Tokio's blocking
 /// threads.
@@ -34,7 +35,10 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A `UserStore` over one SQLite database file. Cloning is cheap and shares the pool.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Writes (and `delete`) on Tokio's blocking threads.
     pool: Pool<Conn>,
+    /// Reads, inline (see `read.rs`).
+    readers: Arc<Readers>,
     path: Arc<str>,
 }
 
@@ -87,7 +91,12 @@ impl SqliteStore {
             .build()
             .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
 
-        let store = SqliteStore { pool, path };
+        let readers = Arc::new(Readers::new(&path, pool_size));
+        let store = SqliteStore {
+            pool,
+            readers,
+            path,
+        };
         store.ping().await?;
         Ok(store)
     }
@@ -136,19 +145,7 @@ impl UserStore for SqliteStore {
         tenant: Option<&TenantId>,
         email: &Email,
     ) -> Result<Option<User>, StoreError> {
-        let mut conn = self.conn().await?;
-        users::table
-            // `lower(email)`: rows an operator wrote may not be lower-case; it is also the
-            // unique index's expression, so the lookup uses the index.
-            .filter(lower(users::email).eq(email.as_str()))
-            .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
-            .select(UserRow::as_select())
-            .first(&mut *conn)
-            .await
-            .optional()
-            .map_err(error::query)?
-            .map(UserRow::into_user)
-            .transpose()
+        self.readers.find_by_email(tenant, email)
     }
 
     async fn find_by_id(
@@ -159,17 +156,7 @@ impl UserStore for SqliteStore {
         let Some(id) = row_id(id) else {
             return Ok(None);
         };
-        let mut conn = self.conn().await?;
-        users::table
-            .filter(users::id.eq(id))
-            .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
-            .select(UserRow::as_select())
-            .first(&mut *conn)
-            .await
-            .optional()
-            .map_err(error::query)?
-            .map(UserRow::into_user)
-            .transpose()
+        self.readers.find_by_id(tenant, id)
     }
 
     async fn create(&self, user: NewUser) -> Result<User, StoreError> {
@@ -218,15 +205,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        // Touches the users table, so a database without the schema is not "ready".
-        users::table
-            .select(users::id)
-            .limit(1)
-            .load::<i64>(&mut *conn)
-            .await
-            .map(drop)
-            .map_err(error::query)
+        self.readers.ping()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use argon2::{Argon2, Params, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Argon2, Params, PasswordHasher as _};
 use async_trait::async_trait;
 
 use crate::error::CoreError;
@@ -86,9 +86,7 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
                 needs_rehash: false,
             };
         };
-        let valid = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let valid = argon2_matches(password.as_bytes(), &parsed);
         let current = params();
         let needs_rehash = parsed.algorithm.as_str() != "argon2id"
             || Params::try_from(&parsed).map_or(true, |p| {
@@ -115,6 +113,53 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
             needs_rehash: false,
         }
     }
+}
+
+/// Largest Argon2 memory cost a stored hash may ask for (KiB): a hash from the database must
+/// not make one login allocate gigabytes.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+
+thread_local! {
+    /// Argon2's working memory, kept per thread: 19 MiB allocated and freed per login made the
+    /// allocator hold on to hundreds of MiB under load, and cost page faults every time.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Recomputes an Argon2 hash with the stored parameters and salt into reused memory, and
+/// compares it in constant time.
+fn argon2_matches(password: &[u8], parsed: &argon2::PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::new(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    if params.m_cost() > MAX_M_COST_KIB {
+        return false;
+    }
+    let blocks_needed = params.block_count();
+    let mut out = vec![0u8; expected.len()];
+    let hashed = BLOCKS.with(|cell| {
+        let mut blocks = cell.borrow_mut();
+        if blocks.len() < blocks_needed {
+            blocks.resize(blocks_needed, argon2::Block::default());
+        }
+        Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password,
+            salt.as_ref(),
+            &mut out,
+            &mut blocks[..blocks_needed],
+        )
+    });
+    hashed.is_ok() && subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()).into()
 }
 
 /// [`verify_password`], or with `None` the same work against a dummy hash, always invalid.
@@ -216,6 +261,29 @@ mod tests {
             );
             assert!(!verify_password("wrong", &h).valid);
         }
+    }
+
+    #[test]
+    fn other_argon2_shapes_verify_and_absurd_costs_are_refused() {
+        // Argon2i with a 64-byte output: still verified, and flagged for rehashing.
+        let params = Params::new(8192, 3, 1, Some(64)).unwrap();
+        let h = Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x13, params)
+            .hash_password(b"Passw0rd!")
+            .map(|h| PasswordHash::new(h.to_string()))
+            .unwrap();
+        assert_eq!(
+            verify_password("Passw0rd!", &h),
+            Verification {
+                valid: true,
+                needs_rehash: true
+            }
+        );
+        assert!(!verify_password("Passw0rd?", &h).valid);
+        // A stored hash asking for 4 GiB of memory is never computed.
+        let greedy = PasswordHash::new(
+            "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Y7Dc2Xn6lV7m7Kc3S1m3j4n0u8Yq2vB8m2pQq1xZ0c",
+        );
+        assert!(!verify_password("x", &greedy).valid);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::config::{BackendConfig, Config, MailConfig};
+use crate::config::{Config, MailConfig};
 use crate::error::ApiError;
 use crate::hashpool::HashPool;
 use crate::html::{self, FormAction};
@@ -125,16 +125,7 @@ impl AppState {
 /// # Errors
 /// `StartError` naming what failed.
 pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
-    let store: Arc<dyn UserStore> = match &config.backend {
-        BackendConfig::Sqlite { path, pool_size } => Arc::new(
-            authura_backend_sqlite::SqliteStore::open(path, *pool_size)
-                .await
-                .map_err(|e| StartError::Backend {
-                    backend: "sqlite",
-                    detail: e.to_string(),
-                })?,
-        ),
-    };
+    let store = crate::backend::open(config).await?;
     build_state_with_store(config, store).await
 }
 
@@ -183,16 +174,24 @@ pub async fn build_state_with_store(
         match ctx.store.find_by_email(None, &initial.email).await {
             Ok(Some(_)) => tracing::info!(email = %initial.email, "initial user exists"),
             Ok(None) => {
-                flows::create_verified_user(
+                let created = flows::create_verified_user(
                     &ctx,
                     None,
                     &initial.email,
                     initial.password.clone(),
                     &config.admin_role,
                 )
-                .await
-                .map_err(|e| StartError::InitialUser(e.to_string()))?;
-                tracing::info!(email = %initial.email, role = %config.admin_role, "initial user created");
+                .await;
+                match created {
+                    Ok(_) => {
+                        tracing::info!(email = %initial.email, role = %config.admin_role, "initial user created")
+                    }
+                    // Another instance starting at the same time created it first.
+                    Err(CoreError::EmailTaken) => {
+                        tracing::info!(email = %initial.email, "initial user exists")
+                    }
+                    Err(e) => return Err(StartError::InitialUser(e.to_string())),
+                }
             }
             Err(e) => return Err(StartError::InitialUser(e.to_string())),
         }

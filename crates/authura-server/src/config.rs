@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authura_backend_pg::{PgSettings, UsersTable};
 use authura_core::extension::{ClaimsExtension, EnvExtension, HasuraExtension};
 use authura_core::policy::PasswordPolicy;
 use authura_core::token::TokenSettings;
@@ -79,11 +80,6 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("SESSIONS_ENABLED", "sessions"),
     ("SESSIONS_DSN", "sessions"),
     ("MAX_ACTIVE_SESSIONS", "sessions"),
-    ("POSTGRES_DSN", "the postgres backend"),
-    ("POSTGRES_INITIAL_USER", "the postgres backend"),
-    ("POSTGRES_INITIAL_USER_PASSWORD", "the postgres backend"),
-    ("POSTGRES_POOL_SIZE", "the postgres backend"),
-    ("POSTGRES_USERS_TABLE", "the postgres backend"),
     ("HASURA_URL", "the hasura backend"),
     ("HASURA_GRAPHQL_ADMIN_SECRET", "the hasura backend"),
     ("HTTP_URL", "the http backend"),
@@ -144,6 +140,11 @@ const KNOWN_VARIABLES: &[&str] = &[
     "SQLITE_INITIAL_USER",
     "SQLITE_INITIAL_USER_PASSWORD",
     "SQLITE_POOL_SIZE",
+    "POSTGRES_DSN",
+    "POSTGRES_INITIAL_USER",
+    "POSTGRES_INITIAL_USER_PASSWORD",
+    "POSTGRES_POOL_SIZE",
+    "POSTGRES_USERS_TABLE",
     "MAIL_HOST",
     "MAIL_PORT",
     "MAIL_USER",
@@ -191,6 +192,8 @@ impl Sources {
 pub enum BackendConfig {
     /// Embedded SQLite.
     Sqlite { path: PathBuf, pool_size: usize },
+    /// PostgreSQL (`POSTGRES_*`).
+    Postgres(PgSettings),
 }
 
 impl BackendConfig {
@@ -198,6 +201,7 @@ impl BackendConfig {
     pub fn name(&self) -> &'static str {
         match self {
             BackendConfig::Sqlite { .. } => "sqlite",
+            BackendConfig::Postgres(_) => "postgres",
         }
     }
 }
@@ -218,7 +222,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// A user created at startup if absent (`SQLITE_INITIAL_USER`).
+/// A user created at startup if absent (`SQLITE_INITIAL_USER` or `POSTGRES_INITIAL_USER`).
 #[derive(Debug, Clone)]
 pub struct InitialUser {
     pub email: Email,
@@ -420,9 +424,10 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
             ),
             pool_size: r.number::<usize>("SQLITE_POOL_SIZE", 8).max(1),
         }),
-        "postgres" | "hasura" | "http" | "ldap" => {
+        "postgres" => read_postgres(r, extra_ca_pem.clone()),
+        "hasura" | "http" | "ldap" => {
             r.problem(format!(
-                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite)"
+                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres)"
             ));
             None
         }
@@ -431,22 +436,34 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
             None
         }
     };
-    let initial_user = match (
-        r.string("SQLITE_INITIAL_USER"),
-        r.secret("SQLITE_INITIAL_USER_PASSWORD"),
-    ) {
+    // The initial user's variables are named after the backend (SPEC §2); the other backend's
+    // are ignored, with a warning.
+    let (prefix, other) = if backend_name == "postgres" {
+        ("POSTGRES", "SQLITE")
+    } else {
+        ("SQLITE", "POSTGRES")
+    };
+    for name in ["INITIAL_USER", "INITIAL_USER_PASSWORD"] {
+        let name = format!("{other}_{name}");
+        if r.raw(&name).is_some() {
+            r.warnings.push(format!(
+                "{name} is ignored: AUTH_BACKEND={backend_name} reads {prefix}_INITIAL_USER"
+            ));
+        }
+    }
+    let user_var = format!("{prefix}_INITIAL_USER");
+    let password_var = format!("{prefix}_INITIAL_USER_PASSWORD");
+    let initial_user = match (r.string(&user_var), r.secret(&password_var)) {
         (Some(email), Some(password)) => match Email::parse(&email) {
             Ok(email) => Some(InitialUser { email, password }),
             Err(_) => {
-                r.problem(format!(
-                    "SQLITE_INITIAL_USER: {email:?} is not an email address"
-                ));
+                r.problem(format!("{user_var}: {email:?} is not an email address"));
                 None
             }
         },
         (None, None) => None,
         _ => {
-            r.problem("SQLITE_INITIAL_USER and SQLITE_INITIAL_USER_PASSWORD go together".into());
+            r.problem(format!("{user_var} and {password_var} go together"));
             None
         }
     };
@@ -456,7 +473,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         if !unmet.is_empty() {
             let rules: Vec<&str> = unmet.iter().map(|r| r.as_str()).collect();
             r.problem(format!(
-                "SQLITE_INITIAL_USER_PASSWORD does not meet the password policy ({})",
+                "{password_var} does not meet the password policy ({})",
                 rules.join(", ")
             ));
         }
@@ -515,6 +532,43 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         effective: BTreeMap::new(),
         warnings: Vec::new(),
     })
+}
+
+/// `POSTGRES_DSN` (required, checked without connecting), `POSTGRES_POOL_SIZE` (10, at least
+/// 1) and `POSTGRES_USERS_TABLE` (users).
+fn read_postgres(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendConfig> {
+    let dsn = r.secret("POSTGRES_DSN");
+    let pool_size = r.number::<usize>("POSTGRES_POOL_SIZE", 10);
+    if pool_size == 0 {
+        r.problem("POSTGRES_POOL_SIZE: expected at least 1".into());
+    }
+    let table_name = r
+        .string("POSTGRES_USERS_TABLE")
+        .unwrap_or_else(|| r.default("POSTGRES_USERS_TABLE", "users"));
+    let table = UsersTable::parse(&table_name);
+    if table.is_none() {
+        r.problem(format!(
+            "POSTGRES_USERS_TABLE: {table_name:?} is not a table name (expected an identifier of \
+             letters, digits and _, optionally schema-qualified: users, auth.users)"
+        ));
+    }
+    let Some(dsn) = dsn else {
+        r.problem(
+            "POSTGRES_DSN is required with AUTH_BACKEND=postgres (e.g. \
+             postgres://user:password@host:5432/database?sslmode=verify-full)"
+                .into(),
+        );
+        return None;
+    };
+    if let Err(e) = authura_backend_pg::check_dsn(dsn.expose()) {
+        r.problem(e.to_string().replace("backend error: ", ""));
+    }
+    Some(BackendConfig::Postgres(PgSettings {
+        dsn,
+        pool_size,
+        table: table?,
+        extra_ca_pem,
+    }))
 }
 
 fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {

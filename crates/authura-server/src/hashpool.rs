@@ -48,6 +48,7 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("authura-hash-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         let job = {
                             let guard = receiver
@@ -115,6 +116,16 @@ impl HashPool {
         self.submit(work)?
             .await
             .map_err(|_| CoreError::Internal("a hashing job was lost".into()))
+    }
+}
+
+/// Runs this thread at the lowest scheduling priority (nice 19), so that while logins saturate
+/// the hashing threads, request threads (`/user`, `/refresh`) still get the CPU at once. The
+/// hashing throughput is unchanged when nothing else wants the CPU.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::warn!(error = %e, "cannot lower the hashing threads' priority");
     }
 }
 

@@ -3,6 +3,7 @@
 //! status codes. `bin/authura` is a thin shell around [`serve`].
 
 pub mod app;
+pub mod backend;
 pub mod config;
 pub mod error;
 pub mod hashpool;

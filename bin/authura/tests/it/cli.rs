@@ -104,7 +104,37 @@ fn bad_configuration_exits_2_naming_the_variable() {
         "unknown template field",
     );
     check_refused(&[("AUTH_BACKEND", "mysql")], "unknown backend");
-    check_refused(&[("AUTH_BACKEND", "postgres")], "not in this build yet");
+    check_refused(&[("AUTH_BACKEND", "hasura")], "not in this build yet");
+    check_refused(
+        &[("AUTH_BACKEND", "postgres")],
+        "POSTGRES_DSN is required with AUTH_BACKEND=postgres",
+    );
+    check_refused(
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            (
+                "POSTGRES_DSN",
+                "postgres://u:hunter2@db/app?sslmode=sometimes",
+            ),
+        ],
+        "POSTGRES_DSN: unknown sslmode \"sometimes\"",
+    );
+    check_refused(
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://db/app"),
+            ("POSTGRES_USERS_TABLE", "users; drop table users"),
+        ],
+        "POSTGRES_USERS_TABLE: \"users; drop table users\" is not a table name",
+    );
+    check_refused(
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://db/app"),
+            ("POSTGRES_POOL_SIZE", "0"),
+        ],
+        "POSTGRES_POOL_SIZE: expected at least 1",
+    );
     check_refused(
         &[("SQLITE_INITIAL_USER", "root@example.com")],
         "go together",

@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
+use crate::harness::both_backends;
 use crate::harness::{PW, TestServer, s};
 
-#[tokio::test]
+both_backends!(tenants_are_separate_and_required);
 async fn tenants_are_separate_and_required() {
     let srv = TestServer::with(&[
         ("MULTI_TENANT_ENABLED", "true"),
@@ -106,7 +107,7 @@ async fn tenants_are_separate_and_required() {
     assert_eq!(v.ok()["user"]["tenant_id"], "shop.example");
 }
 
-#[tokio::test]
+both_backends!(redirect_urls_are_validated_and_links_built_on_them);
 async fn redirect_urls_are_validated_and_links_built_on_them() {
     let srv = TestServer::with(&[("ALLOWED_ORIGINS", "https://app.example.com")]).await;
     for bad in [
@@ -139,7 +140,7 @@ async fn redirect_urls_are_validated_and_links_built_on_them() {
     assert_eq!(srv.mails_requested(), before);
 }
 
-#[tokio::test]
+both_backends!(rate_limiting_per_client);
 async fn rate_limiting_per_client() {
     let srv = TestServer::with(&[("RATE_PER_MINUTE", "3")]).await;
     for _ in 0..3 {
@@ -159,7 +160,7 @@ async fn rate_limiting_per_client() {
     }
 }
 
-#[tokio::test]
+both_backends!(cors_allows_listed_origins_only);
 async fn cors_allows_listed_origins_only() {
     let srv = TestServer::with(&[(
         "ALLOWED_ORIGINS",
@@ -206,7 +207,7 @@ async fn cors_allows_listed_origins_only() {
     assert!(foreign.headers.get("access-control-allow-origin").is_none());
 }
 
-#[tokio::test]
+both_backends!(allowed_hosts);
 async fn allowed_hosts() {
     let srv = TestServer::with(&[("ALLOWED_HOSTS", "auth.example.com,localhost:9000")]).await;
     let with_host = |h: &str| {
@@ -234,7 +235,7 @@ async fn allowed_hosts() {
     .ok();
 }
 
-#[tokio::test]
+both_backends!(bodies_are_parsed_strictly);
 async fn bodies_are_parsed_strictly() {
     let srv = TestServer::start().await;
     let raw = |ct: &str, body: &str| {
@@ -290,7 +291,7 @@ async fn bodies_are_parsed_strictly() {
     srv.get("/healthz", None).await.ok();
 }
 
-#[tokio::test]
+both_backends!(unknown_routes_and_methods);
 async fn unknown_routes_and_methods() {
     let srv = TestServer::start().await;
     srv.get("/nope", None).await.expect(404, "not_found");
@@ -302,7 +303,7 @@ async fn unknown_routes_and_methods() {
         .expect(405, "method_not_allowed");
 }
 
-#[tokio::test]
+both_backends!(browsers_get_html_answers);
 async fn browsers_get_html_answers() {
     let srv = TestServer::start().await;
     let html = |path: &str, body: serde_json::Value| {
@@ -341,7 +342,7 @@ async fn browsers_get_html_answers() {
         .expect(401, "invalid_credentials");
 }
 
-#[tokio::test]
+both_backends!(form_pages);
 async fn form_pages() {
     let srv = TestServer::start().await;
     for (action, target) in [
@@ -380,7 +381,7 @@ async fn form_pages() {
     srv.get("/form", None).await.expect(400, "invalid_action");
 }
 
-#[tokio::test]
+both_backends!(signup_disabled_still_allows_invites);
 async fn signup_disabled_still_allows_invites() {
     let srv = TestServer::with(&[("SIGNUP_DISABLED", "true")]).await;
     srv.post("/signup", json!({"email": "a@example.com"}))
@@ -400,7 +401,7 @@ async fn signup_disabled_still_allows_invites() {
         .ok();
 }
 
-#[tokio::test]
+both_backends!(impersonation_is_refused_while_off);
 async fn impersonation_is_refused_while_off() {
     let srv = TestServer::start().await;
     let admin = srv.admin_token().await;
@@ -417,14 +418,14 @@ async fn impersonation_is_refused_while_off() {
         .expect(400, "invalid_body");
 }
 
-#[tokio::test]
+both_backends!(health_and_readiness);
 async fn health_and_readiness() {
     let srv = TestServer::start().await;
     assert_eq!(srv.get("/healthz", None).await.ok()["status"], "ok");
     assert_eq!(srv.get("/readyz", None).await.ok()["status"], "ready");
 }
 
-#[tokio::test]
+both_backends!(head_works_where_get_does_and_cors_exposes_error_headers);
 async fn head_works_where_get_does_and_cors_exposes_error_headers() {
     let srv = TestServer::with(&[
         ("ALLOWED_ORIGINS", "https://app.example.com"),

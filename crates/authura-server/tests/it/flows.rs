@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use authura_core::{NewUser, Role};
 use serde_json::json;
 
+use crate::harness::both_backends;
 use crate::harness::{PW, ROOT, TestServer, s};
 
-#[tokio::test]
+both_backends!(signup_mail_link_form_verify_token_refresh_user);
 async fn signup_mail_link_form_verify_token_refresh_user() {
     let srv = TestServer::start().await;
     srv.post("/signup", json!({"email": "Ann@Example.com"}))
@@ -61,7 +62,7 @@ async fn signup_mail_link_form_verify_token_refresh_user() {
         .ok();
 }
 
-#[tokio::test]
+both_backends!(form_urlencoded_bodies_work_like_json);
 async fn form_urlencoded_bodies_work_like_json() {
     let srv = TestServer::start().await;
     let res = srv
@@ -90,7 +91,7 @@ async fn form_urlencoded_bodies_work_like_json() {
     assert!(t.ok()["access_token"].is_string());
 }
 
-#[tokio::test]
+both_backends!(verification_links_are_single_use);
 async fn verification_links_are_single_use() {
     let srv = TestServer::start().await;
     srv.post("/signup", json!({"email": "ann@example.com"}))
@@ -111,7 +112,7 @@ async fn verification_links_are_single_use() {
     .expect(400, "invalid_verification_token");
 }
 
-#[tokio::test]
+both_backends!(no_enumeration_on_signup_and_reset);
 async fn no_enumeration_on_signup_and_reset() {
     let srv = TestServer::start().await;
     srv.sign_up("ann@example.com", PW).await;
@@ -136,7 +137,7 @@ async fn no_enumeration_on_signup_and_reset() {
     assert_eq!(srv.mails_requested(), before + 1);
 }
 
-#[tokio::test]
+both_backends!(wrong_password_and_unknown_user_look_the_same_and_cost_a_hash);
 async fn wrong_password_and_unknown_user_look_the_same_and_cost_a_hash() {
     let srv = TestServer::start().await;
     srv.sign_up("ann@example.com", PW).await;
@@ -165,7 +166,7 @@ async fn wrong_password_and_unknown_user_look_the_same_and_cost_a_hash() {
     assert_eq!(wrong.text, unknown.text);
 }
 
-#[tokio::test]
+both_backends!(unverified_users_are_told_only_after_a_correct_password);
 async fn unverified_users_are_told_only_after_a_correct_password() {
     let srv = TestServer::start().await;
     let hash = authura_core::hash::hash_password(PW).unwrap();
@@ -207,7 +208,7 @@ async fn unverified_users_are_told_only_after_a_correct_password() {
     srv.login("unv@example.com", "N3w!passw0rd").await;
 }
 
-#[tokio::test]
+both_backends!(change_password_revokes_refresh_tokens);
 async fn change_password_revokes_refresh_tokens() {
     let srv = TestServer::start().await;
     srv.sign_up("ann@example.com", PW).await;
@@ -251,7 +252,7 @@ async fn change_password_revokes_refresh_tokens() {
     srv.login("ann@example.com", "N3w!passw0rd").await;
 }
 
-#[tokio::test]
+both_backends!(change_email_through_the_link);
 async fn change_email_through_the_link() {
     let srv = TestServer::start().await;
     srv.sign_up("ann@example.com", PW).await;
@@ -304,7 +305,7 @@ async fn change_email_through_the_link() {
         .expect(409, "email_taken");
 }
 
-#[tokio::test]
+both_backends!(invites_carry_their_role_and_need_an_admin);
 async fn invites_carry_their_role_and_need_an_admin() {
     let srv = TestServer::start().await;
     let admin = srv.admin_token().await;
@@ -358,7 +359,7 @@ async fn invites_carry_their_role_and_need_an_admin() {
     );
 }
 
-#[tokio::test]
+both_backends!(reset_password_through_the_link);
 async fn reset_password_through_the_link() {
     let srv = TestServer::start().await;
     srv.sign_up("ann@example.com", PW).await;
@@ -394,15 +395,12 @@ async fn reset_password_through_the_link() {
         .expect(401, "invalid_token");
 }
 
-#[tokio::test]
+both_backends!(deleted_users_tokens_fail);
 async fn deleted_users_tokens_fail() {
     let srv = TestServer::start().await;
     let v = srv.sign_up("ann@example.com", PW).await;
     let id = authura_core::UserId::Int(v["user"]["id"].as_i64().unwrap());
-    let store = authura_backend_sqlite::SqliteStore::open(&srv.db_path, 1)
-        .await
-        .unwrap();
-    assert!(store.delete(None, &id).await.unwrap());
+    assert!(srv.delete_user(None, &id).await);
     srv.get("/user", Some(s(&v["tokens"]["access_token"])))
         .await
         .expect(401, "invalid_token");
@@ -414,7 +412,7 @@ async fn deleted_users_tokens_fail() {
     .expect(401, "invalid_token");
 }
 
-#[tokio::test]
+both_backends!(tokens_of_one_purpose_are_refused_for_another);
 async fn tokens_of_one_purpose_are_refused_for_another() {
     let srv = TestServer::start().await;
     let v = srv.sign_up("ann@example.com", PW).await;
@@ -441,7 +439,7 @@ async fn tokens_of_one_purpose_are_refused_for_another() {
     .expect(401, "invalid_token");
 }
 
-#[tokio::test]
+both_backends!(concurrent_verifications_of_one_address_make_one_user);
 async fn concurrent_verifications_of_one_address_make_one_user() {
     let srv = TestServer::start().await;
     // Several sign-ups before any verification: each gets its own valid link.
@@ -473,7 +471,7 @@ async fn concurrent_verifications_of_one_address_make_one_user() {
     srv.login("race@example.com", PW).await;
 }
 
-#[tokio::test]
+both_backends!(the_initial_user_is_an_admin_and_created_once);
 async fn the_initial_user_is_an_admin_and_created_once() {
     let srv = TestServer::start().await;
     let t = srv.admin_token().await;

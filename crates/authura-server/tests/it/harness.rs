@@ -1,4 +1,6 @@
-//! A running server for one test: temp SQLite, a real SMTP sink, a reqwest client.
+//! A running server for one test: a real SMTP sink, a reqwest client, and the backend the test
+//! runs on: a temp SQLite file, or a fresh database on the test PostgreSQL cluster. Tests that
+//! use `both_backends!(name)` run once on each.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -6,8 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use authura_backend_pg::{PgSettings, PgStore, UsersTable};
+use authura_backend_sqlite::SqliteStore;
+use authura_core::{Secret, TenantId, UserId};
 use authura_server::config::{self, Sources};
 use authura_server::{AppState, app};
+use authura_testkit::postgres::Database;
 use authura_testkit::smtp::{ReceivedMail, SmtpSink};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -16,6 +22,40 @@ pub const ROOT: &str = "root@example.com";
 pub const ROOT_PW: &str = "R00t!passw0rd";
 pub const PW: &str = "Str0ng!pass";
 
+/// The backend a test's servers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs a test body with its servers on `backend` (tests outside [`both_backends!`] use SQLite).
+pub async fn on<F: std::future::Future>(backend: Backend, body: F) -> F::Output {
+    BACKEND.scope(backend, body).await
+}
+
+/// Runs the test `async fn $name()` declared next to it once per backend, as the tests
+/// `$name::sqlite` and `$name::postgres`; the body stays as it is.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::harness::on($crate::harness::Backend::Sqlite, super::$name()).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $crate::harness::on($crate::harness::Backend::Postgres, super::$name()).await
+            }
+        }
+    };
+}
+pub(crate) use both_backends;
+
 /// One server with its mail sink.
 pub struct TestServer {
     pub base: String,
@@ -23,6 +63,10 @@ pub struct TestServer {
     pub smtp: SmtpSink,
     pub state: Arc<AppState>,
     pub db_path: PathBuf,
+    /// The PostgreSQL database's URL, when the server runs on PostgreSQL.
+    pub dsn: Option<String>,
+    /// The test's PostgreSQL database, when the harness made it (dropped after the server).
+    _pg: Option<Database>,
     handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -96,6 +140,15 @@ pub fn base_vars(db: &str, port: u16, smtp_port: u16) -> BTreeMap<String, String
     .collect()
 }
 
+/// SQLite's initial-user variables and their PostgreSQL names.
+const POSTGRES_NAMES: [(&str, &str); 2] = [
+    ("SQLITE_INITIAL_USER", "POSTGRES_INITIAL_USER"),
+    (
+        "SQLITE_INITIAL_USER_PASSWORD",
+        "POSTGRES_INITIAL_USER_PASSWORD",
+    ),
+];
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::with(&[]).await
@@ -103,13 +156,44 @@ impl TestServer {
 
     /// Starts with extra variables (an empty value removes a default).
     pub async fn with(vars: &[(&str, &str)]) -> Self {
+        let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(authura_testkit::postgres::database().await),
+        };
+        let dsn = pg.as_ref().map(|db| db.url.clone());
+        Self::on(dsn, pg, vars).await
+    }
+
+    /// Starts on the PostgreSQL database at `dsn` (a test's own cluster), with extra variables.
+    pub async fn with_postgres(dsn: &str, vars: &[(&str, &str)]) -> Self {
+        Self::on(Some(dsn.to_owned()), None, vars).await
+    }
+
+    async fn on(dsn: Option<String>, pg: Option<Database>, vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("authura.db");
         let smtp = SmtpSink::start().expect("the SMTP sink (python3 + aiosmtpd) must start");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut env = base_vars(db_path.to_str().unwrap(), port, smtp.port());
+        if let Some(dsn) = &dsn {
+            env.remove("SQLITE_DB_PATH");
+            for (from, to) in POSTGRES_NAMES {
+                if let Some(v) = env.remove(from) {
+                    env.insert(to.to_owned(), v);
+                }
+            }
+            env.insert("AUTH_BACKEND".into(), "postgres".into());
+            env.insert("POSTGRES_DSN".into(), dsn.clone());
+            env.insert("POSTGRES_POOL_SIZE".into(), "4".into());
+        }
         for (k, v) in vars {
+            // A test written against SQLite's variable names means the backend's.
+            let k = match POSTGRES_NAMES.iter().find(|(from, _)| from == k) {
+                Some((_, to)) if dsn.is_some() => to,
+                _ => k,
+            };
             if v.is_empty() {
                 env.remove(*k);
             } else {
@@ -135,8 +219,33 @@ impl TestServer {
             smtp,
             state: running.state,
             db_path,
+            dsn,
+            _pg: pg,
             handle,
             _dir: dir,
+        }
+    }
+
+    /// Deletes a user through the backend's own `delete` (the service never deletes users).
+    pub async fn delete_user(&self, tenant: Option<&TenantId>, id: &UserId) -> bool {
+        match &self.dsn {
+            Some(dsn) => PgStore::connect(&PgSettings {
+                dsn: Secret::new(dsn.clone()),
+                pool_size: 1,
+                table: UsersTable::parse("users").unwrap(),
+                extra_ca_pem: None,
+            })
+            .await
+            .unwrap()
+            .delete(tenant, id)
+            .await
+            .unwrap(),
+            None => SqliteStore::open(&self.db_path, 1)
+                .await
+                .unwrap()
+                .delete(tenant, id)
+                .await
+                .unwrap(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! The server as a client sees it: real HTTP against the service bound in-process, on a temp
-//! SQLite file, with every mail caught by a real SMTP server and its link followed.
+//! SQLite file and on a fresh PostgreSQL database (`both_backends!`), with every mail caught by
+//! a real SMTP server and its link followed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
 mod edges;
 mod flows;
 mod harness;
+mod postgres;

@@ -1,0 +1,125 @@
+//! Opening the configured backend: SQLite at once, PostgreSQL with retries while the database is
+//! unreachable at startup (a container starting beside it), each attempt logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authura_backend_pg::{PgSettings, PgStore};
+use authura_core::{StoreError, UserStore};
+
+use crate::app::StartError;
+use crate::config::{BackendConfig, Config};
+
+/// How long startup waits for an unreachable PostgreSQL before giving up (exit 1). Waiting
+/// does not fix a wrong password, database or certificate: those fail at once.
+pub const POSTGRES_STARTUP_WAIT: Duration = Duration::from_secs(60);
+
+/// The first retry's delay; each next one doubles, up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Opens the configured backend, applying its migrations.
+///
+/// # Errors
+/// `StartError::Backend` naming the backend and what failed.
+pub async fn open(config: &Config) -> Result<Arc<dyn UserStore>, StartError> {
+    match &config.backend {
+        BackendConfig::Sqlite { path, pool_size } => {
+            let store = authura_backend_sqlite::SqliteStore::open(path, *pool_size)
+                .await
+                .map_err(|e| start_error("sqlite", &e))?;
+            Ok(Arc::new(store))
+        }
+        BackendConfig::Postgres(settings) => {
+            let store = connect_postgres(settings, POSTGRES_STARTUP_WAIT).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Connects to PostgreSQL, retrying with backoff for up to `wait` while it is unreachable.
+///
+/// # Errors
+/// `StartError::Backend` when it stays unreachable for `wait`, or at once for a failure that
+/// waiting does not fix.
+pub async fn connect_postgres(
+    settings: &PgSettings,
+    wait: Duration,
+) -> Result<PgStore, StartError> {
+    let started = Instant::now();
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut attempt = 1u32;
+    loop {
+        match PgStore::connect(settings).await {
+            Ok(store) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, table = %settings.table, "postgres is reachable");
+                }
+                return Ok(store);
+            }
+            Err(StoreError::Unavailable(detail)) if started.elapsed() + delay <= wait => {
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    gives_up_in_s = wait.saturating_sub(started.elapsed()).as_secs(),
+                    error = %detail,
+                    "postgres is not reachable; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+                attempt += 1;
+            }
+            Err(StoreError::Unavailable(detail)) => {
+                return Err(StartError::Backend {
+                    backend: "postgres",
+                    detail: format!(
+                        "still unreachable after {attempt} attempts over {}s: {detail}",
+                        started.elapsed().as_secs()
+                    ),
+                });
+            }
+            Err(e) => return Err(start_error("postgres", &e)),
+        }
+    }
+}
+
+/// The migrations the configured backend knows and whether each is applied, as lines for
+/// `authura migrate status`. Changes nothing.
+///
+/// # Errors
+/// `StartError::Backend` when the backend cannot be read.
+pub async fn migration_status(config: &Config) -> Result<Vec<String>, StartError> {
+    match &config.backend {
+        BackendConfig::Sqlite { .. } => Ok(vec![
+            "sqlite: migrations are embedded and applied when the database is opened (authura \
+             migrate); diesel records them in __diesel_schema_migrations"
+                .to_owned(),
+        ]),
+        BackendConfig::Postgres(settings) => {
+            let states = authura_backend_pg::status(settings)
+                .await
+                .map_err(|e| start_error("postgres", &e))?;
+            Ok(states
+                .iter()
+                .map(|s| {
+                    let state = match (s.applied, s.known) {
+                        (true, true) => "applied",
+                        (false, _) => "pending",
+                        (true, false) => "applied, unknown to this build (newer)",
+                    };
+                    format!(
+                        "{:04}_{}  {state}  (table {})",
+                        s.version, s.name, settings.table
+                    )
+                })
+                .collect())
+        }
+    }
+}
+
+fn start_error(backend: &'static str, err: &StoreError) -> StartError {
+    StartError::Backend {
+        backend,
+        detail: err.to_string(),
+    }
+}
