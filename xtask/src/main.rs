@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod migrate;
 mod postgres;
 mod services;
 mod tidy;
@@ -18,6 +19,7 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("migrate") => migrate::run(&args[1..]),
         Some("ci") => {
             run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
             run(Command::new("cargo").args([
@@ -37,7 +39,8 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
-  dist         build the release binary"
+  dist         build the release binary
+  migrate [status | new NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect"
             );
             bail!("unknown or missing task")
         }

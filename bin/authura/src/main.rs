@@ -30,11 +30,20 @@ enum Command {
     /// Serve the HTTP API (the default).
     Serve(ServeArgs),
     /// Create or upgrade the tables the configured backend needs, then exit.
-    Migrate(ServeArgs),
+    Migrate(MigrateArgs),
     /// Validate the configuration and print it with secrets redacted (exit 0, or 2 if invalid).
     CheckConfig(ServeArgs),
     /// Read a password from standard input and print its Argon2id hash.
     HashPassword,
+}
+
+#[derive(Args, Debug, Clone)]
+struct MigrateArgs {
+    /// `status`: list each migration and whether it is applied, changing nothing.
+    #[arg(value_parser = ["status"])]
+    action: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -57,7 +66,13 @@ fn main() -> ExitCode {
         None => (None, cli.serve),
         Some(Command::Serve(a)) => (None, a.over(cli.serve)),
         Some(Command::CheckConfig(a)) => (Some("check-config"), a.over(cli.serve)),
-        Some(Command::Migrate(a)) => (Some("migrate"), a.over(cli.serve)),
+        Some(Command::Migrate(m)) => {
+            let command = match m.action {
+                Some(_) => "migrate-status",
+                None => "migrate",
+            };
+            (Some(command), m.serve.over(cli.serve))
+        }
         Some(Command::HashPassword) => return hash_password(),
     };
     let mut flags = BTreeMap::new();
@@ -97,6 +112,10 @@ fn main() -> ExitCode {
             authura_server::build_state(&config)
                 .await
                 .map(|_| eprintln!("migrations applied"))
+        } else if command == Some("migrate-status") {
+            authura_server::backend::migration_status(&config)
+                .await
+                .map(|lines| lines.iter().for_each(|line| println!("{line}")))
         } else {
             authura_server::serve(config).await
         }

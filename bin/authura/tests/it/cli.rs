@@ -424,3 +424,30 @@ fn problems_do_not_hide_each_other() {
         );
     }
 }
+
+#[test]
+fn migrate_status_then_migrate_on_postgres() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime.block_on(authura_testkit::postgres::database());
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.extend([
+        ("AUTH_BACKEND", "postgres"),
+        ("POSTGRES_DSN", db.url.as_str()),
+    ]);
+    let status = || {
+        let out = authura(&["migrate", "status"], &vars, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        status(),
+        "0001_create_users  pending  (table users)\n\
+         0002_unique_email_tenant  pending  (table users)\n"
+    );
+    let out = authura(&["migrate"], &vars, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let after = status();
+    assert!(after.lines().all(|l| l.contains("  applied  ")), "{after}");
+    drop(db);
+}
