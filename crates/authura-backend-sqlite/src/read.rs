@@ -85,8 +85,11 @@ impl Readers {
                 .filter(lower(users::email).eq(email.as_str()))
                 .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
                 .select(UserRow::as_select())
-                .first(conn)
-                .optional()
+                // At most one row matches (a primary key, or the unique index's expressions).
+                // `load` rather than `first`: diesel does not reuse `first`'s prepared statement
+                // on SQLite (its bound LIMIT), and preparing was most of a read's cost.
+                .load::<UserRow>(conn)
+                .map(|rows| rows.into_iter().next())
         })?
         .map(UserRow::into_user)
         .transpose()
@@ -102,8 +105,11 @@ impl Readers {
                 .filter(users::id.eq(id))
                 .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
                 .select(UserRow::as_select())
-                .first(conn)
-                .optional()
+                // At most one row matches (a primary key, or the unique index's expressions).
+                // `load` rather than `first`: diesel does not reuse `first`'s prepared statement
+                // on SQLite (its bound LIMIT), and preparing was most of a read's cost.
+                .load::<UserRow>(conn)
+                .map(|rows| rows.into_iter().next())
         })?
         .map(UserRow::into_user)
         .transpose()
