@@ -126,10 +126,47 @@ impl AppState {
 /// `StartError` naming what failed.
 pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
     let store = crate::backend::open(config).await?;
-    build_state_with_store(config, store).await
+    let state = build_state_with_store(config, store).await?;
+    ensure_initial_user(&state.ctx, config).await?;
+    Ok(state)
 }
 
-/// [`build_state`] over a given store (embedders, and tests of other stores).
+/// Creates the configured initial admin (`*_INITIAL_USER`) unless a user with that email exists.
+///
+/// # Errors
+/// `StartError::InitialUser` when the backend fails or the password breaks the policy.
+pub async fn ensure_initial_user(ctx: &Context, config: &Config) -> Result<(), StartError> {
+    if let Some(initial) = &config.initial_user {
+        match ctx.store.find_by_email(None, &initial.email).await {
+            Ok(Some(_)) => tracing::info!(email = %initial.email, "initial user exists"),
+            Ok(None) => {
+                let created = flows::create_verified_user(
+                    ctx,
+                    None,
+                    &initial.email,
+                    initial.password.clone(),
+                    &config.admin_role,
+                )
+                .await;
+                match created {
+                    Ok(_) => {
+                        tracing::info!(email = %initial.email, role = %config.admin_role, "initial user created")
+                    }
+                    // Another instance starting at the same time created it first.
+                    Err(CoreError::EmailTaken) => {
+                        tracing::info!(email = %initial.email, "initial user exists")
+                    }
+                    Err(e) => return Err(StartError::InitialUser(e.to_string())),
+                }
+            }
+            Err(e) => return Err(StartError::InitialUser(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// [`build_state`] over a given store (embedders, and tests of other stores), without the
+/// initial user: call [`ensure_initial_user`] once the store is reachable.
 ///
 /// # Errors
 /// `StartError` naming what failed.
@@ -170,32 +207,6 @@ pub async fn build_state_with_store(
             redirects: RedirectPolicy::new(config.allowed_redirect_urls.clone()),
         },
     };
-    if let Some(initial) = &config.initial_user {
-        match ctx.store.find_by_email(None, &initial.email).await {
-            Ok(Some(_)) => tracing::info!(email = %initial.email, "initial user exists"),
-            Ok(None) => {
-                let created = flows::create_verified_user(
-                    &ctx,
-                    None,
-                    &initial.email,
-                    initial.password.clone(),
-                    &config.admin_role,
-                )
-                .await;
-                match created {
-                    Ok(_) => {
-                        tracing::info!(email = %initial.email, role = %config.admin_role, "initial user created")
-                    }
-                    // Another instance starting at the same time created it first.
-                    Err(CoreError::EmailTaken) => {
-                        tracing::info!(email = %initial.email, "initial user exists")
-                    }
-                    Err(e) => return Err(StartError::InitialUser(e.to_string())),
-                }
-            }
-            Err(e) => return Err(StartError::InitialUser(e.to_string())),
-        }
-    }
     let mail_stats = Arc::new(MailStats::default());
     let (mail_queue, mut rx) = tokio::sync::mpsc::channel::<Mail>(1024);
     {

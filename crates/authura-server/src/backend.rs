@@ -123,3 +123,60 @@ fn start_error(backend: &'static str, err: &StoreError) -> StartError {
         detail: err.to_string(),
     }
 }
+
+/// A store that is not connected yet: every call answers `Unavailable` (so requests get 503
+/// `backend_unavailable` and `/readyz` 503) until [`DeferredStore::set`] hands it the real one.
+/// It lets the service listen while PostgreSQL is still starting.
+#[derive(Debug, Default)]
+pub struct DeferredStore {
+    inner: std::sync::OnceLock<Arc<dyn UserStore>>,
+}
+
+impl DeferredStore {
+    /// Connects the real store; later calls go to it.
+    pub fn set(&self, store: Arc<dyn UserStore>) {
+        let _ = self.inner.set(store);
+    }
+
+    fn get(&self) -> Result<&Arc<dyn UserStore>, StoreError> {
+        self.inner
+            .get()
+            .ok_or_else(|| StoreError::Unavailable("the backend is still connecting".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl UserStore for DeferredStore {
+    async fn find_by_email(
+        &self,
+        tenant: Option<&authura_core::TenantId>,
+        email: &authura_core::Email,
+    ) -> Result<Option<authura_core::User>, StoreError> {
+        self.get()?.find_by_email(tenant, email).await
+    }
+
+    async fn find_by_id(
+        &self,
+        tenant: Option<&authura_core::TenantId>,
+        id: &authura_core::UserId,
+    ) -> Result<Option<authura_core::User>, StoreError> {
+        self.get()?.find_by_id(tenant, id).await
+    }
+
+    async fn create(&self, user: authura_core::NewUser) -> Result<authura_core::User, StoreError> {
+        self.get()?.create(user).await
+    }
+
+    async fn update(
+        &self,
+        tenant: Option<&authura_core::TenantId>,
+        id: &authura_core::UserId,
+        changes: authura_core::UserChanges,
+    ) -> Result<authura_core::User, StoreError> {
+        self.get()?.update(tenant, id, changes).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.get()?.ping().await
+    }
+}

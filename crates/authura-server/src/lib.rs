@@ -23,8 +23,42 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let state = build_state(&config).await?;
+    // PostgreSQL may still be starting: listen at once (answering 503, `/readyz` included)
+    // and connect in the background; SQLite opens before listening.
+    let (store, deferred): (std::sync::Arc<dyn authura_core::UserStore>, _) = match &config.backend
+    {
+        config::BackendConfig::Postgres(settings) => {
+            let deferred = std::sync::Arc::new(backend::DeferredStore::default());
+            (deferred.clone(), Some((deferred, settings.clone())))
+        }
+        _ => (backend::open(&config).await?, None),
+    };
+    let state = app::build_state_with_store(&config, store).await?;
+    if deferred.is_none() {
+        app::ensure_initial_user(&state.ctx, &config).await?;
+    }
     let running = bind(state, &config, 0)?;
+    let connecting = deferred.map(|(deferred, settings)| {
+        let (handle, state, config) = (
+            running.server.handle(),
+            std::sync::Arc::clone(&running.state),
+            config.clone(),
+        );
+        tokio::spawn(async move {
+            let connected = async {
+                let store =
+                    backend::connect_postgres(&settings, backend::POSTGRES_STARTUP_WAIT).await?;
+                deferred.set(std::sync::Arc::new(store));
+                app::ensure_initial_user(&state.ctx, &config).await
+            };
+            let result = connected.await;
+            if result.is_err() {
+                // Unreachable for too long, or refused for good: stop serving, exit 1.
+                handle.stop(true).await;
+            }
+            result
+        })
+    });
     let mail = match &config.mail {
         config::MailConfig::Dummy => "dummy".to_owned(),
         config::MailConfig::Smtp(s) => format!("smtp {}:{}", s.host, s.port),
@@ -53,6 +87,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let state = std::sync::Arc::clone(&running.state);
     running.server.await?;
+    if let Some(task) = connecting {
+        if task.is_finished() {
+            task.await
+                .map_err(|e| StartError::Io(std::io::Error::other(e)))??;
+        } else {
+            task.abort();
+        }
+    }
     drain_mail(&state, std::time::Duration::from_secs(10)).await;
     tracing::info!("authura stopped");
     Ok(())

@@ -335,3 +335,72 @@ fn sigterm_finishes_in_flight_requests_then_exits_0() {
     // New connections are refused once it has stopped.
     assert!(TcpStream::connect(("127.0.0.1", proc.port)).is_err());
 }
+
+#[tokio::test]
+async fn postgres_down_at_startup_answers_503_then_recovers() {
+    use authura_testkit::postgres::{Cluster, Database};
+    let cluster = Cluster::start().unwrap();
+    let db = Database::create(&cluster.url()).await;
+    cluster.stop().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.extend([
+        ("AUTH_BACKEND", "postgres"),
+        ("POSTGRES_DSN", db.url.as_str()),
+        ("POSTGRES_INITIAL_USER", "root@example.com"),
+        ("POSTGRES_INITIAL_USER_PASSWORD", "Initial-Adm1n-pw"),
+    ]);
+    // It listens at once, although PostgreSQL is down…
+    let proc = spawn(&["serve"], &vars, dir.path());
+    let client = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let (client, url) = (client.clone(), proc.url(path));
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/healthz").await, 200);
+    let ready = client.get(proc.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["error"],
+        "backend_unavailable"
+    );
+    let login = json!({"email": "root@example.com", "password": "Initial-Adm1n-pw"});
+    let res = client
+        .post(proc.url("/token"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    proc.wait_for_log("postgres is not reachable; retrying");
+    // …and serves once it is up, without a restart, having created the initial user.
+    cluster.start_again().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status("/readyz").await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never became ready:\n{}",
+            proc.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = client
+            .post(proc.url("/token"))
+            .json(&login)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        // The initial user is created right after the connection; allow for that moment.
+        assert!(
+            Instant::now() < deadline,
+            "login never worked: {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
