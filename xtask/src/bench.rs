@@ -71,9 +71,175 @@ pub fn run(args: &[String]) -> Result<()> {
         .parse()
         .context("argon2_rate output")?;
 
-    eprintln!("bench: sqlite");
+    let sqlite = measure(&bin, "sqlite", &[], seconds)?;
+    let pg = crate::postgres::start()?;
+    let dsn = pg.url();
+    let postgres = measure(
+        &bin,
+        "postgres",
+        &[("AUTH_BACKEND", "postgres"), ("POSTGRES_DSN", &dsn)],
+        seconds,
+    )?;
+    drop(pg);
+
+    let binary_mib = std::fs::metadata(&bin)?.len() as f64 / 1024.0 / 1024.0;
+    let mut table = String::new();
+    writeln!(
+        table,
+        "| measure | SQLite | PostgreSQL | target (on SQLite) | |"
+    )?;
+    writeln!(table, "|---|---|---|---|---|")?;
+    let mut all_ok = true;
+    let mut check = |t: &mut String, name: &str, a: String, b: String, target: &str, ok: bool| {
+        all_ok &= ok;
+        let _ = writeln!(
+            t,
+            "| {name} | {a} | {b} | {target} | {} |",
+            if ok { "✅" } else { "❌" }
+        );
+    };
+    let load = |l: &Load| {
+        format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            l.rps, l.p50_ms, l.p99_ms
+        )
+    };
+    for (name, a, b) in [
+        ("GET /healthz", &sqlite.healthz, &postgres.healthz),
+        ("GET /user", &sqlite.user, &postgres.user),
+        ("POST /refresh", &sqlite.refresh, &postgres.refresh),
+        ("POST /token", &sqlite.token, &postgres.token),
+    ] {
+        let _ = writeln!(table, "| {name} | {} | {} | | |", load(a), load(b));
+    }
+    let _ = writeln!(
+        table,
+        "| raw Argon2id, {cores} threads | {raw_rate:.1} hashes/s | | | |"
+    );
+    let ratio = |a: f64, b: f64| a / b;
+    check(
+        &mut table,
+        "/token ÷ raw Argon2id",
+        pct(ratio(sqlite.token.rps, raw_rate)),
+        pct(ratio(postgres.token.rps, raw_rate)),
+        "≥ 85 %",
+        ratio(sqlite.token.rps, raw_rate) >= 0.85,
+    );
+    check(
+        &mut table,
+        "/user ÷ /healthz",
+        pct(ratio(sqlite.user.rps, sqlite.healthz.rps)),
+        pct(ratio(postgres.user.rps, postgres.healthz.rps)),
+        "≥ 50 %",
+        ratio(sqlite.user.rps, sqlite.healthz.rps) >= 0.5,
+    );
+    check(
+        &mut table,
+        "/refresh ÷ /healthz",
+        pct(ratio(sqlite.refresh.rps, sqlite.healthz.rps)),
+        pct(ratio(postgres.refresh.rps, postgres.healthz.rps)),
+        "≥ 50 %",
+        ratio(sqlite.refresh.rps, sqlite.healthz.rps) >= 0.5,
+    );
+    let iso = |f: &Figures| {
+        (
+            f.user_busy.p99_ms / f.user_alone.p99_ms,
+            format!(
+                "{:.2} ÷ {:.2} ms = {:.2}× (/token {:.0} req/s)",
+                f.user_busy.p99_ms,
+                f.user_alone.p99_ms,
+                f.user_busy.p99_ms / f.user_alone.p99_ms,
+                f.token_during.rps
+            ),
+        )
+    };
+    let (iso_sqlite, iso_text) = iso(&sqlite);
+    check(
+        &mut table,
+        "/user p99, /token saturated ÷ alone",
+        iso_text,
+        iso(&postgres).1,
+        "≤ 3×",
+        iso_sqlite <= 3.0,
+    );
+    let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    check(
+        &mut table,
+        "idle RSS",
+        mib(sqlite.idle_rss),
+        mib(postgres.idle_rss),
+        "≤ 20 MiB",
+        sqlite.idle_rss <= 20 * 1024,
+    );
+    let _ = writeln!(
+        table,
+        "| RSS after load (peak) | {} ({}) | {} ({}) | | |",
+        mib(sqlite.loaded_rss),
+        mib(sqlite.peak_rss),
+        mib(postgres.loaded_rss),
+        mib(postgres.peak_rss)
+    );
+    check(
+        &mut table,
+        "start to first /healthz",
+        format!("{:.0} ms", sqlite.ready_ms),
+        format!("{:.0} ms", postgres.ready_ms),
+        "≤ 200 ms",
+        sqlite.ready_ms <= 200.0,
+    );
+    check(
+        &mut table,
+        "release binary",
+        format!("{binary_mib:.1} MiB"),
+        String::new(),
+        "≤ 30 MiB",
+        binary_mib <= 30.0,
+    );
+    let errors = sqlite.errors + postgres.errors;
+    check(
+        &mut table,
+        "non-2xx answers during the runs",
+        sqlite.errors.to_string(),
+        postgres.errors.to_string(),
+        "0",
+        errors == 0,
+    );
+
+    let report = format!(
+        "Run {} on {}; wrk over loopback, {seconds} s per run, Argon2id m=19 MiB t=2 p=1, RATE_PER_MINUTE=0, PostgreSQL {} on the same machine.\n\n{table}",
+        utc_now(),
+        machine(),
+        postgres_version()
+    );
+    println!("{report}");
+    write_report(&report)?;
+    if !all_ok {
+        eprintln!("bench: some targets were missed (see the table)");
+    }
+    Ok(())
+}
+
+/// Everything measured on one backend.
+struct Figures {
+    ready_ms: f64,
+    idle_rss: u64,
+    loaded_rss: u64,
+    peak_rss: u64,
+    healthz: Load,
+    user: Load,
+    refresh: Load,
+    token: Load,
+    user_alone: Load,
+    user_busy: Load,
+    token_during: Load,
+    errors: u64,
+}
+
+/// Starts the server on a backend and runs every load against it.
+fn measure(bin: &Path, label: &str, env: &[(&str, &str)], seconds: u64) -> Result<Figures> {
+    eprintln!("bench: {label}");
     let started = Instant::now();
-    let server = start(&bin)?;
+    let server = start(bin, env)?;
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kib(server.child.id());
@@ -114,100 +280,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("wrk thread panicked"))??;
     let peak_rss = peak_rss_kib(server.child.id());
-    drop(server);
-
-    let binary_mib = std::fs::metadata(&bin)?.len() as f64 / 1024.0 / 1024.0;
-    let mut table = String::new();
-    writeln!(table, "| measure | value | target | |")?;
-    writeln!(table, "|---|---|---|---|")?;
-    let row = |t: &mut String, name: &str, value: String, target: String, ok: bool| {
-        let _ = writeln!(
-            t,
-            "| {name} | {value} | {target} | {} |",
-            if ok { "✅" } else { "❌" }
-        );
-    };
-    let mut all_ok = true;
-    let mut check = |t: &mut String, name: &str, value: String, target: String, ok: bool| {
-        all_ok &= ok;
-        row(t, name, value, target, ok);
-    };
-    for (name, l) in [
-        ("GET /healthz", &healthz),
-        ("GET /user", &user),
-        ("POST /refresh", &refresh_load),
-        ("POST /token", &token),
-    ] {
-        let _ = writeln!(
-            table,
-            "| {name} | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | | |",
-            l.rps, l.p50_ms, l.p99_ms
-        );
-    }
-    let _ = writeln!(
-        table,
-        "| raw Argon2id, {cores} threads | {raw_rate:.1} hashes/s | | |"
-    );
-    check(
-        &mut table,
-        "/token ÷ raw Argon2id",
-        pct(token.rps / raw_rate),
-        "≥ 85 %".into(),
-        token.rps / raw_rate >= 0.85,
-    );
-    check(
-        &mut table,
-        "/user ÷ /healthz",
-        pct(user.rps / healthz.rps),
-        "≥ 50 %".into(),
-        user.rps / healthz.rps >= 0.5,
-    );
-    check(
-        &mut table,
-        "/refresh ÷ /healthz",
-        pct(refresh_load.rps / healthz.rps),
-        "≥ 50 %".into(),
-        refresh_load.rps / healthz.rps >= 0.5,
-    );
-    let ratio = user_busy.p99_ms / user_alone.p99_ms;
-    check(
-        &mut table,
-        "/user p99 with /token saturated ÷ alone",
-        format!(
-            "{:.2} ms ÷ {:.2} ms = {ratio:.2}× (/token meanwhile {:.1} req/s)",
-            user_busy.p99_ms, user_alone.p99_ms, token_during.rps
-        ),
-        "≤ 3×".into(),
-        ratio <= 3.0,
-    );
-    check(
-        &mut table,
-        "idle RSS",
-        format!("{:.1} MiB", idle_rss as f64 / 1024.0),
-        "≤ 20 MiB".into(),
-        idle_rss <= 20 * 1024,
-    );
-    let _ = writeln!(
-        table,
-        "| RSS after load (peak) | {:.1} MiB ({:.1} MiB) | | |",
-        loaded_rss as f64 / 1024.0,
-        peak_rss as f64 / 1024.0
-    );
-    check(
-        &mut table,
-        "start to first /healthz",
-        format!("{ready_ms:.0} ms"),
-        "≤ 200 ms".into(),
-        ready_ms <= 200.0,
-    );
-    check(
-        &mut table,
-        "release binary",
-        format!("{binary_mib:.1} MiB"),
-        "≤ 30 MiB".into(),
-        binary_mib <= 30.0,
-    );
-    let errors: u64 = [
+    let errors = [
         &healthz,
         &user,
         &refresh_load,
@@ -219,25 +292,36 @@ pub fn run(args: &[String]) -> Result<()> {
     .iter()
     .map(|l| l.errors)
     .sum();
-    check(
-        &mut table,
-        "non-2xx answers during the runs",
-        errors.to_string(),
-        "0".into(),
-        errors == 0,
-    );
+    Ok(Figures {
+        ready_ms,
+        idle_rss,
+        loaded_rss,
+        peak_rss,
+        healthz,
+        user,
+        refresh: refresh_load,
+        token,
+        user_alone,
+        user_busy,
+        token_during,
+        errors,
+    })
+}
 
-    let report = format!(
-        "Run {} on {}; wrk over loopback, {seconds} s per run, SQLite backend, Argon2id m=19 MiB t=2 p=1, RATE_PER_MINUTE=0.\n\n{table}",
-        utc_now(),
-        machine()
-    );
-    println!("{report}");
-    write_report(&report)?;
-    if !all_ok {
-        eprintln!("bench: some targets were missed (see the table)");
-    }
-    Ok(())
+fn postgres_version() -> String {
+    Command::new("sh")
+        .args([
+            "-c",
+            "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres --version",
+        ])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .trim_start_matches("postgres (PostgreSQL) ")
+                .to_owned()
+        })
+        .unwrap_or_default()
 }
 
 fn pct(x: f64) -> String {
@@ -252,7 +336,7 @@ fn target_dir() -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-fn start(bin: &Path) -> Result<Server> {
+fn start(bin: &Path, extra: &[(&str, &str)]) -> Result<Server> {
     let dir = tempfile_lite::TempDir::new()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -277,7 +361,10 @@ fn start(bin: &Path) -> Result<Server> {
             ("SQLITE_INITIAL_USER", EMAIL),
             ("SQLITE_INITIAL_USER_PASSWORD", PASSWORD),
             ("RUST_LOG", "warn"),
+            ("POSTGRES_INITIAL_USER", EMAIL),
+            ("POSTGRES_INITIAL_USER_PASSWORD", PASSWORD),
         ])
+        .envs(extra.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
