@@ -1,0 +1,1 @@
+//! A Hasura-shaped GraphQL server over a real users table (being written).

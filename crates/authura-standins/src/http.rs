@@ -1,0 +1,1 @@
+//! The reference server for the HTTP backend contract (being written).
