@@ -68,6 +68,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify access", |b| {
         b.iter(|| t.verify_access(black_box(&pair.access_token), now))
     });
+    g.bench_function("verify bearer (lean)", |b| {
+        b.iter(|| t.verify_bearer(black_box(&pair.access_token), now))
+    });
     g.bench_function("verify refresh", |b| {
         b.iter(|| t.verify_refresh(black_box(&pair.refresh_token), now))
     });

@@ -15,7 +15,7 @@ use crate::mail::{Action, Mail};
 use crate::policy::PasswordPolicy;
 use crate::redirect::{RedirectPolicy, mail_link};
 use crate::store::UserStore;
-use crate::token::{AccessClaims, TokenPair, Tokens, VerifyRequest, fingerprints_match};
+use crate::token::{AccessToken, TokenPair, Tokens, VerifyRequest, fingerprints_match};
 use crate::types::{Email, NewUser, Role, Secret, TenantId, User, UserChanges, UserId};
 
 /// Flow settings from configuration.
@@ -296,7 +296,7 @@ pub async fn refresh(
 /// An authenticated request: the bearer's claims and the user's *current* record.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
-    pub claims: AccessClaims,
+    pub claims: AccessToken,
     pub user: User,
 }
 
@@ -310,7 +310,7 @@ pub async fn authenticate(
     tenant: Option<&TenantId>,
     bearer: &str,
 ) -> Result<Authenticated, CoreError> {
-    let claims = ctx.tokens.verify_access(bearer, ctx.clock.now())?;
+    let claims = ctx.tokens.verify_bearer(bearer, ctx.clock.now())?;
     if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
         return Err(CoreError::InvalidToken);
     }

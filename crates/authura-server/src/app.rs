@@ -585,26 +585,55 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         .ok_or_else(|| CoreError::InvalidToken.into())
 }
 
-fn user_json(state: &AppState, view: &UserView) -> Value {
-    let u = &view.user;
-    let mut v = json!({
-        "id": u.id.to_json(),
-        "email": u.email.as_str(),
-        "role": u.role.as_str(),
-        "verified_at": u.verified_at.as_ref().map(format_time),
-    });
-    if let Some(obj) = v.as_object_mut() {
-        if state.multi_tenant {
-            obj.insert(
-                "tenant_id".into(),
-                u.tenant.as_ref().map(|t| t.as_str()).into(),
-            );
-        }
-        if let Some(data) = &view.hook_data {
-            obj.insert("hook_data".into(), Value::Object(data.clone()));
+/// `U`, serialized straight from the record (no intermediate `Value`): fields in alphabetical
+/// order, `tenant_id` only with multi-tenancy on, `hook_data` only when a hook answered.
+#[derive(serde::Serialize)]
+struct UserOut<'a> {
+    email: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook_data: Option<&'a authura_core::hook::HookData>,
+    id: IdOut<'a>,
+    role: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<Option<&'a str>>,
+    verified_at: Option<String>,
+}
+
+/// An id as stored: a JSON number or string.
+struct IdOut<'a>(&'a authura_core::UserId);
+
+impl serde::Serialize for IdOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            authura_core::UserId::Int(n) => s.serialize_i64(*n),
+            authura_core::UserId::Text(t) => s.serialize_str(t),
         }
     }
-    v
+}
+
+fn user_out<'a>(state: &AppState, view: &'a UserView) -> UserOut<'a> {
+    let u = &view.user;
+    UserOut {
+        email: u.email.as_str(),
+        hook_data: view.hook_data.as_ref(),
+        id: IdOut(&u.id),
+        role: u.role.as_str(),
+        tenant_id: state
+            .multi_tenant
+            .then(|| u.tenant.as_ref().map(|t| t.as_str())),
+        verified_at: u.verified_at.as_ref().map(format_time),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct UserAnswer<'a> {
+    user: UserOut<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct SignedInAnswer<'a> {
+    tokens: &'a authura_core::token::TokenPair,
+    user: UserOut<'a>,
 }
 
 fn ok_empty() -> HttpResponse {
@@ -703,9 +732,10 @@ async fn verify_email(
         body.password.map(secret),
     )
     .await?;
-    Ok(no_store(HttpResponse::Ok().json(
-        json!({"user": user_json(&state, &signed.user), "tokens": signed.tokens}),
-    )))
+    Ok(no_store(HttpResponse::Ok().json(SignedInAnswer {
+        tokens: &signed.tokens,
+        user: user_out(&state, &signed.user),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -756,9 +786,9 @@ async fn refresh(
 async fn user(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenant(&req)?;
     let view = flows::current_user(&state.ctx, tenant.as_ref(), bearer(&req)?).await?;
-    Ok(no_store(
-        HttpResponse::Ok().json(json!({"user": user_json(&state, &view)})),
-    ))
+    Ok(no_store(HttpResponse::Ok().json(UserAnswer {
+        user: user_out(&state, &view),
+    })))
 }
 
 #[derive(Deserialize)]
