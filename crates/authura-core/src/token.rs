@@ -348,12 +348,13 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<AccessClaims, CoreError> {
-        let c: AccessClaims = self
-            .decode(&self.access, token, now)
-            .ok_or(CoreError::InvalidToken)?;
-        check_times(c.purpose, Purpose::Access, c.exp, c.nbf, now)
-            .ok_or(CoreError::InvalidToken)?;
-        Ok(c)
+        self.verified(
+            &self.access,
+            token,
+            now,
+            Purpose::Access,
+            CoreError::InvalidToken,
+        )
     }
 
     /// Verifies an access token for authorizing a request: the same checks as
@@ -362,12 +363,13 @@ impl Tokens {
     /// # Errors
     /// `CoreError::InvalidToken` for any fault.
     pub fn verify_bearer(&self, token: &str, now: DateTime<Utc>) -> Result<AccessToken, CoreError> {
-        let c: AccessToken = self
-            .decode(&self.access, token, now)
-            .ok_or(CoreError::InvalidToken)?;
-        check_times(c.purpose, Purpose::Access, c.exp, c.nbf, now)
-            .ok_or(CoreError::InvalidToken)?;
-        Ok(c)
+        self.verified(
+            &self.access,
+            token,
+            now,
+            Purpose::Access,
+            CoreError::InvalidToken,
+        )
     }
 
     /// Verifies a refresh token (signature, purpose, expiry; the fingerprint is the caller's).
@@ -379,12 +381,13 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<RefreshClaims, CoreError> {
-        let c: RefreshClaims = self
-            .decode(&self.refresh, token, now)
-            .ok_or(CoreError::InvalidToken)?;
-        check_times(c.purpose, Purpose::Refresh, c.exp, c.nbf, now)
-            .ok_or(CoreError::InvalidToken)?;
-        Ok(c)
+        self.verified(
+            &self.refresh,
+            token,
+            now,
+            Purpose::Refresh,
+            CoreError::InvalidToken,
+        )
     }
 
     /// Verifies a verification token (the state fingerprint is the caller's).
@@ -396,12 +399,13 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifyClaims, CoreError> {
-        let c: VerifyClaims = self
-            .decode(&self.verify, token, now)
-            .ok_or(CoreError::InvalidVerificationToken)?;
-        check_times(c.purpose, Purpose::Verify, c.exp, c.nbf, now)
-            .ok_or(CoreError::InvalidVerificationToken)?;
-        Ok(c)
+        self.verified(
+            &self.verify,
+            token,
+            now,
+            Purpose::Verify,
+            CoreError::InvalidVerificationToken,
+        )
     }
 
     /// The fingerprint a refresh token carries: changes whenever the password hash does.
@@ -424,6 +428,21 @@ impl Tokens {
                     &verified,
                 ])
             }
+        }
+    }
+
+    /// Decodes `token` with `key` and checks its purpose and times; `err` for any fault.
+    fn verified<T: DeserializeOwned + Timed>(
+        &self,
+        key: &Key,
+        token: &str,
+        now: DateTime<Utc>,
+        purpose: Purpose,
+        err: CoreError,
+    ) -> Result<T, CoreError> {
+        match self.decode::<T>(key, token, now) {
+            Some(c) if check_times(c.purpose(), purpose, c.exp(), c.nbf(), now).is_some() => Ok(c),
+            _ => Err(err),
         }
     }
 
@@ -522,6 +541,25 @@ fn sign<T: Serialize>(key: &Key, claims: &T) -> Result<String, CoreError> {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key.encoding)
         .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
 }
+
+/// The claims every token kind's checks read.
+trait Timed {
+    fn purpose(&self) -> Purpose;
+    fn exp(&self) -> i64;
+    fn nbf(&self) -> Option<i64>;
+}
+
+macro_rules! timed {
+    ($($t:ty),*) => {$(
+        impl Timed for $t {
+            fn purpose(&self) -> Purpose { self.purpose }
+            fn exp(&self) -> i64 { self.exp }
+            fn nbf(&self) -> Option<i64> { self.nbf }
+        }
+    )*};
+}
+
+timed!(AccessClaims, AccessToken, RefreshClaims, VerifyClaims);
 
 fn check_times(
     purpose: Purpose,
