@@ -60,6 +60,8 @@ pub struct UserView {
 pub struct SignedIn {
     pub user: UserView,
     pub tokens: TokenPair,
+    /// The admin acting as `user` (impersonation), also in the access token's `act` claim.
+    pub actor: Option<UserId>,
 }
 
 /// `POST /signup`: mails a verification link unless the address exists (same answer either way).
@@ -503,5 +505,5 @@ async fn signed_in(
     let tokens =
         ctx.tokens
             .issue_pair(&view.user, view.hook_data.as_ref(), actor, ctx.clock.now())?;
-    Ok(SignedIn { user: view, tokens })
+    Ok(SignedIn { user: view, tokens, actor: actor.cloned() })
 }

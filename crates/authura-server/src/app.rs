@@ -201,7 +201,7 @@ pub async fn build_state_with_store(
             admin_role: config.admin_role.clone(),
             default_role: config.default_role.clone(),
             signup_disabled: config.signup_disabled,
-            impersonation_enabled: false,
+            impersonation_enabled: config.impersonation_enabled,
             policy: config.policy.clone(),
             verify_redirect_url: config.verify_redirect_url.clone(),
             redirects: RedirectPolicy::new(config.allowed_redirect_urls.clone()),
@@ -764,6 +764,10 @@ async fn token(
         Some(p) => flows::login(&state.ctx, tenant.as_ref(), &email, Secret::new(p)).await?,
         None => return Err(ApiError::invalid_body("missing field `password`")),
     };
+    if let Some(admin) = &signed.actor {
+        // The audit trail of impersonation: who acted as whom.
+        tracing::info!(admin_id = %admin, user_id = %signed.user.user.id, tenant = ?tenant.as_ref().map(TenantId::as_str), "impersonation: tokens issued");
+    }
     Ok(no_store(HttpResponse::Ok().json(signed.tokens)))
 }
 

@@ -96,10 +96,7 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
 ];
 
 /// Feature switches that are fine when off and refused when on, until their feature exists.
-const FUTURE_SWITCHES: &[(&str, &str)] = &[
-    ("IMPERSONATION_ENABLED", "impersonation"),
-    ("METRICS_ENABLED", "metrics"),
-];
+const FUTURE_SWITCHES: &[(&str, &str)] = &[("METRICS_ENABLED", "metrics")];
 
 /// The variables this build reads (besides the future ones), for file-key checking.
 const KNOWN_VARIABLES: &[&str] = &[
@@ -249,6 +246,8 @@ pub struct Config {
     pub verify_redirect_url: Url,
     pub allowed_redirect_urls: Vec<Url>,
     pub signup_disabled: bool,
+    /// `/token` with an empty password and an admin's Bearer token acts as the named user.
+    pub impersonation_enabled: bool,
     pub multi_tenant: bool,
     pub tenant_id_header: String,
     pub tokens: TokenSettings,
@@ -366,6 +365,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         None => r.url("VERIFY_REDIRECT_URL", "http://localhost:9000/form"),
     };
     let signup_disabled = r.bool("SIGNUP_DISABLED", false);
+    let impersonation_enabled = r.bool("IMPERSONATION_ENABLED", false);
     let multi_tenant = r.bool("MULTI_TENANT_ENABLED", false);
     let tenant_id_header = r.header_name("TENANT_ID_HEADER", "X-Tenant-ID");
 
@@ -519,6 +519,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         verify_redirect_url: verify_redirect_url?,
         allowed_redirect_urls,
         signup_disabled,
+        impersonation_enabled,
         multi_tenant,
         tenant_id_header,
         tokens: tokens?,

@@ -149,10 +149,7 @@ fn bad_configuration_exits_2_naming_the_variable() {
         "HOOK_URL is set, but hooks",
     );
     check_refused(&[("TRUSTED_PROXIES", "10.0.0.0/8")], "TRUSTED_PROXIES");
-    check_refused(
-        &[("IMPERSONATION_ENABLED", "true")],
-        "IMPERSONATION_ENABLED=true",
-    );
+    check_refused(&[("METRICS_ENABLED", "true")], "METRICS_ENABLED=true");
     check_refused(&[("JWT_ALGORITHM", "RS256")], "JWT_ALGORITHM=RS256");
     check_refused(&[("OAUTH_PROVIDERS", "google")], "OAUTH_PROVIDERS");
 }

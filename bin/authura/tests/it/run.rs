@@ -186,6 +186,7 @@ async fn logs_never_contain_secrets_at_any_level() {
         ("SQLITE_INITIAL_USER", "root@example.com"),
         ("SQLITE_INITIAL_USER_PASSWORD", "Initial-Adm1n-pw"),
         ("LOG_FORMAT", "json"),
+        ("IMPERSONATION_ENABLED", "true"),
         // The most revealing filter an operator could set, naming the leaky target itself.
         (
             "RUST_LOG",
@@ -247,6 +248,36 @@ async fn logs_never_contain_secrets_at_any_level() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    // An impersonation leaves an INFO line naming both users.
+    let admin = post(
+        &client,
+        proc.url("/token"),
+        json!({"email": "root@example.com", "password": "Initial-Adm1n-pw"}),
+    )
+    .await;
+    let imp = client
+        .post(proc.url("/token"))
+        .bearer_auth(admin["access_token"].as_str().unwrap())
+        .json(&json!({"email": "ann@example.com", "password": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imp.status(), 200);
+    let imp: Value = imp.json().await.unwrap();
+    let audit = proc.wait_for_log("impersonation: tokens issued");
+    let line = audit
+        .lines()
+        .find(|l| l.contains("impersonation: tokens issued"))
+        .unwrap();
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        (
+            line["level"].as_str(),
+            line["admin_id"].as_str(),
+            line["user_id"].as_str()
+        ),
+        (Some("INFO"), Some("1"), Some("2"))
+    );
     assert_eq!(proc.terminate().code(), Some(0));
 
     let log = proc.log();
@@ -276,7 +307,7 @@ async fn logs_never_contain_secrets_at_any_level() {
         .map(String::from),
     );
     secrets.push(verify_token);
-    for tokens in [&v["tokens"], &t, &r] {
+    for tokens in [&v["tokens"], &t, &r, &admin, &imp] {
         secrets.push(tokens["access_token"].as_str().unwrap().to_owned());
         secrets.push(tokens["refresh_token"].as_str().unwrap().to_owned());
     }

@@ -450,3 +450,52 @@ async fn head_works_where_get_does_and_cors_exposes_error_headers() {
         "{exposed}"
     );
 }
+
+#[tokio::test]
+async fn impersonation_when_enabled() {
+    use base64::Engine as _;
+    let srv = TestServer::with(&[("IMPERSONATION_ENABLED", "true")]).await;
+    let admin = srv.admin_token().await;
+    let ann = srv.sign_up("ann@example.com", PW).await;
+    let ann_token = s(&ann["tokens"]["access_token"]).to_owned();
+    // Not an admin: refused.
+    srv.post_as(
+        "/token",
+        &ann_token,
+        json!({"email": crate::harness::ROOT, "password": ""}),
+    )
+    .await
+    .expect(403, "forbidden");
+    // Unknown target: the same answer as a failed login.
+    srv.post_as(
+        "/token",
+        &admin,
+        json!({"email": "nobody@example.com", "password": ""}),
+    )
+    .await
+    .expect(401, "invalid_credentials");
+    let t = srv
+        .post_as(
+            "/token",
+            &admin,
+            json!({"email": "ann@example.com", "password": ""}),
+        )
+        .await
+        .ok()
+        .clone();
+    let access = s(&t["access_token"]);
+    let payload: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let me = srv.get("/user", Some(access)).await;
+    assert_eq!(me.ok()["user"]["email"], "ann@example.com");
+    let admin_id = srv.get("/user", Some(&admin)).await.ok()["user"]["id"].to_string();
+    assert_eq!(
+        payload["act"]["sub"].to_string(),
+        format!("\"{}\"", admin_id.trim_matches('"'))
+    );
+    assert_eq!(payload["sub"], ann["user"]["id"].to_string());
+}
