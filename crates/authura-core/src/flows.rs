@@ -505,5 +505,9 @@ async fn signed_in(
     let tokens =
         ctx.tokens
             .issue_pair(&view.user, view.hook_data.as_ref(), actor, ctx.clock.now())?;
-    Ok(SignedIn { user: view, tokens, actor: actor.cloned() })
+    Ok(SignedIn {
+        user: view,
+        tokens,
+        actor: actor.cloned(),
+    })
 }

@@ -52,6 +52,9 @@ pub struct AppState {
     pub ctx: Context,
     pub hash_pool: HashPool,
     pub limiter: RateLimiter,
+    /// Failed logins per account.
+    pub login_failures: crate::ratelimit::FailureLimiter,
+    trusted_proxies: Vec<ipnet::IpNet>,
     pub mail_stats: Arc<MailStats>,
     mail_queue: tokio::sync::mpsc::Sender<Mail>,
     multi_tenant: bool,
@@ -92,6 +95,24 @@ impl AppState {
             self.mail_stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "mail queue full; mail dropped");
         }
+    }
+
+    /// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if self.trusted_proxies.is_empty() {
+            return Some(peer);
+        }
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Some(crate::ratelimit::client_ip(
+            peer,
+            &forwarded,
+            &self.trusted_proxies,
+        ))
     }
 
     /// The request's tenant: `TENANT_ID_HEADER`, else the host (port dropped); `None` when
@@ -232,6 +253,11 @@ pub async fn build_state_with_store(
         ctx,
         hash_pool,
         limiter: RateLimiter::new(config.rate_per_minute),
+        login_failures: crate::ratelimit::FailureLimiter::new(
+            config.login_failures_per_account,
+            config.login_failure_window,
+        ),
+        trusted_proxies: config.trusted_proxies.clone(),
         mail_stats,
         mail_queue,
         multi_tenant: config.multi_tenant,
@@ -433,18 +459,15 @@ async fn rate_limit(
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if !exempt(&req)
         && !preflight
-        && let (Some(state), Some(peer)) = (state_of(&req), req.peer_addr())
-        && let Err(wait) = state.limiter.check(client_ip(peer), Instant::now())
+        && let Some(state) = state_of(&req)
+        && let Some(client) = state.client_ip(req.request())
+        && let Err(wait) = state.limiter.check(client, Instant::now())
     {
         return Ok(req.error_response(ApiError::rate_limited(wait)));
     }
     next.call(req)
         .await
         .map(ServiceResponse::map_into_boxed_body)
-}
-
-fn client_ip(peer: SocketAddr) -> IpAddr {
-    peer.ip()
 }
 
 async fn host_check(
@@ -515,8 +538,12 @@ async fn request_log(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
+    let client = state_of(&req)
+        .and_then(|s| s.client_ip(req.request()))
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     if path != "/healthz" && path != "/readyz" {
-        tracing::debug!(%method, %path, "request started");
+        tracing::debug!(%method, %path, %client, "request started");
     }
     let res = next.call(req).await;
     let status = match &res {
@@ -527,7 +554,7 @@ async fn request_log(
     if path == "/healthz" || path == "/readyz" {
         tracing::debug!(%method, %path, status, ms, "request");
     } else {
-        tracing::info!(%method, %path, status, ms, "request");
+        tracing::info!(%method, %path, %client, status, ms, "request");
     }
     res.map(ServiceResponse::map_into_boxed_body)
 }
@@ -754,21 +781,54 @@ async fn token(
     let email = Email::parse(&body.email)?;
     let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
     let signed: SignedIn = match body.password {
-        Some(p) if !p.is_empty() => {
-            flows::login(&state.ctx, tenant.as_ref(), &email, Secret::new(p)).await?
+        Some(p) if !p.is_empty() || !has_bearer => {
+            password_login(&state, tenant.as_ref(), &email, Secret::new(p)).await?
         }
         // An empty password with a Bearer token asks for impersonation.
         _ if has_bearer => {
             flows::impersonate(&state.ctx, tenant.as_ref(), bearer(&req)?, &email).await?
         }
-        Some(p) => flows::login(&state.ctx, tenant.as_ref(), &email, Secret::new(p)).await?,
-        None => return Err(ApiError::invalid_body("missing field `password`")),
+        _ => return Err(ApiError::invalid_body("missing field `password`")),
     };
     if let Some(admin) = &signed.actor {
         // The audit trail of impersonation: who acted as whom.
         tracing::info!(admin_id = %admin, user_id = %signed.user.user.id, tenant = ?tenant.as_ref().map(TenantId::as_str), "impersonation: tokens issued");
     }
     Ok(no_store(HttpResponse::Ok().json(signed.tokens)))
+}
+
+/// A password login behind the per-account failure limit: a locked account (existing or not)
+/// is refused before any hashing; a wrong password counts; a right one clears the count.
+async fn password_login(
+    state: &AppState,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    password: Secret,
+) -> Result<SignedIn, ApiError> {
+    let key = format!(
+        "{}\u{0}{}",
+        tenant.map_or("", TenantId::as_str),
+        email.as_str()
+    );
+    if let Err(wait) = state.login_failures.check(&key, Instant::now()) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    match flows::login(&state.ctx, tenant, email, password).await {
+        Err(CoreError::InvalidCredentials) => {
+            state.login_failures.fail(&key, Instant::now());
+            Err(CoreError::InvalidCredentials.into())
+        }
+        // A correct password, verified or not.
+        Err(CoreError::EmailNotVerified) => {
+            state.login_failures.succeed(&key);
+            Err(CoreError::EmailNotVerified.into())
+        }
+        Err(e) => Err(e.into()),
+        Ok(signed) => {
+            state.login_failures.succeed(&key);
+            Ok(signed)
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -47,7 +47,6 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("TURNSTILE_SITE_KEY", "captcha"),
     ("TURNSTILE_SCRIPT", "captcha"),
     ("TURNSTILE_VERIFY_URL", "captcha"),
-    ("TRUSTED_PROXIES", "trusted proxies"),
     ("HOOK_URL", "hooks"),
     ("HOOK_AUTH_HEADER_KEY", "hooks"),
     ("HOOK_AUTH_HEADER_VALUE", "hooks"),
@@ -106,6 +105,9 @@ const KNOWN_VARIABLES: &[&str] = &[
     "ALLOWED_HOSTS",
     "HOST_HEADER",
     "RATE_PER_MINUTE",
+    "TRUSTED_PROXIES",
+    "LOGIN_FAILURES_PER_ACCOUNT",
+    "LOGIN_FAILURE_WINDOW",
     "EXTRA_CA_FILE",
     "ADMIN_ROLE",
     "DEFAULT_ROLE",
@@ -238,6 +240,11 @@ pub struct Config {
     pub host_header: String,
     /// 0 = off.
     pub rate_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (default none: the socket peer is).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed logins per account within `login_failure_window` before it is locked (0 = off).
+    pub login_failures_per_account: u32,
+    pub login_failure_window: Duration,
     /// PEM bundle trusted by outgoing TLS clients in addition to the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
     pub admin_role: Role,
@@ -337,6 +344,25 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     });
     let host_header = r.header_name("HOST_HEADER", "Host");
     let rate_per_minute = r.number::<u32>("RATE_PER_MINUTE", 60);
+    let trusted_proxies = r
+        .list("TRUSTED_PROXIES")
+        .into_iter()
+        .filter_map(|entry| {
+            // A bare address is a one-host network.
+            let parsed = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            parsed
+                .map_err(|_| {
+                    r.problem(format!(
+                        "TRUSTED_PROXIES: {entry:?} is not an address or CIDR network"
+                    ))
+                })
+                .ok()
+        })
+        .collect();
+    let login_failures_per_account = r.number::<u32>("LOGIN_FAILURES_PER_ACCOUNT", 10);
+    let login_failure_window = r.duration("LOGIN_FAILURE_WINDOW", "15m");
     let extra_ca_pem = r
         .string("EXTRA_CA_FILE")
         .and_then(|p| match std::fs::read(&p) {
@@ -512,6 +538,9 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         allowed_hosts,
         host_header,
         rate_per_minute,
+        trusted_proxies,
+        login_failures_per_account,
+        login_failure_window: login_failure_window?,
         extra_ca_pem,
         admin_role: admin_role?,
         default_role: default_role?,

@@ -499,3 +499,97 @@ async fn impersonation_when_enabled() {
     );
     assert_eq!(payload["sub"], ann["user"]["id"].to_string());
 }
+
+#[tokio::test]
+async fn failed_logins_lock_the_account_whether_or_not_it_exists() {
+    let srv = TestServer::with(&[("LOGIN_FAILURES_PER_ACCOUNT", "3")]).await;
+    srv.sign_up("ann@example.com", PW).await;
+    srv.sign_up("carol@example.com", PW).await;
+    let login = |email: &str, password: &str| {
+        srv.post("/token", json!({"email": email, "password": password}))
+    };
+    // A correct password before the limit starts the count over.
+    login("ann@example.com", "Wr0ng!pass")
+        .await
+        .expect(401, "invalid_credentials");
+    login("ann@example.com", "Wr0ng!pass")
+        .await
+        .expect(401, "invalid_credentials");
+    login("ann@example.com", PW).await.ok();
+    for email in ["ann@example.com", "nobody@example.com"] {
+        for _ in 0..3 {
+            login(email, "Wr0ng!pass")
+                .await
+                .expect(401, "invalid_credentials");
+        }
+    }
+    let dummies = srv
+        .state
+        .hash_pool
+        .stats()
+        .verifications
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ann = login("ann@example.com", PW).await;
+    let nobody = login("nobody@example.com", PW).await;
+    // Locked, even with the right password, and no hashing was done for either.
+    ann.expect(429, "rate_limited");
+    nobody.expect(429, "rate_limited");
+    assert_eq!(
+        ann.text, nobody.text,
+        "a lock must not reveal whether the account exists"
+    );
+    let retry: u64 = ann.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((890..=900).contains(&retry), "{retry}");
+    assert_eq!(
+        srv.state
+            .hash_pool
+            .stats()
+            .verifications
+            .load(std::sync::atomic::Ordering::Relaxed),
+        dummies
+    );
+    // Other accounts are unaffected, and so are tokens already issued.
+    login("carol@example.com", PW).await.ok();
+}
+
+#[tokio::test]
+async fn forwarded_for_names_the_client_only_behind_trusted_proxies() {
+    let from = |srv: &TestServer, xff: &str| {
+        srv.client
+            .get(srv.url("/user"))
+            .header("X-Forwarded-For", xff.to_owned())
+    };
+    let srv =
+        TestServer::with(&[("RATE_PER_MINUTE", "2"), ("TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    for _ in 0..2 {
+        srv.send(from(&srv, "203.0.113.5"))
+            .await
+            .expect(401, "invalid_token");
+    }
+    srv.send(from(&srv, "203.0.113.5"))
+        .await
+        .expect(429, "rate_limited");
+    // Another client behind the same proxy has its own bucket; a spoofed left entry is ignored.
+    srv.send(from(&srv, "203.0.113.5, 198.51.100.7"))
+        .await
+        .expect(401, "invalid_token");
+    srv.send(from(&srv, "198.51.100.8"))
+        .await
+        .expect(401, "invalid_token");
+
+    // Without trusted proxies the header is ignored: every request is the peer's.
+    let srv = TestServer::with(&[("RATE_PER_MINUTE", "2")]).await;
+    srv.send(from(&srv, "203.0.113.1"))
+        .await
+        .expect(401, "invalid_token");
+    srv.send(from(&srv, "203.0.113.2"))
+        .await
+        .expect(401, "invalid_token");
+    srv.send(from(&srv, "203.0.113.3"))
+        .await
+        .expect(429, "rate_limited");
+}
