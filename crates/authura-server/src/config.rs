@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authura_backend_hasura::HasuraSettings;
 use authura_backend_pg::{PgSettings, UsersTable};
 use authura_core::extension::{ClaimsExtension, EnvExtension, HasuraExtension};
 use authura_core::policy::PasswordPolicy;
@@ -79,8 +80,6 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("SESSIONS_ENABLED", "sessions"),
     ("SESSIONS_DSN", "sessions"),
     ("MAX_ACTIVE_SESSIONS", "sessions"),
-    ("HASURA_URL", "the hasura backend"),
-    ("HASURA_GRAPHQL_ADMIN_SECRET", "the hasura backend"),
     ("HTTP_URL", "the http backend"),
     ("HTTP_AUTH_HEADER_KEY", "the http backend"),
     ("HTTP_AUTH_HEADER_VALUE", "the http backend"),
@@ -144,6 +143,8 @@ const KNOWN_VARIABLES: &[&str] = &[
     "POSTGRES_INITIAL_USER_PASSWORD",
     "POSTGRES_POOL_SIZE",
     "POSTGRES_USERS_TABLE",
+    "HASURA_URL",
+    "HASURA_GRAPHQL_ADMIN_SECRET",
     "MAIL_HOST",
     "MAIL_PORT",
     "MAIL_USER",
@@ -193,6 +194,8 @@ pub enum BackendConfig {
     Sqlite { path: PathBuf, pool_size: usize },
     /// PostgreSQL (`POSTGRES_*`).
     Postgres(PgSettings),
+    /// Hasura's GraphQL API (`HASURA_*`).
+    Hasura(HasuraSettings),
 }
 
 impl BackendConfig {
@@ -201,6 +204,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Sqlite { .. } => "sqlite",
             BackendConfig::Postgres(_) => "postgres",
+            BackendConfig::Hasura(_) => "hasura",
         }
     }
 }
@@ -451,9 +455,10 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
             pool_size: r.number::<usize>("SQLITE_POOL_SIZE", 8).max(1),
         }),
         "postgres" => read_postgres(r, extra_ca_pem.clone()),
-        "hasura" | "http" | "ldap" => {
+        "hasura" => read_hasura(r, extra_ca_pem.clone()),
+        "http" | "ldap" => {
             r.problem(format!(
-                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres)"
+                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres, hasura)"
             ));
             None
         }
@@ -597,6 +602,38 @@ fn read_postgres(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<Backen
         dsn,
         pool_size,
         table: table?,
+        extra_ca_pem,
+    }))
+}
+
+/// `HASURA_URL` (required: Hasura's GraphQL endpoint, http or https; no path means
+/// `/v1/graphql`) and `HASURA_GRAPHQL_ADMIN_SECRET` (required, a secret).
+fn read_hasura(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendConfig> {
+    let url = match r.string("HASURA_URL") {
+        Some(v) => parse_http_url(&v)
+            .map_err(|e| r.problem(format!("HASURA_URL: {e}")))
+            .ok(),
+        None => {
+            r.problem(
+                "HASURA_URL is required with AUTH_BACKEND=hasura (e.g. \
+                 https://hasura.internal/v1/graphql)"
+                    .into(),
+            );
+            None
+        }
+    };
+    let admin_secret = r.secret("HASURA_GRAPHQL_ADMIN_SECRET");
+    if admin_secret.as_ref().is_none_or(Secret::is_empty) {
+        r.problem(
+            "HASURA_GRAPHQL_ADMIN_SECRET is required with AUTH_BACKEND=hasura (Hasura's admin \
+             secret, or HASURA_GRAPHQL_ADMIN_SECRET_FILE)"
+                .into(),
+        );
+    }
+    Some(BackendConfig::Hasura(HasuraSettings {
+        url: url?,
+        admin_secret: admin_secret?,
+        timeout: authura_backend_hasura::DEFAULT_TIMEOUT,
         extra_ca_pem,
     }))
 }

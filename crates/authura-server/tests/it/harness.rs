@@ -27,6 +27,7 @@ pub const PW: &str = "Str0ng!pass";
 pub enum Backend {
     Sqlite,
     Postgres,
+    Hasura,
 }
 
 tokio::task_local! {
@@ -51,6 +52,10 @@ macro_rules! both_backends {
             async fn postgres() {
                 $crate::harness::on($crate::harness::Backend::Postgres, super::$name()).await
             }
+            #[tokio::test]
+            async fn hasura() {
+                $crate::harness::on($crate::harness::Backend::Hasura, super::$name()).await
+            }
         }
     };
 }
@@ -67,6 +72,8 @@ pub struct TestServer {
     pub dsn: Option<String>,
     /// The test's PostgreSQL database, when the harness made it (dropped after the server).
     _pg: Option<Database>,
+    /// The service the backend talks to (a stand-in), kept alive as long as the server.
+    pub backend_service: Option<Box<dyn std::any::Any + Send + Sync>>,
     handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -160,6 +167,7 @@ impl TestServer {
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(authura_testkit::postgres::database().await),
+            Backend::Hasura => return crate::hasura_backend::server(vars).await,
         };
         let dsn = pg.as_ref().map(|db| db.url.clone());
         Self::on(dsn, pg, vars).await
@@ -170,7 +178,11 @@ impl TestServer {
         Self::on(Some(dsn.to_owned()), None, vars).await
     }
 
-    async fn on(dsn: Option<String>, pg: Option<Database>, vars: &[(&str, &str)]) -> Self {
+    pub(crate) async fn on(
+        dsn: Option<String>,
+        pg: Option<Database>,
+        vars: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("authura.db");
         let smtp = SmtpSink::start().expect("the SMTP sink (python3 + aiosmtpd) must start");
@@ -221,6 +233,7 @@ impl TestServer {
             db_path,
             dsn,
             _pg: pg,
+            backend_service: None,
             handle,
             _dir: dir,
         }
@@ -228,6 +241,9 @@ impl TestServer {
 
     /// Deletes a user through the backend's own `delete` (the service never deletes users).
     pub async fn delete_user(&self, tenant: Option<&TenantId>, id: &UserId) -> bool {
+        if let Some(deleted) = crate::hasura_backend::delete_user(self, tenant, id).await {
+            return deleted;
+        }
         match &self.dsn {
             Some(dsn) => PgStore::connect(&PgSettings {
                 dsn: Secret::new(dsn.clone()),

@@ -7,4 +7,5 @@ mod browser;
 mod edges;
 mod flows;
 mod harness;
+mod hasura_backend;
 mod postgres;
