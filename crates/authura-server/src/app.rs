@@ -75,6 +75,8 @@ pub enum StartError {
     },
     #[error("mail: {0}")]
     Mail(String),
+    #[error("hook: {0}")]
+    Hook(String),
     #[error("initial user: {0}")]
     InitialUser(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -215,7 +217,13 @@ pub async fn build_state_with_store(
     let ctx = Context {
         store,
         hasher: Arc::new(hash_pool.clone()),
-        hook: Arc::new(NoHook),
+        hook: match &config.hook {
+            Some(settings) => Arc::new(
+                authura_hooks::HttpHook::new(settings.clone())
+                    .map_err(|e| StartError::Hook(e.to_string()))?,
+            ),
+            None => Arc::new(NoHook),
+        },
         tokens,
         clock: Arc::new(SystemClock),
         settings: FlowSettings {

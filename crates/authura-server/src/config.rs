@@ -48,10 +48,6 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("TURNSTILE_SITE_KEY", "captcha"),
     ("TURNSTILE_SCRIPT", "captcha"),
     ("TURNSTILE_VERIFY_URL", "captcha"),
-    ("HOOK_URL", "hooks"),
-    ("HOOK_AUTH_HEADER_KEY", "hooks"),
-    ("HOOK_AUTH_HEADER_VALUE", "hooks"),
-    ("HOOK_TIMEOUT", "hooks"),
     ("JWT_PRIVATE_KEY", "asymmetric tokens"),
     ("JWT_PREVIOUS_KEYS", "key rotation"),
     ("OAUTH_PROVIDERS", "oauth"),
@@ -104,6 +100,10 @@ const KNOWN_VARIABLES: &[&str] = &[
     "ALLOWED_HOSTS",
     "HOST_HEADER",
     "RATE_PER_MINUTE",
+    "HOOK_URL",
+    "HOOK_AUTH_HEADER_KEY",
+    "HOOK_AUTH_HEADER_VALUE",
+    "HOOK_TIMEOUT",
     "TRUSTED_PROXIES",
     "LOGIN_FAILURES_PER_ACCOUNT",
     "LOGIN_FAILURE_WINDOW",
@@ -267,6 +267,8 @@ pub struct Config {
     pub initial_user: Option<InitialUser>,
     pub mail: MailConfig,
     pub mail_templates_dir: Option<PathBuf>,
+    /// The webhook (`HOOK_URL`), when one is configured.
+    pub hook: Option<authura_hooks::HookSettings>,
     pub log_format: LogFormat,
     pub dev: bool,
     /// The effective value of every variable, secrets redacted, for `check-config`.
@@ -521,6 +523,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
             r.problem(format!("MAIL_TEMPLATES_DIR: {e}"));
         }
     }
+    let hook = read_hook(r, extra_ca_pem.clone());
     let log_format = match r
         .string("LOG_FORMAT")
         .unwrap_or_else(|| r.default("LOG_FORMAT", "pretty"))
@@ -562,6 +565,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         initial_user,
         mail: mail?,
         mail_templates_dir,
+        hook,
         log_format,
         dev: sources.dev,
         effective: BTreeMap::new(),
@@ -823,6 +827,41 @@ fn read_mail(
         return None;
     }
     Some(MailConfig::Smtp(settings))
+}
+
+fn read_hook(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<authura_hooks::HookSettings> {
+    let url = r.string("HOOK_URL");
+    let key = r.string("HOOK_AUTH_HEADER_KEY");
+    let value = r.secret("HOOK_AUTH_HEADER_VALUE");
+    let timeout = r.duration("HOOK_TIMEOUT", "5s");
+    let Some(url) = url else {
+        if key.is_some() || value.is_some() {
+            r.problem(
+                "HOOK_AUTH_HEADER_KEY / HOOK_AUTH_HEADER_VALUE are set without HOOK_URL".into(),
+            );
+        }
+        return None;
+    };
+    let url = parse_http_url(&url)
+        .map_err(|e| r.problem(format!("HOOK_URL: {e}")))
+        .ok()?;
+    let timeout = timeout?;
+    if timeout.is_zero() {
+        r.problem("HOOK_TIMEOUT must be longer than zero".into());
+        return None;
+    }
+    let settings = authura_hooks::HookSettings {
+        url,
+        auth_header: value.map(|v| (key.unwrap_or_else(|| "Authorization".to_owned()), v)),
+        timeout,
+        extra_ca_pem,
+    };
+    // The client's own checks (header name and value, CA bundle), without calling the hook.
+    if let Err(e) = authura_hooks::HttpHook::new(settings.clone()) {
+        r.problem(e.to_string());
+        return None;
+    }
+    Some(settings)
 }
 
 /// Reads (or creates, mode 0600) the three dev secrets.

@@ -4,4 +4,5 @@
 
 pub mod conformance;
 pub mod postgres;
+pub mod scripted;
 pub mod smtp;

@@ -152,9 +152,17 @@ fn bad_configuration_exits_2_naming_the_variable() {
         &[("CAPTCHA", "turnstile")],
         "CAPTCHA is set, but captcha is not in this build yet",
     );
+    check_refused(&[("HOOK_URL", "ftp://hooks.example.com")], "HOOK_URL: ");
     check_refused(
-        &[("HOOK_URL", "http://localhost/hook")],
-        "HOOK_URL is set, but hooks",
+        &[("HOOK_AUTH_HEADER_VALUE", "Bearer x")],
+        "set without HOOK_URL",
+    );
+    check_refused(
+        &[
+            ("HOOK_URL", "http://localhost/hook"),
+            ("HOOK_TIMEOUT", "soon"),
+        ],
+        "HOOK_TIMEOUT",
     );
     check_refused(&[("METRICS_ENABLED", "true")], "METRICS_ENABLED=true");
     check_refused(&[("JWT_ALGORITHM", "RS256")], "JWT_ALGORITHM=RS256");

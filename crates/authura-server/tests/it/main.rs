@@ -8,4 +8,5 @@ mod edges;
 mod flows;
 mod harness;
 mod hasura_backend;
+mod hooks;
 mod postgres;

@@ -1,0 +1,122 @@
+//! Webhooks over HTTP (SPEC §6): hook data on the user and in the token, and every failure mode.
+
+use std::time::Duration;
+
+use authura_testkit::scripted::{Answer, Scripted};
+use serde_json::json;
+
+use crate::harness::{PW, TestServer, s};
+
+fn payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn hook_data_reaches_the_user_the_token_and_the_env_claims() {
+    let hook = Scripted::start("/authura/hook", Answer::new(200, r#"{"plan": "pro"}"#))
+        .await
+        .unwrap();
+    let srv = TestServer::with(&[
+        ("HOOK_URL", hook.url.as_str()),
+        ("HOOK_AUTH_HEADER_VALUE", "Bearer hook-secret"),
+        ("JWT_EXTENSIONS", "env"),
+        ("JWT_ENV_EXTENSION_NAMESPACE", "custom"),
+        (
+            "JWT_ENV_EXTENSION_CLAIMS",
+            r#"{"plan": "{{.HookData.plan}}"}"#,
+        ),
+    ])
+    .await;
+    let v = srv.sign_up("ann@example.com", PW).await;
+    assert_eq!(v["user"]["hook_data"], json!({"plan": "pro"}));
+    let claims = payload(s(&v["tokens"]["access_token"]));
+    assert_eq!(
+        (&claims["hook_data"], &claims["custom"]["plan"]),
+        (&json!({"plan": "pro"}), &json!("pro"))
+    );
+    let me = srv
+        .get("/user", Some(s(&v["tokens"]["access_token"])))
+        .await;
+    assert_eq!(me.ok()["user"]["hook_data"], json!({"plan": "pro"}));
+    let seen = hook.seen();
+    let actions: Vec<&str> = seen
+        .iter()
+        .map(|r| r.head.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "/authura/hook?action=create_or_update_user",
+            "/authura/hook?action=get_user",
+            "/authura/hook?action=get_user"
+        ]
+    );
+    for r in &seen {
+        assert!(
+            r.head
+                .to_ascii_lowercase()
+                .contains("authorization: bearer hook-secret")
+        );
+        assert!(
+            !r.body.contains("password") && !r.body.contains("$argon2"),
+            "{}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn hook_failures_answer_their_status_and_write_nothing() {
+    let hook = Scripted::start("/hook", Answer::new(200, "{}"))
+        .await
+        .unwrap();
+    let srv = TestServer::with(&[("HOOK_URL", hook.url.as_str()), ("HOOK_TIMEOUT", "300ms")]).await;
+    let v = srv.sign_up("ann@example.com", PW).await;
+    let access = s(&v["tokens"]["access_token"]).to_owned();
+
+    // A 4xx is relayed with the hook's status and body.
+    hook.answer(Answer::new(403, r#"{"reason": "suspended"}"#));
+    let r = srv.get("/user", Some(&access)).await;
+    r.expect(403, "hook_failed");
+    assert!(r.body["message"].as_str().unwrap().contains("suspended"));
+    // 5xx, a slow hook, and no hook at all are 502.
+    hook.answer(Answer::new(500, ""));
+    srv.get("/user", Some(&access))
+        .await
+        .expect(502, "hook_failed");
+    hook.answer(Answer {
+        delay: Duration::from_secs(30),
+        ..Answer::new(200, "{}")
+    });
+    srv.get("/user", Some(&access))
+        .await
+        .expect(502, "hook_failed");
+
+    // A refused create_or_update_user writes nothing: the link still works once the hook agrees.
+    hook.answer(Answer::new(422, r#"{"reason": "domain not allowed"}"#));
+    srv.post("/signup", json!({"email": "bob@example.com"}))
+        .await
+        .ok();
+    let token = TestServer::token_in(&srv.mail_to("bob@example.com").await);
+    let refused = srv
+        .post("/verify-email", json!({"token": token, "password": PW}))
+        .await;
+    refused.expect(422, "hook_failed");
+    srv.post(
+        "/token",
+        json!({"email": "bob@example.com", "password": PW}),
+    )
+    .await
+    .expect(401, "invalid_credentials");
+    hook.answer(Answer::new(200, "{}"));
+    srv.post("/verify-email", json!({"token": token, "password": PW}))
+        .await
+        .ok();
+}
