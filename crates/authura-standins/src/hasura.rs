@@ -47,6 +47,9 @@ pub enum Failure {
     ServerError,
     /// Accepts every request and never answers it, touching nothing.
     Hang,
+    /// Sends the start of an answer (status and headers), then drops the connection, touching
+    /// nothing.
+    CutOff,
 }
 
 /// A running stand-in on a free 127.0.0.1 port; stopped when dropped.
@@ -171,6 +174,15 @@ async fn graphql(state: web::Data<State>, req: HttpRequest, body: web::Bytes) ->
         }
         f if f == Failure::Hang as u8 => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        f if f == Failure::CutOff as u8 => {
+            // A body that fails at once: actix has sent the head and closes the connection.
+            let body = futures_util::stream::once(async {
+                Err::<web::Bytes, _>(actix_web::error::ErrorInternalServerError("cut off"))
+            });
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .streaming(body);
         }
         _ => {}
     }

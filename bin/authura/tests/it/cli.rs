@@ -463,3 +463,50 @@ fn migrate_status_then_migrate_on_postgres() {
     assert!(after.lines().all(|l| l.contains("  applied  ")), "{after}");
     drop(db);
 }
+
+#[test]
+fn check_config_reports_the_hasura_backend_and_hides_its_admin_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("hasura-admin");
+    std::fs::write(&secret_file, "hasura-admin-from-file\n").unwrap();
+    let file = secret_file.to_str().unwrap().to_owned();
+    let mut vars = with(&[
+        ("AUTH_BACKEND", "hasura"),
+        ("HASURA_URL", "https://hasura.internal/v1/graphql"),
+    ]);
+    vars.push(("HASURA_GRAPHQL_ADMIN_SECRET_FILE", &file));
+    let out = authura(&["check-config"], &vars, dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("AUTH_BACKEND=hasura"), "{stdout}");
+    assert!(
+        stdout.contains("HASURA_URL=https://hasura.internal/v1/graphql"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "HASURA_GRAPHQL_ADMIN_SECRET=[redacted, from {file}]"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hasura-admin-from-file"), "{stdout}");
+    // Without the secret, it is refused.
+    let out = authura(
+        &["check-config"],
+        &with(&[
+            ("AUTH_BACKEND", "hasura"),
+            ("HASURA_URL", "http://hasura:8080"),
+        ]),
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("HASURA_GRAPHQL_ADMIN_SECRET is required with AUTH_BACKEND=hasura")
+    );
+}

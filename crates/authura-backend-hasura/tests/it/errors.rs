@@ -96,6 +96,21 @@ async fn server_errors_are_unavailable_and_write_nothing() {
 }
 
 #[tokio::test]
+async fn a_connection_cut_mid_answer_is_unavailable_and_writes_nothing() {
+    let (store, standin) = fresh();
+    standin.fail_with(Failure::CutOff);
+    for (call, result) in every_call(&*store).await {
+        assert!(
+            matches!(&result, Err(StoreError::Unavailable(m)) if m.contains("lost the connection")),
+            "{call}: got {result:?}"
+        );
+    }
+    standin.fail_with(Failure::None);
+    assert_eq!(standin.user_count().unwrap(), 0);
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_hung_hasura_times_out_as_unavailable() {
     let standin = HasuraStandin::start().unwrap();
     let store = store_with(&standin, standin.admin_secret(), Duration::from_millis(500));
