@@ -52,6 +52,8 @@ pub struct AppState {
     pub ctx: Context,
     pub hash_pool: HashPool,
     pub limiter: RateLimiter,
+    /// Turnstile, when `CAPTCHA=turnstile`.
+    pub captcha: Option<crate::captcha::Turnstile>,
     /// Failed logins per account.
     pub login_failures: crate::ratelimit::FailureLimiter,
     trusted_proxies: Vec<ipnet::IpNet>,
@@ -96,6 +98,23 @@ impl AppState {
         if let Err(e) = self.mail_queue.try_send(mail) {
             self.mail_stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "mail queue full; mail dropped");
+        }
+    }
+
+    /// Checks the captcha when one is configured (SPEC §3's order: after the body, before
+    /// authentication).
+    async fn check_captcha(
+        &self,
+        req: &HttpRequest,
+        captcha: &CaptchaFields,
+    ) -> Result<(), ApiError> {
+        match &self.captcha {
+            Some(turnstile) => {
+                turnstile
+                    .verify(captcha.response(), self.client_ip(req))
+                    .await
+            }
+            None => Ok(()),
         }
     }
 
@@ -261,6 +280,13 @@ pub async fn build_state_with_store(
         ctx,
         hash_pool,
         limiter: RateLimiter::new(config.rate_per_minute),
+        captcha: match &config.captcha {
+            Some(settings) => Some(
+                crate::captcha::Turnstile::new(settings.clone(), config.extra_ca_pem.as_deref())
+                    .map_err(StartError::Mail)?,
+            ),
+            None => None,
+        },
         login_failures: crate::ratelimit::FailureLimiter::new(
             config.login_failures_per_account,
             config.login_failure_window,
@@ -703,6 +729,7 @@ struct FormQuery {
 
 async fn form(
     query: Result<web::Query<FormQuery>, actix_web::Error>,
+    state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query =
         query.map_err(|_| ApiError::invalid_action("the query string could not be read"))?;
@@ -714,7 +741,11 @@ async fn form(
             "unknown form action (expected signup, login, verify-email, invite, reset-password, change-email or forgot-password)"
         }));
     };
-    let page = html::form_page(action, query.token.as_deref().unwrap_or(""));
+    let widget = state.captcha.as_ref().map(|t| html::Widget {
+        script: t.settings().script.as_str(),
+        site_key: &t.settings().site_key,
+    });
+    let page = html::form_page(action, query.token.as_deref().unwrap_or(""), widget);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))
@@ -722,10 +753,28 @@ async fn form(
         .body(page))
 }
 
+/// The captcha response, under either of its names.
+#[derive(Deserialize, Default)]
+struct CaptchaFields {
+    captcha_token: Option<String>,
+    #[serde(rename = "cf-turnstile-response")]
+    cf_turnstile_response: Option<String>,
+}
+
+impl CaptchaFields {
+    fn response(&self) -> Option<&str> {
+        self.captcha_token
+            .as_deref()
+            .or(self.cf_turnstile_response.as_deref())
+    }
+}
+
 #[derive(Deserialize)]
 struct EmailBody {
     email: String,
     redirect_url: Option<String>,
+    #[serde(flatten)]
+    captcha: CaptchaFields,
 }
 
 async fn signup(
@@ -736,6 +785,7 @@ async fn signup(
     let tenant = state.tenant(&req)?;
     let body: EmailBody = read_body(&req, payload).await?;
     let email = Email::parse(&body.email)?;
+    state.check_captcha(&req, &body.captcha).await?;
     let mail = flows::signup(
         &state.ctx,
         tenant.as_ref(),
@@ -777,6 +827,8 @@ async fn verify_email(
 struct TokenBody {
     email: String,
     password: Option<String>,
+    #[serde(flatten)]
+    captcha: CaptchaFields,
 }
 
 async fn token(
@@ -790,6 +842,8 @@ async fn token(
     let has_bearer = req.headers().contains_key(header::AUTHORIZATION);
     let signed: SignedIn = match body.password {
         Some(p) if !p.is_empty() || !has_bearer => {
+            // Password logins need the captcha; impersonation (an admin's token) does not.
+            state.check_captcha(&req, &body.captcha).await?;
             password_login(&state, tenant.as_ref(), &email, Secret::new(p)).await?
         }
         // An empty password with a Bearer token asks for impersonation.
@@ -947,6 +1001,7 @@ async fn reset_password(
     let tenant = state.tenant(&req)?;
     let body: EmailBody = read_body(&req, payload).await?;
     let email = Email::parse(&body.email)?;
+    state.check_captcha(&req, &body.captcha).await?;
     let mail = flows::reset_password(
         &state.ctx,
         tenant.as_ref(),

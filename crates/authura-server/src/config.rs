@@ -43,11 +43,6 @@ pub const SECRET_VARIABLES: &[&str] = &[
 /// Variables of features this build does not have yet, with the feature's name. Setting one is
 /// a startup error: a protection such as `CAPTCHA` must never be silently ignored.
 const FUTURE_VARIABLES: &[(&str, &str)] = &[
-    ("CAPTCHA", "captcha"),
-    ("TURNSTILE_SECRET_KEY", "captcha"),
-    ("TURNSTILE_SITE_KEY", "captcha"),
-    ("TURNSTILE_SCRIPT", "captcha"),
-    ("TURNSTILE_VERIFY_URL", "captcha"),
     ("JWT_PRIVATE_KEY", "asymmetric tokens"),
     ("JWT_PREVIOUS_KEYS", "key rotation"),
     ("OAUTH_PROVIDERS", "oauth"),
@@ -100,6 +95,10 @@ const KNOWN_VARIABLES: &[&str] = &[
     "ALLOWED_HOSTS",
     "HOST_HEADER",
     "RATE_PER_MINUTE",
+    "CAPTCHA",
+    "TURNSTILE_SITE_KEY",
+    "TURNSTILE_SCRIPT",
+    "TURNSTILE_VERIFY_URL",
     "HOOK_URL",
     "HOOK_AUTH_HEADER_KEY",
     "HOOK_AUTH_HEADER_VALUE",
@@ -267,6 +266,8 @@ pub struct Config {
     pub initial_user: Option<InitialUser>,
     pub mail: MailConfig,
     pub mail_templates_dir: Option<PathBuf>,
+    /// Turnstile, when `CAPTCHA=turnstile`.
+    pub captcha: Option<crate::captcha::CaptchaSettings>,
     /// The webhook (`HOOK_URL`), when one is configured.
     pub hook: Option<authura_hooks::HookSettings>,
     pub log_format: LogFormat,
@@ -524,6 +525,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         }
     }
     let hook = read_hook(r, extra_ca_pem.clone());
+    let captcha = read_captcha(r);
     let log_format = match r
         .string("LOG_FORMAT")
         .unwrap_or_else(|| r.default("LOG_FORMAT", "pretty"))
@@ -566,6 +568,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         mail: mail?,
         mail_templates_dir,
         hook,
+        captcha,
         log_format,
         dev: sources.dev,
         effective: BTreeMap::new(),
@@ -827,6 +830,48 @@ fn read_mail(
         return None;
     }
     Some(MailConfig::Smtp(settings))
+}
+
+fn read_captcha(r: &mut Reader) -> Option<crate::captcha::CaptchaSettings> {
+    let provider = r.string("CAPTCHA");
+    let secret = r.secret("TURNSTILE_SECRET_KEY");
+    let site_key = r.string("TURNSTILE_SITE_KEY");
+    let script = r.url(
+        "TURNSTILE_SCRIPT",
+        "https://challenges.cloudflare.com/turnstile/v0/api.js",
+    );
+    let verify_url = r.url(
+        "TURNSTILE_VERIFY_URL",
+        "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    );
+    match provider.as_deref() {
+        None => {
+            if secret.is_some() || site_key.is_some() {
+                r.problem("TURNSTILE_SECRET_KEY / TURNSTILE_SITE_KEY are set but CAPTCHA is not (set CAPTCHA=turnstile)".into());
+            }
+            None
+        }
+        Some("turnstile") => {
+            if secret.is_none() {
+                r.problem("CAPTCHA=turnstile: TURNSTILE_SECRET_KEY is required".into());
+            }
+            if site_key.is_none() {
+                r.problem("CAPTCHA=turnstile: TURNSTILE_SITE_KEY is required (the /form pages show the widget)".into());
+            }
+            Some(crate::captcha::CaptchaSettings {
+                secret: secret?,
+                site_key: site_key?,
+                script: script?,
+                verify_url: verify_url?,
+            })
+        }
+        Some(other) => {
+            r.problem(format!(
+                "CAPTCHA: unknown provider {other:?} (expected turnstile)"
+            ));
+            None
+        }
+    }
 }
 
 fn read_hook(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<authura_hooks::HookSettings> {

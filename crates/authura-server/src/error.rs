@@ -57,6 +57,24 @@ impl ApiError {
         )
     }
 
+    /// 400 `captcha_failed`.
+    pub fn captcha_failed() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "captcha_failed",
+            "the captcha is missing or was not solved",
+        )
+    }
+
+    /// 503 `captcha_unavailable`.
+    pub fn captcha_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "captcha_unavailable",
+            "the captcha could not be checked; try again",
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -80,8 +80,16 @@ impl FormAction {
     }
 }
 
-/// Renders the form for `action`, with `token` (escaped) as a hidden field where one is needed.
-pub fn form_page(action: FormAction, token: &str) -> String {
+/// The Turnstile widget to include: the script's URL and the site key.
+#[derive(Debug, Clone, Copy)]
+pub struct Widget<'a> {
+    pub script: &'a str,
+    pub site_key: &'a str,
+}
+
+/// Renders the form for `action`, with `token` (escaped) as a hidden field where one is needed,
+/// and the captcha widget on the forms whose endpoint needs one.
+pub fn form_page(action: FormAction, token: &str, widget: Option<Widget<'_>>) -> String {
     let token_field = format!(
         r#"<input type="hidden" name="token" value="{}">"#,
         escape(token)
@@ -117,12 +125,29 @@ pub fn form_page(action: FormAction, token: &str) -> String {
             "Send reset link",
         ),
     };
+    let needs_captcha = matches!(
+        action,
+        FormAction::Signup | FormAction::Login | FormAction::ForgotPassword
+    );
+    let (script, widget) = match widget.filter(|_| needs_captcha) {
+        Some(w) => (
+            format!(
+                "<script src=\"{}\" async defer></script>\n",
+                escape(w.script)
+            ),
+            format!(
+                "<div class=\"cf-turnstile\" data-sitekey=\"{}\"></div>\n",
+                escape(w.site_key)
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     page(
         title,
         &format!(
-            r#"<form method="post" action="{target}">
+            r#"{script}<form method="post" action="{target}">
 {fields}
-<button type="submit">{button}</button>
+{widget}<button type="submit">{button}</button>
 </form>"#
         ),
     )
@@ -220,7 +245,11 @@ mod tests {
 
     #[test]
     fn form_values_are_escaped() {
-        let html = form_page(FormAction::VerifyEmail, r#""><script>alert(1)</script>"#);
+        let html = form_page(
+            FormAction::VerifyEmail,
+            r#""><script>alert(1)</script>"#,
+            None,
+        );
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&quot;&gt;&lt;script&gt;"));
         assert!(html.contains(r#"action="/verify-email""#));

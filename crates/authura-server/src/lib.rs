@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod backend;
+pub mod captcha;
 pub mod config;
 pub mod error;
 pub mod hashpool;

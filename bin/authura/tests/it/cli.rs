@@ -150,8 +150,10 @@ fn bad_configuration_exits_2_naming_the_variable() {
     // Protections this build does not have are refused, never ignored.
     check_refused(
         &[("CAPTCHA", "turnstile")],
-        "CAPTCHA is set, but captcha is not in this build yet",
+        "CAPTCHA=turnstile: TURNSTILE_SECRET_KEY is required",
     );
+    check_refused(&[("CAPTCHA", "recaptcha")], "CAPTCHA: unknown provider");
+    check_refused(&[("TURNSTILE_SITE_KEY", "k")], "but CAPTCHA is not");
     check_refused(&[("HOOK_URL", "ftp://hooks.example.com")], "HOOK_URL: ");
     check_refused(
         &[("HOOK_AUTH_HEADER_VALUE", "Bearer x")],
