@@ -12,6 +12,7 @@ pub struct Answer {
     pub status: u16,
     pub body: String,
     pub delay: Duration,
+    pub content_type: String,
 }
 
 impl Answer {
@@ -21,6 +22,15 @@ impl Answer {
             status,
             body: body.to_owned(),
             delay: Duration::ZERO,
+            content_type: "application/json".into(),
+        }
+    }
+
+    /// A 200 JavaScript answer (browsers only run scripts served as JavaScript).
+    pub fn javascript(body: &str) -> Self {
+        Answer {
+            content_type: "text/javascript".into(),
+            ..Answer::new(200, body)
         }
     }
 }
@@ -71,8 +81,9 @@ impl Scripted {
                         .clone();
                     tokio::time::sleep(answer.delay).await;
                     let reply = format!(
-                        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                         answer.status,
+                        answer.content_type,
                         answer.body.len(),
                         answer.body
                     );

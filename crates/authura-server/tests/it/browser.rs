@@ -170,6 +170,78 @@ async fn markup_in_the_form_query_is_shown_as_text_never_run() {
     browser.close().await;
 }
 
+/// A local stand-in of Turnstile's script: like the real widget, it puts the response token in a
+/// hidden `cf-turnstile-response` field inside the widget's element, within the form.
+const TURNSTILE_STAND_IN: &str = r#"
+for (const el of document.querySelectorAll(".cf-turnstile")) {
+  const input = document.createElement("input");
+  input.type = "hidden";
+  input.name = "cf-turnstile-response";
+  input.value = "stand-in-token:" + el.dataset.sitekey;
+  el.appendChild(input);
+}
+"#;
+
+#[tokio::test]
+async fn the_captcha_widget_is_solved_and_checked_through_the_form() {
+    use authura_testkit::scripted::{Answer, Scripted};
+    let siteverify = Scripted::start("/siteverify", Answer::new(200, r#"{"success": true}"#))
+        .await
+        .unwrap();
+    let script = Scripted::start("/turnstile.js", Answer::javascript(TURNSTILE_STAND_IN))
+        .await
+        .unwrap();
+    let srv = TestServer::with(&[
+        ("CAPTCHA", "turnstile"),
+        ("TURNSTILE_SECRET_KEY", "turnstile-secret"),
+        ("TURNSTILE_SITE_KEY", "site-key-123"),
+        ("TURNSTILE_SCRIPT", script.url.as_str()),
+        ("TURNSTILE_VERIFY_URL", siteverify.url.as_str()),
+    ])
+    .await;
+    let mut browser = Browser::launch().await;
+    // The widget ran: the form carries its response token.
+    let form = browser.goto(&srv.url("/form?action=signup")).await;
+    check_form(
+        &form,
+        "Sign up",
+        "/signup",
+        &["email", "cf-turnstile-response"],
+    );
+    assert_eq!(
+        form.hidden("cf-turnstile-response"),
+        "stand-in-token:site-key-123"
+    );
+    browser.fill("Email", EMAIL).await;
+    let page = browser.submit("Sign up").await;
+    check(&page, 200, "Check your inbox");
+    let seen = siteverify.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0]
+            .body
+            .contains("response=stand-in-token%3Asite-key-123"),
+        "{}",
+        seen[0].body
+    );
+    srv.mail_to(EMAIL).await;
+
+    // A widget that did not run (no token) is refused with the captcha error, and nothing is sent.
+    script.answer(Answer::javascript(""));
+    let form = browser.goto(&srv.url("/form?action=forgot-password")).await;
+    check_form(
+        &form,
+        "Forgot your password?",
+        "/reset-password",
+        &["email"],
+    );
+    browser.fill("Email", EMAIL).await;
+    let page = browser.submit("Send reset link").await;
+    check(&page, 400, "the captcha is missing");
+    assert_eq!(siteverify.seen().len(), 1);
+    browser.close().await;
+}
+
 /// Signs in through `/form?action=login` and checks the result page.
 async fn login(browser: &mut Browser, srv: &TestServer, password: &str, status: u16, says: &str) {
     let form = browser.goto(&srv.url("/form?action=login")).await;
