@@ -6,3 +6,4 @@ pub mod conformance;
 pub mod postgres;
 pub mod scripted;
 pub mod smtp;
+pub mod tls;

@@ -24,10 +24,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 
 /// The variable naming the shared cluster (`postgres://postgres@127.0.0.1:PORT/postgres`).
 pub const URL_VAR: &str = "AUTHURA_TEST_PG_URL";
@@ -177,7 +173,7 @@ impl Cluster {
     /// As [`Cluster::start`].
     pub fn start_with_tls() -> anyhow::Result<(Cluster, String)> {
         let mut cluster = Cluster::init(Vec::new())?;
-        let certs = make_certificates()?;
+        let certs = crate::tls::make_certificates("authura test postgres ca")?;
         let cert = cluster.dir.join("server.crt");
         let key = cluster.dir.join("server.key");
         fs::write(&cert, &certs.chain_pem)?;
@@ -455,37 +451,7 @@ async fn execute_on(url: &str, sql: &str) -> anyhow::Result<()> {
 /// # Errors
 /// When rcgen fails.
 pub fn unrelated_ca_pem() -> anyhow::Result<String> {
-    Ok(make_certificates()?.ca_pem)
-}
-
-/// A throwaway CA and a server certificate it signed.
-struct Certificates {
-    ca_pem: String,
-    /// The server certificate followed by the CA certificate.
-    chain_pem: String,
-    key_pem: String,
-}
-
-fn make_certificates() -> anyhow::Result<Certificates> {
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "authura test postgres ca");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
-    let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate()?;
-    let cert = server.signed_by(&key, &ca)?;
-    Ok(Certificates {
-        ca_pem: ca.pem(),
-        chain_pem: format!("{}{}", cert.pem(), ca.pem()),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(crate::tls::make_certificates("authura test postgres ca")?.ca_pem)
 }
 
 #[cfg(test)]

@@ -25,10 +25,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde::Deserialize;
 use tempfile::TempDir;
 
@@ -130,7 +126,7 @@ impl SmtpSink {
         command.arg(&script).arg("--dir").arg(&mail_dir);
         let mut ca_pem = None;
         if opts.tls != SinkTls::None {
-            let certs = make_certificates()?;
+            let certs = crate::tls::make_certificates("authura test ca")?;
             let cert_path = dir.path().join("cert.pem");
             let key_path = dir.path().join("key.pem");
             fs::write(&cert_path, &certs.chain_pem).context("writing the sink's certificate")?;
@@ -342,38 +338,6 @@ fn startup_error(error: anyhow::Error, log_path: &Path) -> anyhow::Error {
 
 fn read_log(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| format!("[cannot read {}: {e}]", path.display()))
-}
-
-/// A throwaway CA and a server certificate it signed.
-struct Certificates {
-    ca_pem: String,
-    /// The server certificate followed by the CA certificate.
-    chain_pem: String,
-    key_pem: String,
-}
-
-fn make_certificates() -> anyhow::Result<Certificates> {
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "authura test ca");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
-
-    let mut server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate()?;
-    let cert = server.signed_by(&key, &ca)?;
-
-    Ok(Certificates {
-        ca_pem: ca.pem(),
-        chain_pem: format!("{}{}", cert.pem(), ca.pem()),
-        key_pem: key.serialize_pem(),
-    })
 }
 
 fn first_link(text: &str) -> Option<String> {

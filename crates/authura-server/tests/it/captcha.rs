@@ -145,3 +145,47 @@ async fn impersonation_needs_no_captcha() {
     .await
     .ok();
 }
+
+#[tokio::test]
+async fn https_siteverify_is_trusted_through_extra_ca_file_only() {
+    let (siteverify, ca_pem) =
+        Scripted::start_tls("/siteverify", Answer::new(200, r#"{"success": true}"#))
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let vars = |extra_ca: Option<&str>| {
+        let mut v = vec![
+            ("CAPTCHA", "turnstile".to_owned()),
+            ("TURNSTILE_SECRET_KEY", "turnstile-secret".to_owned()),
+            ("TURNSTILE_SITE_KEY", "site-key-123".to_owned()),
+            ("TURNSTILE_VERIFY_URL", siteverify.url.clone()),
+        ];
+        if let Some(ca) = extra_ca {
+            v.push(("EXTRA_CA_FILE", ca.to_owned()));
+        }
+        v
+    };
+    let trusted_vars = vars(Some(ca.to_str().unwrap()));
+    let trusted: Vec<(&str, &str)> = trusted_vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let srv = TestServer::with(&trusted).await;
+    srv.post(
+        "/signup",
+        json!({"email": "ann@example.com", "captcha_token": "t"}),
+    )
+    .await
+    .ok();
+    let untrusted_vars = vars(None);
+    let untrusted: Vec<(&str, &str)> = untrusted_vars
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    let srv = TestServer::with(&untrusted).await;
+    srv.post(
+        "/signup",
+        json!({"email": "ann@example.com", "captcha_token": "t"}),
+    )
+    .await
+    .expect(503, "captcha_unavailable");
+}

@@ -120,3 +120,32 @@ async fn hook_failures_answer_their_status_and_write_nothing() {
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn https_hooks_are_trusted_through_extra_ca_file_only() {
+    let (hook, ca_pem) = Scripted::start_tls("/hook", Answer::new(200, r#"{"tls": true}"#))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    assert!(hook.url.starts_with("https://localhost:"));
+    let trusted = TestServer::with(&[
+        ("HOOK_URL", hook.url.as_str()),
+        ("EXTRA_CA_FILE", ca.to_str().unwrap()),
+    ])
+    .await;
+    let v = trusted.sign_up("ann@example.com", PW).await;
+    assert_eq!(v["user"]["hook_data"], json!({"tls": true}));
+    // Without the CA the certificate is refused: the hook cannot be reached safely, 502.
+    let untrusted = TestServer::with(&[("HOOK_URL", hook.url.as_str())]).await;
+    untrusted
+        .post("/signup", json!({"email": "bob@example.com"}))
+        .await
+        .ok();
+    let token = TestServer::token_in(&untrusted.mail_to("bob@example.com").await);
+    untrusted
+        .post("/verify-email", json!({"token": token, "password": PW}))
+        .await
+        .expect(502, "hook_failed");
+}
