@@ -34,6 +34,12 @@ pub async fn open(config: &Config) -> Result<Arc<dyn UserStore>, StartError> {
             let store = connect_postgres(settings, POSTGRES_STARTUP_WAIT).await?;
             Ok(Arc::new(store))
         }
+        // Nothing is sent until the first call: the service may start after us.
+        BackendConfig::Http(settings) => {
+            let store = authura_backend_http::HttpStore::new(settings)
+                .map_err(|e| start_error("http", &e))?;
+            Ok(Arc::new(store))
+        }
         // Builds the HTTP client only: a Hasura that is down answers 503 per request (and at
         // `/readyz`) until it is back, with no startup wait.
         BackendConfig::Hasura(settings) => {
@@ -101,6 +107,9 @@ pub async fn migration_status(config: &Config) -> Result<Vec<String>, StartError
             "sqlite: migrations are embedded and applied when the database is opened (authura \
              migrate); diesel records them in __diesel_schema_migrations"
                 .to_owned(),
+        ]),
+        BackendConfig::Http(_) => Ok(vec![
+            "http: the service owns its users table; Authura has no migrations for it".to_owned(),
         ]),
         BackendConfig::Postgres(settings) => {
             let states = authura_backend_pg::status(settings)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authura_backend_hasura::HasuraSettings;
+use authura_backend_http::HttpSettings;
 use authura_backend_pg::{PgSettings, UsersTable};
 use authura_core::extension::{ClaimsExtension, EnvExtension, HasuraExtension};
 use authura_core::policy::PasswordPolicy;
@@ -71,9 +72,6 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("SESSIONS_ENABLED", "sessions"),
     ("SESSIONS_DSN", "sessions"),
     ("MAX_ACTIVE_SESSIONS", "sessions"),
-    ("HTTP_URL", "the http backend"),
-    ("HTTP_AUTH_HEADER_KEY", "the http backend"),
-    ("HTTP_AUTH_HEADER_VALUE", "the http backend"),
     ("LDAP_URL", "the ldap backend"),
     ("LDAP_STARTTLS", "the ldap backend"),
     ("LDAP_BIND_DN", "the ldap backend"),
@@ -142,6 +140,9 @@ const KNOWN_VARIABLES: &[&str] = &[
     "POSTGRES_INITIAL_USER_PASSWORD",
     "POSTGRES_POOL_SIZE",
     "POSTGRES_USERS_TABLE",
+    "HTTP_URL",
+    "HTTP_AUTH_HEADER_KEY",
+    "HTTP_AUTH_HEADER_VALUE",
     "HASURA_URL",
     "HASURA_GRAPHQL_ADMIN_SECRET",
     "MAIL_HOST",
@@ -195,6 +196,8 @@ pub enum BackendConfig {
     Postgres(PgSettings),
     /// Hasura's GraphQL API (`HASURA_*`).
     Hasura(HasuraSettings),
+    /// The operator's REST service (`HTTP_*`, docs/backends/http.md).
+    Http(HttpSettings),
 }
 
 impl BackendConfig {
@@ -204,6 +207,7 @@ impl BackendConfig {
             BackendConfig::Sqlite { .. } => "sqlite",
             BackendConfig::Postgres(_) => "postgres",
             BackendConfig::Hasura(_) => "hasura",
+            BackendConfig::Http(_) => "http",
         }
     }
 }
@@ -459,9 +463,10 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         }),
         "postgres" => read_postgres(r, extra_ca_pem.clone()),
         "hasura" => read_hasura(r, extra_ca_pem.clone()),
-        "http" | "ldap" => {
+        "http" => read_http(r, extra_ca_pem.clone()),
+        "ldap" => {
             r.problem(format!(
-                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres, hasura)"
+                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres, hasura, http)"
             ));
             None
         }
@@ -643,6 +648,55 @@ fn read_hasura(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendC
         timeout: authura_backend_hasura::DEFAULT_TIMEOUT,
         extra_ca_pem,
     }))
+}
+
+/// `HTTP_URL` (required: the users collection, http or https, no credentials in it),
+/// `HTTP_AUTH_HEADER_KEY` (Authorization) and `HTTP_AUTH_HEADER_VALUE` (a secret; unset = no
+/// header), checked without connecting.
+fn read_http(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendConfig> {
+    let auth_header_key = r.header_name("HTTP_AUTH_HEADER_KEY", "Authorization");
+    let auth_header_value = r.secret("HTTP_AUTH_HEADER_VALUE");
+    let Some(raw) = r.string("HTTP_URL") else {
+        r.problem(
+            "HTTP_URL is required with AUTH_BACKEND=http (the users collection of the service, \
+             e.g. https://api.example.com/authura/users)"
+                .into(),
+        );
+        return None;
+    };
+    let url = parse_http_url(&raw)
+        .map_err(|e| r.problem(format!("HTTP_URL: {e}")))
+        .ok()?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // It would be printed by check-config and logged; the credential has its own variable.
+        r.effective.insert("HTTP_URL".into(), "[redacted]".into());
+        r.problem(
+            "HTTP_URL: must not carry credentials; put them in HTTP_AUTH_HEADER_VALUE".into(),
+        );
+        return None;
+    }
+    if url.scheme() == "http"
+        && auth_header_value.is_some()
+        && !matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+    {
+        r.warnings.push(
+            "HTTP_URL is plain http: HTTP_AUTH_HEADER_VALUE and password hashes travel \
+             unencrypted; use https"
+                .into(),
+        );
+    }
+    let settings = HttpSettings {
+        url,
+        auth_header_key,
+        auth_header_value,
+        timeout: HttpSettings::DEFAULT_TIMEOUT,
+        extra_ca_pem,
+    };
+    if let Err(e) = settings.check() {
+        r.problem(e.to_string().replace("backend error: ", ""));
+        return None;
+    }
+    Some(BackendConfig::Http(settings))
 }
 
 fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {

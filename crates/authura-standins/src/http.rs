@@ -49,6 +49,7 @@ pub struct HttpStandin {
     auth: (String, String),
     failure: Arc<AtomicU8>,
     handle: Option<ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,7 +84,7 @@ impl HttpStandin {
             failure: Arc::clone(&failure),
         });
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("http-standin-{port}"))
             .spawn(move || {
                 let system = actix_web::rt::System::new();
@@ -157,6 +158,7 @@ impl HttpStandin {
             auth: (key.to_owned(), value.to_owned()),
             failure,
             handle: Some(handle),
+            thread: Some(thread),
             _dir: dir,
         })
     }
@@ -176,11 +178,15 @@ impl HttpStandin {
         self.failure.store(failure as u8, Ordering::SeqCst);
     }
 
-    /// Stops the server: later requests are refused at connect.
+    /// Stops the server and waits until it has: later requests are refused at connect.
     pub fn stop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            // The stop command is sent at call time; the future only waits for it.
+            // The stop command is sent at call time; the future only waits for it. The server
+            // thread ends once the server has stopped (its open connections closed with it).
             drop(handle.stop(false));
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -512,3 +512,66 @@ fn check_config_reports_the_hasura_backend_and_hides_its_admin_secret() {
             .contains("HASURA_GRAPHQL_ADMIN_SECRET is required with AUTH_BACKEND=hasura")
     );
 }
+
+#[test]
+fn http_backend_settings_are_checked_and_its_credential_redacted() {
+    let http = |extra: &[(&'static str, &'static str)]| {
+        let mut v = vec![("AUTH_BACKEND", "http")];
+        v.extend_from_slice(extra);
+        v
+    };
+    check_refused(&http(&[]), "HTTP_URL is required with AUTH_BACKEND=http");
+    check_refused(
+        &http(&[("HTTP_URL", "ftp://api.example.com/users")]),
+        "HTTP_URL: \"ftp://api.example.com/users\" must be an http or https URL",
+    );
+    check_refused(
+        &http(&[("HTTP_URL", "https://api.example.com/users?all=1")]),
+        "HTTP_URL: expected the users collection's URL, without query or fragment",
+    );
+    check_refused(
+        &http(&[("HTTP_URL", "https://bob:hunter2@api.example.com/users")]),
+        "HTTP_URL: must not carry credentials",
+    );
+    check_refused(
+        &http(&[
+            ("HTTP_URL", "https://api.example.com/users"),
+            ("HTTP_AUTH_HEADER_KEY", "Bad Header"),
+            ("HTTP_AUTH_HEADER_VALUE", "Bearer x"),
+        ]),
+        "HTTP_AUTH_HEADER_KEY: \"Bad Header\" is not a valid header name",
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let value_file = dir.path().join("http-credential");
+    std::fs::write(&value_file, "Bearer from-file-0123456789\n").unwrap();
+    let file = value_file.to_str().unwrap().to_owned();
+    let mut vars = with(&[
+        ("AUTH_BACKEND", "http"),
+        ("HTTP_URL", "https://api.example.com/authura/users"),
+        ("HTTP_AUTH_HEADER_KEY", "X-Api-Key"),
+    ]);
+    vars.push(("HTTP_AUTH_HEADER_VALUE_FILE", &file));
+    let out = authura(&["check-config"], &vars, dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("AUTH_BACKEND=http"), "{stdout}");
+    assert!(
+        stdout.contains("HTTP_URL=https://api.example.com/authura/users"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("HTTP_AUTH_HEADER_KEY=X-Api-Key"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("HTTP_AUTH_HEADER_VALUE=[redacted, from {file}]")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("from-file-0123"), "{stdout}");
+}

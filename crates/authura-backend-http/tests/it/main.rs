@@ -1,10 +1,12 @@
 //! Integration tests of the HTTP store against the reference server of the contract
 //! (`authura-standins`): the backend conformance suite, then the error mapping (credentials,
-//! conflicts, a failing, hanging, cut-off or absent service) and that nothing is half-written.
+//! conflicts, a failing, hanging, cut-off or absent service) and that nothing is half-written;
+//! and the conformance suite again against the Python reference implementation in the docs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
 mod errors;
+mod python_reference;
 
 use std::sync::Arc;
 use std::time::Duration;

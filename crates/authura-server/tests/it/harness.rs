@@ -28,6 +28,7 @@ pub enum Backend {
     Sqlite,
     Postgres,
     Hasura,
+    Http,
 }
 
 tokio::task_local! {
@@ -55,6 +56,10 @@ macro_rules! both_backends {
             #[tokio::test]
             async fn hasura() {
                 $crate::harness::on($crate::harness::Backend::Hasura, super::$name()).await
+            }
+            #[tokio::test]
+            async fn http() {
+                $crate::harness::on($crate::harness::Backend::Http, super::$name()).await
             }
         }
     };
@@ -168,6 +173,7 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(authura_testkit::postgres::database().await),
             Backend::Hasura => return crate::hasura_backend::server(vars).await,
+            Backend::Http => return crate::http_backend::start(vars).await,
         };
         let dsn = pg.as_ref().map(|db| db.url.clone());
         Self::on(dsn, pg, vars).await
@@ -243,6 +249,9 @@ impl TestServer {
     pub async fn delete_user(&self, tenant: Option<&TenantId>, id: &UserId) -> bool {
         if let Some(deleted) = crate::hasura_backend::delete_user(self, tenant, id).await {
             return deleted;
+        }
+        if let Some(http) = crate::http_backend::standin(self) {
+            return crate::http_backend::delete_user(http, tenant, id).await;
         }
         match &self.dsn {
             Some(dsn) => PgStore::connect(&PgSettings {

@@ -10,4 +10,5 @@ mod flows;
 mod harness;
 mod hasura_backend;
 mod hooks;
+mod http_backend;
 mod postgres;
