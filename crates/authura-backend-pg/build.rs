@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    // Read at run time: a build-script binary reused from another checkout must not point there.
+    let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("migrations");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir)? {

@@ -8,9 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use authura_core::types::{
-    Email, NewUser, PasswordHash, Role, TenantId, User, UserChanges, UserId,
-};
+use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
 use authura_core::{Secret, StoreError, UserStore};
 
 use crate::graphql::execute;
@@ -323,29 +321,26 @@ impl UserRow {
     /// never the password hash.
     fn into_user(self) -> Result<User, StoreError> {
         let id = self.id;
-        let bad = |field: &str| StoreError::Backend(format!("user {id} has an invalid {field}"));
         let verified_at = self
             .verified_at
             .as_deref()
             .map(|s| {
                 DateTime::parse_from_rfc3339(s)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| bad("verified_at"))
+                    .map_err(|_| {
+                        StoreError::Backend(format!("user {id} has an invalid verified_at"))
+                    })
             })
             .transpose()?;
-        Ok(User {
+        authura_core::store::StoredUser {
             id: UserId::Int(id),
-            email: Email::parse(&self.email).map_err(|_| bad("email"))?,
-            role: Role::parse(&self.role).map_err(|_| bad("role"))?,
-            tenant: self
-                .tenant_id
-                .as_deref()
-                .map(TenantId::parse)
-                .transpose()
-                .map_err(|_| bad("tenant_id"))?,
-            password_hash: PasswordHash::new(self.password),
+            email: self.email,
+            role: self.role,
+            tenant_id: self.tenant_id,
+            password: self.password,
             verified_at,
-        })
+        }
+        .into_user()
     }
 }
 

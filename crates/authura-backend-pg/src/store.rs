@@ -322,21 +322,15 @@ impl UserRow {
     /// Validates a stored row into a domain user. Rows written by other tools can be malformed;
     /// the error names the row and the column, never the password hash.
     fn into_user(self) -> Result<User, StoreError> {
-        let id = self.id;
-        let bad = |column: &str| StoreError::Backend(format!("user {id} has an invalid {column}"));
-        Ok(User {
-            id: UserId::Int(id),
-            email: Email::parse(&self.email).map_err(|_| bad("email"))?,
-            role: Role::parse(&self.role).map_err(|_| bad("role"))?,
-            tenant: self
-                .tenant_id
-                .as_deref()
-                .map(TenantId::parse)
-                .transpose()
-                .map_err(|_| bad("tenant_id"))?,
-            password_hash: PasswordHash::new(self.password),
+        authura_core::store::StoredUser {
+            id: UserId::Int(self.id),
+            email: self.email,
+            role: self.role,
+            tenant_id: self.tenant_id,
+            password: self.password,
             verified_at: self.verified_at,
-        })
+        }
+        .into_user()
     }
 }
 

@@ -45,25 +45,25 @@ impl UserRow {
     /// the error names the row and the column, never the password hash.
     pub(crate) fn into_user(self) -> Result<User, StoreError> {
         let id = self.id;
-        let bad = |column: &str| StoreError::Backend(format!("user {id} has an invalid {column}"));
-        Ok(User {
+        let verified_at = self
+            .verified_at
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|_| {
+                StoreError::Backend(format!(
+                    "user {id} has an invalid verified_at (expected RFC 3339)"
+                ))
+            })?;
+        authura_core::store::StoredUser {
             id: UserId::Int(id),
-            email: Email::parse(&self.email).map_err(|_| bad("email"))?,
-            role: Role::parse(&self.role).map_err(|_| bad("role"))?,
-            tenant: self
-                .tenant_id
-                .as_deref()
-                .map(TenantId::parse)
-                .transpose()
-                .map_err(|_| bad("tenant_id"))?,
-            password_hash: PasswordHash::new(self.password),
-            verified_at: self
-                .verified_at
-                .as_deref()
-                .map(parse_time)
-                .transpose()
-                .map_err(|_| bad("verified_at (expected RFC 3339)"))?,
-        })
+            email: self.email,
+            role: self.role,
+            tenant_id: self.tenant_id,
+            password: self.password,
+            verified_at,
+        }
+        .into_user()
     }
 }
 

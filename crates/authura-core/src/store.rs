@@ -73,3 +73,51 @@ pub trait UserStore: Send + Sync + 'static {
     /// `Unavailable` when it is not.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// A user record as a backend read it, before validation: each backend turns its row into one.
+/// Rows written by other tools can be malformed, so every field is checked once, here.
+pub struct StoredUser {
+    pub id: crate::types::UserId,
+    pub email: String,
+    pub role: String,
+    pub tenant_id: Option<String>,
+    /// The password hash, as stored.
+    pub password: String,
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl std::fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("tenant_id", &self.tenant_id)
+            .field("verified_at", &self.verified_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredUser {
+    /// Validates the record into a domain user.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` naming the user and the field at fault, never the password hash.
+    pub fn into_user(self) -> Result<User, StoreError> {
+        let id = self.id;
+        let bad = |field: &str| StoreError::Backend(format!("user {id} has an invalid {field}"));
+        Ok(User {
+            email: crate::types::Email::parse(&self.email).map_err(|_| bad("email"))?,
+            role: crate::types::Role::parse(&self.role).map_err(|_| bad("role"))?,
+            tenant: self
+                .tenant_id
+                .as_deref()
+                .map(TenantId::parse)
+                .transpose()
+                .map_err(|_| bad("tenant_id"))?,
+            password_hash: crate::types::PasswordHash::new(self.password),
+            verified_at: self.verified_at,
+            id,
+        })
+    }
+}
