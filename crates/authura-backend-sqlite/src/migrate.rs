@@ -27,7 +27,20 @@ pub(crate) const CONNECTION_SETUP: &str =
 /// at once apply each migration once, and a failed migration leaves the file as it was.
 pub(crate) fn run(path: &str) -> Result<(), StoreError> {
     let mut conn = SqliteConnection::establish(path).map_err(error::connection)?;
-    conn.batch_execute(CONNECTION_SETUP).map_err(error::query)?;
+    // Switching a new file to WAL needs an exclusive lock, and when several connections race
+    // for it SQLite answers "database is locked" at once instead of waiting (the busy handler is
+    // skipped to avoid a deadlock). Retry briefly; this runs on a blocking thread.
+    let mut attempt = 0u64;
+    loop {
+        match conn.batch_execute(CONNECTION_SETUP) {
+            Ok(()) => break,
+            Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+            }
+            Err(e) => return Err(error::query(e)),
+        }
+    }
     conn.immediate_transaction(migrate)
         .map_err(|err| match err {
             Failure::Store(err) => err,

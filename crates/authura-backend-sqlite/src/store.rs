@@ -97,7 +97,16 @@ impl SqliteStore {
             readers,
             path,
         };
-        store.ping().await?;
+        // Through the pool (5 s busy timeout), not the inline readers (250 ms): another process
+        // may be migrating the same file right now.
+        let mut conn = store.conn().await?;
+        users::table
+            .select(users::id)
+            .limit(1)
+            .load::<i64>(&mut *conn)
+            .await
+            .map_err(error::query)?;
+        drop(conn);
         Ok(store)
     }
 
