@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authura_core::extension::{ClaimsExtension, ClaimsInput, EnvExtension, HasuraExtension};
+use authura_core::keys::AccessKey;
 use authura_core::policy::PasswordPolicy;
 use authura_core::token::{TokenSettings, Tokens, VerifyRequest};
 use authura_core::{Email, PasswordHash, Role, Secret, User, UserId};
@@ -28,7 +29,8 @@ fn tokens() -> Tokens {
     let env = EnvExtension::parse("custom", r#"{"x-id": "{{.ID}}", "x-email": "{{.Email}}"}"#)
         .unwrap_or_else(|e| panic!("{e}"));
     Tokens::new(TokenSettings {
-        access_secret: Secret::new("a".repeat(48)),
+        access_key: AccessKey::Hs256(Secret::new("a".repeat(48))),
+        previous_keys: Vec::new(),
         refresh_secret: Secret::new("r".repeat(48)),
         verify_secret: Secret::new("v".repeat(48)),
         access_ttl: Duration::from_secs(300),

@@ -1,5 +1,5 @@
 //! Authura's domain, free of HTTP and SQL: users and their validated field types, the three token
-//! kinds, claims extensions, the password policy and hashing, the `UserStore`, `Mailer`,
+//! kinds and their keys, claims extensions, the password policy and hashing, the `UserStore`, `Mailer`,
 //! `PasswordHasher` and `Hook` traits, and the auth flows as plain async functions over them.
 //!
 //! A crate user can embed the flows with any `UserStore` (see `authura-backend-sqlite`) and
@@ -12,6 +12,7 @@ pub mod extension;
 pub mod flows;
 pub mod hash;
 pub mod hook;
+pub mod keys;
 pub mod mail;
 #[cfg(feature = "memory")]
 pub mod memory;

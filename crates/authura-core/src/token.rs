@@ -1,14 +1,18 @@
 //! The three token kinds (SPEC §4): access, refresh and verification, each with its own key and a
 //! `purpose` claim that its verifier alone accepts. Refresh and verification tokens carry
 //! fingerprints of the user's state, so a password change revokes the former and a used link is
-//! refused, without server-side storage.
+//! refused, without server-side storage. Access tokens are signed with HS256 or an asymmetric key
+//! (see [`crate::keys`]) and name their key in the header's `kid`; refresh and verification
+//! tokens, which only Authura reads, stay HS256 under their own secrets.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -16,6 +20,7 @@ use subtle::ConstantTimeEq;
 use crate::error::CoreError;
 use crate::extension::{ClaimsExtension, ClaimsInput};
 use crate::hook::HookData;
+use crate::keys::{AccessKey, Algorithm, PreviousKey};
 use crate::mail::Action;
 use crate::types::{PasswordHash, Role, Secret, TenantId, User, UserId, format_time};
 
@@ -37,7 +42,10 @@ pub enum Purpose {
 /// The settings tokens are made with.
 #[derive(Debug, Clone)]
 pub struct TokenSettings {
-    pub access_secret: Secret,
+    /// What access tokens are signed with (`JWT_SECRET` or `JWT_PRIVATE_KEY`).
+    pub access_key: AccessKey,
+    /// Keys that still verify access tokens but sign nothing (`JWT_PREVIOUS_KEYS`).
+    pub previous_keys: Vec<PreviousKey>,
     pub refresh_secret: Secret,
     pub verify_secret: Secret,
     pub access_ttl: Duration,
@@ -201,7 +209,6 @@ impl Key {
 
     /// HMAC-SHA256 of `parts` under this key, base64url, for state fingerprints.
     fn fingerprint(&self, parts: &[&str]) -> String {
-        use base64::Engine as _;
         let Ok(mut mac) =
             hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.expose().as_bytes())
         else {
@@ -212,38 +219,150 @@ impl Key {
             mac.update(&[0]);
         }
         let digest = mac.finalize().into_bytes();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+        URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+}
+
+/// Signs access tokens: the encoded header (with `kid`) is made once, and the key is parsed once
+/// (jsonwebtoken would re-parse a PEM key on every token).
+#[derive(Clone)]
+struct AccessSigner {
+    /// `base64url(header) + "."`.
+    prefix: String,
+    key: Signer,
+}
+
+#[derive(Clone)]
+enum Signer {
+    Hmac(hmac::Hmac<sha2::Sha256>),
+    Private(crate::keys::PrivateKey),
+}
+
+impl std::fmt::Debug for AccessSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessSigner([redacted])")
+    }
+}
+
+impl AccessSigner {
+    fn new(key: &AccessKey) -> Result<Self, String> {
+        let header = serde_json::json!({
+            "alg": key.algorithm().as_str(),
+            "typ": "JWT",
+            "kid": key.kid(),
+        });
+        let signer = match key {
+            AccessKey::Hs256(s) => Signer::Hmac(
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(s.expose().as_bytes())
+                    .map_err(|e| format!("JWT_SECRET: {e}"))?,
+            ),
+            AccessKey::Private(k) => Signer::Private(k.clone()),
+        };
+        Ok(AccessSigner {
+            prefix: format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string())),
+            key: signer,
+        })
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, CoreError> {
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))?;
+        let mut token = String::with_capacity(self.prefix.len() + payload.len() * 3 / 2 + 360);
+        token.push_str(&self.prefix);
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = match &self.key {
+            Signer::Hmac(mac) => {
+                let mut mac = mac.clone();
+                mac.update(token.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            Signer::Private(k) => k
+                .sign(token.as_bytes())
+                .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))?,
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+}
+
+/// One key that verifies access tokens, with the validation for its algorithm made once.
+#[derive(Clone)]
+struct Verifier {
+    kid: String,
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verifier({}, kid {})", self.algorithm, self.kid)
+    }
+}
+
+impl Verifier {
+    fn new(key: &PreviousKey, settings: &TokenSettings) -> Self {
+        let algorithm = key.algorithm();
+        Verifier {
+            kid: key.kid(),
+            algorithm,
+            decoding: match key {
+                PreviousKey::Hs256(s) => DecodingKey::from_secret(s.expose().as_bytes()),
+                PreviousKey::Public(k) => k.decoding().clone(),
+            },
+            validation: validation(algorithm, settings),
+        }
     }
 }
 
 /// Signs and verifies the three token kinds.
 #[derive(Debug, Clone)]
 pub struct Tokens {
-    access: Key,
+    access: AccessSigner,
+    /// The current key first, then the previous ones.
+    access_verifiers: Arc<[Verifier]>,
     refresh: Key,
     verify: Key,
+    hs256: Validation,
+    /// [`Tokens::jwks`], serialized once.
+    jwks: Arc<str>,
     settings: Arc<TokenSettings>,
 }
 
 impl Tokens {
-    /// Checks the secrets (each ≥ 32 bytes, pairwise different) and prepares the keys once.
+    /// Checks the keys (secrets ≥ 32 bytes and pairwise different, previous keys distinct from
+    /// the current one and from the refresh and verification secrets) and prepares them once.
     ///
     /// # Errors
     /// A message naming the variable at fault.
     pub fn new(settings: TokenSettings) -> Result<Self, String> {
-        let mut problems = secret_problems([
-            ("JWT_SECRET", &settings.access_secret),
-            ("JWT_REFRESH_SECRET", &settings.refresh_secret),
-            ("JWT_VERIFY_SECRET", &settings.verify_secret),
-        ]);
+        let mut problems = key_problems(
+            &settings.access_key,
+            &settings.previous_keys,
+            &settings.refresh_secret,
+            &settings.verify_secret,
+        );
         problems.extend(extension_problems(&settings.extensions));
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
+        let current = match &settings.access_key {
+            AccessKey::Hs256(s) => PreviousKey::Hs256(s.clone()),
+            AccessKey::Private(k) => PreviousKey::Public(k.public_key().clone()),
+        };
+        let access_verifiers = std::iter::once(&current)
+            .chain(&settings.previous_keys)
+            .map(|k| Verifier::new(k, &settings))
+            .collect();
+        let jwks = jwks(&settings).to_string().into();
         Ok(Tokens {
-            access: Key::new(&settings.access_secret),
+            access: AccessSigner::new(&settings.access_key)?,
+            jwks,
+            access_verifiers,
             refresh: Key::new(&settings.refresh_secret),
             verify: Key::new(&settings.verify_secret),
+            hs256: validation(Algorithm::HS256, &settings),
             settings: Arc::new(settings),
         })
     }
@@ -251,6 +370,18 @@ impl Tokens {
     /// The settings in use.
     pub fn settings(&self) -> &TokenSettings {
         &self.settings
+    }
+
+    /// The JSON Web Key Set (RFC 7517) of every public key that verifies access tokens: the
+    /// current one (when it is asymmetric) and the previous ones. Secrets are never published, so
+    /// with HS256 and no previous public keys the set is empty.
+    pub fn jwks(&self) -> Value {
+        jwks(&self.settings)
+    }
+
+    /// [`Tokens::jwks`] as JSON text, serialized once when the keys were loaded.
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks
     }
 
     /// Issues an access and refresh token for `user`.
@@ -303,7 +434,7 @@ impl Tokens {
             aud: s.audience.clone(),
         };
         Ok(TokenPair {
-            access_token: sign(&self.access, &access)?,
+            access_token: self.access.sign(&access)?,
             refresh_token: sign(&self.refresh, &refresh)?,
             token_type: "Bearer".into(),
             expires_in: s.access_ttl.as_secs(),
@@ -339,7 +470,9 @@ impl Tokens {
         sign(&self.verify, &claims)
     }
 
-    /// Verifies an access token.
+    /// Verifies an access token: the key is the one its header's `kid` names (current or
+    /// previous), and the header's `alg` must be that key's own algorithm. A token without `kid`
+    /// (issued before Authura set one) is tried against the HS256 secrets only.
     ///
     /// # Errors
     /// `CoreError::InvalidToken` for any fault.
@@ -348,9 +481,8 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<AccessClaims, CoreError> {
-        self.verified(
-            &self.access,
-            token,
+        checked(
+            self.decode_access(token),
             now,
             Purpose::Access,
             CoreError::InvalidToken,
@@ -363,9 +495,8 @@ impl Tokens {
     /// # Errors
     /// `CoreError::InvalidToken` for any fault.
     pub fn verify_bearer(&self, token: &str, now: DateTime<Utc>) -> Result<AccessToken, CoreError> {
-        self.verified(
-            &self.access,
-            token,
+        checked(
+            self.decode_access(token),
             now,
             Purpose::Access,
             CoreError::InvalidToken,
@@ -381,9 +512,8 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<RefreshClaims, CoreError> {
-        self.verified(
-            &self.refresh,
-            token,
+        checked(
+            self.decode_hs256(&self.refresh, token),
             now,
             Purpose::Refresh,
             CoreError::InvalidToken,
@@ -399,9 +529,8 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifyClaims, CoreError> {
-        self.verified(
-            &self.verify,
-            token,
+        checked(
+            self.decode_hs256(&self.verify, token),
             now,
             Purpose::Verify,
             CoreError::InvalidVerificationToken,
@@ -431,50 +560,140 @@ impl Tokens {
         }
     }
 
-    /// Decodes `token` with `key` and checks its purpose and times; `err` for any fault.
-    fn verified<T: DeserializeOwned + Timed>(
-        &self,
-        key: &Key,
-        token: &str,
-        now: DateTime<Utc>,
-        purpose: Purpose,
-        err: CoreError,
-    ) -> Result<T, CoreError> {
-        match self.decode::<T>(key, token, now) {
-            Some(c) if check_times(c.purpose(), purpose, c.exp(), c.nbf(), now).is_some() => Ok(c),
-            _ => Err(err),
+    /// Decodes an access token with the key its `kid` selects (RFC 8725 §3.1: the algorithm is
+    /// the key's, never the token's choice).
+    fn decode_access<T: DeserializeOwned>(&self, token: &str) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let decode = |v: &Verifier| {
+            jsonwebtoken::decode::<T>(token, &v.decoding, &v.validation)
+                .ok()
+                .map(|d| d.claims)
+        };
+        match header.kid.as_deref() {
+            Some(kid) => {
+                let v = self.access_verifiers.iter().find(|v| v.kid == kid)?;
+                if header.alg != v.algorithm.jwt() {
+                    return None;
+                }
+                decode(v)
+            }
+            None if header.alg == jsonwebtoken::Algorithm::HS256 => self
+                .access_verifiers
+                .iter()
+                .filter(|v| v.algorithm == Algorithm::HS256)
+                .find_map(decode),
+            None => None,
         }
     }
 
-    fn decode<T: DeserializeOwned>(
-        &self,
-        key: &Key,
-        token: &str,
-        _now: DateTime<Utc>,
-    ) -> Option<T> {
-        let mut v = Validation::new(Algorithm::HS256);
-        // Expiry is checked against our clock with our leeway (see `check_times`).
-        v.validate_exp = false;
-        v.validate_nbf = false;
-        // A configured issuer or audience must be present, not merely right when present.
-        let mut required = vec!["exp"];
-        if self.settings.issuer.is_some() {
-            required.push("iss");
-        }
-        if self.settings.audience.is_some() {
-            required.push("aud");
-        }
-        v.set_required_spec_claims(&required);
-        match &self.settings.audience {
-            Some(aud) => v.set_audience(&[aud]),
-            None => v.validate_aud = false,
-        }
-        if let Some(iss) = &self.settings.issuer {
-            v.set_issuer(&[iss]);
-        }
-        jsonwebtoken::decode::<T>(token, &key.decoding, &v)
+    fn decode_hs256<T: DeserializeOwned>(&self, key: &Key, token: &str) -> Option<T> {
+        jsonwebtoken::decode::<T>(token, &key.decoding, &self.hs256)
             .ok()
             .map(|d| d.claims)
+    }
+}
+
+/// Every problem with the keys: the current access secret (if HS256) and the refresh and
+/// verification secrets each at least [`MIN_SECRET_BYTES`] and all different; every previous
+/// secret long enough and none of them a refresh or verification secret; no previous key equal
+/// to the current key or to another previous key.
+pub fn key_problems(
+    access: &AccessKey,
+    previous: &[PreviousKey],
+    refresh: &Secret,
+    verify: &Secret,
+) -> Vec<String> {
+    let mut named = vec![
+        ("JWT_REFRESH_SECRET", refresh),
+        ("JWT_VERIFY_SECRET", verify),
+    ];
+    let current_name = match access {
+        AccessKey::Hs256(s) => {
+            named.insert(0, ("JWT_SECRET", s));
+            "JWT_SECRET"
+        }
+        AccessKey::Private(_) => "JWT_PRIVATE_KEY",
+    };
+    let mut problems = secret_problems(&named);
+    let mut kids = vec![(access.kid(), current_name.to_owned())];
+    for (i, key) in previous.iter().enumerate() {
+        let n = i + 1;
+        if let PreviousKey::Hs256(s) = key {
+            if s.expose().len() < MIN_SECRET_BYTES {
+                problems.push(format!(
+                    "JWT_PREVIOUS_KEYS: secret {n} must be at least {MIN_SECRET_BYTES} bytes"
+                ));
+            }
+            for (name, other) in [
+                ("JWT_REFRESH_SECRET", refresh),
+                ("JWT_VERIFY_SECRET", verify),
+            ] {
+                if s.ct_eq(other) {
+                    problems.push(format!(
+                        "JWT_PREVIOUS_KEYS: key {n} is {name}; access tokens must not share a key with other tokens"
+                    ));
+                }
+            }
+        }
+        let kid = key.kid();
+        if let Some((_, same)) = kids.iter().find(|(k, _)| *k == kid) {
+            problems.push(format!(
+                "JWT_PREVIOUS_KEYS: key {n} is the same key as {same}"
+            ));
+        }
+        kids.push((kid, format!("key {n} of JWT_PREVIOUS_KEYS")));
+    }
+    problems
+}
+
+fn jwks(settings: &TokenSettings) -> Value {
+    let current = match &settings.access_key {
+        AccessKey::Private(k) => Some(k.public_key().jwk()),
+        AccessKey::Hs256(_) => None,
+    };
+    let previous = settings.previous_keys.iter().filter_map(|k| match k {
+        PreviousKey::Public(p) => Some(p.jwk()),
+        PreviousKey::Hs256(_) => None,
+    });
+    let keys: Vec<Value> = current.into_iter().chain(previous).collect();
+    serde_json::json!({ "keys": keys })
+}
+
+/// The validation for tokens of `algorithm` under `settings`.
+fn validation(algorithm: Algorithm, settings: &TokenSettings) -> Validation {
+    let mut v = Validation::new(algorithm.jwt());
+    // Expiry is checked against our clock with our leeway (see `check_times`).
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    // A configured issuer or audience must be present, not merely right when present.
+    let mut required = vec!["exp"];
+    if settings.issuer.is_some() {
+        required.push("iss");
+    }
+    if settings.audience.is_some() {
+        required.push("aud");
+    }
+    v.set_required_spec_claims(&required);
+    match &settings.audience {
+        Some(aud) => v.set_audience(&[aud]),
+        None => v.validate_aud = false,
+    }
+    if let Some(iss) = &settings.issuer {
+        v.set_issuer(&[iss]);
+    }
+    v
+}
+
+/// Checks a decoded token's purpose and times; `err` for any fault.
+fn checked<T: Timed>(
+    decoded: Option<T>,
+    now: DateTime<Utc>,
+    purpose: Purpose,
+    err: CoreError,
+) -> Result<T, CoreError> {
+    match decoded {
+        Some(c) if check_times(c.purpose(), purpose, c.exp(), c.nbf(), now).is_some() => Ok(c),
+        _ => Err(err),
     }
 }
 
@@ -496,8 +715,8 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "aud",
 ];
 
-/// Every problem with the three secrets: each at least [`MIN_SECRET_BYTES`], all different.
-pub fn secret_problems(named: [(&str, &Secret); 3]) -> Vec<String> {
+/// Every problem with named secrets: each at least [`MIN_SECRET_BYTES`], all different.
+pub fn secret_problems(named: &[(&str, &Secret)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, secret) in named {
         if secret.expose().len() < MIN_SECRET_BYTES {
@@ -538,8 +757,12 @@ pub fn fingerprints_match(a: &str, b: &str) -> bool {
 }
 
 fn sign<T: Serialize>(key: &Key, claims: &T) -> Result<String, CoreError> {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key.encoding)
-        .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
+    jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &key.encoding,
+    )
+    .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
 }
 
 /// The claims every token kind's checks read.

@@ -395,6 +395,11 @@ pub fn app(
         .app_data(data)
         .service(resource("/healthz", Method::GET, healthz))
         .service(resource("/readyz", Method::GET, readyz))
+        .service(resource(
+            "/.well-known/jwks.json",
+            Method::GET,
+            crate::jwks::jwks,
+        ))
         .service(resource("/form", Method::GET, form))
         .service(resource("/signup", Method::POST, signup))
         .service(resource("/verify-email", Method::POST, verify_email))

@@ -13,6 +13,7 @@ use authura_backend_hasura::HasuraSettings;
 use authura_backend_http::HttpSettings;
 use authura_backend_pg::{PgSettings, UsersTable};
 use authura_core::extension::{ClaimsExtension, EnvExtension, HasuraExtension};
+use authura_core::keys::{AccessKey, Algorithm, PrivateKey};
 use authura_core::policy::PasswordPolicy;
 use authura_core::token::TokenSettings;
 use authura_core::{Email, Role, Secret, duration};
@@ -44,8 +45,6 @@ pub const SECRET_VARIABLES: &[&str] = &[
 /// Variables of features this build does not have yet, with the feature's name. Setting one is
 /// a startup error: a protection such as `CAPTCHA` must never be silently ignored.
 const FUTURE_VARIABLES: &[(&str, &str)] = &[
-    ("JWT_PRIVATE_KEY", "asymmetric tokens"),
-    ("JWT_PREVIOUS_KEYS", "key rotation"),
     ("OAUTH_PROVIDERS", "oauth"),
     ("GOOGLE_CLIENT_ID", "oauth"),
     ("GOOGLE_CLIENT_SECRET", "oauth"),
@@ -127,6 +126,8 @@ const KNOWN_VARIABLES: &[&str] = &[
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_ALGORITHM",
+    "JWT_PRIVATE_KEY",
+    "JWT_PREVIOUS_KEYS",
     "PASSWORD_MIN_LENGTH",
     "PASSWORD_MAX_LENGTH",
     "PASSWORD_REQUIRE_CLASSES",
@@ -333,13 +334,6 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
                 "{name}=true, but {feature} is not in this build yet"
             ));
         }
-    }
-    if let Some(alg) = r.string("JWT_ALGORITHM")
-        && alg != "HS256"
-    {
-        r.problem(format!(
-            "JWT_ALGORITHM={alg} is not in this build yet (only HS256)"
-        ));
     }
 
     let host = r
@@ -700,13 +694,31 @@ fn read_http(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendCon
 }
 
 fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
+    let algorithm = match r.string("JWT_ALGORITHM") {
+        None => {
+            r.default("JWT_ALGORITHM", "HS256");
+            Some(Algorithm::HS256)
+        }
+        Some(v) => v
+            .parse::<Algorithm>()
+            .map_err(|e| r.problem(format!("JWT_ALGORITHM: {e}")))
+            .ok(),
+    };
+    // With an asymmetric algorithm JWT_SECRET signs nothing.
+    let asymmetric = algorithm.is_some_and(Algorithm::is_asymmetric);
     let mut secrets = [
         r.secret("JWT_SECRET"),
         r.secret("JWT_REFRESH_SECRET"),
         r.secret("JWT_VERIFY_SECRET"),
     ];
     const NAMES: [&str; 3] = ["JWT_SECRET", "JWT_REFRESH_SECRET", "JWT_VERIFY_SECRET"];
-    if sources.dev && secrets.iter().any(Option::is_none) {
+    let needed = |i: usize| i > 0 || !asymmetric;
+    if sources.dev
+        && secrets
+            .iter()
+            .enumerate()
+            .any(|(i, s)| s.is_none() && needed(i))
+    {
         let path = sources
             .dev_secrets
             .clone()
@@ -714,7 +726,7 @@ fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
         match dev_secrets(&path) {
             Ok(generated) => {
                 for (i, slot) in secrets.iter_mut().enumerate() {
-                    if slot.is_none() {
+                    if slot.is_none() && needed(i) {
                         *slot = Some(generated[i].clone());
                         r.effective.insert(
                             NAMES[i].into(),
@@ -730,13 +742,69 @@ fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
         }
     }
     for (i, s) in secrets.iter().enumerate() {
-        if s.is_none() && !sources.dev {
+        if s.is_none() && !sources.dev && needed(i) {
             r.problem(format!(
                 "{} is required (at least 32 random bytes; generate one with: openssl rand -base64 48)",
                 NAMES[i]
             ));
         }
     }
+    let private_key = r.secret("JWT_PRIVATE_KEY");
+    let access_key = match algorithm {
+        Some(Algorithm::HS256) => {
+            if private_key.is_some() {
+                r.problem(
+                    "JWT_PRIVATE_KEY is set, but JWT_ALGORITHM is HS256 (the default), which signs with JWT_SECRET; set JWT_ALGORITHM to the key's algorithm (RS256, ES256 or EdDSA), or unset JWT_PRIVATE_KEY".into(),
+                );
+            }
+            secrets[0].clone().map(AccessKey::Hs256)
+        }
+        Some(alg) => {
+            if secrets[0].is_some() {
+                r.problem(format!(
+                    "JWT_SECRET is set, but JWT_ALGORITHM={alg} signs access tokens with JWT_PRIVATE_KEY; unset JWT_SECRET, or move it to JWT_PREVIOUS_KEYS if access tokens signed with it must keep verifying until they expire"
+                ));
+            }
+            match private_key {
+                None => {
+                    r.problem(format!(
+                        "JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) is required with JWT_ALGORITHM={alg}: {} in PEM (generate one with: {})",
+                        alg.key_kind(),
+                        openssl_command(alg)
+                    ));
+                    None
+                }
+                Some(pem) => match PrivateKey::from_pem(pem.expose()) {
+                    Ok(key) if key.algorithm() == alg => Some(AccessKey::Private(key)),
+                    Ok(key) => {
+                        r.problem(format!(
+                            "JWT_PRIVATE_KEY is {}, but JWT_ALGORITHM={alg} needs {} (or set JWT_ALGORITHM={})",
+                            key.algorithm().key_kind(),
+                            alg.key_kind(),
+                            key.algorithm()
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        r.problem(format!("JWT_PRIVATE_KEY: {e}"));
+                        None
+                    }
+                },
+            }
+        }
+        None => None,
+    };
+    let previous_keys = match r.secret("JWT_PREVIOUS_KEYS") {
+        None => Vec::new(),
+        Some(text) => {
+            authura_core::keys::parse_previous_keys(text.expose()).unwrap_or_else(|problems| {
+                for p in problems {
+                    r.problem(format!("JWT_PREVIOUS_KEYS: {p}"));
+                }
+                Vec::new()
+            })
+        }
+    };
     let access_ttl = r.duration("JWT_EXPIRATION", "5m");
     let refresh_ttl = r.duration("JWT_REFRESH_EXPIRATION", "720h");
     let verify_ttl = r.duration("JWT_VERIFY_EXPIRATION", "1h");
@@ -765,39 +833,44 @@ fn read_tokens(r: &mut Reader, sources: &Sources) -> Option<TokenSettings> {
     let issuer = r.string("JWT_ISSUER");
     let audience = r.string("JWT_AUDIENCE");
     // Checked whatever else is wrong, so every problem is reported at once.
-    if let [Some(a), Some(b), Some(c)] = &secrets {
-        for p in authura_core::token::secret_problems([
-            ("JWT_SECRET", a),
-            ("JWT_REFRESH_SECRET", b),
-            ("JWT_VERIFY_SECRET", c),
-        ]) {
-            r.problem(p);
+    let [_, refresh_secret, verify_secret] = secrets;
+    match (&access_key, &refresh_secret, &verify_secret) {
+        (Some(access), Some(refresh), Some(verify)) => {
+            for p in authura_core::token::key_problems(access, &previous_keys, refresh, verify) {
+                r.problem(p);
+            }
         }
-    } else {
-        for (name, secret) in NAMES.iter().zip(&secrets) {
-            if let Some(s) = secret
-                && s.expose().len() < authura_core::token::MIN_SECRET_BYTES
-            {
-                r.problem(format!(
-                    "{name} must be at least {} bytes (generate one with: openssl rand -base64 48)",
-                    authura_core::token::MIN_SECRET_BYTES
-                ));
+        (access, refresh, verify) => {
+            let named: Vec<(&str, &Secret)> = [
+                (
+                    "JWT_SECRET",
+                    match access {
+                        Some(AccessKey::Hs256(s)) => Some(s),
+                        _ => None,
+                    },
+                ),
+                ("JWT_REFRESH_SECRET", refresh.as_ref()),
+                ("JWT_VERIFY_SECRET", verify.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(name, s)| s.map(|s| (name, s)))
+            .collect();
+            for p in authura_core::token::secret_problems(&named) {
+                r.problem(p);
             }
         }
     }
     for p in authura_core::token::extension_problems(&extensions) {
         r.problem(format!("JWT_EXTENSIONS: {p}"));
     }
-    let [
-        Some(access_secret),
-        Some(refresh_secret),
-        Some(verify_secret),
-    ] = secrets
+    let (Some(access_key), Some(refresh_secret), Some(verify_secret)) =
+        (access_key, refresh_secret, verify_secret)
     else {
         return None;
     };
     let settings = TokenSettings {
-        access_secret,
+        access_key,
+        previous_keys,
         refresh_secret,
         verify_secret,
         access_ttl: access_ttl?,
@@ -964,6 +1037,15 @@ fn read_hook(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<authura_ho
 }
 
 /// Reads (or creates, mode 0600) the three dev secrets.
+/// The command that makes a private key for `alg`, for messages and the documentation.
+fn openssl_command(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 => "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048",
+        Algorithm::ES256 => "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256",
+        Algorithm::EdDSA | Algorithm::HS256 => "openssl genpkey -algorithm ed25519",
+    }
+}
+
 fn dev_secrets(path: &Path) -> std::io::Result<[Secret; 3]> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let lines: Vec<&str> = text

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod hashpool;
 pub mod html;
+pub mod jwks;
 pub mod logging;
 pub mod ratelimit;
 

@@ -167,7 +167,10 @@ fn bad_configuration_exits_2_naming_the_variable() {
         "HOOK_TIMEOUT",
     );
     check_refused(&[("METRICS_ENABLED", "true")], "METRICS_ENABLED=true");
-    check_refused(&[("JWT_ALGORITHM", "RS256")], "JWT_ALGORITHM=RS256");
+    check_refused(
+        &[("JWT_ALGORITHM", "HS512")],
+        "JWT_ALGORITHM: expected HS256, RS256, ES256 or EdDSA",
+    );
     check_refused(&[("OAUTH_PROVIDERS", "google")], "OAUTH_PROVIDERS");
 }
 
@@ -574,4 +577,125 @@ fn http_backend_settings_are_checked_and_its_credential_redacted() {
         "{stdout}"
     );
     assert!(!stdout.contains("from-file-0123"), "{stdout}");
+}
+
+/// Writes a key made with the documented `openssl genpkey` arguments into `dir`.
+pub fn openssl_key(dir: &std::path::Path, name: &str, genpkey_args: &[&str]) -> String {
+    let path = dir.join(name);
+    let out = Command::new("openssl")
+        .arg("genpkey")
+        .args(genpkey_args)
+        .arg("-out")
+        .arg(&path)
+        .output()
+        .expect("openssl must be installed (Debian: apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path.to_str().unwrap().to_owned()
+}
+
+pub const ED25519: &[&str] = &["-algorithm", "ed25519"];
+pub const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+pub const RSA2048: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
+
+/// `JWT_ALGORITHM`, `JWT_PRIVATE_KEY(_FILE)` and `JWT_PREVIOUS_KEYS` through `check-config`:
+/// each mistake is a problem naming its variable, all reported at once; a good key set is
+/// accepted and never printed.
+#[test]
+fn asymmetric_keys_are_checked_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let ed = openssl_key(dir.path(), "ed.pem", ED25519);
+    let ec = openssl_key(dir.path(), "ec.pem", P256);
+    let refused = |vars: &[(&str, &str)], expected: &[&str]| {
+        let out = authura(&["check-config"], vars, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{vars:?}: {stderr}");
+        for e in expected {
+            assert!(stderr.contains(e), "{vars:?}: expected {e:?} in {stderr}");
+        }
+    };
+    let mut vars: Vec<(&str, &str)> = GOOD.to_vec();
+    vars.push(("JWT_ALGORITHM", "RS256"));
+    vars.push(("JWT_PREVIOUS_KEYS", "too-short"));
+    refused(
+        &vars,
+        &[
+            "JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) is required with JWT_ALGORITHM=RS256",
+            "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048",
+            "JWT_SECRET is set, but JWT_ALGORITHM=RS256 signs access tokens with JWT_PRIVATE_KEY",
+            "move it to JWT_PREVIOUS_KEYS",
+            "JWT_PREVIOUS_KEYS: secret 1 is shorter than 32 bytes",
+        ],
+    );
+    let without_secret: Vec<(&str, &str)> = GOOD
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "JWT_SECRET")
+        .collect();
+    let mut vars = without_secret.clone();
+    vars.extend([("JWT_ALGORITHM", "ES256"), ("JWT_PRIVATE_KEY_FILE", &ed)]);
+    refused(
+        &vars,
+        &["JWT_PRIVATE_KEY is an Ed25519 key, but JWT_ALGORITHM=ES256 needs a P-256 EC key"],
+    );
+    let rsa = openssl_key(dir.path(), "rsa.pem", RSA2048);
+    let mut vars = without_secret.clone();
+    vars.extend([("JWT_ALGORITHM", "EdDSA"), ("JWT_PRIVATE_KEY_FILE", &rsa)]);
+    refused(
+        &vars,
+        &[
+            "JWT_PRIVATE_KEY is an RSA key, but JWT_ALGORITHM=EdDSA needs an Ed25519 key (or set JWT_ALGORITHM=RS256)",
+        ],
+    );
+    let mut vars: Vec<(&str, &str)> = GOOD.to_vec();
+    vars.push(("JWT_PRIVATE_KEY_FILE", &ed));
+    refused(
+        &vars,
+        &["JWT_PRIVATE_KEY is set, but JWT_ALGORITHM is HS256"],
+    );
+    let mut vars = without_secret.clone();
+    vars.extend([
+        ("JWT_ALGORITHM", "EdDSA"),
+        (
+            "JWT_PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+        ),
+    ]);
+    refused(
+        &vars,
+        &["JWT_PRIVATE_KEY: the private key is not an RSA, P-256 EC or Ed25519 key"],
+    );
+
+    // A good set: EdDSA current, the EC key and an old HS256 secret as previous keys.
+    let previous = format!(
+        "{}\nold-access-secret-0123456789abcdefghijklmnop",
+        std::fs::read_to_string(&ec).unwrap()
+    );
+    let mut vars = without_secret;
+    vars.extend([
+        ("JWT_ALGORITHM", "EdDSA"),
+        ("JWT_PRIVATE_KEY_FILE", &ed),
+        ("JWT_PREVIOUS_KEYS", &previous),
+    ]);
+    let out = authura(&["check-config"], &vars, dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("JWT_ALGORITHM=EdDSA"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("JWT_PRIVATE_KEY=[redacted, from {ed}]")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("JWT_PREVIOUS_KEYS=[redacted]"), "{stdout}");
+    assert!(
+        !stdout.contains("BEGIN") && !stdout.contains("old-access-secret"),
+        "{stdout}"
+    );
 }

@@ -9,6 +9,7 @@ use authura_core::extension::HasuraExtension;
 use authura_core::flows::{self, Context, FlowSettings, SignedIn};
 use authura_core::hash::InlineHasher;
 use authura_core::hook::NoHook;
+use authura_core::keys::AccessKey;
 use authura_core::mail::{Action, Mail};
 use authura_core::memory::MemoryStore;
 use authura_core::policy::PasswordPolicy;
@@ -25,7 +26,8 @@ pub struct World {
 
 pub fn settings() -> TokenSettings {
     TokenSettings {
-        access_secret: Secret::new("a".repeat(32)),
+        access_key: AccessKey::Hs256(Secret::new("a".repeat(32))),
+        previous_keys: Vec::new(),
         refresh_secret: Secret::new("r".repeat(32)),
         verify_secret: Secret::new("v".repeat(32)),
         access_ttl: Duration::from_secs(300),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use authura_core::Secret;
+use authura_core::keys::AccessKey;
 use authura_core::token::{TokenSettings, Tokens};
 
 use crate::flows::{PW, settings, world};
@@ -16,7 +17,7 @@ fn tokens_with(f: impl FnOnce(&mut TokenSettings)) -> Result<Tokens, String> {
 #[test]
 fn secrets_must_be_long_and_distinct() {
     assert!(tokens_with(|_| {}).is_ok());
-    let short = tokens_with(|s| s.access_secret = Secret::new("short")).unwrap_err();
+    let short = tokens_with(|s| s.access_key = AccessKey::Hs256(Secret::new("short"))).unwrap_err();
     assert!(
         short.contains("JWT_SECRET must be at least 32 bytes"),
         "{short}"
@@ -180,7 +181,7 @@ fn extension_namespaces_may_not_shadow_standard_claims() {
     assert!(err.contains("two claims extensions"), "{err}");
     // Every problem at once.
     let err = tokens_with(|s| {
-        s.access_secret = Secret::new("short");
+        s.access_key = AccessKey::Hs256(Secret::new("short"));
         s.extensions = vec![env("exp")];
     })
     .unwrap_err();
@@ -208,4 +209,548 @@ fn not_before_is_honoured_with_leeway() {
         t.verify_access(&sign(now + 120), chrono::Utc::now())
             .is_err()
     );
+}
+
+// Asymmetric access tokens, `kid` selection and rotation (JWT_ALGORITHM, JWT_PREVIOUS_KEYS).
+
+use authura_core::keys::{Algorithm, PreviousKey, PrivateKey, PublicKey, parse_previous_keys};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::signature::KeyPair as _;
+
+/// A fresh key pair for `alg`, generated with aws-lc-rs: (PKCS#8 PEM, SPKI public PEM).
+fn key_pems(alg: Algorithm) -> (String, String) {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
+    };
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let (private, public): (Vec<u8>, Vec<u8>) = match alg {
+        Algorithm::RS256 => {
+            let k = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let p8: Pkcs8V1Der = k.as_der().unwrap();
+            let spki: PublicKeyX509Der = k.public_key().as_der().unwrap();
+            (p8.as_ref().to_vec(), spki.as_ref().to_vec())
+        }
+        Algorithm::ES256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let k =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+            let spki: PublicKeyX509Der = k.public_key().as_der().unwrap();
+            (doc.as_ref().to_vec(), spki.as_ref().to_vec())
+        }
+        Algorithm::EdDSA => {
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+            let k = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+            let spki: PublicKeyX509Der = k.public_key().as_der().unwrap();
+            (doc.as_ref().to_vec(), spki.as_ref().to_vec())
+        }
+        Algorithm::HS256 => panic!("HS256 has no key pair"),
+    };
+    (pem("PRIVATE KEY", &private), pem("PUBLIC KEY", &public))
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+fn private(pem: &str) -> AccessKey {
+    AccessKey::Private(PrivateKey::from_pem(pem).unwrap())
+}
+
+fn public(pem: &str) -> PreviousKey {
+    PreviousKey::Public(PublicKey::from_pem(pem).unwrap())
+}
+
+fn with_keys(access: AccessKey, previous: Vec<PreviousKey>) -> Tokens {
+    tokens_with(|s| {
+        s.access_key = access;
+        s.previous_keys = previous;
+    })
+    .unwrap()
+}
+
+fn sample_user() -> authura_core::User {
+    authura_core::User {
+        id: authura_core::UserId::Int(7),
+        email: authura_core::Email::parse("ann@example.com").unwrap(),
+        role: authura_core::Role::parse("user").unwrap(),
+        tenant: None,
+        password_hash: authura_core::PasswordHash::new("$argon2id$v=19$x"),
+        verified_at: Some(chrono::Utc::now()),
+    }
+}
+
+fn access_token(t: &Tokens) -> String {
+    t.issue_pair(&sample_user(), None, None, chrono::Utc::now())
+        .unwrap()
+        .access_token
+}
+
+fn accepted(t: &Tokens, token: &str) -> bool {
+    let now = chrono::Utc::now();
+    let full = t.verify_access(token, now).is_ok();
+    let lean = t.verify_bearer(token, now).is_ok();
+    assert_eq!(full, lean, "verify_access and verify_bearer disagree");
+    full
+}
+
+/// A token with any header, signed by `sign` over the JWS signing input.
+fn forge(
+    header: serde_json::Value,
+    claims: &serde_json::Value,
+    sign: impl Fn(&[u8]) -> Vec<u8>,
+) -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = sign(input.as_bytes());
+    format!("{input}.{}", b64(&sig))
+}
+
+fn hmac(key: &[u8]) -> impl Fn(&[u8]) -> Vec<u8> {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    move |m| aws_lc_rs::hmac::sign(&key, m).as_ref().to_vec()
+}
+
+fn access_claims() -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    serde_json::json!({"sub": "1", "email": "a@b", "role": "admin", "iat": now, "exp": now + 60, "jti": "x", "purpose": "access"})
+}
+
+#[test]
+fn every_algorithm_round_trips_with_its_kid() {
+    let hs = with_keys(AccessKey::Hs256(Secret::new("a".repeat(32))), Vec::new());
+    let token = access_token(&hs);
+    let header = decode_part(&token, 0);
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(
+        header["kid"],
+        authura_core::keys::hs256_kid(&Secret::new("a".repeat(32)))
+    );
+    assert!(accepted(&hs, &token));
+    // Secrets are never published.
+    assert_eq!(hs.jwks(), serde_json::json!({"keys": []}));
+
+    for (alg, kty) in [
+        (Algorithm::RS256, "RSA"),
+        (Algorithm::ES256, "EC"),
+        (Algorithm::EdDSA, "OKP"),
+    ] {
+        let (private_pem, public_pem) = key_pems(alg);
+        let key = PrivateKey::from_pem(&private_pem).unwrap();
+        assert_eq!(key.algorithm(), alg);
+        // The public PEM names the same key.
+        assert_eq!(
+            PublicKey::from_pem(&public_pem).unwrap().kid(),
+            key.public_key().kid()
+        );
+        let t = with_keys(AccessKey::Private(key.clone()), Vec::new());
+        let token = access_token(&t);
+        let header = decode_part(&token, 0);
+        assert_eq!(header["alg"], alg.as_str());
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(header["kid"], key.public_key().kid());
+        assert!(accepted(&t, &token), "{alg}");
+        assert_eq!(decode_payload(&token)["purpose"], "access");
+        let jwks = t.jwks();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0]["kty"], kty);
+        assert_eq!(keys[0]["kid"], key.public_key().kid());
+        assert_eq!(keys[0]["alg"], alg.as_str());
+        assert_eq!(keys[0]["use"], "sig");
+        // Refresh and verification tokens stay HS256 under their own secrets.
+        let pair = t
+            .issue_pair(&sample_user(), None, None, chrono::Utc::now())
+            .unwrap();
+        assert_eq!(decode_part(&pair.refresh_token, 0)["alg"], "HS256");
+        assert!(
+            t.verify_refresh(&pair.refresh_token, chrono::Utc::now())
+                .is_ok()
+        );
+        // An access token is not a refresh token, and the reverse.
+        assert!(!accepted(&t, &pair.refresh_token));
+        assert!(
+            t.verify_refresh(&pair.access_token, chrono::Utc::now())
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn the_rfc_7638_thumbprint_is_the_kid() {
+    use base64::Engine as _;
+    // RFC 7638 §3.1's example key, as PKCS#1 DER: SEQUENCE { INTEGER n, INTEGER e }.
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(concat!(
+            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_B",
+            "JECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_F",
+            "DW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4",
+            "vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        ))
+        .unwrap();
+    assert_eq!(n.len(), 256);
+    let mut der = vec![0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00];
+    der.extend_from_slice(&n);
+    der.extend_from_slice(&[0x02, 0x03, 0x01, 0x00, 0x01]);
+    let key = PublicKey::from_pem(&pem("RSA PUBLIC KEY", &der)).unwrap();
+    assert_eq!(key.kid(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    assert_eq!(key.algorithm(), Algorithm::RS256);
+    assert_eq!(key.jwk()["e"], "AQAB");
+}
+
+#[test]
+fn previous_keys_verify_until_removed() {
+    let (a_private, a_public) = key_pems(Algorithm::ES256);
+    let (b_private, _) = key_pems(Algorithm::EdDSA);
+    let a = with_keys(private(&a_private), Vec::new());
+    let token = access_token(&a);
+    // Restarted with B current and A's public key as a previous key: A's tokens still verify…
+    let rotated = with_keys(private(&b_private), vec![public(&a_public)]);
+    assert!(accepted(&rotated, &token));
+    assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+    // …as they do with A's whole private key moved there (only its public half is used)…
+    let moved = parse_previous_keys(&a_private).unwrap();
+    assert!(accepted(&with_keys(private(&b_private), moved), &token));
+    // …and once A is removed they are refused.
+    assert!(!accepted(
+        &with_keys(private(&b_private), Vec::new()),
+        &token
+    ));
+
+    // HS256 → asymmetric: the old secret in JWT_PREVIOUS_KEYS keeps old tokens working, with
+    // their kid and without one (tokens from before kids were set).
+    let old = Secret::new("o".repeat(40));
+    let hs = with_keys(AccessKey::Hs256(old.clone()), Vec::new());
+    let with_kid = access_token(&hs);
+    let without_kid = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &access_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(old.expose().as_bytes()),
+    )
+    .unwrap();
+    let previous = parse_previous_keys(&format!("{}\n{}", "p".repeat(33), old.expose())).unwrap();
+    let rotated = with_keys(private(&a_private), previous);
+    assert!(accepted(&rotated, &with_kid));
+    assert!(accepted(&rotated, &without_kid));
+    // Secrets are not published.
+    assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 1);
+    assert!(!accepted(
+        &with_keys(private(&a_private), Vec::new()),
+        &with_kid
+    ));
+}
+
+#[test]
+fn forged_access_tokens_are_refused() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RsaKeyPair};
+    let (es_private, es_public) = key_pems(Algorithm::ES256);
+    let (rs_private, rs_public) = key_pems(Algorithm::RS256);
+    let es = PrivateKey::from_pem(&es_private).unwrap();
+    let es_kid = es.public_key().kid().to_owned();
+    let rs_kid = PublicKey::from_pem(&rs_public).unwrap().kid().to_owned();
+    // ES256 current, the RSA key a previous one.
+    let t = with_keys(AccessKey::Private(es), vec![public(&rs_public)]);
+    let claims = access_claims();
+    let der = |p: &str| {
+        use base64::Engine as _;
+        let body: String = p.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    let rsa = RsaKeyPair::from_pkcs8(&der(&rs_private)).unwrap();
+    let rsa_sign = |m: &[u8]| {
+        let mut sig = vec![0; rsa.public_modulus_len()];
+        rsa.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            m,
+            &mut sig,
+        )
+        .unwrap();
+        sig
+    };
+    let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der(&es_private)).unwrap();
+    let ec_sign = |m: &[u8]| {
+        ec.sign(&aws_lc_rs::rand::SystemRandom::new(), m)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    };
+    let h = |alg: &str, kid: Option<&str>| match kid {
+        Some(kid) => serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid}),
+        None => serde_json::json!({"alg": alg, "typ": "JWT"}),
+    };
+
+    // The genuine ones, so the refusals below are about the forgery and nothing else.
+    assert!(accepted(
+        &t,
+        &forge(h("ES256", Some(&es_kid)), &claims, ec_sign)
+    ));
+    assert!(accepted(
+        &t,
+        &forge(h("RS256", Some(&rs_kid)), &claims, rsa_sign)
+    ));
+
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            forge(h("none", Some(&es_kid)), &claims, |_| Vec::new()),
+        ),
+        (
+            "alg none, no kid",
+            forge(h("none", None), &claims, |_| Vec::new()),
+        ),
+        (
+            "HS256 keyed with the public PEM text",
+            forge(
+                h("HS256", Some(&rs_kid)),
+                &claims,
+                hmac(rs_public.as_bytes()),
+            ),
+        ),
+        (
+            "HS256 keyed with the public PEM text, no kid",
+            forge(h("HS256", None), &claims, hmac(rs_public.as_bytes())),
+        ),
+        (
+            "HS256 keyed with the public DER",
+            forge(h("HS256", Some(&es_kid)), &claims, hmac(&der(&es_public))),
+        ),
+        (
+            "HS256 keyed with the public DER, no kid",
+            forge(h("HS256", None), &claims, hmac(&der(&rs_public))),
+        ),
+        (
+            "RS256 token naming the ES256 key",
+            forge(h("RS256", Some(&es_kid)), &claims, rsa_sign),
+        ),
+        (
+            "ES256 token naming the RSA key",
+            forge(h("ES256", Some(&rs_kid)), &claims, ec_sign),
+        ),
+        (
+            "unknown kid",
+            forge(h("ES256", Some("not-a-key")), &claims, ec_sign),
+        ),
+        (
+            "asymmetric, no kid",
+            forge(h("ES256", None), &claims, ec_sign),
+        ),
+        (
+            "wrong purpose",
+            forge(
+                h("ES256", Some(&es_kid)),
+                &serde_json::json!({"sub": "1", "email": "a@b", "iat": 1, "exp": chrono::Utc::now().timestamp() + 60, "jti": "x", "purpose": "refresh", "pwd": "p"}),
+                ec_sign,
+            ),
+        ),
+    ];
+    for (name, token) in cases {
+        assert!(!accepted(&t, &token), "{name} was accepted");
+    }
+
+    // Audience: required and exact when configured.
+    let with_aud = |aud: &str| {
+        tokens_with(|s| {
+            s.access_key = private(&es_private);
+            s.audience = Some(aud.into());
+        })
+        .unwrap()
+    };
+    let api = with_aud("api");
+    let token = access_token(&api);
+    assert!(accepted(&api, &token));
+    assert!(!accepted(&with_aud("other"), &token));
+    let no_aud = forge(h("ES256", Some(&es_kid)), &claims, ec_sign);
+    assert!(!accepted(&api, &no_aud), "a token without aud");
+}
+
+#[test]
+fn key_problems_name_the_variable() {
+    let (es_private, es_public) = key_pems(Algorithm::ES256);
+    let check = |previous: &str, want: &str| {
+        let err = match parse_previous_keys(previous) {
+            Err(problems) => problems.join("; "),
+            Ok(keys) => tokens_with(|s| {
+                s.access_key = private(&es_private);
+                s.previous_keys = keys;
+            })
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e),
+        };
+        assert!(err.contains(want), "{previous:?}: {err:?} lacks {want:?}");
+    };
+    check("short", "secret 1 is shorter than 32 bytes");
+    check(
+        &"r".repeat(32),
+        "JWT_PREVIOUS_KEYS: key 1 is JWT_REFRESH_SECRET",
+    );
+    check(
+        &es_public,
+        "JWT_PREVIOUS_KEYS: key 1 is the same key as JWT_PRIVATE_KEY",
+    );
+    check(
+        "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----",
+        "a CERTIFICATE block is not a private key",
+    );
+    check(
+        "-----BEGIN PUBLIC KEY-----\nAAEC\n",
+        "has no -----END PUBLIC KEY----- line",
+    );
+    check(
+        "-----BEGIN PUBLIC KEY-----\nAAEC\n-----END PUBLIC KEY-----",
+        "not an RSA, P-256 EC or Ed25519 key",
+    );
+
+    // Private keys: one block, a supported type and size.
+    let err = |pem: &str| PrivateKey::from_pem(pem).unwrap_err();
+    assert!(err("").contains("expected a PEM private key"));
+    assert!(err(&es_public).contains("a PUBLIC KEY block is not a private key"));
+    assert!(err(&format!("{es_private}{es_private}")).contains("several"));
+    assert!(
+        err("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAEC\n-----END ENCRYPTED PRIVATE KEY-----")
+            .contains("encrypted")
+    );
+
+    // A current HS256 secret must not reappear among the previous keys either.
+    let err = tokens_with(|s| {
+        s.previous_keys = vec![PreviousKey::Hs256(Secret::new("a".repeat(32)))];
+    })
+    .unwrap_err();
+    assert!(err.contains("key 1 is the same key as JWT_SECRET"), "{err}");
+}
+
+/// The keys the documented `openssl` commands make, in each PEM form, load as the right type and
+/// the public forms name the same key as the private ones.
+#[test]
+fn openssl_keys_in_every_form() {
+    let dir = tempfile_dir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl must be installed (Debian: apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let cases: [(&[&str], Algorithm); 3] = [
+        (
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            Algorithm::RS256,
+        ),
+        (
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            Algorithm::ES256,
+        ),
+        (&["-algorithm", "ed25519"], Algorithm::EdDSA),
+    ];
+    for (gen_args, alg) in cases {
+        let mut args = vec!["genpkey"];
+        args.extend_from_slice(gen_args);
+        args.extend_from_slice(&["-out", "key.pem"]);
+        run(&args);
+        run(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"]);
+        let key = PrivateKey::from_pem(&read("key.pem")).unwrap();
+        assert_eq!(key.algorithm(), alg);
+        let kid = key.public_key().kid().to_owned();
+        assert_eq!(PublicKey::from_pem(&read("pub.pem")).unwrap().kid(), kid);
+        let mut forms = Vec::new();
+        match alg {
+            Algorithm::RS256 => {
+                run(&["rsa", "-in", "key.pem", "-traditional", "-out", "pkcs1.pem"]);
+                run(&[
+                    "rsa",
+                    "-in",
+                    "key.pem",
+                    "-RSAPublicKey_out",
+                    "-out",
+                    "rsapub.pem",
+                ]);
+                assert!(read("pkcs1.pem").contains("BEGIN RSA PRIVATE KEY"));
+                assert!(read("rsapub.pem").contains("BEGIN RSA PUBLIC KEY"));
+                forms.push(
+                    PrivateKey::from_pem(&read("pkcs1.pem"))
+                        .unwrap()
+                        .public_key()
+                        .clone(),
+                );
+                forms.push(PublicKey::from_pem(&read("rsapub.pem")).unwrap());
+            }
+            Algorithm::ES256 => {
+                run(&["ec", "-in", "key.pem", "-out", "sec1.pem"]);
+                run(&[
+                    "ecparam",
+                    "-name",
+                    "prime256v1",
+                    "-genkey",
+                    "-out",
+                    "withparams.pem",
+                ]);
+                assert!(read("sec1.pem").contains("BEGIN EC PRIVATE KEY"));
+                forms.push(
+                    PrivateKey::from_pem(&read("sec1.pem"))
+                        .unwrap()
+                        .public_key()
+                        .clone(),
+                );
+                // `openssl ecparam -genkey` writes an EC PARAMETERS block first.
+                let with_params = PrivateKey::from_pem(&read("withparams.pem")).unwrap();
+                assert_eq!(with_params.algorithm(), Algorithm::ES256);
+            }
+            _ => {}
+        }
+        for f in forms {
+            assert_eq!(f.kid(), kid, "{alg}");
+        }
+    }
+    // Too small or the wrong curve: a clear message.
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        "small.pem",
+    ]);
+    let e = PrivateKey::from_pem(&read("small.pem")).unwrap_err();
+    assert!(e.contains("2048"), "{e}");
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        "p384.pem",
+    ]);
+    let e = PrivateKey::from_pem(&read("p384.pem")).unwrap_err();
+    assert!(e.contains("P-384"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("authura-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
