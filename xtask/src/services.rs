@@ -18,6 +18,35 @@ pub fn ensure_all() -> Result<()> {
     ensure_browser()
 }
 
+/// A Python with PyJWT and cryptography: the independent JWT library the asymmetric-token tests
+/// verify our tokens with (through the published JWKS). Debian's `python3-jwt` and
+/// `python3-cryptography` when root (they land in `/usr/bin/python3`, which may not be the first
+/// `python3` on PATH), else pip. Returns the interpreter to use.
+pub fn ensure_pyjwt() -> Result<String> {
+    const INTERPRETERS: [&str; 2] = ["python3", "/usr/bin/python3"];
+    let find = || {
+        INTERPRETERS.into_iter().find(|p| {
+            succeeds(Command::new(p).args(["-c", "import jwt, cryptography; jwt.PyJWKClient"]))
+        })
+    };
+    if let Some(p) = find() {
+        return Ok(p.to_owned());
+    }
+    if is_root() {
+        install_debian(&["python3", "python3-jwt", "python3-cryptography"])?;
+    } else {
+        eprintln!(
+            "xtask: installing PyJWT with cryptography (the tests' independent JWT verifier) with pip"
+        );
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "pyjwt[crypto]"])
+            .status();
+    }
+    find().map(str::to_owned).context(
+        "PyJWT is required by the JWKS tests: run `sudo apt-get install -y python3-jwt python3-cryptography` or `python3 -m pip install 'pyjwt[crypto]'`",
+    )
+}
+
 /// Debian's Chromium, Node.js with npm, and the driver's `playwright-core` (from its lockfile):
 /// what `tests/it/browser.rs` needs to test the `/form` pages in a real browser. Playwright never
 /// downloads a browser of its own here; it launches this one.

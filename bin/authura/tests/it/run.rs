@@ -13,9 +13,9 @@ use crate::cli::GOOD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authura");
 
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: Arc<Mutex<String>>,
 }
 
@@ -34,7 +34,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Proc {
+pub(crate) fn spawn(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Proc {
     let port = free_port();
     let mut child = Command::new(BIN)
         .args(args)
@@ -63,7 +63,7 @@ fn spawn(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Proc {
 }
 
 impl Proc {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
@@ -72,7 +72,7 @@ impl Proc {
     }
 
     /// Polls the captured log until it contains `needle`.
-    fn wait_for_log(&self, needle: &str) -> String {
+    pub(crate) fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.log();
@@ -93,13 +93,13 @@ impl Proc {
     }
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
+pub(crate) async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
     let res = client.post(url).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
 
-fn dev_link(log: &str) -> String {
+pub(crate) fn dev_link(log: &str) -> String {
     let at = log.rfind("token=").expect("a link in the log");
     log[at + 6..]
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'))
@@ -434,4 +434,17 @@ async fn postgres_down_at_startup_answers_503_then_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `kid` in a token's header.
+pub(crate) fn header_kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
 }
