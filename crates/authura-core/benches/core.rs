@@ -1,12 +1,13 @@
-//! Micro-benchmarks of the core's hot paths: token signing and verification per kind, claims
-//! building with extensions, and the password policy. `cargo bench -p authura-core`.
+//! Micro-benchmarks of the core's hot paths: token signing and verification per kind and per
+//! access-token algorithm, claims building with extensions, and the password policy.
+//! `cargo bench -p authura-core`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use authura_core::extension::{ClaimsExtension, ClaimsInput, EnvExtension, HasuraExtension};
-use authura_core::keys::AccessKey;
+use authura_core::keys::{AccessKey, Algorithm, PrivateKey};
 use authura_core::policy::PasswordPolicy;
 use authura_core::token::{TokenSettings, Tokens, VerifyRequest};
 use authura_core::{Email, PasswordHash, Role, Secret, User, UserId};
@@ -26,10 +27,14 @@ fn user() -> User {
 }
 
 fn tokens() -> Tokens {
+    tokens_with(AccessKey::Hs256(Secret::new("a".repeat(48))))
+}
+
+fn tokens_with(access_key: AccessKey) -> Tokens {
     let env = EnvExtension::parse("custom", r#"{"x-id": "{{.ID}}", "x-email": "{{.Email}}"}"#)
         .unwrap_or_else(|e| panic!("{e}"));
     Tokens::new(TokenSettings {
-        access_key: AccessKey::Hs256(Secret::new("a".repeat(48))),
+        access_key,
         previous_keys: Vec::new(),
         refresh_secret: Secret::new("r".repeat(48)),
         verify_secret: Secret::new("v".repeat(48)),
@@ -84,6 +89,25 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // Access tokens per algorithm (JWT_ALGORITHM); the pair includes the HS256 refresh token.
+    let mut g = c.benchmark_group("access");
+    for alg in Algorithm::ALL {
+        let t = match alg {
+            Algorithm::HS256 => tokens(),
+            _ => tokens_with(AccessKey::Private(generated_key(alg))),
+        };
+        let pair = t
+            .issue_pair(&u, None, None, now)
+            .unwrap_or_else(|e| panic!("{e}"));
+        g.bench_function(format!("{alg} issue pair"), |b| {
+            b.iter(|| t.issue_pair(black_box(&u), None, None, now))
+        });
+        g.bench_function(format!("{alg} verify bearer"), |b| {
+            b.iter(|| t.verify_bearer(black_box(&pair.access_token), now))
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("claims");
     let input = ClaimsInput {
         user: &u,
@@ -106,6 +130,37 @@ fn bench(c: &mut Criterion) {
     c.bench_function("policy/check 12 chars", |b| {
         b.iter(|| policy.unmet(black_box("Str0ng!pass1")))
     });
+}
+
+/// A fresh private key for `alg`, made with aws-lc-rs and loaded from PEM as an operator's would be.
+fn generated_key(alg: Algorithm) -> PrivateKey {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
+    };
+    use base64::Engine as _;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let der: Vec<u8> = match alg {
+        Algorithm::RS256 => {
+            let k = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let der: Pkcs8V1Der = k.as_der().unwrap_or_else(|e| panic!("{e}"));
+            der.as_ref().to_vec()
+        }
+        Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .as_ref()
+            .to_vec(),
+        Algorithm::EdDSA | Algorithm::HS256 => Ed25519KeyPair::generate_pkcs8(&rng)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .as_ref()
+            .to_vec(),
+    };
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    );
+    PrivateKey::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"))
 }
 
 criterion_group!(benches, bench);

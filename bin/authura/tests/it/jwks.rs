@@ -248,3 +248,73 @@ async fn a_rotated_out_key_keeps_verifying_until_removed() {
         1
     );
 }
+
+/// Forges tokens with Python's own HMAC and PyJWT, from the real token's claims: the genuine
+/// re-signing first (so a refusal is about the forgery alone), then each forgery. Prints
+/// `[[name, token], …]`.
+const FORGE: &str = r#"
+import base64, hashlib, hmac, json, sys
+import jwt
+
+private_pem, public_pem_path, kid, token, audience = sys.argv[1:6]
+public_pem = open(public_pem_path, "rb").read()
+claims = jwt.decode(token, options={"verify_signature": False})
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+def raw(header, claims, key):
+    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+    sig = b"" if key is None else hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(sig)
+der = base64.b64decode(b"".join(l for l in public_pem.splitlines() if not l.startswith(b"-----")))
+key = open(private_pem).read()
+out = [
+    ["genuine", jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid})],
+    ["alg none", raw({"alg": "none", "typ": "JWT", "kid": kid}, claims, None)],
+    ["HS256 keyed with the public PEM", raw({"alg": "HS256", "typ": "JWT", "kid": kid}, claims, public_pem)],
+    ["HS256 keyed with the public PEM, no kid", raw({"alg": "HS256", "typ": "JWT"}, claims, public_pem)],
+    ["HS256 keyed with the public DER", raw({"alg": "HS256", "typ": "JWT", "kid": kid}, claims, der)],
+    ["unknown kid", jwt.encode(claims, key, algorithm="ES256", headers={"kid": "someone-elses"})],
+    ["no kid", jwt.encode(claims, key, algorithm="ES256")],
+    ["wrong audience", jwt.encode(dict(claims, aud="another-api"), key, algorithm="ES256", headers={"kid": kid})],
+    ["no audience", jwt.encode({k: v for k, v in claims.items() if k != "aud"}, key, algorithm="ES256", headers={"kid": kid})],
+]
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn forged_tokens_are_refused_over_http() {
+    let client = reqwest::Client::new();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(dir.path(), "key.pem", "ES256");
+    let public = dir.path().join("pub.pem");
+    let out = Command::new("openssl")
+        .args(["pkey", "-in", &key, "-pubout", "-out"])
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let proc = spawn(&["serve"], &vars("ES256", &key, None), dir.path());
+    let token = sign_up(&client, &proc, "ann@example.com").await;
+    let kid = crate::run::header_kid(&token);
+    let out = Command::new(pyjwt_python())
+        .args([
+            "-c",
+            FORGE,
+            &key,
+            public.to_str().unwrap(),
+            &kid,
+            &token,
+            AUDIENCE,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let forged: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, token) in forged {
+        let want = if name == "genuine" { 200 } else { 401 };
+        assert_eq!(user_status(&client, &proc, &token).await, want, "{name}");
+    }
+}
