@@ -27,6 +27,7 @@
 
 mod error;
 mod migrate;
+mod statement;
 mod store;
 mod table;
 mod tls;

@@ -8,12 +8,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool::Runtime;
+use deadpool::managed::{Hook, HookError, HookResult};
 use diesel::result::ConnectionResult;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
-use diesel::{OptionalExtension, QueryableByName};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::{IntoSql, OptionalExtension, QueryableByName};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+    AsyncDieselConnectionManager, ManagerConfig, PoolError as ManagerError, RecyclingMethod,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -25,12 +26,16 @@ use authura_core::{Secret, StoreError, UserStore};
 
 use crate::error;
 use crate::migrate;
+use crate::statement::Sql;
 use crate::table::UsersTable;
 use crate::tls::{self, Dsn, SslMode};
 
 /// How long a caller waits for a pooled connection (or for a new one to open) before the store
 /// reports itself unavailable.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection unused for this long is checked with a round trip before it is used.
+const VERIFY_IDLE: Duration = Duration::from_secs(30);
 
 /// What [`PgStore::connect`] needs: `POSTGRES_DSN`, `POSTGRES_POOL_SIZE`,
 /// `POSTGRES_USERS_TABLE` and `EXTRA_CA_FILE`'s contents.
@@ -92,9 +97,11 @@ impl PgStore {
         }
 
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
-        // A health check on every checkout: a connection the server dropped (restart, failover)
-        // is replaced instead of failing the request that drew it.
-        config.recycling_method = RecyclingMethod::Verified;
+        // A connection the server closed (restart, failover) is noticed by its reader and
+        // discarded on checkout; one left unused for a while is also checked with a round
+        // trip first (`verify_if_idle`), since a silently dropped one cannot be noticed
+        // otherwise. Checking every checkout would add a round trip to every request.
+        config.recycling_method = RecyclingMethod::Fast;
         let setup = Arc::clone(&opener);
         config.custom_setup = Box::new(move |_url| {
             let opener = Arc::clone(&setup);
@@ -111,6 +118,9 @@ impl PgStore {
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))
             .recycle_timeout(Some(POOL_TIMEOUT))
+            .pre_recycle(Hook::async_fn(|conn, metrics| {
+                Box::pin(verify_if_idle(conn, metrics.last_used()))
+            }))
             .build()
             .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
 
@@ -134,7 +144,9 @@ impl PgStore {
             return Ok(false);
         };
         let mut conn = self.conn().await?;
-        let deleted = diesel::sql_query(&self.queries.delete)
+        let deleted = self
+            .queries
+            .delete
             .bind::<BigInt, _>(id)
             .bind::<Text, _>(tenant_key(tenant))
             .execute(&mut *conn)
@@ -174,7 +186,8 @@ impl UserStore for PgStore {
         email: &Email,
     ) -> Result<Option<User>, StoreError> {
         let mut conn = self.conn().await?;
-        diesel::sql_query(&self.queries.find_by_email)
+        self.queries
+            .find_by_email
             .bind::<Text, _>(email.as_str())
             .bind::<Text, _>(tenant_key(tenant))
             .get_result::<UserRow>(&mut *conn)
@@ -194,7 +207,8 @@ impl UserStore for PgStore {
             return Ok(None);
         };
         let mut conn = self.conn().await?;
-        diesel::sql_query(&self.queries.find_by_id)
+        self.queries
+            .find_by_id
             .bind::<BigInt, _>(id)
             .bind::<Text, _>(tenant_key(tenant))
             .get_result::<UserRow>(&mut *conn)
@@ -209,7 +223,8 @@ impl UserStore for PgStore {
         let mut conn = self.conn().await?;
         // One statement: the unique index rejects a taken (email, tenant) atomically, also
         // against concurrent creates, and RETURNING reads back exactly what was stored.
-        diesel::sql_query(&self.queries.create)
+        self.queries
+            .create
             .bind::<Text, _>(user.email.as_str())
             .bind::<Text, _>(user.role.as_str())
             .bind::<Text, _>(user.password_hash.as_str())
@@ -233,7 +248,8 @@ impl UserStore for PgStore {
         let mut conn = self.conn().await?;
         // One statement, as for create: a conflicting email aborts it with nothing changed. An
         // absent change is NULL, and `coalesce` keeps the column's value.
-        diesel::sql_query(&self.queries.update)
+        self.queries
+            .update
             .bind::<Nullable<Text>, _>(changes.email.as_ref().map(Email::as_str))
             .bind::<Nullable<Text>, _>(changes.role.as_ref().map(Role::as_str))
             .bind::<Nullable<Text>, _>(changes.password_hash.as_ref().map(PasswordHash::as_str))
@@ -251,7 +267,9 @@ impl UserStore for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         // Touches the users table, so a database without it is not "ready".
-        diesel::sql_query(&self.queries.ping)
+        self.queries
+            .ping
+            .statement()
             .execute(&mut *conn)
             .await
             .map(drop)
@@ -262,12 +280,12 @@ impl UserStore for PgStore {
 /// The statements, built once from the validated table name; values are always parameters.
 #[derive(Debug)]
 struct Queries {
-    find_by_email: String,
-    find_by_id: String,
-    create: String,
-    update: String,
-    delete: String,
-    ping: String,
+    find_by_email: Sql,
+    find_by_id: Sql,
+    create: Sql,
+    update: Sql,
+    delete: Sql,
+    ping: Sql,
 }
 
 impl Queries {
@@ -280,23 +298,25 @@ impl Queries {
                        verified_at::timestamptz AS verified_at";
         let same_tenant = "coalesce(tenant_id, '') = ";
         Queries {
-            find_by_email: format!(
+            find_by_email: Sql::new(&format!(
                 "SELECT {columns} FROM {t} WHERE lower(email) = $1 AND {same_tenant}$2 LIMIT 1"
-            ),
-            find_by_id: format!(
+            )),
+            find_by_id: Sql::new(&format!(
                 "SELECT {columns} FROM {t} WHERE id = $1 AND {same_tenant}$2 LIMIT 1"
-            ),
-            create: format!(
+            )),
+            create: Sql::new(&format!(
                 "INSERT INTO {t} (email, role, password, tenant_id, verified_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING {columns}"
-            ),
-            update: format!(
+            )),
+            update: Sql::new(&format!(
                 "UPDATE {t} SET email = coalesce($1, email), role = coalesce($2, role), \
                  password = coalesce($3, password), verified_at = coalesce($4, verified_at) \
                  WHERE id = $5 AND {same_tenant}$6 RETURNING {columns}"
-            ),
-            delete: format!("DELETE FROM {t} WHERE id = $1 AND {same_tenant}$2"),
-            ping: format!("SELECT 1 FROM {t} LIMIT 1"),
+            )),
+            delete: Sql::new(&format!(
+                "DELETE FROM {t} WHERE id = $1 AND {same_tenant}$2"
+            )),
+            ping: Sql::new(&format!("SELECT 1 FROM {t} LIMIT 1")),
         }
     }
 }
@@ -332,6 +352,22 @@ impl UserRow {
         }
         .into_user()
     }
+}
+
+/// Checks a connection that has not been checked out for [`VERIFY_IDLE`] with a round trip; a
+/// failure makes the pool discard it and hand out (or open) another.
+async fn verify_if_idle(
+    conn: &mut AsyncPgConnection,
+    unused_for: Duration,
+) -> HookResult<ManagerError> {
+    if unused_for < VERIFY_IDLE {
+        return Ok(());
+    }
+    diesel::select(1_i32.into_sql::<Integer>())
+        .execute(conn)
+        .await
+        .map(drop)
+        .map_err(|e| HookError::Backend(ManagerError::QueryError(e)))
 }
 
 /// The numeric id a `UserId` names, if any: ids are integers, so a textual id that is not a
@@ -398,10 +434,28 @@ mod tests {
     #[test]
     fn queries_quote_the_table_and_bind_every_value() {
         let q = Queries::new(&UsersTable::parse("auth.accounts").unwrap());
-        assert!(q.create.starts_with(r#"INSERT INTO "auth"."accounts" "#));
+        assert!(
+            q.create
+                .text()
+                .starts_with(r#"INSERT INTO "auth"."accounts" "#)
+        );
         for sql in [&q.find_by_email, &q.find_by_id, &q.update, &q.delete] {
-            assert!(sql.contains(r#""auth"."accounts""#), "{sql}");
-            assert!(sql.contains("coalesce(tenant_id, '') = $"), "{sql}");
+            let text = sql.text();
+            assert!(text.contains(r#""auth"."accounts""#), "{text}");
+            assert!(text.contains("coalesce(tenant_id, '') = $"), "{text}");
         }
+        let counts = [
+            &q.find_by_email,
+            &q.find_by_id,
+            &q.create,
+            &q.update,
+            &q.delete,
+            &q.ping,
+        ]
+        .map(Sql::parameters);
+        assert_eq!(counts, [2, 2, 5, 6, 2, 0]);
+        // A table name with `$` is part of the text, not a parameter.
+        let q = Queries::new(&UsersTable::parse("a$1").unwrap());
+        assert!(q.find_by_id.text().contains(r#"FROM "a$1" WHERE id = $1 "#));
     }
 }
