@@ -492,6 +492,12 @@ fn mail(ctx: &Context, req: &VerifyRequest<'_>, redirect: &Url) -> Result<Mail, 
 }
 
 async fn view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
+    if !ctx.hook.is_active() {
+        return Ok(UserView {
+            user,
+            hook_data: None,
+        });
+    }
     let hook_data = ctx.hook.get_user(&HookUser::from(&user)).await?;
     Ok(UserView { user, hook_data })
 }

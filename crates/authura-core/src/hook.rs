@@ -46,6 +46,12 @@ pub trait Hook: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// `CoreError::HookFailed` aborts the write.
     async fn create_or_update_user(&self, user: &HookUser) -> Result<Option<HookData>, CoreError>;
+
+    /// Whether calls do anything. A hook that always answers `Ok(None)` says `false`, and reads
+    /// on the hot path (`/user`, `/refresh`) skip building its [`HookUser`].
+    fn is_active(&self) -> bool {
+        true
+    }
 }
 
 /// No hook configured: every call succeeds with no data.
@@ -60,5 +66,9 @@ impl Hook for NoHook {
 
     async fn create_or_update_user(&self, _user: &HookUser) -> Result<Option<HookData>, CoreError> {
         Ok(None)
+    }
+
+    fn is_active(&self) -> bool {
+        false
     }
 }

@@ -611,7 +611,7 @@ async fn read_body<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > BODY_LIMIT) {
         return Err(ApiError::body_too_large(BODY_LIMIT));
     }
-    let mut bytes = web::BytesMut::new();
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::invalid_body("the body could not be read"))?;
         if bytes.len() + chunk.len() > BODY_LIMIT {
@@ -638,11 +638,45 @@ async fn read_body<T: DeserializeOwned>(
     }
 }
 
+/// `T` as a JSON answer. Tokens are compact JWS (base64url and dots), which JSON never escapes,
+/// so the body is written directly instead of through serde_json's byte-by-byte escaping: this
+/// is every `/refresh` answer. Anything else goes through serde_json.
+fn token_pair_answer(pair: &authura_core::token::TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .body(token_pair_json(pair))
+}
+
+fn token_pair_json(pair: &authura_core::token::TokenPair) -> String {
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    let authura_core::token::TokenPair {
+        access_token,
+        refresh_token,
+        token_type,
+        expires_in,
+    } = pair;
+    if plain(access_token) && plain(refresh_token) && plain(token_type) {
+        format!(
+            r#"{{"access_token":"{access_token}","refresh_token":"{refresh_token}","token_type":"{token_type}","expires_in":{expires_in}}}"#
+        )
+    } else {
+        serde_json::to_string(pair).unwrap_or_default()
+    }
+}
+
 /// The Bearer token of a request.
 fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     req.headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        // UTF-8 rather than `HeaderValue::to_str`'s byte-by-byte check for visible ASCII: the
+        // token is checked strictly by its verifier, and this runs on every authorized request.
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -861,7 +895,7 @@ async fn token(
         // The audit trail of impersonation: who acted as whom.
         tracing::info!(admin_id = %admin, user_id = %signed.user.user.id, tenant = ?tenant.as_ref().map(TenantId::as_str), "impersonation: tokens issued");
     }
-    Ok(no_store(HttpResponse::Ok().json(signed.tokens)))
+    Ok(no_store(token_pair_answer(&signed.tokens)))
 }
 
 /// A password login behind the per-account failure limit: a locked account (existing or not)
@@ -911,7 +945,7 @@ async fn refresh(
     let tenant = state.tenant(&req)?;
     let body: RefreshBody = read_body(&req, payload).await?;
     let signed = flows::refresh(&state.ctx, tenant.as_ref(), &body.refresh_token).await?;
-    Ok(no_store(HttpResponse::Ok().json(signed.tokens)))
+    Ok(no_store(token_pair_answer(&signed.tokens)))
 }
 
 async fn user(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -1020,6 +1054,24 @@ async fn reset_password(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_pairs_are_written_as_serde_json_writes_them() {
+        let mut pair = authura_core::token::TokenPair {
+            access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-_0".into(),
+            refresh_token: "a.b.c".into(),
+            token_type: "Bearer".into(),
+            expires_in: 300,
+        };
+        let expected = serde_json::to_string(&pair).unwrap();
+        assert_eq!(super::token_pair_json(&pair), expected);
+        // Anything JSON would escape goes through serde_json.
+        pair.access_token = "a\"b\\c\u{1}".into();
+        let expected = serde_json::to_string(&pair).unwrap();
+        assert_eq!(super::token_pair_json(&pair), expected);
+        let back: authura_core::token::TokenPair = serde_json::from_str(&expected).unwrap();
+        assert_eq!(back, pair);
+    }
+
     use super::*;
 
     #[test]
