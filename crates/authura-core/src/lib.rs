@@ -12,6 +12,7 @@ pub mod extension;
 pub mod flows;
 pub mod hash;
 pub mod hook;
+mod jws;
 pub mod keys;
 pub mod mail;
 #[cfg(feature = "memory")]

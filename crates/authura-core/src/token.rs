@@ -11,8 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{KeyInit, Mac};
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -20,6 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::error::CoreError;
 use crate::extension::{ClaimsExtension, ClaimsInput};
 use crate::hook::HookData;
+use crate::jws::{self, Compact, Expected, Hs256};
 use crate::keys::{AccessKey, Algorithm, PreviousKey};
 use crate::mail::Action;
 use crate::types::{PasswordHash, Role, Secret, TenantId, User, UserId, format_time};
@@ -185,56 +185,82 @@ pub struct VerifyRequest<'a> {
 /// The state fingerprint of "no user".
 pub const ABSENT: &str = "absent";
 
-#[derive(Clone)]
-struct Key {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    secret: Secret,
-}
+/// The header of refresh and verification tokens, as every Authura version has written it.
+const HS256_HEADER: &str = r#"{"typ":"JWT","alg":"HS256"}"#;
 
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Key([redacted])")
-    }
+/// A refresh or verification token key: HS256, its key schedule computed once.
+#[derive(Clone, Debug)]
+struct Key {
+    mac: Hs256,
+    /// `base64url(HS256_HEADER)`.
+    header: Arc<str>,
 }
 
 impl Key {
     fn new(secret: &Secret) -> Self {
         Key {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
-            secret: secret.clone(),
+            mac: Hs256::new(secret.expose().as_bytes()),
+            header: jws::encoded_header(HS256_HEADER).into(),
         }
     }
 
     /// HMAC-SHA256 of `parts` under this key, base64url, for state fingerprints.
     fn fingerprint(&self, parts: &[&str]) -> String {
-        let Ok(mut mac) =
-            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.secret.expose().as_bytes())
-        else {
-            return String::new();
-        };
-        for p in parts {
-            mac.update(p.as_bytes());
-            mac.update(&[0]);
-        }
-        let digest = mac.finalize().into_bytes();
-        URL_SAFE_NO_PAD.encode(&digest[..16])
+        URL_SAFE_NO_PAD.encode(&self.mac.mac_parts(parts)[..16])
     }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, CoreError> {
+        signed(&self.header, claims, |token| {
+            self.mac.sign_into(token);
+            Ok(())
+        })
+    }
+
+    /// The claims of a token this key signed. Its header must be HS256 (byte for byte the one
+    /// Authura writes, or one that decodes to `alg` HS256 and no `kid` of another key).
+    fn decode<T: DeserializeOwned>(&self, token: &str, expect: &Expected) -> Option<T> {
+        let c = Compact::split(token)?;
+        if *c.header != *self.header {
+            let header = c.decode_header()?;
+            if header.alg != "HS256" {
+                return None;
+            }
+        }
+        if !self.mac.verifies(&c) {
+            return None;
+        }
+        c.claims(expect)
+    }
+}
+
+/// `base64url(header) . base64url(claims)`, then the signature `sign` appends.
+fn signed<T: Serialize>(
+    header: &str,
+    claims: &T,
+    sign: impl FnOnce(&mut String) -> Result<(), String>,
+) -> Result<String, CoreError> {
+    let payload = serde_json::to_vec(claims)
+        .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))?;
+    let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 360);
+    token.push_str(header);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    sign(&mut token).map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))?;
+    Ok(token)
 }
 
 /// Signs access tokens: the encoded header (with `kid`) is made once, and the key is parsed once
 /// (jsonwebtoken would re-parse a PEM key on every token).
 #[derive(Clone)]
 struct AccessSigner {
-    /// `base64url(header) + "."`.
-    prefix: String,
+    /// `base64url(header)`.
+    header: String,
     key: Signer,
 }
 
 #[derive(Clone)]
 enum Signer {
-    Hmac(hmac::Hmac<sha2::Sha256>),
+    Hmac(Hs256),
     Private(crate::keys::PrivateKey),
 }
 
@@ -245,54 +271,62 @@ impl std::fmt::Debug for AccessSigner {
 }
 
 impl AccessSigner {
-    fn new(key: &AccessKey) -> Result<Self, String> {
-        let header = serde_json::json!({
-            "alg": key.algorithm().as_str(),
-            "typ": "JWT",
-            "kid": key.kid(),
-        });
+    fn new(key: &AccessKey) -> Self {
         let signer = match key {
-            AccessKey::Hs256(s) => Signer::Hmac(
-                hmac::Hmac::<sha2::Sha256>::new_from_slice(s.expose().as_bytes())
-                    .map_err(|e| format!("JWT_SECRET: {e}"))?,
-            ),
+            AccessKey::Hs256(s) => Signer::Hmac(Hs256::new(s.expose().as_bytes())),
             AccessKey::Private(k) => Signer::Private(k.clone()),
         };
-        Ok(AccessSigner {
-            prefix: format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string())),
+        AccessSigner {
+            header: access_header(key.algorithm(), &key.kid()),
             key: signer,
-        })
+        }
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> Result<String, CoreError> {
-        let payload = serde_json::to_vec(claims)
-            .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))?;
-        let mut token = String::with_capacity(self.prefix.len() + payload.len() * 3 / 2 + 360);
-        token.push_str(&self.prefix);
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let signature = match &self.key {
+        signed(&self.header, claims, |token| match &self.key {
             Signer::Hmac(mac) => {
-                let mut mac = mac.clone();
-                mac.update(token.as_bytes());
-                mac.finalize().into_bytes().to_vec()
+                mac.sign_into(token);
+                Ok(())
             }
-            Signer::Private(k) => k
-                .sign(token.as_bytes())
-                .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))?,
-        };
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
-        Ok(token)
+            Signer::Private(k) => {
+                let signature = k.sign(token.as_bytes())?;
+                token.push('.');
+                URL_SAFE_NO_PAD.encode_string(&signature, token);
+                Ok(())
+            }
+        })
     }
 }
 
-/// One key that verifies access tokens, with the validation for its algorithm made once.
+/// `base64url` of the header Authura writes on access tokens of this key.
+fn access_header(algorithm: Algorithm, kid: &str) -> String {
+    let header = serde_json::json!({
+        "alg": algorithm.as_str(),
+        "typ": "JWT",
+        "kid": kid,
+    });
+    jws::encoded_header(&header.to_string())
+}
+
+/// One key that verifies access tokens, prepared once: HS256 keys with their key schedule,
+/// public keys with jsonwebtoken's decoding key and validation.
 #[derive(Clone)]
 struct Verifier {
     kid: String,
     algorithm: Algorithm,
-    decoding: DecodingKey,
-    validation: Validation,
+    /// `base64url` of the header Authura writes with this key: a token carrying exactly it
+    /// needs no header decoding.
+    header: String,
+    check: Check,
+}
+
+#[derive(Clone)]
+enum Check {
+    Hmac(Hs256),
+    Public {
+        decoding: DecodingKey,
+        validation: Box<Validation>,
+    },
 }
 
 impl std::fmt::Debug for Verifier {
@@ -304,14 +338,36 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     fn new(key: &PreviousKey, settings: &TokenSettings) -> Self {
         let algorithm = key.algorithm();
+        let kid = key.kid();
         Verifier {
-            kid: key.kid(),
+            header: access_header(algorithm, &kid),
+            kid,
             algorithm,
-            decoding: match key {
-                PreviousKey::Hs256(s) => DecodingKey::from_secret(s.expose().as_bytes()),
-                PreviousKey::Public(k) => k.decoding().clone(),
+            check: match key {
+                PreviousKey::Hs256(s) => Check::Hmac(Hs256::new(s.expose().as_bytes())),
+                PreviousKey::Public(k) => Check::Public {
+                    decoding: k.decoding().clone(),
+                    validation: Box::new(validation(algorithm, settings)),
+                },
             },
-            validation: validation(algorithm, settings),
+        }
+    }
+
+    /// The claims of `token` if this key signed it (the header was checked by the caller).
+    fn decode<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        c: &Compact<'_>,
+        expect: &Expected,
+    ) -> Option<T> {
+        match &self.check {
+            Check::Hmac(mac) => mac.verifies(c).then(|| c.claims(expect)).flatten(),
+            Check::Public {
+                decoding,
+                validation,
+            } => jsonwebtoken::decode::<T>(token, decoding, validation)
+                .ok()
+                .map(|d| d.claims),
         }
     }
 }
@@ -324,7 +380,8 @@ pub struct Tokens {
     access_verifiers: Arc<[Verifier]>,
     refresh: Key,
     verify: Key,
-    hs256: Validation,
+    /// The issuer and audience every token must carry, when configured.
+    expected: Expected,
     /// [`Tokens::jwks`], serialized once.
     jwks: Arc<str>,
     settings: Arc<TokenSettings>,
@@ -357,12 +414,15 @@ impl Tokens {
             .collect();
         let jwks = jwks(&settings).to_string().into();
         Ok(Tokens {
-            access: AccessSigner::new(&settings.access_key)?,
+            access: AccessSigner::new(&settings.access_key),
             jwks,
             access_verifiers,
             refresh: Key::new(&settings.refresh_secret),
             verify: Key::new(&settings.verify_secret),
-            hs256: validation(Algorithm::HS256, &settings),
+            expected: Expected {
+                issuer: settings.issuer.clone(),
+                audience: settings.audience.clone(),
+            },
             settings: Arc::new(settings),
         })
     }
@@ -435,7 +495,7 @@ impl Tokens {
         };
         Ok(TokenPair {
             access_token: self.access.sign(&access)?,
-            refresh_token: sign(&self.refresh, &refresh)?,
+            refresh_token: self.refresh.sign(&refresh)?,
             token_type: "Bearer".into(),
             expires_in: s.access_ttl.as_secs(),
         })
@@ -467,7 +527,7 @@ impl Tokens {
             iss: s.issuer.clone(),
             aud: s.audience.clone(),
         };
-        sign(&self.verify, &claims)
+        self.verify.sign(&claims)
     }
 
     /// Verifies an access token: the key is the one its header's `kid` names (current or
@@ -513,7 +573,7 @@ impl Tokens {
         now: DateTime<Utc>,
     ) -> Result<RefreshClaims, CoreError> {
         checked(
-            self.decode_hs256(&self.refresh, token),
+            self.refresh.decode(token, &self.expected),
             now,
             Purpose::Refresh,
             CoreError::InvalidToken,
@@ -530,7 +590,7 @@ impl Tokens {
         now: DateTime<Utc>,
     ) -> Result<VerifyClaims, CoreError> {
         checked(
-            self.decode_hs256(&self.verify, token),
+            self.verify.decode(token, &self.expected),
             now,
             Purpose::Verify,
             CoreError::InvalidVerificationToken,
@@ -563,33 +623,32 @@ impl Tokens {
     /// Decodes an access token with the key its `kid` selects (RFC 8725 §3.1: the algorithm is
     /// the key's, never the token's choice).
     fn decode_access<T: DeserializeOwned>(&self, token: &str) -> Option<T> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        let decode = |v: &Verifier| {
-            jsonwebtoken::decode::<T>(token, &v.decoding, &v.validation)
-                .ok()
-                .map(|d| d.claims)
-        };
+        let c = Compact::split(token)?;
+        let decode = |v: &Verifier| v.decode(token, &c, &self.expected);
+        // The header Authura wrote with one of the keys: its `alg` and `kid` are that key's.
+        if let Some(v) = self
+            .access_verifiers
+            .iter()
+            .find(|v| *v.header == *c.header)
+        {
+            return decode(v);
+        }
+        let header = c.decode_header()?;
         match header.kid.as_deref() {
             Some(kid) => {
                 let v = self.access_verifiers.iter().find(|v| v.kid == kid)?;
-                if header.alg != v.algorithm.jwt() {
+                if header.alg != v.algorithm.as_str() {
                     return None;
                 }
                 decode(v)
             }
-            None if header.alg == jsonwebtoken::Algorithm::HS256 => self
+            None if header.alg == Algorithm::HS256.as_str() => self
                 .access_verifiers
                 .iter()
                 .filter(|v| v.algorithm == Algorithm::HS256)
                 .find_map(decode),
             None => None,
         }
-    }
-
-    fn decode_hs256<T: DeserializeOwned>(&self, key: &Key, token: &str) -> Option<T> {
-        jsonwebtoken::decode::<T>(token, &key.decoding, &self.hs256)
-            .ok()
-            .map(|d| d.claims)
     }
 }
 
@@ -754,15 +813,6 @@ pub fn extension_problems(extensions: &[Arc<dyn ClaimsExtension>]) -> Vec<String
 /// Compares two fingerprints in constant time.
 pub fn fingerprints_match(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
-}
-
-fn sign<T: Serialize>(key: &Key, claims: &T) -> Result<String, CoreError> {
-    jsonwebtoken::encode(
-        &Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &key.encoding,
-    )
-    .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
 }
 
 /// The claims every token kind's checks read.

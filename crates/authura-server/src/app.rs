@@ -651,9 +651,12 @@ fn token_pair_answer(pair: &authura_core::token::TokenPair) -> HttpResponse {
 }
 
 fn token_pair_json(pair: &authura_core::token::TokenPair) -> String {
+    // What JSON escapes: `"`, `\` and control characters. Folded without short-circuit so
+    // the compiler vectorizes it.
     let plain = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        !s.bytes().fold(false, |bad, b| {
+            bad | (b == b'"') | (b == b'\\') | (b < 0x20)
+        })
     };
     let authura_core::token::TokenPair {
         access_token,
@@ -662,9 +665,21 @@ fn token_pair_json(pair: &authura_core::token::TokenPair) -> String {
         expires_in,
     } = pair;
     if plain(access_token) && plain(refresh_token) && plain(token_type) {
-        format!(
-            r#"{{"access_token":"{access_token}","refresh_token":"{refresh_token}","token_type":"{token_type}","expires_in":{expires_in}}}"#
-        )
+        let mut json = String::with_capacity(access_token.len() + refresh_token.len() + 96);
+        for part in [
+            r#"{"access_token":""#,
+            access_token,
+            r#"","refresh_token":""#,
+            refresh_token,
+            r#"","token_type":""#,
+            token_type,
+            r#"","expires_in":"#,
+            &expires_in.to_string(),
+            "}",
+        ] {
+            json.push_str(part);
+        }
+        json
     } else {
         serde_json::to_string(pair).unwrap_or_default()
     }

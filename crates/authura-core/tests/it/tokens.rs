@@ -754,3 +754,101 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Refresh and verification tokens are checked by Authura's own HS256 code: tokens another JWT
+/// library signs under the right key are accepted (so tokens issued by earlier versions keep
+/// working), and the RFC 8725 forgeries are refused.
+#[test]
+fn refresh_and_verification_tokens_follow_the_jws_rules() {
+    let t = Tokens::new(settings()).unwrap();
+    let now = chrono::Utc::now();
+    let iat = now.timestamp();
+    let refresh = serde_json::json!({"sub": "1", "email": "a@b", "iat": iat, "exp": iat + 60, "jti": "x", "purpose": "refresh", "pwd": "p"});
+    let verify = serde_json::json!({"email": "a@b", "action": "verify", "state": "absent", "iat": iat, "exp": iat + 60, "jti": "x", "purpose": "verify"});
+    let jwt = |header: jsonwebtoken::Header, claims: &serde_json::Value, key: &str| {
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+        )
+        .unwrap()
+    };
+    let (r, v) = ("r".repeat(32), "v".repeat(32));
+    let hs256 = jsonwebtoken::Header::default;
+
+    // Genuine, from another library, with its header or one carrying a kid.
+    assert!(t.verify_refresh(&jwt(hs256(), &refresh, &r), now).is_ok());
+    assert!(t.verify_verify(&jwt(hs256(), &verify, &v), now).is_ok());
+    let mut with_kid = hs256();
+    with_kid.kid = Some("k".into());
+    assert!(t.verify_refresh(&jwt(with_kid, &refresh, &r), now).is_ok());
+    // Our own, round trip.
+    let pair = t.issue_pair(&sample_user(), None, None, now).unwrap();
+    assert!(t.verify_refresh(&pair.refresh_token, now).is_ok());
+    assert_eq!(
+        decode_part(&pair.refresh_token, 0),
+        serde_json::json!({"typ": "JWT", "alg": "HS256"})
+    );
+
+    // Another token kind's key, or its purpose.
+    assert!(t.verify_refresh(&jwt(hs256(), &refresh, &v), now).is_err());
+    assert!(t.verify_verify(&jwt(hs256(), &verify, &r), now).is_err());
+    assert!(t.verify_verify(&jwt(hs256(), &refresh, &v), now).is_err());
+    assert!(t.verify_refresh(&pair.access_token, now).is_err());
+    // Another algorithm under the right key.
+    let hs512 = jwt(
+        jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+        &refresh,
+        &r,
+    );
+    assert!(t.verify_refresh(&hs512, now).is_err());
+    // alg none, unsigned.
+    let none = forge(serde_json::json!({"alg": "none"}), &refresh, |_| Vec::new());
+    assert!(t.verify_refresh(&none, now).is_err());
+    // A critical header extension nobody understands, correctly signed.
+    let crit = forge(
+        serde_json::json!({"alg": "HS256", "crit": ["x"], "x": 1}),
+        &refresh,
+        hmac(r.as_bytes()),
+    );
+    assert!(t.verify_refresh(&crit, now).is_err());
+    // The same token correctly signed without `crit` is fine: only `crit` was at fault.
+    let plain = forge(
+        serde_json::json!({"alg": "HS256"}),
+        &refresh,
+        hmac(r.as_bytes()),
+    );
+    assert!(t.verify_refresh(&plain, now).is_ok());
+    // Padding, a fourth part, a truncated or altered signature, an altered payload.
+    let good = jwt(hs256(), &refresh, &r);
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
+    for bad in [
+        format!("{good}="),
+        format!("{good}.x"),
+        format!("{input}.{}", &sig[..sig.len() - 1]),
+        format!("{input}.{flipped}{}", &sig[1..]),
+        format!("{}.e30.{sig}", input.split('.').next().unwrap()),
+        String::new(),
+        "x".repeat(100_000),
+    ] {
+        assert!(t.verify_refresh(&bad, now).is_err(), "{bad:.80}");
+    }
+}
+
+#[test]
+fn configured_issuer_and_audience_bind_refresh_tokens_too() {
+    let t = tokens_with(|s| {
+        s.issuer = Some("https://auth.example".into());
+        s.audience = Some("api".into());
+    })
+    .unwrap();
+    let now = chrono::Utc::now();
+    let pair = t.issue_pair(&sample_user(), None, None, now).unwrap();
+    assert!(t.verify_refresh(&pair.refresh_token, now).is_ok());
+    // Issued without iss/aud: refused once they are configured.
+    let plain = Tokens::new(settings()).unwrap();
+    let old = plain.issue_pair(&sample_user(), None, None, now).unwrap();
+    assert!(t.verify_refresh(&old.refresh_token, now).is_err());
+    assert!(t.verify_access(&old.access_token, now).is_err());
+}
