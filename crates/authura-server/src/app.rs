@@ -232,7 +232,7 @@ pub async fn build_state_with_store(
         ),
     };
     let tokens = Tokens::new(config.tokens.clone()).map_err(StartError::InitialUser)?;
-    let hash_pool = HashPool::for_this_machine()?;
+    let hash_pool = HashPool::for_threads(config.hash_threads)?;
     let ctx = Context {
         store,
         hasher: Arc::new(hash_pool.clone()),

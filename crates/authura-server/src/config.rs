@@ -103,6 +103,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "TRUSTED_PROXIES",
     "LOGIN_FAILURES_PER_ACCOUNT",
     "LOGIN_FAILURE_WINDOW",
+    "HASH_THREADS",
     "EXTRA_CA_FILE",
     "ADMIN_ROLE",
     "DEFAULT_ROLE",
@@ -252,6 +253,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Failed logins per account within `login_failure_window` before it is locked (0 = off).
     pub login_failures_per_account: u32,
+    /// Password hashing threads (`HASH_THREADS`, default one per core).
+    pub hash_threads: usize,
     pub login_failure_window: Duration,
     /// PEM bundle trusted by outgoing TLS clients in addition to the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
@@ -368,6 +371,11 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         .collect();
     let login_failures_per_account = r.number::<u32>("LOGIN_FAILURES_PER_ACCOUNT", 10);
     let login_failure_window = r.duration("LOGIN_FAILURE_WINDOW", "15m");
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let hash_threads = r.number::<usize>("HASH_THREADS", cores);
+    if hash_threads == 0 {
+        r.problem("HASH_THREADS must be at least 1".into());
+    }
     let extra_ca_pem = r
         .string("EXTRA_CA_FILE")
         .and_then(|p| match std::fs::read(&p) {
@@ -549,6 +557,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         rate_per_minute,
         trusted_proxies,
         login_failures_per_account,
+        hash_threads,
         login_failure_window: login_failure_window?,
         extra_ca_pem,
         admin_role: admin_role?,

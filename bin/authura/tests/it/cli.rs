@@ -67,6 +67,11 @@ fn bad_configuration_exits_2_naming_the_variable() {
         "JWT_SECRET and JWT_VERIFY_SECRET must be different",
     );
     check_refused(&[("JWT_EXPIRATION", "5 minutes")], "JWT_EXPIRATION");
+    check_refused(&[("HASH_THREADS", "0")], "HASH_THREADS must be at least 1");
+    check_refused(
+        &[("HASH_THREADS", "-1")],
+        "HASH_THREADS: expected a non-negative",
+    );
     check_refused(&[("PORT", "http")], "PORT: expected");
     check_refused(&[("RATE_PER_MINUTE", "-1")], "RATE_PER_MINUTE");
     check_refused(&[("EXTERNAL_URL", "not a url")], "EXTERNAL_URL");

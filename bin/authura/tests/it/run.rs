@@ -448,3 +448,28 @@ pub(crate) fn header_kid(token: &str) -> String {
     .unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }
+
+/// The hashing threads of a running server, by name.
+fn hashing_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("authura-hash-"))
+        })
+        .count()
+}
+
+#[test]
+fn hash_threads_sets_the_size_of_the_hashing_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let proc = spawn(&["serve"], GOOD, dir.path());
+    assert_eq!(hashing_threads(proc.child.id()), cores);
+    drop(proc);
+    let mut vars = GOOD.to_vec();
+    vars.push(("HASH_THREADS", "3"));
+    let proc = spawn(&["serve"], &vars, dir.path());
+    assert_eq!(hashing_threads(proc.child.id()), 3);
+}
