@@ -91,6 +91,9 @@ fn main() -> ExitCode {
         }
     };
     if command == Some("check-config") {
+        for warning in &config.warnings {
+            eprintln!("warning: {warning}");
+        }
         for (name, value) in &config.effective {
             println!("{name}={value}");
         }

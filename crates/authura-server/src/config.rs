@@ -1092,6 +1092,32 @@ fn parse_http_url(s: &str) -> Result<Url, String> {
 }
 
 /// Reads raw values by precedence and records problems and effective values.
+/// The known name within two edits of `name` (a likely typo), if there is one.
+fn close_name<'a>(name: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance over bytes (setting names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 struct Reader {
     values: BTreeMap<String, String>,
     problems: Vec<String>,
@@ -1102,6 +1128,7 @@ struct Reader {
 impl Reader {
     fn new(sources: &Sources) -> Self {
         let mut problems = Vec::new();
+        let mut dotenv_warnings = Vec::new();
         let mut values = BTreeMap::new();
         let known: BTreeSet<String> = KNOWN_VARIABLES
             .iter()
@@ -1129,6 +1156,16 @@ impl Reader {
                     for item in iter {
                         match item {
                             Ok((k, v)) => {
+                                // A `.env` is often shared with the app, so other names are
+                                // fine; one a letter or two from a setting is a likely typo.
+                                if !known.contains(&k)
+                                    && let Some(close) = close_name(&k, &known)
+                                {
+                                    dotenv_warnings.push(format!(
+                                        "{}: {k:?} is not a setting and is ignored; did you mean {close}?",
+                                        path.display()
+                                    ));
+                                }
                                 values.insert(k, v);
                             }
                             Err(e) => problems.push(format!("{}: {e}", path.display())),
@@ -1146,7 +1183,7 @@ impl Reader {
         let mut reader = Reader {
             values,
             problems,
-            warnings: Vec::new(),
+            warnings: dotenv_warnings,
             effective: BTreeMap::new(),
         };
         for name in SECRET_VARIABLES {

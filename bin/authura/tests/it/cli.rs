@@ -283,6 +283,29 @@ fn dotenv_is_read_and_the_environment_wins() {
 }
 
 #[test]
+fn likely_typos_in_dotenv_are_warned_about_and_other_names_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "JWT_EXPIRATON=10m\nDATABASE_URL=postgres://app\nRATE_PER_MINUT=5\n",
+    )
+    .unwrap();
+    let out = authura(&["check-config"], GOOD, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(r#"warning: .env: "JWT_EXPIRATON" is not a setting and is ignored; did you mean JWT_EXPIRATION?"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean RATE_PER_MINUTE?"), "{stderr}");
+    // The app's own variables sharing the file are nobody's typo.
+    assert!(!stderr.contains("DATABASE_URL"), "{stderr}");
+    // The typo is not taken for the setting.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("JWT_EXPIRATION=5m"), "{stdout}");
+}
+
+#[test]
 fn hash_password_prints_a_verifiable_argon2id_hash() {
     let mut child = Command::new(BIN)
         .arg("hash-password")
