@@ -292,12 +292,19 @@ fn isolation_with_a_free_core(
     let threads = cores.saturating_sub(1).max(1).to_string();
     eprintln!("bench: sqlite, HASH_THREADS={threads}");
     let server = start(bin, &[("HASH_THREADS", &threads)])?;
+    let (base, dir) = logged_in(&server)?;
+    isolation(&base, &dir, seconds)
+}
+
+/// Logs the seeded user in and writes the wrk scripts with its tokens; the server's base URL
+/// and the scripts' directory.
+fn logged_in(server: &Server) -> Result<(String, PathBuf)> {
     let tokens = login(server.port)?;
     let dir = scripts(
         &field(&tokens, "access_token")?,
         &field(&tokens, "refresh_token")?,
     )?;
-    isolation(&format!("http://127.0.0.1:{}", server.port), &dir, seconds)
+    Ok((format!("http://127.0.0.1:{}", server.port), dir))
 }
 
 /// Starts the server on a backend and runs every load against it.
@@ -308,11 +315,7 @@ fn measure(bin: &Path, label: &str, env: &[(&str, &str)], seconds: u64) -> Resul
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kib(server.child.id());
-    let tokens = login(server.port)?;
-    let access = field(&tokens, "access_token")?;
-    let refresh = field(&tokens, "refresh_token")?;
-    let dir = scripts(&access, &refresh)?;
-    let base = format!("http://127.0.0.1:{}", server.port);
+    let (base, dir) = logged_in(&server)?;
 
     // The floor and the two endpoints measured against it, in interleaved rounds: each ratio
     // is taken within a round, and the median round is reported, so a burst of noise from

@@ -185,22 +185,20 @@ pub struct VerifyRequest<'a> {
 /// The state fingerprint of "no user".
 pub const ABSENT: &str = "absent";
 
-/// The header of refresh and verification tokens, as every Authura version has written it.
-const HS256_HEADER: &str = r#"{"typ":"JWT","alg":"HS256"}"#;
+/// The header of refresh and verification tokens, as every Authura version has written it
+/// (`{"typ":"JWT","alg":"HS256"}`), base64url.
+const HS256_HEADER: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
 
 /// A refresh or verification token key: HS256, its key schedule computed once.
 #[derive(Clone, Debug)]
 struct Key {
     mac: Hs256,
-    /// `base64url(HS256_HEADER)`.
-    header: Arc<str>,
 }
 
 impl Key {
     fn new(secret: &Secret) -> Self {
         Key {
             mac: Hs256::new(secret.expose().as_bytes()),
-            header: jws::encoded_header(HS256_HEADER).into(),
         }
     }
 
@@ -210,7 +208,7 @@ impl Key {
     }
 
     fn sign<T: Serialize>(&self, claims: &T) -> Result<String, CoreError> {
-        signed(&self.header, claims, |token| {
+        signed(HS256_HEADER, claims, |token| {
             self.mac.sign_into(token);
             Ok(())
         })
@@ -220,7 +218,7 @@ impl Key {
     /// Authura writes, or one that decodes to `alg` HS256 and no `kid` of another key).
     fn decode<T: DeserializeOwned>(&self, token: &str, expect: &Expected) -> Option<T> {
         let c = Compact::split(token)?;
-        if *c.header != *self.header {
+        if c.header != HS256_HEADER {
             let header = c.decode_header()?;
             if header.alg != "HS256" {
                 return None;

@@ -69,15 +69,6 @@ impl HashPool {
         })
     }
 
-    /// One worker per core, 32 queued jobs per worker.
-    ///
-    /// # Errors
-    /// When a thread cannot be spawned.
-    pub fn for_this_machine() -> std::io::Result<Self> {
-        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        Self::for_threads(threads)
-    }
-
     /// `threads` workers (at least one), 32 queued jobs per worker.
     ///
     /// # Errors

@@ -30,6 +30,18 @@ pub fn authura(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> O
         .unwrap()
 }
 
+/// Runs `check-config`, expects success, and returns what it printed.
+fn check_config_ok(vars: &[(&str, &str)], dir: &std::path::Path) -> String {
+    let out = authura(&["check-config"], vars, dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn with(overrides: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut v: Vec<_> = GOOD
         .iter()
@@ -268,14 +280,7 @@ fn dotenv_is_read_and_the_environment_wins() {
     .unwrap();
     let mut vars = GOOD.to_vec();
     vars.push(("PORT", "7002"));
-    let out = authura(&["check-config"], &vars, dir.path());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = check_config_ok(&vars, dir.path());
     assert!(
         stdout.contains("PORT=7002") && stdout.contains("HOST=0.0.0.0"),
         "{stdout}"
@@ -508,14 +513,7 @@ fn check_config_reports_the_hasura_backend_and_hides_its_admin_secret() {
         ("HASURA_URL", "https://hasura.internal/v1/graphql"),
     ]);
     vars.push(("HASURA_GRAPHQL_ADMIN_SECRET_FILE", &file));
-    let out = authura(&["check-config"], &vars, dir.path());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = check_config_ok(&vars, dir.path());
     assert!(stdout.contains("AUTH_BACKEND=hasura"), "{stdout}");
     assert!(
         stdout.contains("HASURA_URL=https://hasura.internal/v1/graphql"),
@@ -583,14 +581,7 @@ fn http_backend_settings_are_checked_and_its_credential_redacted() {
         ("HTTP_AUTH_HEADER_KEY", "X-Api-Key"),
     ]);
     vars.push(("HTTP_AUTH_HEADER_VALUE_FILE", &file));
-    let out = authura(&["check-config"], &vars, dir.path());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = check_config_ok(&vars, dir.path());
     assert!(stdout.contains("AUTH_BACKEND=http"), "{stdout}");
     assert!(
         stdout.contains("HTTP_URL=https://api.example.com/authura/users"),
@@ -708,14 +699,7 @@ fn asymmetric_keys_are_checked_at_startup() {
         ("JWT_PRIVATE_KEY_FILE", &ed),
         ("JWT_PREVIOUS_KEYS", &previous),
     ]);
-    let out = authura(&["check-config"], &vars, dir.path());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = check_config_ok(&vars, dir.path());
     assert!(stdout.contains("JWT_ALGORITHM=EdDSA"), "{stdout}");
     assert!(
         stdout.contains(&format!("JWT_PRIVATE_KEY=[redacted, from {ed}]")),
