@@ -49,6 +49,7 @@ impl HashPool {
                 .name(format!("authura-hash-{i}"))
                 .spawn(move || {
                     lower_priority();
+                    let yielder = Yielder::for_this_thread();
                     loop {
                         let job = {
                             let guard = receiver
@@ -57,7 +58,7 @@ impl HashPool {
                             guard.recv()
                         };
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => yielder.run(job),
                             Err(_) => break,
                         }
                     }
@@ -139,6 +140,42 @@ fn lower_priority() {
         ) {
             tracing::warn!(error = ?e, "cannot lower the hashing threads' priority");
         }
+    }
+}
+
+/// Makes a hashing thread give the CPU back every few hundred microseconds while it runs a job
+/// (see `yield_timer`: `SCHED_IDLE` alone leaves a woken request thread waiting up to a
+/// scheduler tick in one case). Elsewhere than Linux, jobs just run.
+struct Yielder {
+    #[cfg(target_os = "linux")]
+    timer: Option<crate::yield_timer::YieldTimer>,
+}
+
+impl Yielder {
+    fn for_this_thread() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            let timer = crate::yield_timer::YieldTimer::for_this_thread()
+                .map_err(|error| {
+                    tracing::warn!(
+                        %error,
+                        "no yield timer for a hashing thread; under a login flood, other requests may wait up to a scheduler tick"
+                    );
+                })
+                .ok();
+            Yielder { timer }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Yielder {}
+    }
+
+    fn run(&self, job: Job) {
+        #[cfg(target_os = "linux")]
+        let _ticking = self
+            .timer
+            .as_ref()
+            .map(crate::yield_timer::YieldTimer::ticking);
+        job();
     }
 }
 

@@ -12,6 +12,8 @@ pub mod html;
 pub mod jwks;
 pub mod logging;
 pub mod ratelimit;
+#[cfg(target_os = "linux")]
+mod yield_timer;
 
 pub use app::{AppState, Running, StartError, bind, build_state};
 pub use config::{Config, ConfigError, Sources, load};
