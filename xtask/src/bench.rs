@@ -72,11 +72,6 @@ pub fn run(args: &[String]) -> Result<()> {
         .context("argon2_rate output")?;
 
     let sqlite = measure(&bin, "sqlite", &[], seconds)?;
-    let free_core = if cores > 1 {
-        Some(isolation_with_a_free_core(&bin, cores, seconds)?)
-    } else {
-        None
-    };
     let pg = crate::postgres::start()?;
     let dsn = pg.url();
     let postgres = measure(
@@ -167,17 +162,6 @@ pub fn run(args: &[String]) -> Result<()> {
         "≤ 3×",
         iso_sqlite <= 3.0,
     );
-    if let Some((alone, busy, token)) = &free_core {
-        let _ = writeln!(
-            table,
-            "| same, `HASH_THREADS={}` (a core left to requests) | {:.2} ÷ {:.2} ms = {:.2}× (/token {:.0} req/s) | | | |",
-            cores - 1,
-            busy.p99_ms,
-            alone.p99_ms,
-            busy.p99_ms / alone.p99_ms,
-            token.rps
-        );
-    }
     let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
     check(
         &mut table,
@@ -211,15 +195,11 @@ pub fn run(args: &[String]) -> Result<()> {
         "≤ 30 MiB",
         binary_mib <= 30.0,
     );
-    let free_core_errors: u64 = free_core
-        .iter()
-        .flat_map(|(a, b, t)| [a.errors, b.errors, t.errors])
-        .sum();
-    let errors = sqlite.errors + postgres.errors + free_core_errors;
+    let errors = sqlite.errors + postgres.errors;
     check(
         &mut table,
         "non-2xx answers during the runs",
-        (sqlite.errors + free_core_errors).to_string(),
+        sqlite.errors.to_string(),
         postgres.errors.to_string(),
         "0",
         errors == 0,
@@ -281,19 +261,6 @@ fn isolation(base: &str, dir: &Path, seconds: u64) -> Result<(Load, Load, Load)>
         .join()
         .map_err(|_| anyhow::anyhow!("wrk thread panicked"))??;
     Ok((user_alone, user_busy, token_during))
-}
-
-/// Isolation again, with `HASH_THREADS` one fewer than the cores (a core left to requests).
-fn isolation_with_a_free_core(
-    bin: &Path,
-    cores: usize,
-    seconds: u64,
-) -> Result<(Load, Load, Load)> {
-    let threads = cores.saturating_sub(1).max(1).to_string();
-    eprintln!("bench: sqlite, HASH_THREADS={threads}");
-    let server = start(bin, &[("HASH_THREADS", &threads)])?;
-    let (base, dir) = logged_in(&server)?;
-    isolation(&base, &dir, seconds)
 }
 
 /// Logs the seeded user in and writes the wrk scripts with its tokens; the server's base URL
@@ -528,6 +495,11 @@ fn wrk(
         &conns.to_string(),
         "-d",
         &format!("{seconds}s"),
+        // wrk's default (2 s) would count a login as failed when it is only queued: while
+        // `/user` saturates the CPU, logins wait by design (the hashing threads run at idle
+        // priority). The p99 in the table shows how long they waited.
+        "--timeout",
+        "10s",
     ]);
     if let Some(s) = script {
         cmd.arg("-s").arg(s);
