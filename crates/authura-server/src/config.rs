@@ -145,8 +145,10 @@ const KNOWN_VARIABLES: &[&str] = &[
     "HTTP_URL",
     "HTTP_AUTH_HEADER_KEY",
     "HTTP_AUTH_HEADER_VALUE",
+    "HTTP_TIMEOUT",
     "HASURA_URL",
     "HASURA_GRAPHQL_ADMIN_SECRET",
+    "HASURA_TIMEOUT",
     "MAIL_HOST",
     "MAIL_PORT",
     "MAIL_USER",
@@ -637,6 +639,7 @@ fn read_hasura(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendC
             None
         }
     };
+    let timeout = r.positive_duration("HASURA_TIMEOUT", "10s");
     let admin_secret = r.secret("HASURA_GRAPHQL_ADMIN_SECRET");
     if admin_secret.as_ref().is_none_or(Secret::is_empty) {
         r.problem(
@@ -648,7 +651,7 @@ fn read_hasura(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendC
     Some(BackendConfig::Hasura(HasuraSettings {
         url: url?,
         admin_secret: admin_secret?,
-        timeout: authura_backend_hasura::DEFAULT_TIMEOUT,
+        timeout: timeout?,
         extra_ca_pem,
     }))
 }
@@ -659,6 +662,7 @@ fn read_hasura(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendC
 fn read_http(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendConfig> {
     let auth_header_key = r.header_name("HTTP_AUTH_HEADER_KEY", "Authorization");
     let auth_header_value = r.secret("HTTP_AUTH_HEADER_VALUE");
+    let timeout = r.positive_duration("HTTP_TIMEOUT", "10s");
     let Some(raw) = r.string("HTTP_URL") else {
         r.problem(
             "HTTP_URL is required with AUTH_BACKEND=http (the users collection of the service, \
@@ -692,7 +696,7 @@ fn read_http(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendCon
         url,
         auth_header_key,
         auth_header_value,
-        timeout: HttpSettings::DEFAULT_TIMEOUT,
+        timeout: timeout?,
         extra_ca_pem,
     };
     if let Err(e) = settings.check() {
@@ -1014,7 +1018,7 @@ fn read_hook(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<authura_ho
     let url = r.string("HOOK_URL");
     let key = r.string("HOOK_AUTH_HEADER_KEY");
     let value = r.secret("HOOK_AUTH_HEADER_VALUE");
-    let timeout = r.duration("HOOK_TIMEOUT", "5s");
+    let timeout = r.positive_duration("HOOK_TIMEOUT", "5s");
     let Some(url) = url else {
         if key.is_some() || value.is_some() {
             r.problem(
@@ -1026,15 +1030,10 @@ fn read_hook(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<authura_ho
     let url = parse_http_url(&url)
         .map_err(|e| r.problem(format!("HOOK_URL: {e}")))
         .ok()?;
-    let timeout = timeout?;
-    if timeout.is_zero() {
-        r.problem("HOOK_TIMEOUT must be longer than zero".into());
-        return None;
-    }
     let settings = authura_hooks::HookSettings {
         url,
         auth_header: value.map(|v| (key.unwrap_or_else(|| "Authorization".to_owned()), v)),
-        timeout,
+        timeout: timeout?,
         extra_ca_pem,
     };
     // The client's own checks (header name and value, CA bundle), without calling the hook.
@@ -1284,6 +1283,16 @@ impl Reader {
         duration::parse(&v)
             .map_err(|e| self.problem(format!("{name}: {e}")))
             .ok()
+    }
+
+    /// A duration that must be longer than zero (a timeout).
+    fn positive_duration(&mut self, name: &str, default: &str) -> Option<Duration> {
+        let d = self.duration(name, default)?;
+        if d.is_zero() {
+            self.problem(format!("{name} must be longer than zero"));
+            return None;
+        }
+        Some(d)
     }
 
     fn url(&mut self, name: &str, default: &str) -> Option<Url> {

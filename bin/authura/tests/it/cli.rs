@@ -183,6 +183,30 @@ fn bad_configuration_exits_2_naming_the_variable() {
         ],
         "HOOK_TIMEOUT",
     );
+    check_refused(
+        &[
+            ("HOOK_URL", "http://localhost/hook"),
+            ("HOOK_TIMEOUT", "0s"),
+        ],
+        "HOOK_TIMEOUT must be longer than zero",
+    );
+    check_refused(
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "http://localhost/users"),
+            ("HTTP_TIMEOUT", "0s"),
+        ],
+        "HTTP_TIMEOUT must be longer than zero",
+    );
+    check_refused(
+        &[
+            ("AUTH_BACKEND", "hasura"),
+            ("HASURA_URL", "http://localhost:8080"),
+            ("HASURA_GRAPHQL_ADMIN_SECRET", "s"),
+            ("HASURA_TIMEOUT", "a while"),
+        ],
+        "HASURA_TIMEOUT: ",
+    );
     check_refused(&[("METRICS_ENABLED", "true")], "METRICS_ENABLED=true");
     check_refused(
         &[("JWT_ALGORITHM", "HS512")],
