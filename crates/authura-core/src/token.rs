@@ -142,6 +142,77 @@ pub struct RefreshClaims {
     pub aud: Option<String>,
 }
 
+/// A fresh random `jti`, hyphenated, written into `buf`.
+fn new_jti(buf: &mut [u8; 36]) -> &str {
+    uuid::Uuid::new_v4().hyphenated().encode_lower(buf)
+}
+
+/// What `issue_pair` serializes as an access token: `AccessClaims` borrowing from the user.
+#[derive(Serialize)]
+struct AccessOut<'a> {
+    sub: &'a str,
+    email: &'a str,
+    role: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<&'a str>,
+    iat: i64,
+    exp: i64,
+    jti: &'a str,
+    purpose: Purpose,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hook_data: Option<&'a HookData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<ActorOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+    #[serde(flatten)]
+    extensions: Extensions<'a>,
+}
+
+#[derive(Serialize)]
+struct ActorOut<'a> {
+    sub: &'a str,
+}
+
+/// The extension namespaces, each built as it is serialized.
+struct Extensions<'a> {
+    list: &'a [Arc<dyn ClaimsExtension>],
+    input: &'a ClaimsInput<'a>,
+}
+
+impl Serialize for Extensions<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.list.len()))?;
+        for e in self.list {
+            map.serialize_entry(e.namespace(), &e.claims(self.input))?;
+        }
+        map.end()
+    }
+}
+
+/// What `issue_pair` serializes as a refresh token: `RefreshClaims` borrowing from the user.
+#[derive(Serialize)]
+struct RefreshOut<'a> {
+    sub: &'a str,
+    email: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<&'a str>,
+    iat: i64,
+    exp: i64,
+    jti: &'a str,
+    purpose: Purpose,
+    pwd: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
 /// A verification (mail link) token's payload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VerifyClaims {
@@ -456,40 +527,43 @@ impl Tokens {
         let s = &self.settings;
         let iat = now.timestamp();
         let input = ClaimsInput { user, hook_data };
-        let extensions = s
-            .extensions
-            .iter()
-            .map(|e| (e.namespace().to_owned(), e.claims(&input)))
-            .collect();
-        let access = AccessClaims {
-            sub: user.id.to_string(),
-            email: user.email.as_str().to_owned(),
-            role: user.role.as_str().to_owned(),
-            tid: user.tenant.as_ref().map(|t| t.as_str().to_owned()),
+        let sub = user.id.to_string();
+        let verified_at = user.verified_at.as_ref().map(format_time);
+        let actor = actor.map(ToString::to_string);
+        let (mut access_jti, mut refresh_jti) = ([0u8; 36], [0u8; 36]);
+        let pwd = self.password_fingerprint(&user.password_hash);
+        // Serialized straight from borrowed fields: the same JSON as `AccessClaims` and
+        // `RefreshClaims` (field for field, in the same order; tests decode into those).
+        let access = AccessOut {
+            sub: &sub,
+            email: user.email.as_str(),
+            role: user.role.as_str(),
+            tid: user.tenant.as_ref().map(TenantId::as_str),
             iat,
             exp: iat + secs(s.access_ttl),
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: new_jti(&mut access_jti),
             purpose: Purpose::Access,
-            nbf: None,
-            verified_at: user.verified_at.as_ref().map(format_time),
-            hook_data: hook_data.cloned(),
-            act: actor.map(|a| Actor { sub: a.to_string() }),
-            iss: s.issuer.clone(),
-            aud: s.audience.clone(),
-            extensions,
+            verified_at: verified_at.as_deref(),
+            hook_data,
+            act: actor.as_deref().map(|sub| ActorOut { sub }),
+            iss: s.issuer.as_deref(),
+            aud: s.audience.as_deref(),
+            extensions: Extensions {
+                list: &s.extensions,
+                input: &input,
+            },
         };
-        let refresh = RefreshClaims {
-            sub: user.id.to_string(),
-            email: user.email.as_str().to_owned(),
-            tid: user.tenant.as_ref().map(|t| t.as_str().to_owned()),
+        let refresh = RefreshOut {
+            sub: &sub,
+            email: user.email.as_str(),
+            tid: user.tenant.as_ref().map(TenantId::as_str),
             iat,
             exp: iat + secs(s.refresh_ttl),
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: new_jti(&mut refresh_jti),
             purpose: Purpose::Refresh,
-            nbf: None,
-            pwd: self.password_fingerprint(&user.password_hash),
-            iss: s.issuer.clone(),
-            aud: s.audience.clone(),
+            pwd: &pwd,
+            iss: s.issuer.as_deref(),
+            aud: s.audience.as_deref(),
         };
         Ok(TokenPair {
             access_token: self.access.sign(&access)?,

@@ -138,7 +138,13 @@ impl HasuraStandin {
     }
 
     /// Stops listening: from now on connections are refused. Requests in flight are dropped.
+    ///
+    /// actix acknowledges a forced stop before its worker threads have closed their open
+    /// connections, so a request on a kept-alive connection could still be answered for a
+    /// moment after this returns. Every answer is cut off first, so such a request fails as
+    /// a dropped connection would (found flaky in CI: a login went through after `stop`).
     pub async fn stop(&self) {
+        self.fail_with(Failure::CutOff);
         self.handle.stop(false).await;
     }
 

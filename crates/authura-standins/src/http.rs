@@ -180,6 +180,9 @@ impl HttpStandin {
 
     /// Stops the server and waits until it has: later requests are refused at connect.
     pub fn stop(&mut self) {
+        // As in the Hasura stand-in: a kept-alive connection may be served for a moment after
+        // actix acknowledges the stop, so such a request is cut off, like a gone server's.
+        self.fail(Failure::CutConnection);
         if let Some(handle) = self.handle.take() {
             // The stop command is sent at call time; the future only waits for it. The server
             // thread ends once the server has stopped (its open connections closed with it).
