@@ -531,11 +531,30 @@ async fn host_check(
         .map(ServiceResponse::map_into_boxed_body)
 }
 
-/// For requests preferring HTML, turns JSON answers (errors included) into result pages.
+/// A preflight the CORS layer refused (400, plain text) as Authura's error: 400 `cors_refused`.
+async fn refused_preflight(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let (http_req, res) = res.into_parts();
+    // The layer's body is one short sentence; anything long or unreadable is not repeated.
+    let reason = actix_web::body::to_bytes_limited(res.into_body(), 256)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .unwrap_or_default();
+    let answer = actix_web::ResponseError::error_response(&ApiError::cors_refused(&reason));
+    ServiceResponse::new(http_req, answer)
+}
+
+/// For requests preferring HTML, turns JSON answers (errors included) into result pages; and
+/// gives a preflight the CORS layer refused Authura's error format (`refused_preflight`).
 async fn html_results(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let wants_html = html::prefers_html(
         req.headers()
             .get(header::ACCEPT)
@@ -544,6 +563,9 @@ async fn html_results(
     let path = req.path().to_owned();
     // No clone of the request may live across `next.call`: the router needs it unshared.
     let res = next.call(req).await?.map_into_boxed_body();
+    if preflight && res.status() == actix_web::http::StatusCode::BAD_REQUEST {
+        return Ok(refused_preflight(res).await);
+    }
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)

@@ -48,6 +48,21 @@ impl ApiError {
         )
     }
 
+    /// 400 `cors_refused`: a CORS preflight from an origin, or for a method or header, that is
+    /// not allowed. `reason` is the CORS layer's own sentence.
+    pub fn cors_refused(reason: &str) -> Self {
+        let reason = reason.trim();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "cors_refused",
+            if reason.is_empty() {
+                "this cross-origin request is not allowed".to_owned()
+            } else {
+                format!("this cross-origin request is not allowed: {reason}")
+            },
+        )
+    }
+
     /// 400 `tenant_required`.
     pub fn tenant_required(header: &str) -> Self {
         Self::new(

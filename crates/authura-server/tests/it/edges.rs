@@ -183,8 +183,20 @@ async fn cors_allows_listed_origins_only() {
         assert_eq!(r.status, 200, "{allowed}: {}", r.text);
         assert_eq!(r.headers["access-control-allow-origin"], allowed);
     }
+    // Refused preflights answer in the API's error format, without CORS headers.
     let r = srv.send(preflight("https://evil.example.com")).await;
+    r.expect(400, "cors_refused");
     assert!(r.headers.get("access-control-allow-origin").is_none());
+    let r = srv
+        .send(
+            srv.client
+                .request(reqwest::Method::OPTIONS, srv.url("/token"))
+                .header("Origin", "https://app.example.com")
+                .header("Access-Control-Request-Method", "DELETE"),
+        )
+        .await;
+    r.expect(400, "cors_refused");
+    assert!(r.body["message"].as_str().unwrap().contains("not allowed"));
     let simple = srv
         .send(
             srv.client
