@@ -83,6 +83,9 @@ fn main() -> ExitCode {
         flags.insert("PORT".to_owned(), port.to_string());
     }
     let sources = Sources::from_process(cli.config, flags, args.dev);
+    if let Some(command @ ("migrate" | "migrate-status")) = command {
+        return migrate(command, &sources);
+    }
     let config = match config::load(&sources) {
         Ok(c) => c,
         Err(e) => {
@@ -110,17 +113,48 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        if command == Some("migrate") {
-            authura_server::build_state(&config)
+    match runtime.block_on(authura_server::serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authura: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `migrate` and `migrate status`: they read only the backend's variables (and
+/// `EXTRA_CA_FILE`), so a deploy step needs no token secrets or mail settings to run them.
+fn migrate(command: &str, sources: &Sources) -> ExitCode {
+    let backend = match config::load_backend(sources) {
+        Ok(b) => b,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    authura_server::logging::init(config::LogFormat::Pretty);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        if command == "migrate" {
+            authura_server::backend::migrate(&backend)
                 .await
-                .map(|_| eprintln!("migrations applied"))
-        } else if command == Some("migrate-status") {
-            authura_server::backend::migration_status(&config)
+                .map(|lines| {
+                    lines.iter().for_each(|line| eprintln!("{line}"));
+                    eprintln!("migrations applied");
+                })
+        } else {
+            authura_server::backend::migration_status(&backend)
                 .await
                 .map(|lines| lines.iter().for_each(|line| println!("{line}")))
-        } else {
-            authura_server::serve(config).await
         }
     });
     match result {

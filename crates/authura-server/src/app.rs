@@ -167,7 +167,7 @@ impl AppState {
 /// # Errors
 /// `StartError` naming what failed.
 pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
-    let store = crate::backend::open(config).await?;
+    let store = crate::backend::open(&config.backend).await?;
     let state = build_state_with_store(config, store).await?;
     ensure_initial_user(&state.ctx, config).await?;
     Ok(state)

@@ -8,7 +8,7 @@ use authura_backend_pg::{PgSettings, PgStore};
 use authura_core::{StoreError, UserStore};
 
 use crate::app::StartError;
-use crate::config::{BackendConfig, Config};
+use crate::config::BackendConfig;
 
 /// How long startup waits for an unreachable PostgreSQL before giving up (exit 1). Waiting
 /// does not fix a wrong password, database or certificate: those fail at once.
@@ -22,8 +22,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// `StartError::Backend` naming the backend and what failed.
-pub async fn open(config: &Config) -> Result<Arc<dyn UserStore>, StartError> {
-    match &config.backend {
+pub async fn open(backend: &BackendConfig) -> Result<Arc<dyn UserStore>, StartError> {
+    match backend {
         BackendConfig::Sqlite { path, pool_size } => {
             let store = authura_backend_sqlite::SqliteStore::open(path, *pool_size)
                 .await
@@ -96,13 +96,39 @@ pub async fn connect_postgres(
     }
 }
 
+/// `authura migrate`: applies the configured backend's pending migrations (by opening it, which
+/// is also what startup does) and says what was done, as lines. Creates no user.
+///
+/// # Errors
+/// `StartError::Backend` when the backend cannot be opened or a migration fails.
+pub async fn migrate(backend: &BackendConfig) -> Result<Vec<String>, StartError> {
+    match backend {
+        BackendConfig::Sqlite { path, .. } => {
+            open(backend).await?;
+            Ok(vec![format!(
+                "sqlite: migrations applied to {}",
+                path.display()
+            )])
+        }
+        BackendConfig::Postgres(settings) => {
+            open(backend).await?;
+            Ok(vec![format!(
+                "postgres: migrations applied (table {})",
+                settings.table
+            )])
+        }
+        // Neither has Authura-owned schema (see `migration_status`).
+        BackendConfig::Http(_) | BackendConfig::Hasura(_) => migration_status(backend).await,
+    }
+}
+
 /// The migrations the configured backend knows and whether each is applied, as lines for
 /// `authura migrate status`. Changes nothing.
 ///
 /// # Errors
 /// `StartError::Backend` when the backend cannot be read.
-pub async fn migration_status(config: &Config) -> Result<Vec<String>, StartError> {
-    match &config.backend {
+pub async fn migration_status(backend: &BackendConfig) -> Result<Vec<String>, StartError> {
+    match backend {
         BackendConfig::Sqlite { .. } => Ok(vec![
             "sqlite: migrations are embedded and applied when the database is opened (authura \
              migrate); diesel records them in __diesel_schema_migrations"

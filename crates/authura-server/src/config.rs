@@ -378,21 +378,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     if hash_threads == 0 {
         r.problem("HASH_THREADS must be at least 1".into());
     }
-    let extra_ca_pem = r
-        .string("EXTRA_CA_FILE")
-        .and_then(|p| match std::fs::read(&p) {
-            Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
-                Some(pem)
-            }
-            Ok(_) => {
-                r.problem(format!("EXTRA_CA_FILE: {p} holds no PEM certificate"));
-                None
-            }
-            Err(e) => {
-                r.problem(format!("EXTRA_CA_FILE: cannot read {p}: {e}"));
-                None
-            }
-        });
+    let extra_ca_pem = read_extra_ca(r);
 
     let admin_role = r.role("ADMIN_ROLE", "admin");
     let default_role = r.role("DEFAULT_ROLE", "user");
@@ -454,31 +440,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         );
     }
 
-    let backend_name = r
-        .string("AUTH_BACKEND")
-        .unwrap_or_else(|| r.default("AUTH_BACKEND", "sqlite"));
-    let backend = match backend_name.as_str() {
-        "sqlite" => Some(BackendConfig::Sqlite {
-            path: PathBuf::from(
-                r.string("SQLITE_DB_PATH")
-                    .unwrap_or_else(|| r.default("SQLITE_DB_PATH", "./authura.db")),
-            ),
-            pool_size: r.number::<usize>("SQLITE_POOL_SIZE", 8).max(1),
-        }),
-        "postgres" => read_postgres(r, extra_ca_pem.clone()),
-        "hasura" => read_hasura(r, extra_ca_pem.clone()),
-        "http" => read_http(r, extra_ca_pem.clone()),
-        "ldap" => {
-            r.problem(format!(
-                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres, hasura, http)"
-            ));
-            None
-        }
-        other => {
-            r.problem(format!("AUTH_BACKEND: unknown backend {other:?} (expected sqlite, postgres, hasura, http or ldap)"));
-            None
-        }
-    };
+    let (backend_name, backend) = read_backend(r, extra_ca_pem.as_ref());
     // The initial user's variables are named after the backend (SPEC §2); the other backend's
     // are ignored, with a warning.
     let (prefix, other) = if backend_name == "postgres" {
@@ -584,6 +546,72 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         effective: BTreeMap::new(),
         warnings: Vec::new(),
     })
+}
+
+/// `EXTRA_CA_FILE`: the PEM bundle, checked to hold a certificate.
+fn read_extra_ca(r: &mut Reader) -> Option<Vec<u8>> {
+    r.string("EXTRA_CA_FILE")
+        .and_then(|p| match std::fs::read(&p) {
+            Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
+                Some(pem)
+            }
+            Ok(_) => {
+                r.problem(format!("EXTRA_CA_FILE: {p} holds no PEM certificate"));
+                None
+            }
+            Err(e) => {
+                r.problem(format!("EXTRA_CA_FILE: cannot read {p}: {e}"));
+                None
+            }
+        })
+}
+
+/// `AUTH_BACKEND` and the chosen backend's variables: the backend's name and its settings.
+fn read_backend(r: &mut Reader, extra_ca_pem: Option<&Vec<u8>>) -> (String, Option<BackendConfig>) {
+    let backend_name = r
+        .string("AUTH_BACKEND")
+        .unwrap_or_else(|| r.default("AUTH_BACKEND", "sqlite"));
+    let backend = match backend_name.as_str() {
+        "sqlite" => Some(BackendConfig::Sqlite {
+            path: PathBuf::from(
+                r.string("SQLITE_DB_PATH")
+                    .unwrap_or_else(|| r.default("SQLITE_DB_PATH", "./authura.db")),
+            ),
+            pool_size: r.number::<usize>("SQLITE_POOL_SIZE", 8).max(1),
+        }),
+        "postgres" => read_postgres(r, extra_ca_pem.cloned()),
+        "hasura" => read_hasura(r, extra_ca_pem.cloned()),
+        "http" => read_http(r, extra_ca_pem.cloned()),
+        "ldap" => {
+            r.problem(format!(
+                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres, hasura, http)"
+            ));
+            None
+        }
+        other => {
+            r.problem(format!("AUTH_BACKEND: unknown backend {other:?} (expected sqlite, postgres, hasura, http or ldap)"));
+            None
+        }
+    };
+    (backend_name, backend)
+}
+
+/// Only what `authura migrate` needs: the backend (with `EXTRA_CA_FILE`). The rest of the
+/// configuration (token secrets, mail) is neither required nor checked, so a deploy step can
+/// migrate with the database's variables alone.
+///
+/// # Errors
+/// Every problem with those variables, at once.
+pub fn load_backend(sources: &Sources) -> Result<BackendConfig, ConfigError> {
+    let mut r = Reader::new(sources);
+    let extra_ca_pem = read_extra_ca(&mut r);
+    let (_, backend) = read_backend(&mut r, extra_ca_pem.as_ref());
+    match backend {
+        Some(backend) if r.problems.is_empty() => Ok(backend),
+        _ => Err(ConfigError {
+            problems: r.problems,
+        }),
+    }
 }
 
 /// `POSTGRES_DSN` (required, checked without connecting), `POSTGRES_POOL_SIZE` (10, at least

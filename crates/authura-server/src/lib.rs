@@ -35,7 +35,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             let deferred = std::sync::Arc::new(backend::DeferredStore::default());
             (deferred.clone(), Some((deferred, settings.clone())))
         }
-        _ => (backend::open(&config).await?, None),
+        _ => (backend::open(&config.backend).await?, None),
     };
     let state = app::build_state_with_store(&config, store).await?;
     if deferred.is_none() {

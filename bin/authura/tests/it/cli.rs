@@ -392,6 +392,35 @@ fn migrate_creates_the_users_table_once() {
 }
 
 #[test]
+fn migrate_needs_only_the_backend_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    // No token secrets, no mail: `check-config` would refuse this, `migrate` does not need it.
+    let vars = [("SQLITE_DB_PATH", "only-db.db")];
+    assert_eq!(
+        authura(&["check-config"], &vars, dir.path()).status.code(),
+        Some(2)
+    );
+    let out = authura(&["migrate"], &vars, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("migrations applied"), "{stderr}");
+    let db = std::fs::read(dir.path().join("only-db.db")).unwrap();
+    assert!(String::from_utf8_lossy(&db).contains("users_email_tenant_key"));
+    let out = authura(&["migrate", "status"], &vars, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A problem with the backend's own variables is still refused, listed like check-config's.
+    let out = authura(
+        &["migrate"],
+        &[("AUTH_BACKEND", "postgres"), ("POSTGRES_POOL_SIZE", "0")],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("POSTGRES_DSN is required"), "{stderr}");
+    assert!(stderr.contains("POSTGRES_POOL_SIZE"), "{stderr}");
+}
+
+#[test]
 fn flags_work_before_or_after_the_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
