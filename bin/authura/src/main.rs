@@ -126,7 +126,12 @@ fn main() -> ExitCode {
 /// `EXTRA_CA_FILE`), so a deploy step needs no token secrets or mail settings to run them.
 fn migrate(command: &str, sources: &Sources) -> ExitCode {
     let backend = match config::load_backend(sources) {
-        Ok(b) => b,
+        Ok((backend, warnings)) => {
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+            backend
+        }
         Err(e) => {
             eprint!("{e}");
             return ExitCode::from(2);

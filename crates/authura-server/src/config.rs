@@ -600,14 +600,16 @@ fn read_backend(r: &mut Reader, extra_ca_pem: Option<&Vec<u8>>) -> (String, Opti
 /// configuration (token secrets, mail) is neither required nor checked, so a deploy step can
 /// migrate with the database's variables alone.
 ///
+/// The warnings come with it (a `.env` typo, plain http with a credential).
+///
 /// # Errors
 /// Every problem with those variables, at once.
-pub fn load_backend(sources: &Sources) -> Result<BackendConfig, ConfigError> {
+pub fn load_backend(sources: &Sources) -> Result<(BackendConfig, Vec<String>), ConfigError> {
     let mut r = Reader::new(sources);
     let extra_ca_pem = read_extra_ca(&mut r);
     let (_, backend) = read_backend(&mut r, extra_ca_pem.as_ref());
     match backend {
-        Some(backend) if r.problems.is_empty() => Ok(backend),
+        Some(backend) if r.problems.is_empty() => Ok((backend, r.warnings)),
         _ => Err(ConfigError {
             problems: r.problems,
         }),

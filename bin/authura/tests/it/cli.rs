@@ -408,6 +408,13 @@ fn migrate_needs_only_the_backend_variables() {
     assert!(String::from_utf8_lossy(&db).contains("users_email_tenant_key"));
     let out = authura(&["migrate", "status"], &vars, dir.path());
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A `.env` typo is warned about here too.
+    std::fs::write(dir.path().join(".env"), "SQLITE_DB_PAHT=typo.db\n").unwrap();
+    let out = authura(&["migrate"], &vars, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("did you mean SQLITE_DB_PATH?"), "{stderr}");
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
     // A problem with the backend's own variables is still refused, listed like check-config's.
     let out = authura(
         &["migrate"],
