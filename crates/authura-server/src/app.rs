@@ -599,10 +599,15 @@ async fn request_log(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
-    let client = state_of(&req)
-        .and_then(|s| s.client_ip(req.request()))
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
+    // The client's address is looked up only when a line that shows it will be written.
+    let client = if tracing::enabled!(tracing::Level::INFO) {
+        state_of(&req)
+            .and_then(|s| s.client_ip(req.request()))
+            .map(|ip| ip.to_string())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     if path != "/healthz" && path != "/readyz" {
         tracing::debug!(%method, %path, %client, "request started");
     }
