@@ -410,7 +410,31 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A free port *below* the kernel's ephemeral range. A port from `bind(0)` is in that range, so
+/// while a cluster is stopped (the restart tests), the kernel could hand the same port to any
+/// other socket, as a listener's or a connection's local port; `start_again` then failed with
+/// "Address already in use" (seen in CI). Below the range, only another explicit pick can take
+/// it, and picks within this process never repeat.
 fn free_port() -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u32, ephemeral_low.max(10_500));
+    let span = to - from;
+    // Different processes start at different places; within one, picks walk on.
+    let base = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let offset = (base + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let Ok(port) = u16::try_from(from + offset) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
