@@ -103,17 +103,26 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     authura_server::logging::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    run(
+        tokio::runtime::Builder::new_multi_thread(),
+        authura_server::serve(config),
+    )
+}
+
+/// Runs `work` on a runtime from `builder`: exit 0 when it succeeds, 1 (with the error on
+/// standard error) when it fails or the runtime cannot start.
+fn run<E: std::fmt::Display>(
+    mut builder: tokio::runtime::Builder,
+    work: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(authura_server::serve(config)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("authura: {e}");
@@ -138,17 +147,7 @@ fn migrate(command: &str, sources: &Sources) -> ExitCode {
         }
     };
     authura_server::logging::init(config::LogFormat::Pretty);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    run(tokio::runtime::Builder::new_current_thread(), async {
         if command == "migrate" {
             authura_server::backend::migrate(&backend)
                 .await
@@ -161,14 +160,7 @@ fn migrate(command: &str, sources: &Sources) -> ExitCode {
                 .await
                 .map(|lines| lines.iter().for_each(|line| println!("{line}")))
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("authura: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 impl ServeArgs {

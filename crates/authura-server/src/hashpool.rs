@@ -155,12 +155,16 @@ impl Yielder {
     fn for_this_thread() -> Self {
         #[cfg(target_os = "linux")]
         {
+            // Said once: every hashing thread would fail the same way.
+            static WARNED: std::sync::Once = std::sync::Once::new();
             let timer = crate::yield_timer::YieldTimer::for_this_thread()
                 .map_err(|error| {
-                    tracing::warn!(
-                        %error,
-                        "no yield timer for a hashing thread; under a login flood, other requests may wait up to a scheduler tick"
-                    );
+                    WARNED.call_once(|| {
+                        tracing::warn!(
+                            %error,
+                            "no yield timer for the hashing threads; under a login flood, other requests may wait up to a scheduler tick"
+                        );
+                    });
                 })
                 .ok();
             Yielder { timer }
