@@ -18,6 +18,7 @@
 //!     pool_size: 10,
 //!     table: UsersTable::parse("users").expect("a valid table name"),
 //!     extra_ca_pem: None,
+//!     query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
 //! };
 //! let store = PgStore::connect(&settings).await?;
 //! store.ping().await?;

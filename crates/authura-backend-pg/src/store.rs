@@ -38,7 +38,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 const VERIFY_IDLE: Duration = Duration::from_secs(30);
 
 /// What [`PgStore::connect`] needs: `POSTGRES_DSN`, `POSTGRES_POOL_SIZE`,
-/// `POSTGRES_USERS_TABLE` and `EXTRA_CA_FILE`'s contents.
+/// `POSTGRES_USERS_TABLE`, `POSTGRES_TIMEOUT` and `EXTRA_CA_FILE`'s contents.
 #[derive(Debug, Clone)]
 pub struct PgSettings {
     /// A libpq DSN, URL (`postgres://user:pw@host:5432/db?sslmode=require`) or key/value
@@ -50,6 +50,15 @@ pub struct PgSettings {
     pub table: UsersTable,
     /// PEM certificates trusted for TLS in addition to the webpki roots.
     pub extra_ca_pem: Option<Vec<u8>>,
+    /// How long one statement may wait for PostgreSQL's answer before the call fails with
+    /// `Unavailable` and the connection is closed ([`PgSettings::DEFAULT_QUERY_TIMEOUT`]).
+    /// A write that timed out may still have been committed by the server.
+    pub query_timeout: Duration,
+}
+
+impl PgSettings {
+    /// `POSTGRES_TIMEOUT`'s default.
+    pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// A `UserStore` over one PostgreSQL table. Cloning is cheap and shares the pool.
@@ -59,6 +68,7 @@ pub struct PgStore {
     queries: Arc<Queries>,
     table: UsersTable,
     ssl_mode: SslMode,
+    query_timeout: Duration,
 }
 
 impl PgStore {
@@ -129,6 +139,7 @@ impl PgStore {
             queries: Arc::new(Queries::new(&settings.table)),
             table: settings.table.clone(),
             ssl_mode: opener.dsn.ssl_mode,
+            query_timeout: settings.query_timeout,
         };
         store.ping().await?;
         Ok(store)
@@ -144,14 +155,13 @@ impl PgStore {
             return Ok(false);
         };
         let mut conn = self.conn().await?;
-        let deleted = self
+        let query = self
             .queries
             .delete
             .bind::<BigInt, _>(id)
-            .bind::<Text, _>(tenant_key(tenant))
-            .execute(&mut *conn)
-            .await
-            .map_err(error::query)?;
+            .bind::<Text, _>(tenant_key(tenant));
+        let answer = self.within_deadline(query.execute(&mut *conn)).await;
+        let deleted = self.settle(conn, answer)?.map_err(error::query)?;
         Ok(deleted > 0)
     }
 
@@ -162,6 +172,30 @@ impl PgStore {
 
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
         self.pool.get().await.map_err(error::pool)
+    }
+
+    /// `query`'s answer, or `None` when PostgreSQL has not answered within the query timeout
+    /// (a server that stopped answering, or a connection silently cut by the network, which TCP
+    /// alone would notice only after many minutes).
+    async fn within_deadline<F: Future>(&self, query: F) -> Option<F::Output> {
+        tokio::time::timeout(self.query_timeout, query).await.ok()
+    }
+
+    /// Unwraps [`Self::within_deadline`]'s answer. A connection that did not answer is taken out
+    /// of the pool and closed: given to the next caller, it would still have the old query
+    /// pending.
+    fn settle<T>(
+        &self,
+        conn: Object<AsyncPgConnection>,
+        answer: Option<T>,
+    ) -> Result<T, StoreError> {
+        answer.ok_or_else(|| {
+            drop(Object::take(conn));
+            StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {} s",
+                self.query_timeout.as_secs_f64()
+            ))
+        })
     }
 }
 
@@ -186,12 +220,15 @@ impl UserStore for PgStore {
         email: &Email,
     ) -> Result<Option<User>, StoreError> {
         let mut conn = self.conn().await?;
-        self.queries
+        let query = self
+            .queries
             .find_by_email
             .bind::<Text, _>(email.as_str())
-            .bind::<Text, _>(tenant_key(tenant))
-            .get_result::<UserRow>(&mut *conn)
-            .await
+            .bind::<Text, _>(tenant_key(tenant));
+        let answer = self
+            .within_deadline(query.get_result::<UserRow>(&mut *conn))
+            .await;
+        self.settle(conn, answer)?
             .optional()
             .map_err(error::query)?
             .map(UserRow::into_user)
@@ -207,12 +244,15 @@ impl UserStore for PgStore {
             return Ok(None);
         };
         let mut conn = self.conn().await?;
-        self.queries
+        let query = self
+            .queries
             .find_by_id
             .bind::<BigInt, _>(id)
-            .bind::<Text, _>(tenant_key(tenant))
-            .get_result::<UserRow>(&mut *conn)
-            .await
+            .bind::<Text, _>(tenant_key(tenant));
+        let answer = self
+            .within_deadline(query.get_result::<UserRow>(&mut *conn))
+            .await;
+        self.settle(conn, answer)?
             .optional()
             .map_err(error::query)?
             .map(UserRow::into_user)
@@ -223,15 +263,18 @@ impl UserStore for PgStore {
         let mut conn = self.conn().await?;
         // One statement: the unique index rejects a taken (email, tenant) atomically, also
         // against concurrent creates, and RETURNING reads back exactly what was stored.
-        self.queries
+        let query = self
+            .queries
             .create
             .bind::<Text, _>(user.email.as_str())
             .bind::<Text, _>(user.role.as_str())
             .bind::<Text, _>(user.password_hash.as_str())
             .bind::<Nullable<Text>, _>(user.tenant.as_ref().map(TenantId::as_str))
-            .bind::<Nullable<Timestamptz>, _>(user.verified_at)
-            .get_result::<UserRow>(&mut *conn)
-            .await
+            .bind::<Nullable<Timestamptz>, _>(user.verified_at);
+        let answer = self
+            .within_deadline(query.get_result::<UserRow>(&mut *conn))
+            .await;
+        self.settle(conn, answer)?
             .map_err(error::query)?
             .into_user()
     }
@@ -248,16 +291,19 @@ impl UserStore for PgStore {
         let mut conn = self.conn().await?;
         // One statement, as for create: a conflicting email aborts it with nothing changed. An
         // absent change is NULL, and `coalesce` keeps the column's value.
-        self.queries
+        let query = self
+            .queries
             .update
             .bind::<Nullable<Text>, _>(changes.email.as_ref().map(Email::as_str))
             .bind::<Nullable<Text>, _>(changes.role.as_ref().map(Role::as_str))
             .bind::<Nullable<Text>, _>(changes.password_hash.as_ref().map(PasswordHash::as_str))
             .bind::<Nullable<Timestamptz>, _>(changes.verified_at)
             .bind::<BigInt, _>(id)
-            .bind::<Text, _>(tenant_key(tenant))
-            .get_result::<UserRow>(&mut *conn)
-            .await
+            .bind::<Text, _>(tenant_key(tenant));
+        let answer = self
+            .within_deadline(query.get_result::<UserRow>(&mut *conn))
+            .await;
+        self.settle(conn, answer)?
             .optional()
             .map_err(error::query)?
             .ok_or(StoreError::NotFound)?
@@ -267,13 +313,10 @@ impl UserStore for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         // Touches the users table, so a database without it is not "ready".
-        self.queries
-            .ping
-            .statement()
-            .execute(&mut *conn)
-            .await
-            .map(drop)
-            .map_err(error::query)
+        let answer = self
+            .within_deadline(self.queries.ping.statement().execute(&mut *conn))
+            .await;
+        self.settle(conn, answer)?.map(drop).map_err(error::query)
     }
 }
 

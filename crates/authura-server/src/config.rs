@@ -142,6 +142,7 @@ const KNOWN_VARIABLES: &[&str] = &[
     "POSTGRES_INITIAL_USER_PASSWORD",
     "POSTGRES_POOL_SIZE",
     "POSTGRES_USERS_TABLE",
+    "POSTGRES_TIMEOUT",
     "HTTP_URL",
     "HTTP_AUTH_HEADER_KEY",
     "HTTP_AUTH_HEADER_VALUE",
@@ -617,9 +618,10 @@ pub fn load_backend(sources: &Sources) -> Result<(BackendConfig, Vec<String>), C
 }
 
 /// `POSTGRES_DSN` (required, checked without connecting), `POSTGRES_POOL_SIZE` (10, at least
-/// 1) and `POSTGRES_USERS_TABLE` (users).
+/// 1), `POSTGRES_USERS_TABLE` (users) and `POSTGRES_TIMEOUT` (10s, the wait for one statement).
 fn read_postgres(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendConfig> {
     let dsn = r.secret("POSTGRES_DSN");
+    let query_timeout = r.positive_duration("POSTGRES_TIMEOUT", "10s");
     let pool_size = r.number::<usize>("POSTGRES_POOL_SIZE", 10);
     if pool_size == 0 {
         r.problem("POSTGRES_POOL_SIZE: expected at least 1".into());
@@ -650,6 +652,7 @@ fn read_postgres(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<Backen
         pool_size,
         table: table?,
         extra_ca_pem,
+        query_timeout: query_timeout?,
     }))
 }
 

@@ -214,6 +214,50 @@ impl Cluster {
         run(&mut self.pg_ctl(&["stop", "-m", "immediate", "-w"]))
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections stay
+    /// open and the kernel still accepts bytes and new connections, but nothing answers, as
+    /// with a hung host or a network that silently drops traffic.
+    ///
+    /// # Errors
+    /// When the server's processes cannot be found or signalled.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a [`Cluster::pause`]d server run again.
+    ///
+    /// # Errors
+    /// As [`Cluster::pause`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let text = fs::read_to_string(&pid_file)
+            .with_context(|| format!("reading {}", pid_file.display()))?;
+        let postmaster = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+            .with_context(|| format!("no pid in {}", pid_file.display()))?;
+        let mut pids = vec![postmaster.to_string()];
+        for entry in fs::read_dir("/proc")?.flatten() {
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: the command may hold spaces and parentheses.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if parent == Some(postmaster) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        run(Command::new("kill").arg(format!("-{signal}")).args(&pids))
+    }
+
     /// Starts the server again on the same port and data.
     ///
     /// # Errors

@@ -39,6 +39,7 @@ async fn store(db: &Database) -> Arc<dyn UserStore> {
         pool_size: 8,
         table: UsersTable::parse("users").unwrap(),
         extra_ca_pem: None,
+        query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
     })
     .await
     .unwrap();

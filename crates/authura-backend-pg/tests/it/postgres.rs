@@ -2,6 +2,8 @@
 //! case), other table names, the migration record, newer schemas and duplicates refused, TLS
 //! modes, losing and regaining the server, and `delete`.
 
+use std::time::Duration;
+
 use chrono::{TimeZone, Utc};
 
 use authura_backend_pg::{MigrationState, PgSettings, PgStore, UsersTable, status};
@@ -400,6 +402,53 @@ async fn a_lost_server_is_unavailable_until_it_returns() {
         .unwrap();
 }
 
+/// A server that stops answering (a hung host, a network that silently drops traffic) makes a
+/// call `Unavailable` after `query_timeout`, never a hang; the connection that did not answer
+/// is closed, and the same store works again once the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_is_unavailable_after_the_query_timeout() {
+    let cluster = Cluster::start().unwrap();
+    let store = PgStore::connect(&PgSettings {
+        dsn: Secret::new(cluster.url()),
+        pool_size: 1,
+        table: UsersTable::parse("users").unwrap(),
+        extra_ca_pem: None,
+        query_timeout: Duration::from_millis(500),
+    })
+    .await
+    .unwrap();
+    let user = store
+        .create(new_user("frozen@example.com", None))
+        .await
+        .unwrap();
+
+    cluster.pause().unwrap();
+    // The outer limit only tells a hang from an answer; the store's own deadline is 500 ms.
+    let limit = Duration::from_secs(60);
+    let find = tokio::time::timeout(limit, store.find_by_id(None, &user.id))
+        .await
+        .expect("find_by_id hung on a server that stopped answering");
+    match find {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("did not answer"), "{message}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // The pool's only connection was closed; a new one cannot be opened while the server is
+    // frozen, and that is `Unavailable` too.
+    let create = tokio::time::timeout(limit, store.create(new_user("thaw@example.com", None)))
+        .await
+        .expect("create hung on a server that stopped answering");
+    assert!(
+        matches!(create, Err(StoreError::Unavailable(_))),
+        "{create:?}"
+    );
+
+    cluster.resume().unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(store.find_by_id(None, &user.id).await.unwrap(), Some(user));
+}
+
 /// libpq's sslmode values against a server that accepts only TLS, with a certificate for
 /// 127.0.0.1 and localhost signed by a CA that is not in the webpki roots.
 #[tokio::test]
@@ -462,6 +511,7 @@ fn settings(db: &Database, table: &str) -> PgSettings {
         pool_size: 4,
         table: UsersTable::parse(table).unwrap(),
         extra_ca_pem: None,
+        query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
     }
 }
 
@@ -475,6 +525,7 @@ async fn connect_url(url: &str, extra_ca: Option<&[u8]>) -> Result<PgStore, Stor
         pool_size: 2,
         table: UsersTable::parse("users").unwrap(),
         extra_ca_pem: extra_ca.map(<[u8]>::to_vec),
+        query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
     })
     .await
 }

@@ -259,6 +259,7 @@ impl TestServer {
                 pool_size: 1,
                 table: UsersTable::parse("users").unwrap(),
                 extra_ca_pem: None,
+                query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
             })
             .await
             .unwrap()
