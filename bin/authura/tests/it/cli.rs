@@ -207,6 +207,14 @@ fn bad_configuration_exits_2_naming_the_variable() {
         ],
         "HASURA_TIMEOUT: ",
     );
+    check_refused(
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://u@localhost/app"),
+            ("POSTGRES_TIMEOUT", "0s"),
+        ],
+        "POSTGRES_TIMEOUT must be longer than zero",
+    );
     check_refused(&[("METRICS_ENABLED", "true")], "METRICS_ENABLED=true");
     check_refused(
         &[("JWT_ALGORITHM", "HS512")],
