@@ -225,9 +225,21 @@ pub async fn login(
         return Err(CoreError::EmailNotVerified);
     }
     let user = if check.needs_rehash {
-        // A legacy or weaker hash becomes Argon2id; a failure here must not fail the login.
-        match ctx.hasher.hash(password).await {
-            Ok(hash) => {
+        // A legacy or weaker hash becomes Argon2id. That is a write, so the hook hears of it
+        // first, as for any write; its refusal keeps the old hash. No failure here fails the
+        // login.
+        let allowed = ctx
+            .hook
+            .create_or_update_user(&HookUser::from(&user))
+            .await
+            .is_ok();
+        let hash = if allowed {
+            ctx.hasher.hash(password).await.ok()
+        } else {
+            None
+        };
+        match hash {
+            Some(hash) => {
                 let changes = UserChanges {
                     password_hash: Some(hash),
                     ..UserChanges::default()
@@ -237,7 +249,7 @@ pub async fn login(
                     .await
                     .unwrap_or(user)
             }
-            Err(_) => user,
+            _ => user,
         }
     } else {
         user

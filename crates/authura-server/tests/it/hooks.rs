@@ -121,6 +121,43 @@ async fn hook_failures_answer_their_status_and_write_nothing() {
         .ok();
 }
 
+/// Upgrading a legacy hash at login is a write like any other: the hook hears of it first.
+#[tokio::test]
+async fn a_legacy_hash_upgraded_at_login_goes_through_the_hook() {
+    use authura_core::types::{PasswordHash, UserChanges};
+
+    let hook = Scripted::start("/hook", Answer::new(200, "{}"))
+        .await
+        .unwrap();
+    let srv = TestServer::with(&[("HOOK_URL", hook.url.as_str())]).await;
+    srv.sign_up("go@example.com", PW).await;
+    let store = &srv.state.ctx.store;
+    let email = authura_core::Email::parse("go@example.com").unwrap();
+    let user = store.find_by_email(None, &email).await.unwrap().unwrap();
+    let legacy = PasswordHash::new(bcrypt::hash(PW, 4).unwrap());
+    let changes = UserChanges {
+        password_hash: Some(legacy),
+        ..UserChanges::default()
+    };
+    store.update(None, &user.id, changes).await.unwrap();
+    let before = hook.seen().len();
+
+    srv.login("go@example.com", PW).await;
+    let actions: Vec<String> = hook.seen()[before..]
+        .iter()
+        .map(|r| r.head.split_whitespace().nth(1).unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "/hook?action=create_or_update_user",
+            "/hook?action=get_user"
+        ]
+    );
+    let after = store.find_by_id(None, &user.id).await.unwrap().unwrap();
+    assert!(after.password_hash.as_str().starts_with("$argon2id$"));
+}
+
 #[tokio::test]
 async fn https_hooks_are_trusted_through_extra_ca_file_only() {
     let (hook, ca_pem) = Scripted::start_tls("/hook", Answer::new(200, r#"{"tls": true}"#))
