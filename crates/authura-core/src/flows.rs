@@ -224,33 +224,24 @@ pub async fn login(
     if user.verified_at.is_none() {
         return Err(CoreError::EmailNotVerified);
     }
-    let user = if check.needs_rehash {
-        // A legacy or weaker hash becomes Argon2id. That is a write, so the hook hears of it
-        // first, as for any write; its refusal keeps the old hash. No failure here fails the
-        // login.
-        let allowed = ctx
+    // A legacy or weaker hash becomes Argon2id. That is a write, so the hook hears of it first,
+    // as for any write; its refusal keeps the old hash. No failure here fails the login.
+    let user = if check.needs_rehash
+        && ctx
             .hook
             .create_or_update_user(&HookUser::from(&user))
             .await
-            .is_ok();
-        let hash = if allowed {
-            ctx.hasher.hash(password).await.ok()
-        } else {
-            None
+            .is_ok()
+        && let Ok(hash) = ctx.hasher.hash(password).await
+    {
+        let changes = UserChanges {
+            password_hash: Some(hash),
+            ..UserChanges::default()
         };
-        match hash {
-            Some(hash) => {
-                let changes = UserChanges {
-                    password_hash: Some(hash),
-                    ..UserChanges::default()
-                };
-                ctx.store
-                    .update(tenant, &user.id, changes)
-                    .await
-                    .unwrap_or(user)
-            }
-            _ => user,
-        }
+        ctx.store
+            .update(tenant, &user.id, changes)
+            .await
+            .unwrap_or(user)
     } else {
         user
     };

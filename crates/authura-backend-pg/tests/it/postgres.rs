@@ -409,11 +409,9 @@ async fn a_lost_server_is_unavailable_until_it_returns() {
 async fn a_server_that_stops_answering_is_unavailable_after_the_query_timeout() {
     let cluster = Cluster::start().unwrap();
     let store = PgStore::connect(&PgSettings {
-        dsn: Secret::new(cluster.url()),
         pool_size: 1,
-        table: UsersTable::parse("users").unwrap(),
-        extra_ca_pem: None,
         query_timeout: Duration::from_millis(500),
+        ..url_settings(&cluster.url(), None)
     })
     .await
     .unwrap();
@@ -520,14 +518,17 @@ async fn connect(db: &Database, table: &str) -> Result<PgStore, StoreError> {
 }
 
 async fn connect_url(url: &str, extra_ca: Option<&[u8]>) -> Result<PgStore, StoreError> {
-    PgStore::connect(&PgSettings {
+    PgStore::connect(&url_settings(url, extra_ca)).await
+}
+
+fn url_settings(url: &str, extra_ca: Option<&[u8]>) -> PgSettings {
+    PgSettings {
         dsn: Secret::new(url),
         pool_size: 2,
         table: UsersTable::parse("users").unwrap(),
         extra_ca_pem: extra_ca.map(<[u8]>::to_vec),
         query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
-    })
-    .await
+    }
 }
 
 fn state(version: u32, name: &str, applied: bool) -> MigrationState {

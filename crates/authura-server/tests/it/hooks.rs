@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use authura_testkit::scripted::{Answer, Scripted};
+use authura_testkit::scripted::{Answer, Scripted, Seen};
 use serde_json::json;
 
 use crate::harness::{PW, TestServer, s};
@@ -16,6 +16,13 @@ fn payload(token: &str) -> serde_json::Value {
             .unwrap(),
     )
     .unwrap()
+}
+
+/// The request target (path and query) of each call the hook saw.
+fn targets(seen: &[Seen]) -> Vec<&str> {
+    seen.iter()
+        .map(|r| r.head.split_whitespace().nth(1).unwrap_or(""))
+        .collect()
 }
 
 #[tokio::test]
@@ -46,12 +53,8 @@ async fn hook_data_reaches_the_user_the_token_and_the_env_claims() {
         .await;
     assert_eq!(me.ok()["user"]["hook_data"], json!({"plan": "pro"}));
     let seen = hook.seen();
-    let actions: Vec<&str> = seen
-        .iter()
-        .map(|r| r.head.split_whitespace().nth(1).unwrap_or(""))
-        .collect();
     assert_eq!(
-        actions,
+        targets(&seen),
         [
             "/authura/hook?action=create_or_update_user",
             "/authura/hook?action=get_user",
@@ -143,12 +146,8 @@ async fn a_legacy_hash_upgraded_at_login_goes_through_the_hook() {
     let before = hook.seen().len();
 
     srv.login("go@example.com", PW).await;
-    let actions: Vec<String> = hook.seen()[before..]
-        .iter()
-        .map(|r| r.head.split_whitespace().nth(1).unwrap_or("").to_owned())
-        .collect();
     assert_eq!(
-        actions,
+        targets(&hook.seen()[before..]),
         [
             "/hook?action=create_or_update_user",
             "/hook?action=get_user"
