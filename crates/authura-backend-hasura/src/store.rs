@@ -8,6 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use authura_core::error::with_causes;
 use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
 use authura_core::{Secret, StoreError, UserStore};
 
@@ -59,9 +60,12 @@ impl HasuraStore {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the HTTP client: {e}")))?;
+        let client = builder.build().map_err(|e| {
+            StoreError::Backend(with_causes(
+                format!("cannot build the HTTP client: {e}"),
+                std::error::Error::source(&e),
+            ))
+        })?;
         Ok(HasuraStore {
             client,
             url,

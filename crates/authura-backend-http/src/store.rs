@@ -9,6 +9,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use authura_core::error::with_causes;
 use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
 use authura_core::{Secret, StoreError, UserStore};
 
@@ -140,7 +141,12 @@ impl HttpStore {
             .redirect(reqwest::redirect::Policy::none())
             .tls_certs_merge(prepared.roots)
             .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                StoreError::Backend(with_causes(
+                    format!("cannot build the HTTP client: {e}"),
+                    std::error::Error::source(&e),
+                ))
+            })?;
         Ok(HttpStore {
             client,
             base: prepared.base,
@@ -317,16 +323,10 @@ fn unexpected(op: &str, status: StatusCode, body: &str) -> StoreError {
 /// A request that got no answer: refused, reset, timed out, TLS failed. All are `Unavailable`
 /// except an answer we could not read as HTTP, and a request we could not build.
 fn transport(op: &str, err: &reqwest::Error) -> StoreError {
-    let mut detail = format!("{op}: {}", without_url(err));
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !detail.contains(&text) {
-            detail.push_str(": ");
-            detail.push_str(&text);
-        }
-        source = cause.source();
-    }
+    let detail = with_causes(
+        format!("{op}: {}", without_url(err)),
+        std::error::Error::source(err),
+    );
     if err.is_builder() {
         StoreError::Backend(detail)
     } else {

@@ -87,17 +87,7 @@ pub(crate) fn open_failed(err: &tokio_postgres::Error) -> ConnectionError {
 /// The error and its causes, which carry the useful part ("connection refused", "invalid
 /// peer certificate: UnknownIssuer"). tokio-postgres never puts the password in them.
 fn describe(err: &tokio_postgres::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    authura_core::error::with_causes(err.to_string(), std::error::Error::source(err))
 }
 
 fn is_certificate_error(err: &tokio_postgres::Error) -> bool {

@@ -48,7 +48,7 @@ pub struct PgSettings {
     pub pool_size: usize,
     /// The users table.
     pub table: UsersTable,
-    /// PEM certificates trusted for TLS in addition to the webpki roots.
+    /// PEM certificates trusted for TLS in addition to the system's roots.
     pub extra_ca_pem: Option<Vec<u8>>,
     /// How long one statement may wait for PostgreSQL's answer before the call fails with
     /// `Unavailable` and the connection is closed ([`PgSettings::DEFAULT_QUERY_TIMEOUT`]).

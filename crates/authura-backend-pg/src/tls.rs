@@ -1,16 +1,15 @@
 //! The DSN and its TLS settings: libpq's `sslmode` values (tokio-postgres knows only three) and
 //! `sslrootcert`, read off the DSN before tokio-postgres parses the rest, and the rustls
-//! configuration (aws-lc-rs; webpki roots plus `EXTRA_CA_FILE` and `sslrootcert`) for each mode.
+//! configuration (aws-lc-rs; the system's roots plus `EXTRA_CA_FILE` and `sslrootcert`) for each mode.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use authura_core::StoreError;
@@ -29,7 +28,7 @@ pub enum SslMode {
     /// TLS required. Like libpq, the certificate is verified (its chain, not its host name)
     /// only when a root is given (`EXTRA_CA_FILE` or `sslrootcert`); otherwise not at all.
     Require,
-    /// TLS required, the chain verified against the webpki roots, `EXTRA_CA_FILE` and
+    /// TLS required, the chain verified against the system's roots, `EXTRA_CA_FILE` and
     /// `sslrootcert`; the host name is not checked.
     VerifyCa,
     /// As `VerifyCa`, and the certificate must name the host connected to.
@@ -115,40 +114,45 @@ impl Dsn {
 }
 
 /// The TLS connector for a mode: `extra_ca_pem` is `EXTRA_CA_FILE`, `root_pem` `sslrootcert`.
+///
+/// Certificates are verified against the operating system's trust store (as every other
+/// outgoing TLS client of Authura does) plus those two bundles. The store is read only for the
+/// modes that verify, so `prefer` still works on a machine that has none.
 pub(crate) fn connector(
     mode: SslMode,
     extra_ca_pem: Option<&[u8]>,
     root_pem: Option<&[u8]>,
 ) -> Result<MakeRustlsConnect, StoreError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut extra = 0;
+    let mut extra = Vec::new();
     for pem in [extra_ca_pem, root_pem].into_iter().flatten() {
         for cert in rustls_pemfile::certs(&mut &pem[..]) {
-            let cert = cert.map_err(|e| {
+            extra.push(cert.map_err(|e| {
                 StoreError::Backend(format!("cannot read a CA certificate for PostgreSQL: {e}"))
-            })?;
-            roots.add(cert).map_err(|e| {
-                StoreError::Backend(format!("cannot use a CA certificate for PostgreSQL: {e}"))
-            })?;
-            extra += 1;
+            })?);
         }
     }
-    let verify = match mode {
+    let check = match mode {
         SslMode::Disable | SslMode::Prefer => Check::Nothing,
-        SslMode::Require if extra == 0 => Check::Nothing,
+        SslMode::Require if extra.is_empty() => Check::Nothing,
         SslMode::Require | SslMode::VerifyCa => Check::Chain,
         SslMode::VerifyFull => Check::ChainAndName,
     };
-    let webpki =
-        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the TLS verifier: {e}")))?;
+    let chain = match check {
+        Check::Nothing => None,
+        Check::Chain | Check::ChainAndName => Some(
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, Arc::clone(&provider))
+                .map_err(|e| {
+                    StoreError::Backend(format!(
+                        "cannot build the TLS verifier for PostgreSQL: {e}"
+                    ))
+                })?,
+        ),
+    };
     let verifier = Arc::new(Verifier {
-        webpki,
+        chain,
         provider: Arc::clone(&provider),
-        check: verify,
+        check,
     });
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -167,11 +171,13 @@ enum Check {
     ChainAndName,
 }
 
-/// webpki's verifier, relaxed as libpq's modes are. The handshake signatures are always
-/// checked: the server must hold the key of the certificate it shows.
+/// The platform verifier (webpki over the system's roots and the extra ones), relaxed as libpq's
+/// modes are. The handshake signatures are always checked: the server must hold the key of the
+/// certificate it shows.
 #[derive(Debug)]
 struct Verifier {
-    webpki: Arc<WebPkiServerVerifier>,
+    /// `None` when nothing is checked (`check` is `Nothing`).
+    chain: Option<rustls_platform_verifier::Verifier>,
     provider: Arc<CryptoProvider>,
     check: Check,
 }
@@ -185,16 +191,10 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.check == Check::Nothing {
+        let Some(chain) = &self.chain else {
             return Ok(ServerCertVerified::assertion());
-        }
-        match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if self.check == Check::Chain => Ok(ServerCertVerified::assertion()),

@@ -64,3 +64,63 @@ impl From<crate::store::StoreError> for CoreError {
         }
     }
 }
+
+/// `text` followed by the messages of `source` and its own sources, each after `": "`, skipping
+/// those `text` already contains. Errors of HTTP, TLS and database clients keep the useful part
+/// ("connection refused", "No CA certificates were loaded from the system") in their sources,
+/// while their own message says only "builder error" or "error connecting".
+#[must_use]
+pub fn with_causes(mut text: String, source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut source = source;
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        inner: Option<Box<Layer>>,
+    }
+
+    fn layers(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |inner, &text| {
+                Some(Layer {
+                    text,
+                    inner: inner.map(Box::new),
+                })
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn causes_follow_the_message_once_each() {
+        let e = layers(&["builder error", "unexpected error", "no CA certificates"]);
+        assert_eq!(
+            with_causes(e.to_string(), std::error::Error::source(&e)),
+            "builder error: unexpected error: no CA certificates"
+        );
+        // A cause the message already carries is not repeated.
+        let e = layers(&["error connecting: refused", "refused"]);
+        assert_eq!(
+            with_causes(e.to_string(), std::error::Error::source(&e)),
+            "error connecting: refused"
+        );
+        assert_eq!(with_causes("alone".into(), None), "alone");
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use authura_core::CoreError;
 use authura_core::Secret;
+use authura_core::error::with_causes;
 use authura_core::hook::{Hook, HookData, HookUser};
 use authura_core::types::format_time;
 use serde_json::{Map, Value};
@@ -26,7 +27,7 @@ pub enum Error {
     HeaderValue,
     #[error("EXTRA_CA_FILE: {0}")]
     Ca(String),
-    #[error("cannot build the HTTP client: {0}")]
+    #[error("HOOK_URL: cannot build the HTTP client: {0}")]
     Client(String),
 }
 
@@ -75,7 +76,9 @@ impl HttpHook {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder.build().map_err(|e| Error::Client(e.to_string()))?;
+        let client = builder.build().map_err(|e| {
+            Error::Client(with_causes(e.to_string(), std::error::Error::source(&e)))
+        })?;
         Ok(HttpHook {
             client,
             url: settings.url,

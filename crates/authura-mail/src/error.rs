@@ -40,17 +40,8 @@ impl From<Error> for MailError {
 }
 
 /// An error and its sources on one line, skipping sources the error already prints.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = e.source();
-    }
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let text = authura_core::error::with_causes(error.to_string(), error.source());
     // lettre wraps some errors in a kind that prints the same words ("Connection error: Connection
     // error: ..."); say them once.
     let mut parts: Vec<&str> = text.split(": ").collect();

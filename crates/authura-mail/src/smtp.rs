@@ -1,5 +1,5 @@
 //! Delivery over SMTP with lettre: implicit TLS, required STARTTLS or plain (a local relay),
-//! rustls with the webpki roots plus an optional extra CA bundle, optional AUTH.
+//! rustls with the operating system's roots plus an optional extra CA bundle, optional AUTH.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -69,7 +69,7 @@ pub struct SmtpSettings {
     pub password: Option<Secret>,
     /// The `From` mailbox: `no-reply@example.com` or `Example <no-reply@example.com>`.
     pub from: String,
-    /// PEM certificates (`EXTRA_CA_FILE`) trusted in addition to the webpki roots.
+    /// PEM certificates (`EXTRA_CA_FILE`) trusted in addition to the system's roots.
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Bound on one delivery: connecting, TLS, login and the SMTP exchange.
     pub timeout: Duration,

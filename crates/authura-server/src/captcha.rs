@@ -48,9 +48,12 @@ impl Turnstile {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the captcha client: {e}"))?;
+        let client = builder.build().map_err(|e| {
+            authura_core::error::with_causes(
+                format!("cannot build the captcha client: {e}"),
+                std::error::Error::source(&e),
+            )
+        })?;
         Ok(Turnstile { client, settings })
     }
 

@@ -18,6 +18,11 @@ pub const GOOD: &[(&str, &str)] = &[
     ("MAIL_HOST", "dummy"),
 ];
 
+/// `GOOD` without the variable `name`.
+pub fn good_without(name: &str) -> Vec<(&'static str, &'static str)> {
+    GOOD.iter().copied().filter(|(k, _)| *k != name).collect()
+}
+
 /// Runs the binary in an empty directory with only `vars` set.
 pub fn authura(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Output {
     Command::new(BIN)
@@ -246,11 +251,7 @@ fn check_config_redacts_secrets_and_reads_files() {
     let secret_file = dir.path().join("refresh");
     std::fs::write(&secret_file, "refresh-from-file-0123456789abcdefghijk\n").unwrap();
     std::fs::write(dir.path().join("authura.toml"), "port = 8123\njwt_expiration = \"10m\"\nallowed_origins = [\"app.example.com\", \"https://x.example\"]\n").unwrap();
-    let mut vars: Vec<_> = GOOD
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "JWT_REFRESH_SECRET")
-        .collect();
+    let mut vars: Vec<_> = good_without("JWT_REFRESH_SECRET");
     let file = secret_file.to_str().unwrap().to_owned();
     vars.push(("JWT_REFRESH_SECRET_FILE", &file));
     vars.push(("JWT_EXPIRATION", "15m"));
@@ -717,11 +718,7 @@ fn asymmetric_keys_are_checked_at_startup() {
             "JWT_PREVIOUS_KEYS: secret 1 is shorter than 32 bytes",
         ],
     );
-    let without_secret: Vec<(&str, &str)> = GOOD
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "JWT_SECRET")
-        .collect();
+    let without_secret: Vec<(&str, &str)> = good_without("JWT_SECRET");
     let mut vars = without_secret.clone();
     vars.extend([("JWT_ALGORITHM", "ES256"), ("JWT_PRIVATE_KEY_FILE", &ed)]);
     refused(

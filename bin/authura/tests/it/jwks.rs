@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::cli::{ED25519, GOOD, P256, RSA2048, openssl_key};
+use crate::cli::{ED25519, GOOD, P256, RSA2048, good_without, openssl_key};
 use crate::run::{Proc, dev_link, post, spawn};
 
 const ISSUER: &str = "https://auth.example.com";
@@ -75,11 +75,7 @@ fn pyjwt_verify(proc: &Proc, token: &str, alg: &str) -> Value {
 
 /// `GOOD` with the access key `key_file` for `alg` instead of `JWT_SECRET`, plus iss/aud.
 fn vars<'a>(alg: &'a str, key_file: &'a str, previous: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
-    let mut v: Vec<(&str, &str)> = GOOD
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "JWT_SECRET")
-        .collect();
+    let mut v: Vec<(&str, &str)> = good_without("JWT_SECRET");
     v.extend([
         ("JWT_ALGORITHM", alg),
         ("JWT_PRIVATE_KEY_FILE", key_file),

@@ -6,10 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use authura_testkit::smtp::{SinkOptions, SinkTls, SmtpSink};
+use authura_testkit::smtp::{ReceivedMail, SinkOptions, SinkTls, SmtpSink};
 use serde_json::{Value, json};
 
-use crate::cli::GOOD;
+use crate::cli::{GOOD, good_without};
 
 const BIN: &str = env!("CARGO_BIN_EXE_authura");
 
@@ -99,6 +99,28 @@ pub(crate) async fn post(client: &reqwest::Client, url: String, body: Value) -> 
     res.json().await.unwrap()
 }
 
+/// Signs `email` up and returns the verification mail `sink` received.
+pub(crate) async fn signup_mail(
+    client: &reqwest::Client,
+    proc: &Proc,
+    sink: &SmtpSink,
+    email: &str,
+) -> ReceivedMail {
+    post(client, proc.url("/signup"), json!({ "email": email })).await;
+    sink.wait_for(email, Duration::from_secs(15)).await.unwrap()
+}
+
+/// The `token` parameter of a mailed link.
+pub(crate) fn link_token(link: &str) -> String {
+    url::Url::parse(link)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
 pub(crate) fn dev_link(log: &str) -> String {
     let at = log.rfind("token=").expect("a link in the log");
     log[at + 6..]
@@ -170,11 +192,7 @@ async fn logs_never_contain_secrets_at_any_level() {
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, sink.ca_pem().unwrap()).unwrap();
     let smtp_port = sink.port().to_string();
-    let mut vars = GOOD
-        .iter()
-        .copied()
-        .filter(|(k, _)| *k != "MAIL_HOST")
-        .collect::<Vec<_>>();
+    let mut vars = good_without("MAIL_HOST");
     vars.extend([
         ("MAIL_HOST", "localhost"),
         ("MAIL_PORT", smtp_port.as_str()),
@@ -195,25 +213,10 @@ async fn logs_never_contain_secrets_at_any_level() {
     ]);
     let mut proc = spawn(&["serve"], &vars, dir.path());
     let client = reqwest::Client::new();
-    post(
-        &client,
-        proc.url("/signup"),
-        json!({"email": "ann@example.com"}),
-    )
-    .await;
-    let mail = sink
-        .wait_for("ann@example.com", Duration::from_secs(15))
-        .await
-        .unwrap();
+    let mail = signup_mail(&client, &proc, &sink, "ann@example.com").await;
     assert!(mail.tls && mail.auth_user.as_deref() == Some("mailer"));
     let link = mail.link().unwrap();
-    let verify_token = url::Url::parse(&link)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .unwrap()
-        .1
-        .into_owned();
+    let verify_token = link_token(&link);
     let page = client.get(&link).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let v = post(

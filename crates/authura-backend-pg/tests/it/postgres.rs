@@ -448,7 +448,7 @@ async fn a_server_that_stops_answering_is_unavailable_after_the_query_timeout() 
 }
 
 /// libpq's sslmode values against a server that accepts only TLS, with a certificate for
-/// 127.0.0.1 and localhost signed by a CA that is not in the webpki roots.
+/// 127.0.0.1 and localhost signed by a CA that is not in the system's roots.
 #[tokio::test]
 async fn tls_modes_verify_as_libpq_does() {
     let (cluster, ca_pem) = Cluster::start_with_tls().unwrap();

@@ -211,7 +211,7 @@ async fn a_certificate_from_an_untrusted_ca_is_refused() {
     ] {
         let sink = sink(tls, Some(("mailer", "the-right-one")));
         let mut s = with_login(settings(&sink, "localhost", mode), "mailer", PASSWORD);
-        // Only the webpki roots.
+        // Only the system's roots.
         s.extra_ca_pem = None;
         check_refused(&sink, s.clone(), &["certificate"]).await;
         // Another CA is no better than none.
