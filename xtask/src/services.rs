@@ -15,7 +15,22 @@ const BROWSER_DRIVER_DIR: &str = "crates/authura-server/tests/browser";
 pub fn ensure_all() -> Result<()> {
     crate::postgres::ensure_installed()?;
     ensure_aiosmtpd()?;
+    ensure_trust_store()?;
     ensure_browser()
+}
+
+/// The system's CA bundle. Authura's TLS clients trust the operating system's store (plus
+/// `EXTRA_CA_FILE`); with none at all they refuse to start, so the tests that check a client
+/// *without* an extra CA need one (Debian's `ca-certificates`).
+fn ensure_trust_store() -> Result<()> {
+    const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+    if !Path::new(BUNDLE).exists() {
+        install_debian(&["ca-certificates"])?;
+        if !Path::new(BUNDLE).exists() {
+            bail!("{BUNDLE} is still missing after installing Debian's ca-certificates package");
+        }
+    }
+    Ok(())
 }
 
 /// A Python with PyJWT and cryptography: the independent JWT library the asymmetric-token tests
