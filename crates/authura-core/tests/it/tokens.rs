@@ -578,6 +578,34 @@ fn forged_access_tokens_are_refused() {
     assert!(!accepted(&with_aud("other"), &token));
     let no_aud = forge(h("ES256", Some(&es_kid)), &claims, ec_sign);
     assert!(!accepted(&api, &no_aud), "a token without aud");
+
+    // Issuer: the same rules, for the public-key path as for HS256.
+    let with_iss = |iss: &str| {
+        tokens_with(|s| {
+            s.access_key = private(&es_private);
+            s.issuer = Some(iss.into());
+        })
+        .unwrap()
+    };
+    let ours = with_iss("https://auth.example.com");
+    let token = access_token(&ours);
+    assert!(accepted(&ours, &token));
+    assert!(!accepted(&with_iss("https://other.example.com"), &token));
+    let no_iss = forge(h("ES256", Some(&es_kid)), &claims, ec_sign);
+    assert!(!accepted(&ours, &no_iss), "a token without iss");
+
+    // A payload changed after signing.
+    let genuine = forge(h("ES256", Some(&es_kid)), &claims, ec_sign);
+    let mut admin = claims.clone();
+    admin["sub"] = serde_json::json!("2");
+    let other = forge(h("ES256", Some(&es_kid)), &admin, ec_sign);
+    let parts = |t: &str| t.split('.').map(str::to_owned).collect::<Vec<_>>();
+    let (g, o) = (parts(&genuine), parts(&other));
+    let spliced = format!("{}.{}.{}", g[0], o[1], g[2]);
+    assert!(
+        !accepted(&t, &spliced),
+        "a payload swapped under a signature"
+    );
 }
 
 #[test]
