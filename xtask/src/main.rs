@@ -50,11 +50,11 @@ fn main() -> Result<()> {
 /// Prepares every service the suite needs, then runs it.
 fn test(extra: &[String]) -> Result<()> {
     services::ensure_all()?;
-    let pyjwt = services::ensure_pyjwt()?;
+    let python = services::ensure_python_libraries()?;
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace", "--all-targets"])
         .args(extra);
-    cmd.env("AUTHURA_PYJWT_PYTHON", pyjwt);
+    cmd.env("AUTHURA_TEST_PYTHON", python);
     // Tests that need a service fail, never skip, when it is missing; this says so explicitly.
     cmd.env("AUTHURA_TEST_SERVICES", "required");
     // Stopped and deleted when it goes out of scope, also on failure.

@@ -33,32 +33,48 @@ fn ensure_trust_store() -> Result<()> {
     Ok(())
 }
 
-/// A Python with PyJWT and cryptography: the independent JWT library the asymmetric-token tests
-/// verify our tokens with (through the published JWKS). Debian's `python3-jwt` and
-/// `python3-cryptography` when root (they land in `/usr/bin/python3`, which may not be the first
-/// `python3` on PATH), else pip. Returns the interpreter to use.
-pub fn ensure_pyjwt() -> Result<String> {
+/// A Python with the independent libraries the tests check Authura against: PyJWT with
+/// cryptography (tokens, through the published JWKS) and the Prometheus client (its parser reads
+/// `/metrics`). Debian's `python3-jwt`, `python3-cryptography` and `python3-prometheus-client`
+/// when root (they land in `/usr/bin/python3`, which may not be the first `python3` on PATH),
+/// else pip. Returns the interpreter to use.
+pub fn ensure_python_libraries() -> Result<String> {
     const INTERPRETERS: [&str; 2] = ["python3", "/usr/bin/python3"];
     let find = || {
         INTERPRETERS.into_iter().find(|p| {
-            succeeds(Command::new(p).args(["-c", "import jwt, cryptography; jwt.PyJWKClient"]))
+            succeeds(Command::new(p).args([
+                "-c",
+                "import jwt, cryptography, prometheus_client.parser; jwt.PyJWKClient",
+            ]))
         })
     };
     if let Some(p) = find() {
         return Ok(p.to_owned());
     }
     if is_root() {
-        install_debian(&["python3", "python3-jwt", "python3-cryptography"])?;
+        install_debian(&[
+            "python3",
+            "python3-jwt",
+            "python3-cryptography",
+            "python3-prometheus-client",
+        ])?;
     } else {
         eprintln!(
-            "xtask: installing PyJWT with cryptography (the tests' independent JWT verifier) with pip"
+            "xtask: installing PyJWT, cryptography and prometheus-client (the tests' independent checkers) with pip"
         );
         let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "pyjwt[crypto]"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "pyjwt[crypto]",
+                "prometheus-client",
+            ])
             .status();
     }
     find().map(str::to_owned).context(
-        "PyJWT is required by the JWKS tests: run `sudo apt-get install -y python3-jwt python3-cryptography` or `python3 -m pip install 'pyjwt[crypto]'`",
+        "PyJWT, cryptography and prometheus_client are required by the tests: run `sudo apt-get install -y python3-jwt python3-cryptography python3-prometheus-client` or `python3 -m pip install 'pyjwt[crypto]' prometheus-client`",
     )
 }
 

@@ -58,6 +58,8 @@ pub struct AppState {
     pub login_failures: crate::ratelimit::FailureLimiter,
     trusted_proxies: Vec<ipnet::IpNet>,
     pub mail_stats: Arc<MailStats>,
+    /// Request counters, when `METRICS_ENABLED=true`.
+    pub metrics: Option<crate::metrics::Metrics>,
     mail_queue: tokio::sync::mpsc::Sender<Mail>,
     multi_tenant: bool,
     tenant_header: String,
@@ -293,6 +295,9 @@ pub async fn build_state_with_store(
         ),
         trusted_proxies: config.trusted_proxies.clone(),
         mail_stats,
+        metrics: config
+            .metrics_enabled
+            .then(|| crate::metrics::Metrics::new(config.backend.name())),
         mail_queue,
         multi_tenant: config.multi_tenant,
         tenant_header: config.tenant_id_header.to_ascii_lowercase(),
@@ -395,6 +400,7 @@ pub fn app(
         .app_data(data)
         .service(resource("/healthz", Method::GET, healthz))
         .service(resource("/readyz", Method::GET, readyz))
+        .service(resource("/metrics", Method::GET, metrics))
         .service(resource(
             "/.well-known/jwks.json",
             Method::GET,
@@ -599,9 +605,18 @@ async fn request_log(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
+    let info = tracing::enabled!(tracing::Level::INFO);
+    // The state is held across the call only when something needs it afterwards.
+    let state = (info
+        || req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|s| s.metrics.is_some()))
+    .then(|| state_of(&req))
+    .flatten();
     // The client's address is looked up only when a line that shows it will be written.
-    let client = if tracing::enabled!(tracing::Level::INFO) {
-        state_of(&req)
+    let client = if info {
+        state
+            .as_ref()
             .and_then(|s| s.client_ip(req.request()))
             .map(|ip| ip.to_string())
             .unwrap_or_default()
@@ -616,7 +631,11 @@ async fn request_log(
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
+    if let Some(metrics) = state.as_ref().and_then(|s| s.metrics.as_ref()) {
+        metrics.observe(&path, status, elapsed);
+    }
+    let ms = elapsed.as_secs_f64() * 1000.0;
     if path == "/healthz" || path == "/readyz" {
         tracing::debug!(%method, %path, status, ms, "request");
     } else {
@@ -795,6 +814,16 @@ fn secret(s: String) -> Secret {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Prometheus's text format; 404 (as for any unknown path) unless `METRICS_ENABLED=true`.
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let metrics = state.metrics.as_ref().ok_or_else(ApiError::not_found)?;
+    let text = metrics.render(&state.mail_stats, state.hash_pool.stats());
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(text))
 }
 
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -81,9 +81,6 @@ const FUTURE_VARIABLES: &[(&str, &str)] = &[
     ("LDAP_ID_ATTRIBUTE", "the ldap backend"),
 ];
 
-/// Feature switches that are fine when off and refused when on, until their feature exists.
-const FUTURE_SWITCHES: &[(&str, &str)] = &[("METRICS_ENABLED", "metrics")];
-
 /// The variables this build reads (besides the future ones), for file-key checking.
 const KNOWN_VARIABLES: &[&str] = &[
     "HOST",
@@ -269,6 +266,8 @@ pub struct Config {
     pub signup_disabled: bool,
     /// `/token` with an empty password and an admin's Bearer token acts as the named user.
     pub impersonation_enabled: bool,
+    /// `METRICS_ENABLED`: serve `GET /metrics`.
+    pub metrics_enabled: bool,
     pub multi_tenant: bool,
     pub tenant_id_header: String,
     pub tokens: TokenSettings,
@@ -334,13 +333,6 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
             ));
         }
     }
-    for (name, feature) in FUTURE_SWITCHES {
-        if r.bool(name, false) {
-            r.problem(format!(
-                "{name}=true, but {feature} is not in this build yet"
-            ));
-        }
-    }
 
     let host = r
         .string("HOST")
@@ -394,6 +386,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     };
     let signup_disabled = r.bool("SIGNUP_DISABLED", false);
     let impersonation_enabled = r.bool("IMPERSONATION_ENABLED", false);
+    let metrics_enabled = r.bool("METRICS_ENABLED", false);
     let multi_tenant = r.bool("MULTI_TENANT_ENABLED", false);
     let tenant_id_header = r.header_name("TENANT_ID_HEADER", "X-Tenant-ID");
 
@@ -532,6 +525,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         allowed_redirect_urls,
         signup_disabled,
         impersonation_enabled,
+        metrics_enabled,
         multi_tenant,
         tenant_id_header,
         tokens: tokens?,

@@ -11,6 +11,7 @@ pub mod hashpool;
 pub mod html;
 pub mod jwks;
 pub mod logging;
+pub mod metrics;
 pub mod ratelimit;
 #[cfg(target_os = "linux")]
 mod yield_timer;
@@ -76,6 +77,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     if config.rate_per_minute > 0 {
         features.push("rate-limit");
+    }
+    if config.metrics_enabled {
+        features.push("metrics");
     }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

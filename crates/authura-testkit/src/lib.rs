@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod postgres;
+pub mod python;
 pub mod scripted;
 pub mod smtp;
 pub mod tls;

@@ -220,7 +220,10 @@ fn bad_configuration_exits_2_naming_the_variable() {
         ],
         "POSTGRES_TIMEOUT must be longer than zero",
     );
-    check_refused(&[("METRICS_ENABLED", "true")], "METRICS_ENABLED=true");
+    check_refused(
+        &[("METRICS_ENABLED", "sometimes")],
+        "METRICS_ENABLED: expected true or false, got \"sometimes\"",
+    );
     check_refused(
         &[("JWT_ALGORITHM", "HS512")],
         "JWT_ALGORITHM: expected HS256, RS256, ES256 or EdDSA",

@@ -33,28 +33,9 @@ assert thumbprint == jwk["kid"], (thumbprint, jwk["kid"])
 print(json.dumps(claims))
 "#;
 
-/// The Python with PyJWT and cryptography: `AUTHURA_PYJWT_PYTHON` (set by `cargo xtask test`,
-/// which installs them), else the first of `python3` and Debian's `/usr/bin/python3` that has
-/// them. Missing is a failure, never a skip.
-fn pyjwt_python() -> String {
-    if let Ok(p) = std::env::var("AUTHURA_PYJWT_PYTHON") {
-        return p;
-    }
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import jwt, cryptography"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("PyJWT is required: run `cargo xtask test`, or apt-get install python3-jwt python3-cryptography")
-        .to_owned()
-}
-
 /// Verifies `token` with PyJWT through the server's JWKS; the decoded claims.
 fn pyjwt_verify(proc: &Proc, token: &str, alg: &str) -> Value {
-    let out = Command::new(pyjwt_python())
+    let out = Command::new(authura_testkit::python::python())
         .args(["-c", PYJWT_CHECK])
         .args([
             &proc.url("/.well-known/jwks.json"),
@@ -291,7 +272,7 @@ async fn forged_tokens_are_refused_over_http() {
     let proc = spawn(&["serve"], &vars("ES256", &key, None), dir.path());
     let token = sign_up(&client, &proc, "ann@example.com").await;
     let kid = crate::run::header_kid(&token);
-    let out = Command::new(pyjwt_python())
+    let out = Command::new(authura_testkit::python::python())
         .args([
             "-c",
             FORGE,

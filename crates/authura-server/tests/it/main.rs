@@ -11,4 +11,5 @@ mod harness;
 mod hasura_backend;
 mod hooks;
 mod http_backend;
+mod metrics;
 mod postgres;
