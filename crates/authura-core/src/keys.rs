@@ -9,13 +9,12 @@ use std::sync::Arc;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
-    ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{KeyInit, Mac};
-use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -70,15 +69,6 @@ impl Algorithm {
     /// Whether the algorithm signs with a private key and verifies with a public one.
     pub fn is_asymmetric(self) -> bool {
         self != Algorithm::HS256
-    }
-
-    pub(crate) fn jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
-            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
-            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-        }
     }
 }
 
@@ -223,13 +213,7 @@ impl PrivateKey {
             other => return Err(format!("a {other} block is not a private key")),
         };
         let public = match &pair {
-            Pair::Rsa(k) => {
-                let p = k.public_key();
-                PublicKey::rsa(
-                    p.modulus().big_endian_without_leading_zero(),
-                    p.exponent().big_endian_without_leading_zero(),
-                )?
-            }
+            Pair::Rsa(k) => PublicKey::rsa(k.public_key())?,
             Pair::Ec(k) => PublicKey::ec_point(k.public_key().as_ref())?,
             Pair::Ed(k) => PublicKey::ed25519(k.public_key().as_ref())?,
         };
@@ -273,7 +257,8 @@ struct PublicInner {
     algorithm: Algorithm,
     kid: String,
     jwk: Map<String, Value>,
-    decoding: DecodingKey,
+    /// Parsed once; checks the signatures of tokens with this key's `alg`.
+    verifier: ParsedPublicKey,
 }
 
 impl fmt::Debug for PublicKey {
@@ -340,20 +325,23 @@ impl PublicKey {
         Value::Object(self.0.jwk.clone())
     }
 
-    pub(crate) fn decoding(&self) -> &DecodingKey {
-        &self.0.decoding
+    /// Whether `signature` (decoded) is this key's signature of `signing_input`, under the
+    /// key's own algorithm.
+    pub(crate) fn verifies(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        self.0.verifier.verify_sig(signing_input, signature).is_ok()
     }
 
     /// `RSAPublicKey` or RSA SPKI DER; empty error text when the DER is not RSA at all.
     fn rsa_der(der: &[u8]) -> Result<Self, String> {
         let key = aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| String::new())?;
-        PublicKey::rsa(
-            key.modulus().big_endian_without_leading_zero(),
-            key.exponent().big_endian_without_leading_zero(),
-        )
+        PublicKey::rsa(&key)
     }
 
-    fn rsa(n: &[u8], e: &[u8]) -> Result<Self, String> {
+    fn rsa(key: &aws_lc_rs::rsa::PublicKey) -> Result<Self, String> {
+        let (n, e) = (
+            key.modulus().big_endian_without_leading_zero(),
+            key.exponent().big_endian_without_leading_zero(),
+        );
         let bits = n.len() * 8;
         if bits < MIN_RSA_BITS {
             return Err(format!(
@@ -362,19 +350,21 @@ impl PublicKey {
         }
         let (n, e) = (URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e));
         let thumbprint = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-        let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
+        // `as_ref` is the key's RSAPublicKey DER.
+        let verifier = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key.as_ref())
+            .map_err(|e| format!("the RSA public key is not usable: {e}"))?;
         Ok(PublicKey::new(
             Algorithm::RS256,
             &thumbprint,
             json!({"kty": "RSA", "n": n, "e": e}),
-            decoding,
+            verifier,
         ))
     }
 
     /// An uncompressed P-256 point (`04 || x || y`).
     fn ec_point(point: &[u8]) -> Result<Self, String> {
         // Checks the point is on the curve.
-        ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        let verifier = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
             .map_err(|_| "the EC public key is not a valid P-256 point".to_owned())?;
         let (x, y) = match point {
             [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
@@ -382,30 +372,28 @@ impl PublicKey {
         };
         let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
         let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
         Ok(PublicKey::new(
             Algorithm::ES256,
             &thumbprint,
             json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
-            decoding,
+            verifier,
         ))
     }
 
     fn ed25519(raw: &[u8]) -> Result<Self, String> {
-        ParsedPublicKey::new(&ED25519, raw)
+        let verifier = ParsedPublicKey::new(&ED25519, raw)
             .map_err(|_| "the Ed25519 public key is not valid".to_owned())?;
         let x = URL_SAFE_NO_PAD.encode(raw);
         let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        let decoding = DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?;
         Ok(PublicKey::new(
             Algorithm::EdDSA,
             &thumbprint,
             json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
-            decoding,
+            verifier,
         ))
     }
 
-    fn new(algorithm: Algorithm, thumbprint: &str, jwk: Value, decoding: DecodingKey) -> Self {
+    fn new(algorithm: Algorithm, thumbprint: &str, jwk: Value, verifier: ParsedPublicKey) -> Self {
         let kid = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(thumbprint.as_bytes()));
         let mut jwk = match jwk {
             Value::Object(m) => m,
@@ -418,7 +406,7 @@ impl PublicKey {
             algorithm,
             kid,
             jwk,
-            decoding,
+            verifier,
         }))
     }
 }

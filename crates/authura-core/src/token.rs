@@ -11,7 +11,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::DecodingKey;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
@@ -20,7 +19,7 @@ use crate::error::CoreError;
 use crate::extension::{ClaimsExtension, ClaimsInput};
 use crate::hook::HookData;
 use crate::jws::{self, Compact, Expected, Hs256};
-use crate::keys::{AccessKey, Algorithm, PreviousKey};
+use crate::keys::{AccessKey, Algorithm, PreviousKey, PublicKey};
 use crate::mail::Action;
 use crate::types::{PasswordHash, Role, Secret, TenantId, User, UserId, format_time};
 
@@ -378,7 +377,7 @@ fn access_header(algorithm: Algorithm, kid: &str) -> String {
 }
 
 /// One key that verifies access tokens, prepared once: HS256 keys with their key schedule,
-/// public keys with jsonwebtoken's decoding key and validation.
+/// public keys parsed once (aws-lc-rs).
 #[derive(Clone)]
 struct Verifier {
     kid: String,
@@ -392,8 +391,8 @@ struct Verifier {
 #[derive(Clone)]
 enum Check {
     Hmac(Hs256),
-    /// The signature is checked by jsonwebtoken; the claims as for HS256, by `jws`.
-    Public(DecodingKey),
+    /// The signature is checked with the key parsed once (aws-lc-rs); the claims as for HS256.
+    Public(PublicKey),
 }
 
 impl std::fmt::Debug for Verifier {
@@ -412,7 +411,7 @@ impl Verifier {
             algorithm,
             check: match key {
                 PreviousKey::Hs256(s) => Check::Hmac(Hs256::new(s.expose().as_bytes())),
-                PreviousKey::Public(k) => Check::Public(k.decoding().clone()),
+                PreviousKey::Public(k) => Check::Public(k.clone()),
             },
         }
     }
@@ -423,13 +422,9 @@ impl Verifier {
     fn decode<T: DeserializeOwned>(&self, c: &Compact<'_>, expect: &Expected) -> Option<T> {
         let signed = match &self.check {
             Check::Hmac(mac) => mac.verifies(c),
-            Check::Public(decoding) => jsonwebtoken::crypto::verify(
-                c.signature,
-                c.signing_input.as_bytes(),
-                decoding,
-                self.algorithm.jwt(),
-            )
-            .unwrap_or(false),
+            Check::Public(key) => URL_SAFE_NO_PAD
+                .decode(c.signature)
+                .is_ok_and(|signature| key.verifies(c.signing_input.as_bytes(), &signature)),
         };
         signed.then(|| c.claims(expect)).flatten()
     }

@@ -390,6 +390,90 @@ fn every_algorithm_round_trips_with_its_kid() {
     }
 }
 
+/// The RSAPrivateKey (PKCS#1) inside a PKCS#8 PrivateKeyInfo: SEQUENCE { INTEGER version,
+/// SEQUENCE algorithm, OCTET STRING privateKey }.
+fn pkcs1_of_pkcs8(der: &[u8]) -> &[u8] {
+    // One DER element at the start of `b`: (header length, content length).
+    fn element(b: &[u8]) -> (usize, usize) {
+        match b[1] {
+            n if n < 0x80 => (2, usize::from(n)),
+            0x81 => (3, usize::from(b[2])),
+            0x82 => (4, usize::from(b[2]) << 8 | usize::from(b[3])),
+            other => panic!("unexpected DER length byte {other:#x}"),
+        }
+    }
+    let (outer, _) = element(der);
+    let mut rest = &der[outer..];
+    for _ in 0..2 {
+        let (h, len) = element(rest);
+        rest = &rest[h + len..];
+    }
+    assert_eq!(rest[0], 0x04, "an OCTET STRING");
+    let (h, len) = element(rest);
+    &rest[h..h + len]
+}
+
+/// Interoperability with an independent implementation (jsonwebtoken), both ways: tokens it
+/// signs with our key and `kid` verify here, and ours verify there through our published JWK.
+#[test]
+fn asymmetric_tokens_interoperate_with_jsonwebtoken() {
+    use base64::Engine as _;
+    use jsonwebtoken::{EncodingKey, Header};
+    for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+        let (private_pem, _) = key_pems(alg);
+        let key = PrivateKey::from_pem(&private_pem).unwrap();
+        let t = with_keys(AccessKey::Private(key.clone()), Vec::new());
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(
+                private_pem
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .collect::<String>(),
+            )
+            .unwrap();
+        let (jwt_alg, encoding) = match alg {
+            Algorithm::RS256 => (
+                jsonwebtoken::Algorithm::RS256,
+                EncodingKey::from_rsa_der(pkcs1_of_pkcs8(&der)),
+            ),
+            Algorithm::ES256 => (
+                jsonwebtoken::Algorithm::ES256,
+                EncodingKey::from_ec_der(&der),
+            ),
+            _ => (
+                jsonwebtoken::Algorithm::EdDSA,
+                EncodingKey::from_ed_der(&der),
+            ),
+        };
+        let mut header = Header::new(jwt_alg);
+        header.kid = Some(key.public_key().kid().to_owned());
+        let theirs = jsonwebtoken::encode(&header, &access_claims(), &encoding)
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert!(accepted(&t, &theirs), "{alg}: jsonwebtoken's token refused");
+        // Without the kid it is refused.
+        header.kid = None;
+        let no_kid = jsonwebtoken::encode(&header, &access_claims(), &encoding).unwrap();
+        assert!(!accepted(&t, &no_kid), "{alg}: accepted without a kid");
+
+        check_with_jsonwebtoken(&t, &access_token(&t), jwt_alg);
+    }
+}
+
+/// jsonwebtoken verifies `token` through the first key of `t`'s published JWKS.
+fn check_with_jsonwebtoken(t: &Tokens, token: &str, alg: jsonwebtoken::Algorithm) {
+    use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
+    let jwk: Jwk = serde_json::from_value(t.jwks()["keys"][0].clone()).unwrap();
+    let mut validation = Validation::new(alg);
+    validation.validate_aud = false;
+    let decoded = jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap_or_else(|e| panic!("{alg:?}: jsonwebtoken refused our token: {e}"));
+    assert_eq!(decoded.claims["purpose"], "access");
+}
+
 #[test]
 fn the_rfc_7638_thumbprint_is_the_kid() {
     use base64::Engine as _;
