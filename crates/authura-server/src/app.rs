@@ -490,24 +490,29 @@ fn exempt(req: &ServiceRequest) -> bool {
     matches!(req.path(), "/healthz" | "/readyz" | "/metrics")
 }
 
-fn state_of(req: &ServiceRequest) -> Option<web::Data<AppState>> {
-    req.app_data::<web::Data<AppState>>().cloned()
+/// The state, borrowed (middleware read it before passing the request on; no `Arc` clone).
+fn state_ref(req: &ServiceRequest) -> Option<&AppState> {
+    req.app_data::<web::Data<AppState>>().map(|d| &***d)
 }
 
 async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if !exempt(&req)
-        && !preflight
-        && let Some(state) = state_of(&req)
-        && let Some(client) = state.client_ip(req.request())
-        && let Err(wait) = state.limiter.check(client, Instant::now())
-    {
+    let wait = state_ref(&req)
+        .filter(|state| state.limiter.is_enabled() && !exempt(&req))
+        .filter(|_| {
+            // A CORS preflight is not counted.
+            !(req.method() == Method::OPTIONS
+                && req
+                    .headers()
+                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
+        })
+        .and_then(|state| {
+            let client = state.client_ip(req.request())?;
+            state.limiter.check(client, Instant::now()).err()
+        });
+    if let Some(wait) = wait {
         return Ok(req.error_response(ApiError::rate_limited(wait)));
     }
     next.call(req)
@@ -519,18 +524,18 @@ async fn host_check(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if let Some(state) = state_of(&req)
-        && let Some(allowed) = &state.allowed_hosts
-        && !exempt(&req)
-    {
-        let host = req
-            .headers()
-            .get(state.host_header.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(|h| h.trim().to_ascii_lowercase());
-        if !host.is_some_and(|h| allowed.contains(&h)) {
-            return Ok(req.error_response(ApiError::host_not_allowed()));
-        }
+    let refused = state_ref(&req).is_some_and(|state| {
+        state.allowed_hosts.as_ref().is_some_and(|allowed| {
+            let host = req
+                .headers()
+                .get(state.host_header.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|h| h.trim().to_ascii_lowercase());
+            !exempt(&req) && !host.is_some_and(|h| allowed.contains(&h))
+        })
+    });
+    if refused {
+        return Ok(req.error_response(ApiError::host_not_allowed()));
     }
     next.call(req)
         .await
@@ -605,18 +610,9 @@ async fn request_log(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = Instant::now();
     let (method, path) = (req.method().clone(), req.path().to_owned());
-    let info = tracing::enabled!(tracing::Level::INFO);
-    // The state is held across the call only when something needs it afterwards.
-    let state = (info
-        || req
-            .app_data::<web::Data<AppState>>()
-            .is_some_and(|s| s.metrics.is_some()))
-    .then(|| state_of(&req))
-    .flatten();
     // The client's address is looked up only when a line that shows it will be written.
-    let client = if info {
-        state
-            .as_ref()
+    let client = if tracing::enabled!(tracing::Level::INFO) {
+        state_ref(&req)
             .and_then(|s| s.client_ip(req.request()))
             .map(|ip| ip.to_string())
             .unwrap_or_default()
@@ -632,7 +628,15 @@ async fn request_log(
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     let elapsed = start.elapsed();
-    if let Some(metrics) = state.as_ref().and_then(|s| s.metrics.as_ref()) {
+    // The state, borrowed from the answered request (the request itself is not cloned: actix
+    // needs it unshared while routing). Every route and middleware of Authura answers errors as
+    // responses, so an `Err` here (which has no request to read) does not occur in practice.
+    if let Ok(r) = &res
+        && let Some(metrics) = r
+            .request()
+            .app_data::<web::Data<AppState>>()
+            .and_then(|s| s.metrics.as_ref())
+    {
         metrics.observe(&path, status, elapsed);
     }
     let ms = elapsed.as_secs_f64() * 1000.0;

@@ -34,6 +34,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether requests are limited at all (`RATE_PER_MINUTE` above 0).
+    pub fn is_enabled(&self) -> bool {
+        self.per_minute > 0
+    }
+
     /// Takes one token for `ip` at `now`: `Ok(())`, or `Err(seconds until one is available)`.
     ///
     /// # Errors
