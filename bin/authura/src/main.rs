@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use authura_server::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
+mod healthcheck;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "authura",
@@ -35,6 +37,22 @@ enum Command {
     CheckConfig(ServeArgs),
     /// Read a password from standard input and print its Argon2id hash.
     HashPassword,
+    /// Ask the service running on HOST:PORT whether it is alive (exit 0) or not (exit 1), for
+    /// container health checks.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct HealthcheckArgs {
+    /// Ask whether it is ready (`/readyz`: the backend answers) rather than alive (`/healthz`).
+    #[arg(long)]
+    ready: bool,
+    /// The service's address (default: HOST, with 0.0.0.0 meaning this machine).
+    #[arg(long)]
+    host: Option<String>,
+    /// The service's port (default: PORT).
+    #[arg(long)]
+    port: Option<u16>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -74,14 +92,9 @@ fn main() -> ExitCode {
             (Some(command), m.serve.over(cli.serve))
         }
         Some(Command::HashPassword) => return hash_password(),
+        Some(Command::Healthcheck(h)) => return health(cli.config, &h),
     };
-    let mut flags = BTreeMap::new();
-    if let Some(host) = args.host {
-        flags.insert("HOST".to_owned(), host);
-    }
-    if let Some(port) = args.port {
-        flags.insert("PORT".to_owned(), port.to_string());
-    }
+    let flags = listen_flags(args.host, args.port);
     let sources = Sources::from_process(cli.config, flags, args.dev);
     if let Some(command @ ("migrate" | "migrate-status")) = command {
         return migrate(command, &sources);
@@ -107,6 +120,46 @@ fn main() -> ExitCode {
         tokio::runtime::Builder::new_multi_thread(),
         authura_server::serve(config),
     )
+}
+
+/// `--host` and `--port` as the variables they set.
+fn listen_flags(host: Option<String>, port: Option<u16>) -> BTreeMap<String, String> {
+    let mut flags = BTreeMap::new();
+    if let Some(host) = host {
+        flags.insert("HOST".to_owned(), host);
+    }
+    if let Some(port) = port {
+        flags.insert("PORT".to_owned(), port.to_string());
+    }
+    flags
+}
+
+/// `healthcheck`: 0 when `/healthz` (or `/readyz`) answers 200, 1 otherwise (the reason on
+/// standard error), 2 when `HOST`/`PORT` are invalid.
+fn health(file: Option<PathBuf>, args: &HealthcheckArgs) -> ExitCode {
+    let flags = listen_flags(args.host.clone(), args.port);
+    let (host, port) = match config::load_listen(&Sources::from_process(file, flags, false)) {
+        Ok(listen) => listen,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = if args.ready { "/readyz" } else { "/healthz" };
+    match healthcheck::status(&host, port, path) {
+        Ok(200) => {
+            println!("{path}: 200");
+            ExitCode::SUCCESS
+        }
+        Ok(code) => {
+            eprintln!("{path}: {code}");
+            ExitCode::FAILURE
+        }
+        Err(why) => {
+            eprintln!("{path}: {why}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs `work` on a runtime from `builder`: exit 0 when it succeeds, 1 (with the error on

@@ -334,10 +334,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         }
     }
 
-    let host = r
-        .string("HOST")
-        .unwrap_or_else(|| r.default("HOST", "localhost"));
-    let port = r.number::<u16>("PORT", 9000);
+    let (host, port) = read_listen(r);
     let allowed_origins = r.list("ALLOWED_ORIGINS");
     let allowed_hosts = r.string("ALLOWED_HOSTS").map(|_| {
         r.list("ALLOWED_HOSTS")
@@ -609,6 +606,31 @@ pub fn load_backend(sources: &Sources) -> Result<(BackendConfig, Vec<String>), C
             problems: r.problems,
         }),
     }
+}
+
+/// `HOST` and `PORT` alone, from the same sources and with the same defaults as [`load`]: what
+/// `authura healthcheck` needs to reach the running service, with nothing else required.
+///
+/// # Errors
+/// A `PORT` that is not a port number.
+pub fn load_listen(sources: &Sources) -> Result<(String, u16), ConfigError> {
+    let mut r = Reader::new(sources);
+    let (host, port) = read_listen(&mut r);
+    if r.problems.is_empty() {
+        Ok((host, port))
+    } else {
+        Err(ConfigError {
+            problems: r.problems,
+        })
+    }
+}
+
+/// `HOST` (localhost) and `PORT` (9000).
+fn read_listen(r: &mut Reader) -> (String, u16) {
+    let host = r
+        .string("HOST")
+        .unwrap_or_else(|| r.default("HOST", "localhost"));
+    (host, r.number::<u16>("PORT", 9000))
 }
 
 /// `POSTGRES_DSN` (required, checked without connecting), `POSTGRES_POOL_SIZE` (10, at least
