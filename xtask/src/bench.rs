@@ -73,7 +73,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let sqlite = measure(&bin, "sqlite", &[], seconds)?;
     let pg = crate::postgres::start()?;
-    let dsn = pg.url();
+    let dsn = pg.url().to_owned();
     let postgres = measure(
         &bin,
         "postgres",
