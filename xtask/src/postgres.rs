@@ -1,5 +1,5 @@
 //! The throwaway PostgreSQL cluster `cargo xtask test` runs the suite against (and `bench`
-//! measures with): the testkit's [`authura_testkit::cluster`] (the system's `initdb`/`pg_ctl`,
+//! measures with): the testkit's `cluster` module (the system's `initdb`/`pg_ctl`,
 //! Debian's `postgresql` installed when missing and running as root), under
 //! `target/authura-pg/`. Its superuser URL goes to the tests in `AUTHURA_TEST_PG_URL`; the testkit
 //! gives each test its own database on it. It is stopped and deleted when the run ends, also
@@ -9,9 +9,16 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use authura_testkit::cluster::{Watched, binaries, start_watched};
 
 use crate::services;
+use cluster::{Watched, binaries, start_watched};
+
+/// The testkit's cluster module, compiled into xtask from its source: one way to start a test
+/// PostgreSQL, without making the test support crate a dependency of xtask (test support is never
+/// a normal dependency; see the tidy invariants). It uses only `std`, `anyhow` and `tempfile`.
+#[path = "../../crates/authura-testkit/src/cluster.rs"]
+#[allow(dead_code)] // The testkit's tests use more of it than xtask does.
+mod cluster;
 
 /// The variable the tests read the cluster's URL from (the testkit's `URL_VAR`).
 pub const URL_VAR: &str = "AUTHURA_TEST_PG_URL";

@@ -1,8 +1,8 @@
 //! PostgreSQL clusters from the system's `initdb`/`pg_ctl` (Debian package `postgresql`), on a
 //! free port of 127.0.0.1 with `fsync=off`: a cluster of a test's own ([`Cluster`]), and one
 //! that a watchdog stops whatever happens to this process ([`start_watched`]), which both the
-//! tests' shared cluster and `cargo xtask` use. Only `std` and `anyhow`, so `xtask` can use it
-//! without the rest of the testkit.
+//! tests' shared cluster and `cargo xtask` use. Only `std`, `anyhow` and `tempfile`: `xtask`
+//! compiles this file into itself (`#[path]`), since test support is never a normal dependency.
 //!
 //! As root, the server runs as the `postgres` user through `runuser` (PostgreSQL refuses to run
 //! as root), with its directory chowned to it.
