@@ -289,13 +289,13 @@ pub async fn refresh(
         .find_by_id(tenant, &UserId::from_subject(&claims.sub))
         .await?
         .ok_or(CoreError::InvalidToken)?;
-    if !fingerprints_match(
-        &claims.pwd,
-        &ctx.tokens.password_fingerprint(&user.password_hash),
-    ) {
+    let fingerprint = ctx.tokens.password_fingerprint(&user.password_hash);
+    if !fingerprints_match(&claims.pwd, &fingerprint) {
         return Err(CoreError::InvalidToken);
     }
-    signed_in(ctx, user, None).await
+    // The new refresh token carries the same fingerprint (the hook below sees the user but
+    // cannot change its password hash).
+    signed_in_with(ctx, user, None, Some(fingerprint)).await
 }
 
 /// An authenticated request: the bearer's claims and the user's *current* record.
@@ -510,10 +510,24 @@ async fn signed_in(
     user: User,
     actor: Option<&UserId>,
 ) -> Result<SignedIn, CoreError> {
+    signed_in_with(ctx, user, actor, None).await
+}
+
+/// [`signed_in`], with the user's password fingerprint when the caller has it already.
+async fn signed_in_with(
+    ctx: &Context,
+    user: User,
+    actor: Option<&UserId>,
+    fingerprint: Option<String>,
+) -> Result<SignedIn, CoreError> {
     let view = view(ctx, user).await?;
-    let tokens =
-        ctx.tokens
-            .issue_pair(&view.user, view.hook_data.as_ref(), actor, ctx.clock.now())?;
+    let tokens = ctx.tokens.issue_pair_with(
+        &view.user,
+        view.hook_data.as_ref(),
+        actor,
+        ctx.clock.now(),
+        fingerprint,
+    )?;
     Ok(SignedIn {
         user: view,
         tokens,

@@ -513,6 +513,19 @@ impl Tokens {
         actor: Option<&UserId>,
         now: DateTime<Utc>,
     ) -> Result<TokenPair, CoreError> {
+        self.issue_pair_with(user, hook_data, actor, now, None)
+    }
+
+    /// [`Tokens::issue_pair`], with `user`'s password fingerprint when the caller has just
+    /// computed it (a refresh compares it with the old token's), so it is not computed twice.
+    pub(crate) fn issue_pair_with(
+        &self,
+        user: &User,
+        hook_data: Option<&HookData>,
+        actor: Option<&UserId>,
+        now: DateTime<Utc>,
+        fingerprint: Option<String>,
+    ) -> Result<TokenPair, CoreError> {
         let s = &self.settings;
         let iat = now.timestamp();
         let input = ClaimsInput { user, hook_data };
@@ -520,7 +533,7 @@ impl Tokens {
         let verified_at = user.verified_at.as_ref().map(format_time);
         let actor = actor.map(ToString::to_string);
         let (mut access_jti, mut refresh_jti) = ([0u8; 36], [0u8; 36]);
-        let pwd = self.password_fingerprint(&user.password_hash);
+        let pwd = fingerprint.unwrap_or_else(|| self.password_fingerprint(&user.password_hash));
         // Serialized straight from borrowed fields: the same JSON as `AccessClaims` and
         // `RefreshClaims` (field for field, in the same order; tests decode into those).
         let access = AccessOut {

@@ -193,6 +193,22 @@ async fn signup_verify_login_refresh_user() {
     flows::current_user(&w.ctx, None, &again.tokens.access_token)
         .await
         .unwrap();
+    // The refresh token a refresh issues refreshes in turn: it carries the password fingerprint
+    // computed (once) to check the token it replaces.
+    let claims = |t: &str| {
+        w.ctx
+            .tokens
+            .verify_refresh(t, chrono::Utc::now())
+            .unwrap()
+            .pwd
+    };
+    assert_eq!(
+        claims(&again.tokens.refresh_token),
+        claims(&login.tokens.refresh_token)
+    );
+    flows::refresh(&w.ctx, None, &again.tokens.refresh_token)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
