@@ -39,7 +39,7 @@ pub struct HookSettings {
     pub auth_header: Option<(String, Secret)>,
     /// The whole call, connection included (`HOOK_TIMEOUT`).
     pub timeout: Duration,
-    /// PEM certificates trusted besides the built-in roots (`EXTRA_CA_FILE`).
+    /// PEM certificates trusted besides the system's roots (`EXTRA_CA_FILE`).
     pub extra_ca_pem: Option<Vec<u8>>,
 }
 

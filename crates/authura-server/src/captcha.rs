@@ -33,7 +33,7 @@ pub struct Turnstile {
 const MAX_RESPONSE_LEN: usize = 4096;
 
 impl Turnstile {
-    /// Builds the client, trusting `extra_ca_pem` besides the built-in roots.
+    /// Builds the client, trusting `extra_ca_pem` besides the system's roots.
     ///
     /// # Errors
     /// A message when the CA bundle or the client cannot be set up.
