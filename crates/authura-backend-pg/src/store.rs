@@ -318,6 +318,16 @@ impl UserStore for PgStore {
             .await;
         self.settle(conn, answer)?.map(drop).map_err(error::query)
     }
+
+    fn pool_status(&self) -> Option<authura_core::store::PoolStatus> {
+        let status = self.pool.status();
+        Some(authura_core::store::PoolStatus {
+            max: status.max_size,
+            open: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        })
+    }
 }
 
 /// The statements, built once from the validated table name; values are always parameters.

@@ -72,6 +72,25 @@ pub trait UserStore: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable` when it is not.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The backend's connection pool, for monitoring (`/metrics`); `None` for a backend without
+    /// one of its own to report (the default).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A snapshot of a backend's connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max: usize,
+    /// Connections open now, in use or idle.
+    pub open: usize,
+    /// Open connections idle in the pool.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }
 
 /// A user record as a backend read it, before validation: each backend turns its row into one.

@@ -823,7 +823,11 @@ async fn healthz() -> HttpResponse {
 /// Prometheus's text format; 404 (as for any unknown path) unless `METRICS_ENABLED=true`.
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let metrics = state.metrics.as_ref().ok_or_else(ApiError::not_found)?;
-    let text = metrics.render(&state.mail_stats, state.hash_pool.stats());
+    let text = metrics.render(
+        &state.mail_stats,
+        state.hash_pool.stats(),
+        state.ctx.store.pool_status(),
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -226,4 +226,8 @@ impl UserStore for DeferredStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.get()?.ping().await
     }
+
+    fn pool_status(&self) -> Option<authura_core::store::PoolStatus> {
+        self.inner.get().and_then(|store| store.pool_status())
+    }
 }

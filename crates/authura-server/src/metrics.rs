@@ -107,7 +107,12 @@ impl Metrics {
 
     /// The exposition: request counters and durations, mail and hashing counters, build and
     /// process information.
-    pub fn render(&self, mail: &MailStats, hashing: &PoolStats) -> String {
+    pub fn render(
+        &self,
+        mail: &MailStats,
+        hashing: &PoolStats,
+        backend_pool: Option<authura_core::store::PoolStatus>,
+    ) -> String {
         let mut out = String::with_capacity(8 * 1024);
         self.render_requests(&mut out);
         render_counters(
@@ -140,6 +145,33 @@ impl Metrics {
         ] {
             header(&mut out, name, help, "counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        if let Some(pool) = backend_pool {
+            for (name, help, value) in [
+                (
+                    "authura_backend_connections_max",
+                    "The most connections the backend's pool opens (POSTGRES_POOL_SIZE).",
+                    pool.max,
+                ),
+                (
+                    "authura_backend_connections_open",
+                    "Connections to the backend open now, in use or idle.",
+                    pool.open,
+                ),
+                (
+                    "authura_backend_connections_idle",
+                    "Open connections to the backend idle in the pool.",
+                    pool.idle,
+                ),
+                (
+                    "authura_backend_connections_waiting",
+                    "Requests waiting for a connection to the backend (the pool is exhausted).",
+                    pool.waiting,
+                ),
+            ] {
+                header(&mut out, name, help, "gauge");
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
         header(
             &mut out,
@@ -334,7 +366,7 @@ mod tests {
         m.observe("/user", 200, Duration::from_millis(3));
         m.observe("/user", 401, Duration::from_secs(20));
         m.observe("/nope/../etc", 404, Duration::from_micros(1));
-        let text = m.render(&MailStats::default(), &PoolStats::default());
+        let text = m.render(&MailStats::default(), &PoolStats::default(), None);
         for line in [
             "authura_http_requests_total{route=\"/user\",code=\"200\"} 2",
             "authura_http_requests_total{route=\"/user\",code=\"401\"} 1",

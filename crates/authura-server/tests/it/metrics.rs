@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::harness::{PW, ROOT, TestServer};
+use crate::harness::{Backend, PW, ROOT, ROOT_PW, TestServer};
 
 /// Every sample of a scrape, parsed by `prometheus_client.parser`: `[name, labels, value]`.
 const PARSE: &str = r#"
@@ -183,6 +183,14 @@ async fn metrics_count_requests_mail_and_hashing() {
     let hashes = |s: &Scrape| s.value("authura_password_hashes_total", json!({}));
     assert_eq!(hashes(&after) - hashes(&before), 1.0);
 
+    // SQLite reports no connection pool of its own.
+    assert!(
+        after
+            .0
+            .iter()
+            .all(|(n, ..)| !n.starts_with("authura_backend_connections"))
+    );
+
     // Build and process.
     assert_eq!(
         after.value(
@@ -220,4 +228,35 @@ async fn scrapes_are_not_rate_limited() {
             1.0
         );
     }
+}
+
+#[tokio::test]
+async fn the_postgres_pool_is_reported() {
+    crate::harness::on(Backend::Postgres, async {
+        let server = TestServer::with(&[("METRICS_ENABLED", "true")]).await;
+        server.login(ROOT, ROOT_PW).await;
+        let scrape = Scrape::of(&server).await;
+        let gauge = |name: &str| {
+            assert_eq!(scrape.type_of(name), "gauge");
+            scrape.value(name, json!({}))
+        };
+        // The harness's POSTGRES_POOL_SIZE.
+        assert_eq!(gauge("authura_backend_connections_max"), 4.0);
+        let (open, idle) = (
+            gauge("authura_backend_connections_open"),
+            gauge("authura_backend_connections_idle"),
+        );
+        // The login used a connection, which went back to the pool.
+        assert!((1.0..=4.0).contains(&open), "{open}");
+        assert!(idle >= 1.0 && idle <= open, "{idle} of {open}");
+        assert_eq!(gauge("authura_backend_connections_waiting"), 0.0);
+        assert_eq!(
+            scrape.value(
+                "authura_build_info",
+                json!({"version": env!("CARGO_PKG_VERSION"), "backend": "postgres"})
+            ),
+            1.0
+        );
+    })
+    .await;
 }
