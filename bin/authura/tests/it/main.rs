@@ -1,9 +1,11 @@
 //! The `authura` binary as an operator runs it: exit codes, `check-config`, `hash-password`,
-//! `serve --dev`, logs, shutdown, asymmetric tokens checked by an independent JWT library, and the
-//! trust store every outgoing TLS client uses.
+//! `healthcheck`, `serve --dev`, logs, shutdown, asymmetric tokens checked by an independent JWT
+//! library, the trust store every outgoing TLS client uses, and the binary as the Dockerfile
+//! starts and health-checks it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod dockerfile;
 mod health;
 mod jwks;
 mod readme;

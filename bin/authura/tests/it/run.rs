@@ -26,7 +26,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,9 +36,22 @@ fn free_port() -> u16 {
 
 pub(crate) fn spawn(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Proc {
     let port = free_port();
+    let port_text = port.to_string();
+    let mut all = args.to_vec();
+    all.extend(["--host", "127.0.0.1", "--port", &port_text]);
+    spawn_exactly(&all, vars, dir, port)
+}
+
+/// Starts the binary with exactly `args` and `vars` (nothing added); `port` is where it will
+/// listen, as those say.
+pub(crate) fn spawn_exactly(
+    args: &[&str],
+    vars: &[(&str, &str)],
+    dir: &std::path::Path,
+    port: u16,
+) -> Proc {
     let mut child = Command::new(BIN)
         .args(args)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
