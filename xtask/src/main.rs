@@ -30,6 +30,9 @@ fn main() -> Result<()> {
                 "-D",
                 "warnings",
             ]))?;
+            run(Command::new("cargo")
+                .args(["doc", "--workspace", "--no-deps", "--quiet"])
+                .env("RUSTDOCFLAGS", "-D warnings"))?;
             test(&args[1..])
         }
         Some("bench") => bench::run(&args[1..]),
@@ -38,7 +41,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
+                "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
   dist         build the release binary
   migrate [status | new NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect"
             );

@@ -1,6 +1,6 @@
 //! PostgreSQL clusters from the system's `initdb`/`pg_ctl` (Debian package `postgresql`), on a
-//! free port of 127.0.0.1 with `fsync=off`: a cluster of a test's own ([`Cluster`]), and one
-//! that a watchdog stops whatever happens to this process ([`start_watched`]), which both the
+//! free port of 127.0.0.1 with `fsync=off`: a cluster of a test's own (`Cluster`), and one
+//! that a watchdog stops whatever happens to this process (`start_watched`), which both the
 //! tests' shared cluster and `cargo xtask` use. Only `std`, `anyhow` and `tempfile`: `xtask`
 //! compiles this file into itself (`#[path]`), since test support is never a normal dependency.
 //!

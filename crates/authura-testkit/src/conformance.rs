@@ -11,7 +11,7 @@
 //! });
 //! ```
 //!
-//! Backends over SQL tables add `extra_columns: <expression>` (see [`conformance_tests!`]).
+//! Backends over SQL tables add `extra_columns: <expression>` (see [`conformance_tests!`](crate::conformance_tests)).
 //!
 //! When the store lives in something that must outlive the test (a temporary directory, a
 //! server process), return `(store, guard)`: the guard is dropped after the case.
