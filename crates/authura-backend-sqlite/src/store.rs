@@ -91,7 +91,7 @@ impl SqliteStore {
             .build()
             .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
 
-        let readers = Arc::new(Readers::new(&path, pool_size));
+        let readers = Arc::new(Readers::new(&path));
         let store = SqliteStore {
             pool,
             readers,

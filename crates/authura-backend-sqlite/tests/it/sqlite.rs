@@ -372,6 +372,103 @@ impl TempDb {
     }
 }
 
+/// Reads run on a connection per thread and per store: two stores on one thread read their own
+/// files, a write is seen by the next read on every thread, and a dropped store's read
+/// connections are closed, on this thread at once and on another at its next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_connections_are_per_thread_and_closed_with_their_store() {
+    let (a, b) = (TempDb::new(), TempDb::new());
+    let store_a = SqliteStore::open(&a.path, 1).await.unwrap();
+    let store_b = SqliteStore::open(&b.path, 1).await.unwrap();
+    let ann = store_a
+        .create(new_user("ann@example.com", None))
+        .await
+        .unwrap();
+    store_b
+        .create(new_user("bob@example.com", None))
+        .await
+        .unwrap();
+    let find = |s: &SqliteStore, address: &str| {
+        let s = s.clone();
+        let address = address.to_owned();
+        async move { s.find_by_email(None, &email(&address)).await.unwrap() }
+    };
+    assert!(find(&store_a, "ann@example.com").await.is_some());
+    assert!(find(&store_a, "bob@example.com").await.is_none());
+    assert!(find(&store_b, "bob@example.com").await.is_some());
+    assert!(find(&store_b, "ann@example.com").await.is_none());
+
+    // Another thread reads through store A (given a handle for each read, which it drops), then
+    // sees a change made after its first read.
+    let (tx, rx) = std::sync::mpsc::channel::<Option<SqliteStore>>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Option<String>>();
+    let b_path = b.path.clone();
+    let other = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        while let Ok(store) = rx.recv() {
+            let answer = rt.block_on(async {
+                match store {
+                    Some(a) => a
+                        .find_by_id(None, &UserId::from_subject("1"))
+                        .await
+                        .unwrap()
+                        .map(|u| u.role.as_str().to_owned()),
+                    // Any read through another store sweeps the dropped ones.
+                    None => {
+                        let b = SqliteStore::open(&b_path, 1).await.unwrap();
+                        b.ping().await.unwrap();
+                        None
+                    }
+                }
+            });
+            done_tx.send(answer).unwrap();
+        }
+    });
+    tx.send(Some(store_a.clone())).unwrap();
+    assert_eq!(done_rx.recv().unwrap().as_deref(), Some("user"));
+    let changes = UserChanges {
+        role: Some(Role::parse("admin").unwrap()),
+        ..UserChanges::default()
+    };
+    store_a.update(None, &ann.id, changes).await.unwrap();
+    tx.send(Some(store_a.clone())).unwrap();
+    assert_eq!(done_rx.recv().unwrap().as_deref(), Some("admin"));
+    assert!(open_fds(&a.path) >= 2, "this thread's and the other's");
+
+    // Dropped: this thread's connection closes with it, the other thread's at its next read.
+    drop(store_a);
+    tx.send(None).unwrap();
+    done_rx.recv().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while open_fds(&a.path) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} descriptors of a dropped store's database still open",
+            open_fds(&a.path)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(tx);
+    other.join().unwrap();
+}
+
+/// How many of this process's file descriptors are open on `db` (its WAL and shm included).
+fn open_fds(db: &Path) -> usize {
+    let db = std::fs::canonicalize(db).unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| {
+            target
+                .to_str()
+                .is_some_and(|t| t.starts_with(db.to_str().unwrap()))
+        })
+        .count()
+}
+
 fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
