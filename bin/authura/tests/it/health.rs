@@ -74,3 +74,16 @@ fn nothing_listening_answers_1_and_a_bad_port_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("PORT"), "{err}");
 }
+
+#[test]
+fn a_service_that_never_answers_fails_within_the_bound() {
+    // Listening (the kernel completes the handshake) but never reading or answering: a hung
+    // process.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    // It gives up (after its 5 s bound) rather than waiting as long as the connection lasts.
+    let (code, _, err) = healthcheck(&["--host", "127.0.0.1", "--port", &port], &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no answer from 127.0.0.1"), "{err}");
+    drop(listener);
+}
