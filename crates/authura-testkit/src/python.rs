@@ -36,3 +36,37 @@ pub fn python() -> String {
         })
         .to_owned()
 }
+
+/// Runs `script` (with `args`, and `stdin` on its standard input) under [`python`] and reads
+/// its standard output as JSON; `Err` holds its standard error when it fails.
+///
+/// # Panics
+/// When Python cannot be started or its output is not the JSON `T` expects.
+pub fn run_json<T: serde::de::DeserializeOwned>(
+    script: &str,
+    args: &[&str],
+    stdin: &[u8],
+) -> Result<T, String> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(python())
+        .args(["-c", script])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start Python: {e}"));
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin)
+            .unwrap_or_else(|e| panic!("cannot write to Python: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("Python did not finish: {e}"));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("Python's output is not the expected JSON: {e}")))
+}

@@ -35,23 +35,9 @@ print(json.dumps(claims))
 
 /// Verifies `token` with PyJWT through the server's JWKS; the decoded claims.
 fn pyjwt_verify(proc: &Proc, token: &str, alg: &str) -> Value {
-    let out = Command::new(authura_testkit::python::python())
-        .args(["-c", PYJWT_CHECK])
-        .args([
-            &proc.url("/.well-known/jwks.json"),
-            token,
-            alg,
-            AUDIENCE,
-            ISSUER,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "PyJWT refused the {alg} token: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let jwks = proc.url("/.well-known/jwks.json");
+    authura_testkit::python::run_json(PYJWT_CHECK, &[&jwks, token, alg, AUDIENCE, ISSUER], b"")
+        .unwrap_or_else(|e| panic!("PyJWT refused the {alg} token: {e}"))
 }
 
 /// `GOOD` with the access key `key_file` for `alg` instead of `JWT_SECRET`, plus iss/aud.
@@ -272,24 +258,12 @@ async fn forged_tokens_are_refused_over_http() {
     let proc = spawn(&["serve"], &vars("ES256", &key, None), dir.path());
     let token = sign_up(&client, &proc, "ann@example.com").await;
     let kid = crate::run::header_kid(&token);
-    let out = Command::new(authura_testkit::python::python())
-        .args([
-            "-c",
-            FORGE,
-            &key,
-            public.to_str().unwrap(),
-            &kid,
-            &token,
-            AUDIENCE,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let forged: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    let forged: Vec<(String, String)> = authura_testkit::python::run_json(
+        FORGE,
+        &[&key, public.to_str().unwrap(), &kid, &token, AUDIENCE],
+        b"",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     for (name, token) in forged {
         let want = if name == "genuine" { 200 } else { 401 };
         assert_eq!(user_status(&client, &proc, &token).await, want, "{name}");

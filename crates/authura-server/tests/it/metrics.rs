@@ -1,8 +1,6 @@
 //! `GET /metrics`: off by default; when on, counts that match what was asked, in a text format
 //! the Prometheus client's own parser reads.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::harness::{Backend, PW, ROOT, ROOT_PW, TestServer};
@@ -29,29 +27,13 @@ impl Scrape {
             "text/plain; version=0.0.4; charset=utf-8"
         );
         assert_eq!(res.headers["cache-control"], "no-store");
-        let mut child = Command::new(authura_testkit::python::python())
-            .args(["-c", PARSE])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(res.text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "the Prometheus parser refused the scrape: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            res.text
-        );
-        let samples: Vec<(String, Value, f64, String)> =
-            serde_json::from_slice(&out.stdout).unwrap();
+        let samples = authura_testkit::python::run_json(PARSE, &[], res.text.as_bytes())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the Prometheus parser refused the scrape: {e}\n{}",
+                    res.text
+                )
+            });
         Scrape(samples)
     }
 
