@@ -143,8 +143,13 @@ impl Metrics {
                 &hashing.rejected,
             ),
         ] {
-            header(&mut out, name, help, "counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            single(
+                &mut out,
+                name,
+                help,
+                "counter",
+                value.load(Ordering::Relaxed),
+            );
         }
         if let Some(pool) = backend_pool {
             for (name, help, value) in [
@@ -169,8 +174,7 @@ impl Metrics {
                     pool.waiting,
                 ),
             ] {
-                header(&mut out, name, help, "gauge");
-                let _ = writeln!(out, "{name} {value}");
+                single(&mut out, name, help, "gauge", value);
             }
         }
         header(
@@ -254,13 +258,13 @@ impl Metrics {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
-        header(
+        single(
             out,
             "process_start_time_seconds",
             "Start time of the process since the Unix epoch, in seconds.",
             "gauge",
+            started,
         );
-        let _ = writeln!(out, "process_start_time_seconds {started}");
         let Some(proc_self) = ProcSelf::read() else {
             return;
         };
@@ -290,8 +294,7 @@ impl Metrics {
                 proc_self.open_fds,
             ),
         ] {
-            header(out, name, help, kind);
-            let _ = writeln!(out, "{name} {value}");
+            single(out, name, help, kind, value);
         }
     }
 }
@@ -299,6 +302,12 @@ impl Metrics {
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A metric without labels: its header and its one sample.
+fn single(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    header(out, name, help, kind);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn render_counters(
