@@ -490,6 +490,14 @@ fn exempt(req: &ServiceRequest) -> bool {
     matches!(req.path(), "/healthz" | "/readyz" | "/metrics")
 }
 
+/// A CORS preflight: `OPTIONS` with `Access-Control-Request-Method`.
+fn is_preflight(req: &ServiceRequest) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
 /// The state, borrowed (middleware read it before passing the request on; no `Arc` clone).
 fn state_ref(req: &ServiceRequest) -> Option<&AppState> {
     req.app_data::<web::Data<AppState>>().map(|d| &***d)
@@ -499,15 +507,9 @@ async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // A CORS preflight is not counted.
     let wait = state_ref(&req)
-        .filter(|state| state.limiter.is_enabled() && !exempt(&req))
-        .filter(|_| {
-            // A CORS preflight is not counted.
-            !(req.method() == Method::OPTIONS
-                && req
-                    .headers()
-                    .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
-        })
+        .filter(|state| state.limiter.is_enabled() && !exempt(&req) && !is_preflight(&req))
         .and_then(|state| {
             let client = state.client_ip(req.request())?;
             state.limiter.check(client, Instant::now()).err()
@@ -524,16 +526,17 @@ async fn host_check(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let refused = state_ref(&req).is_some_and(|state| {
-        state.allowed_hosts.as_ref().is_some_and(|allowed| {
-            let host = req
-                .headers()
-                .get(state.host_header.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(|h| h.trim().to_ascii_lowercase());
-            !exempt(&req) && !host.is_some_and(|h| allowed.contains(&h))
-        })
-    });
+    let refused = !exempt(&req)
+        && state_ref(&req).is_some_and(|state| {
+            state.allowed_hosts.as_ref().is_some_and(|allowed| {
+                let host = req
+                    .headers()
+                    .get(state.host_header.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(|h| h.trim().to_ascii_lowercase());
+                !host.is_some_and(|h| allowed.contains(&h))
+            })
+        });
     if refused {
         return Ok(req.error_response(ApiError::host_not_allowed()));
     }
@@ -562,10 +565,7 @@ async fn html_results(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight = is_preflight(&req);
     let wants_html = html::prefers_html(
         req.headers()
             .get(header::ACCEPT)
