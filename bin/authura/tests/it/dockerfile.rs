@@ -102,13 +102,17 @@ fn the_image_starts_the_binary_and_its_healthcheck_passes() {
     let proc = spawn_exactly(&args, &vars, dir.path(), port);
     assert!(std::path::Path::new(&db).is_file());
 
-    let out = Command::new(BIN)
-        .args(&check[1..])
-        .current_dir(dir.path())
-        .env_clear()
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
+    // The HEALTHCHECK's command, in the image's environment.
+    let check_now = || {
+        Command::new(BIN)
+            .args(&check[1..])
+            .current_dir(dir.path())
+            .env_clear()
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = check_now();
     assert!(
         out.status.success(),
         "the HEALTHCHECK failed: {}",
@@ -116,11 +120,5 @@ fn the_image_starts_the_binary_and_its_healthcheck_passes() {
     );
     drop(proc);
     // And fails once the service is gone.
-    let out = Command::new(BIN)
-        .args(&check[1..])
-        .env_clear()
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(check_now().status.code(), Some(1));
 }
