@@ -74,17 +74,13 @@ async fn checks_run_in_the_contracts_order() {
     let siteverify = Scripted::start("/siteverify", Answer::new(200, r#"{"success": false}"#))
         .await
         .unwrap();
-    let srv = TestServer::with(&[
+    let mut vars = crate::captcha::captcha_vars(&siteverify);
+    vars.extend([
         ("MULTI_TENANT_ENABLED", "true"),
         ("SQLITE_INITIAL_USER", ""),
         ("SQLITE_INITIAL_USER_PASSWORD", ""),
-        ("CAPTCHA", "turnstile"),
-        ("TURNSTILE_SECRET_KEY", "turnstile-secret"),
-        ("TURNSTILE_SITE_KEY", "site-key-123"),
-        ("TURNSTILE_SCRIPT", "http://127.0.0.1:9/turnstile.js"),
-        ("TURNSTILE_VERIFY_URL", siteverify.url.as_str()),
-    ])
-    .await;
+    ]);
+    let srv = TestServer::with(&vars).await;
     // Not a Bearer token at all: refused as soon as authentication is checked.
     let bad = "Basic YW5uOnB3";
 
