@@ -42,14 +42,22 @@ pub async fn change_password(
     Body(body): Body<ChangePasswordBody>,
     bearer: Bearer,
 ) -> Answer {
-    let (old, new) = (Secret::new(body.old_password), Secret::new(body.new_password));
+    let (old, new) = (
+        Secret::new(body.old_password),
+        Secret::new(body.new_password),
+    );
     flows::change_password(state.ctx(), tenant.get(), bearer.token()?, old, new).await?;
     Ok(answer::empty())
 }
 
 /// `POST /change-email`: mails a confirmation link to the new address, unless it is in use
 /// (the same answer either way).
-pub async fn change_email(state: State, tenant: Tenant, body: Body<EmailBody>, bearer: Bearer) -> Answer {
+pub async fn change_email(
+    state: State,
+    tenant: Tenant,
+    body: Body<EmailBody>,
+    bearer: Bearer,
+) -> Answer {
     let token = bearer.token()?;
     let email = Email::parse(&body.email)?;
     let redirect_url = body.redirect_url.as_deref();
@@ -66,10 +74,23 @@ pub struct InviteBody {
 }
 
 /// `POST /invite`: an admin invites an address with a role; the link creates the user.
-pub async fn invite(state: State, tenant: Tenant, body: Body<InviteBody>, bearer: Bearer) -> Answer {
+pub async fn invite(
+    state: State,
+    tenant: Tenant,
+    body: Body<InviteBody>,
+    bearer: Bearer,
+) -> Answer {
     let token = bearer.token()?;
     let (email, role) = (Email::parse(&body.email)?, Role::parse(&body.role)?);
     let redirect_url = body.redirect_url.as_deref();
-    let mail = flows::invite(state.ctx(), tenant.get(), token, &email, &role, redirect_url).await;
+    let mail = flows::invite(
+        state.ctx(),
+        tenant.get(),
+        token,
+        &email,
+        &role,
+        redirect_url,
+    )
+    .await;
     answer::mailed(&state, mail.map(Some))
 }

@@ -35,12 +35,22 @@ pub struct EmailBody {
 }
 
 /// `POST /signup`: mails a verification link (the user is created when it is followed).
-pub async fn signup(state: State, tenant: Tenant, body: Body<EmailBody>, captcha: Captcha) -> Answer {
+pub async fn signup(
+    state: State,
+    tenant: Tenant,
+    body: Body<EmailBody>,
+    captcha: Captcha,
+) -> Answer {
     link_by_mail(&state, &tenant, &body, &captcha, flows::signup).await
 }
 
 /// `POST /reset-password`: mails a reset link if the user exists (the same answer either way).
-pub async fn reset_password(state: State, tenant: Tenant, body: Body<EmailBody>, captcha: Captcha) -> Answer {
+pub async fn reset_password(
+    state: State,
+    tenant: Tenant,
+    body: Body<EmailBody>,
+    captcha: Captcha,
+) -> Answer {
     link_by_mail(&state, &tenant, &body, &captcha, flows::reset_password).await
 }
 
@@ -59,7 +69,13 @@ async fn link_by_mail(
 ) -> Answer {
     let email = Email::parse(&body.email)?;
     captcha.check(&body.captcha).await?;
-    let mail = flow(state.ctx(), tenant.get(), &email, body.redirect_url.as_deref()).await;
+    let mail = flow(
+        state.ctx(),
+        tenant.get(),
+        &email,
+        body.redirect_url.as_deref(),
+    )
+    .await;
     answer::mailed(state, mail)
 }
 
