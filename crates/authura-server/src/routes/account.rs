@@ -28,7 +28,7 @@ pub async fn user(state: State, tenant: Tenant, bearer: Bearer) -> Answer {
     })))
 }
 
-/// The body of `/change-password`.
+/// The body of `/change-password` (no `Debug`: it carries passwords).
 #[derive(Deserialize)]
 pub struct ChangePasswordBody {
     old_password: String,

@@ -79,8 +79,8 @@ async fn link_by_mail(
     answer::mailed(state, mail)
 }
 
-/// The body of `/verify-email`.
-#[derive(Debug, Deserialize)]
+/// The body of `/verify-email` (no `Debug`: it carries a token and a password).
+#[derive(Deserialize)]
 pub struct VerifyBody {
     token: String,
     password: Option<String>,
@@ -96,7 +96,7 @@ pub async fn verify_email(state: State, tenant: Tenant, Body(body): Body<VerifyB
     })))
 }
 
-/// The body of `/token`.
+/// The body of `/token` (no `Debug`: it carries a password).
 #[derive(Deserialize)]
 pub struct TokenBody {
     email: String,
@@ -168,8 +168,8 @@ async fn password_login(
     }
 }
 
-/// The body of `/refresh`.
-#[derive(Debug, Deserialize)]
+/// The body of `/refresh` (no `Debug`: it carries a token).
+#[derive(Deserialize)]
 pub struct RefreshBody {
     refresh_token: String,
 }
