@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use authura_backend_pg::{PgSettings, PgStore};
 use authura_core::{StoreError, UserStore};
 
-use crate::app::StartError;
 use crate::config::BackendConfig;
+use crate::state::StartError;
 
 /// How long startup waits for an unreachable PostgreSQL before giving up (exit 1). Waiting
 /// does not fix a wrong password, database or certificate: those fail at once.

@@ -2,22 +2,27 @@
 //! the hashing pool, rate limiting, the HTML pages, and `ApiError`, the one place that chooses
 //! status codes. `bin/authura` is a thin shell around [`serve`].
 
-pub mod app;
+mod answer;
 pub mod backend;
 pub mod captcha;
 pub mod config;
 pub mod error;
+mod extract;
 pub mod hashpool;
 pub mod html;
-pub mod jwks;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
+mod middleware;
 pub mod ratelimit;
+pub mod routes;
+pub mod state;
 #[cfg(target_os = "linux")]
 mod yield_timer;
 
-pub use app::{AppState, Running, StartError, bind, build_state};
 pub use config::{Config, ConfigError, Sources, load};
+pub use listen::{Running, bind, bind_to};
+pub use state::{AppState, StartError, build_state, build_state_with_store, ensure_initial_user};
 
 /// Builds the service from `config`, binds it, prints the startup line, and serves until
 /// SIGINT/SIGTERM (in-flight requests get up to 30 s).
@@ -38,9 +43,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         }
         _ => (backend::open(&config.backend).await?, None),
     };
-    let state = app::build_state_with_store(&config, store).await?;
+    let state = build_state_with_store(&config, store).await?;
     if deferred.is_none() {
-        app::ensure_initial_user(&state.ctx, &config).await?;
+        ensure_initial_user(state.ctx(), &config).await?;
     }
     let running = bind(state, &config, 0)?;
     let connecting = deferred.map(|(deferred, settings)| {
@@ -54,7 +59,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 let store =
                     backend::connect_postgres(&settings, backend::POSTGRES_STARTUP_WAIT).await?;
                 deferred.set(std::sync::Arc::new(store));
-                app::ensure_initial_user(&state.ctx, &config).await
+                ensure_initial_user(state.ctx(), &config).await
             };
             let result = connected.await;
             if result.is_err() {
@@ -112,7 +117,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 /// logs what is still unsent rather than losing it silently.
 async fn drain_mail(state: &AppState, limit: std::time::Duration) {
     use std::sync::atomic::Ordering::Relaxed;
-    let stats = &state.mail_stats;
+    let stats = state.mail_stats();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let done =

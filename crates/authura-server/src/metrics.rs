@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::app::MailStats;
 use crate::hashpool::PoolStats;
+use crate::state::MailStats;
 
 /// The routes counted by name; any other path is `other`.
 pub const ROUTES: &[&str] = &[

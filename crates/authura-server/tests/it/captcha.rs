@@ -7,15 +7,19 @@ use serde_json::json;
 
 use crate::harness::{PW, TestServer};
 
-async fn with_captcha(siteverify: &Scripted) -> TestServer {
-    TestServer::with(&[
+/// The variables that turn Turnstile on, checked against `siteverify`.
+pub fn captcha_vars(siteverify: &Scripted) -> Vec<(&'static str, &str)> {
+    vec![
         ("CAPTCHA", "turnstile"),
         ("TURNSTILE_SECRET_KEY", "turnstile-secret"),
         ("TURNSTILE_SITE_KEY", "site-key-123"),
         ("TURNSTILE_SCRIPT", "http://127.0.0.1:9/turnstile.js"),
         ("TURNSTILE_VERIFY_URL", siteverify.url.as_str()),
-    ])
-    .await
+    ]
+}
+
+async fn with_captcha(siteverify: &Scripted) -> TestServer {
+    TestServer::with(&captcha_vars(siteverify)).await
 }
 
 #[tokio::test]

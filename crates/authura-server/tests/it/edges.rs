@@ -537,7 +537,7 @@ async fn failed_logins_lock_the_account_whether_or_not_it_exists() {
     }
     let dummies = srv
         .state
-        .hash_pool
+        .hash_pool()
         .stats()
         .verifications
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -558,7 +558,7 @@ async fn failed_logins_lock_the_account_whether_or_not_it_exists() {
     assert!((890..=900).contains(&retry), "{retry}");
     assert_eq!(
         srv.state
-            .hash_pool
+            .hash_pool()
             .stats()
             .verifications
             .load(std::sync::atomic::Ordering::Relaxed),

@@ -141,7 +141,7 @@ both_backends!(wrong_password_and_unknown_user_look_the_same_and_cost_a_hash);
 async fn wrong_password_and_unknown_user_look_the_same_and_cost_a_hash() {
     let srv = TestServer::start().await;
     srv.sign_up("ann@example.com", PW).await;
-    let stats = srv.state.hash_pool.stats();
+    let stats = srv.state.hash_pool().stats();
     let dummies = stats.dummy_verifications.load(Ordering::Relaxed);
     let wrong = srv
         .post(
@@ -171,7 +171,7 @@ async fn unverified_users_are_told_only_after_a_correct_password() {
     let srv = TestServer::start().await;
     let hash = authura_core::hash::hash_password(PW).unwrap();
     srv.state
-        .ctx
+        .ctx()
         .store
         .create(NewUser {
             email: authura_core::Email::parse("unv@example.com").unwrap(),

@@ -12,7 +12,7 @@ use authura_backend_pg::{PgSettings, PgStore, UsersTable};
 use authura_backend_sqlite::SqliteStore;
 use authura_core::{Secret, TenantId, UserId};
 use authura_server::config::{self, Sources};
-use authura_server::{AppState, app};
+use authura_server::{AppState, bind_to, build_state};
 use authura_testkit::postgres::Database;
 use authura_testkit::smtp::{ReceivedMail, SmtpSink};
 use reqwest::header::HeaderMap;
@@ -223,8 +223,8 @@ impl TestServer {
             ..Sources::default()
         })
         .unwrap_or_else(|e| panic!("{e}"));
-        let state = app::build_state(&config).await.unwrap();
-        let running = app::bind_to(state, &config, 1, Some(listener)).unwrap();
+        let state = build_state(&config).await.unwrap();
+        let running = bind_to(state, &config, 1, Some(listener)).unwrap();
         let handle = running.server.handle();
         tokio::spawn(running.server);
         let client = reqwest::Client::builder()
@@ -326,7 +326,7 @@ impl TestServer {
 
     /// How many mails the flows have asked for so far (queued before each response returns).
     pub fn mails_requested(&self) -> u64 {
-        self.state.mail_stats.queued.load(Ordering::Relaxed)
+        self.state.mail_stats().queued.load(Ordering::Relaxed)
     }
 
     /// The token in a mail's link.

@@ -134,7 +134,7 @@ async fn a_legacy_hash_upgraded_at_login_goes_through_the_hook() {
         .unwrap();
     let srv = TestServer::with(&[("HOOK_URL", hook.url.as_str())]).await;
     srv.sign_up("go@example.com", PW).await;
-    let store = &srv.state.ctx.store;
+    let store = &srv.state.ctx().store;
     let email = authura_core::Email::parse("go@example.com").unwrap();
     let user = store.find_by_email(None, &email).await.unwrap().unwrap();
     let legacy = PasswordHash::new(bcrypt::hash(PW, 4).unwrap());

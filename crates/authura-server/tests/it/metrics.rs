@@ -91,7 +91,7 @@ async fn metrics_count_requests_mail_and_hashing() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while server
         .state
-        .mail_stats
+        .mail_stats()
         .sent
         .load(std::sync::atomic::Ordering::Relaxed)
         == 0

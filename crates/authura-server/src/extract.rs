@@ -1,0 +1,296 @@
+//! What handlers take from a request: the [`Tenant`], the [`Body`], the [`Bearer`] token and the
+//! [`Captcha`] check.
+//!
+//! SPEC §3 checks a request in this order: rate limit, host (middleware), then tenant, body,
+//! captcha, authentication, and the flow's own rules. actix-web starts every argument's extractor
+//! at once and polls them in argument order, so a check that fails at once would overtake a body
+//! still arriving. Hence only [`Tenant`] (synchronous, always the first argument) and [`Body`]
+//! fail while extracting; [`Captcha`] and [`Bearer`] are checked by the handler, after the body,
+//! with [`Captcha::check`] and [`Bearer::token`].
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, web};
+use authura_core::{CoreError, TenantId};
+use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The shared state, as handlers take it.
+pub type State = web::Data<AppState>;
+
+/// The state of a request (always there: [`crate::routes::app`] installs it).
+fn state_of(req: &HttpRequest) -> Result<&AppState, ApiError> {
+    req.app_data::<State>()
+        .map(|data| &***data)
+        .ok_or_else(|| ApiError::internal("the application state is missing"))
+}
+
+/// The request's tenant: `TENANT_ID_HEADER`, else the host read from `HOST_HEADER` (port
+/// dropped); `None` when multi-tenancy is off. Neither, or an invalid tenant: 400
+/// `tenant_required`.
+#[derive(Debug)]
+pub struct Tenant(pub Option<TenantId>);
+
+impl Tenant {
+    /// The tenant, as the flows take it.
+    pub fn get(&self) -> Option<&TenantId> {
+        self.0.as_ref()
+    }
+
+    fn resolve(req: &HttpRequest) -> Result<Self, ApiError> {
+        let state = state_of(req)?;
+        if !state.multi_tenant() {
+            return Ok(Tenant(None));
+        }
+        let header_value = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let required = || ApiError::tenant_required(state.tenant_header());
+        let tenant = match header_value(state.tenant_header()) {
+            Some(t) => t.to_owned(),
+            None => match header_value(state.host_header()) {
+                Some(host) => strip_port(host).to_ascii_lowercase(),
+                None => return Err(required()),
+            },
+        };
+        TenantId::parse(&tenant)
+            .map(|t| Tenant(Some(t)))
+            .map_err(|_| required())
+    }
+}
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::resolve(req))
+    }
+}
+
+/// A body of at most [`BODY_LIMIT`] bytes, parsed as JSON when `Content-Type` is
+/// `application/json` or `+json`, else as a form: 400 `invalid_body` when it cannot be read or
+/// parsed, 413 `body_too_large` when it is (or says it is) larger than the limit.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T> std::ops::Deref for Body<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let json = is_json(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            let bytes = read_limited(payload, declared).await?;
+            let parsed = if json {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::invalid_body(format!("invalid JSON body: {e}")))
+            } else {
+                serde_urlencoded::from_bytes(&bytes)
+                    .map_err(|e| ApiError::invalid_body(format!("invalid form body: {e}")))
+            };
+            parsed.map(Body)
+        })
+    }
+}
+
+/// Whether the request's `Content-Type` is JSON (`application/json` or `…+json`).
+fn is_json(req: &HttpRequest) -> bool {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    content_type == "application/json" || content_type.ends_with("+json")
+}
+
+/// Reads the whole payload, refusing a declared or actual length over [`BODY_LIMIT`] without
+/// reading further.
+async fn read_limited(
+    mut payload: Payload,
+    declared: Option<usize>,
+) -> Result<web::BytesMut, ApiError> {
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(ApiError::body_too_large(BODY_LIMIT));
+    }
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid_body("the body could not be read"))?;
+        if bytes.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::body_too_large(BODY_LIMIT));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The `Authorization` header, checked as a Bearer token by [`Bearer::token`] (after the body:
+/// see the module's notes). Extracting it never fails.
+pub struct Bearer(Option<HeaderValue>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer([redacted])")
+    }
+}
+
+impl Bearer {
+    /// Whether the request has an `Authorization` header at all.
+    pub fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The token.
+    ///
+    /// # Errors
+    /// 401 `invalid_token` (with `WWW-Authenticate: Bearer`) when the header is missing, is not
+    /// `Bearer <token>`, or the token is empty.
+    pub fn token(&self) -> Result<&str, ApiError> {
+        self.0
+            .as_ref()
+            // UTF-8 rather than `HeaderValue::to_str`'s byte-by-byte check for visible ASCII:
+            // the token is checked strictly by its verifier, and this runs on every authorized
+            // request.
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CoreError::InvalidToken.into())
+    }
+}
+
+impl FromRequest for Bearer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // A header value shares the request's buffer: cloning it copies no bytes.
+        ready(Ok(Bearer(
+            req.headers().get(header::AUTHORIZATION).cloned(),
+        )))
+    }
+}
+
+/// The captcha check of a request, done by [`Captcha::check`] once the body is read. Nothing is
+/// looked up when no captcha is configured. Extracting it never fails.
+pub struct Captcha {
+    /// The state and the client's address, when a captcha is configured.
+    check: Option<(State, Option<IpAddr>)>,
+}
+
+impl std::fmt::Debug for Captcha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Captcha")
+            .field("configured", &self.check.is_some())
+            .finish()
+    }
+}
+
+impl Captcha {
+    /// Checks the captcha response in `fields` when a captcha is configured.
+    ///
+    /// # Errors
+    /// 400 `captcha_failed` when missing or rejected; 503 `captcha_unavailable` when it cannot
+    /// be checked.
+    pub async fn check(&self, fields: &CaptchaFields) -> Result<(), ApiError> {
+        let Some((state, client)) = &self.check else {
+            return Ok(());
+        };
+        match state.captcha() {
+            Some(turnstile) => turnstile.verify(fields.response(), *client).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromRequest for Captcha {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let check = req
+            .app_data::<State>()
+            .filter(|state| state.captcha().is_some())
+            .map(|state| (state.clone(), state.client_ip(req)));
+        ready(Ok(Captcha { check }))
+    }
+}
+
+/// The captcha response in a body, under either of its names (`captcha_token`, or the widget's
+/// `cf-turnstile-response` form field).
+#[derive(Debug, Default, Deserialize)]
+pub struct CaptchaFields {
+    captcha_token: Option<String>,
+    #[serde(rename = "cf-turnstile-response")]
+    cf_turnstile_response: Option<String>,
+}
+
+impl CaptchaFields {
+    /// The response, whichever name it came under.
+    pub fn response(&self) -> Option<&str> {
+        self.captcha_token
+            .as_deref()
+            .or(self.cf_turnstile_response.as_deref())
+    }
+}
+
+/// A host without its port (`[::1]:9000` is `::1`).
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h.trim_start_matches('['));
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped_from_tenant_hosts() {
+        assert_eq!(strip_port("example.com:9000"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:9000"), "::1");
+    }
+}

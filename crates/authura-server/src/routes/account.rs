@@ -1,0 +1,96 @@
+//! What a Bearer token does: `GET /user`, `POST /change-password`, `/change-email` and (for an
+//! admin) `/invite`.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use authura_core::flows;
+use authura_core::{Email, Role, Secret};
+use serde::Deserialize;
+
+use crate::answer::{self, Answer, UserAnswer, UserOut};
+use crate::extract::{Bearer, Body, State, Tenant};
+use crate::routes::auth::EmailBody;
+use crate::routes::resource;
+
+/// Registers this area's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/user", Method::GET, user))
+        .service(resource("/change-password", Method::POST, change_password))
+        .service(resource("/change-email", Method::POST, change_email))
+        .service(resource("/invite", Method::POST, invite));
+}
+
+/// `GET /user`: the token's user, read from the backend.
+pub async fn user(state: State, tenant: Tenant, bearer: Bearer) -> Answer {
+    let view = flows::current_user(state.ctx(), tenant.get(), bearer.token()?).await?;
+    Ok(answer::no_store(HttpResponse::Ok().json(UserAnswer {
+        user: UserOut::new(&state, &view),
+    })))
+}
+
+/// The body of `/change-password` (no `Debug`: it carries passwords).
+#[derive(Deserialize)]
+pub struct ChangePasswordBody {
+    old_password: String,
+    new_password: String,
+}
+
+/// `POST /change-password`: checks the old password; every earlier refresh token stops working.
+pub async fn change_password(
+    state: State,
+    tenant: Tenant,
+    Body(body): Body<ChangePasswordBody>,
+    bearer: Bearer,
+) -> Answer {
+    let (old, new) = (
+        Secret::new(body.old_password),
+        Secret::new(body.new_password),
+    );
+    flows::change_password(state.ctx(), tenant.get(), bearer.token()?, old, new).await?;
+    Ok(answer::empty())
+}
+
+/// `POST /change-email`: mails a confirmation link to the new address, unless it is in use
+/// (the same answer either way).
+pub async fn change_email(
+    state: State,
+    tenant: Tenant,
+    body: Body<EmailBody>,
+    bearer: Bearer,
+) -> Answer {
+    let token = bearer.token()?;
+    let email = Email::parse(&body.email)?;
+    let redirect_url = body.redirect_url.as_deref();
+    let mail = flows::change_email(state.ctx(), tenant.get(), token, &email, redirect_url).await;
+    answer::mailed(&state, mail)
+}
+
+/// The body of `/invite`.
+#[derive(Debug, Deserialize)]
+pub struct InviteBody {
+    email: String,
+    role: String,
+    redirect_url: Option<String>,
+}
+
+/// `POST /invite`: an admin invites an address with a role; the link creates the user.
+pub async fn invite(
+    state: State,
+    tenant: Tenant,
+    body: Body<InviteBody>,
+    bearer: Bearer,
+) -> Answer {
+    let token = bearer.token()?;
+    let (email, role) = (Email::parse(&body.email)?, Role::parse(&body.role)?);
+    let redirect_url = body.redirect_url.as_deref();
+    let mail = flows::invite(
+        state.ctx(),
+        tenant.get(),
+        token,
+        &email,
+        &role,
+        redirect_url,
+    )
+    .await;
+    answer::mailed(&state, mail.map(Some))
+}

@@ -1,0 +1,181 @@
+//! What needs no Bearer token: `POST /signup`, `/verify-email`, `/token` (a password login, or
+//! impersonation with an admin's token), `/refresh` and `/reset-password`.
+
+use std::time::Instant;
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use authura_core::flows::{self, Context, SignedIn};
+use authura_core::mail::Mail;
+use authura_core::{CoreError, Email, Secret, TenantId};
+use serde::Deserialize;
+
+use crate::answer::{self, Answer, SignedInAnswer, UserOut};
+use crate::error::ApiError;
+use crate::extract::{Bearer, Body, Captcha, CaptchaFields, State, Tenant};
+use crate::routes::resource;
+use crate::state::AppState;
+
+/// Registers this area's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/signup", Method::POST, signup))
+        .service(resource("/verify-email", Method::POST, verify_email))
+        .service(resource("/token", Method::POST, token))
+        .service(resource("/refresh", Method::POST, refresh))
+        .service(resource("/reset-password", Method::POST, reset_password));
+}
+
+/// The body of `/signup`, `/reset-password` and `/change-email`.
+#[derive(Debug, Deserialize)]
+pub struct EmailBody {
+    pub(crate) email: String,
+    pub(crate) redirect_url: Option<String>,
+    #[serde(flatten)]
+    pub(crate) captcha: CaptchaFields,
+}
+
+/// `POST /signup`: mails a verification link (the user is created when it is followed).
+pub async fn signup(
+    state: State,
+    tenant: Tenant,
+    body: Body<EmailBody>,
+    captcha: Captcha,
+) -> Answer {
+    link_by_mail(&state, &tenant, &body, &captcha, flows::signup).await
+}
+
+/// `POST /reset-password`: mails a reset link if the user exists (the same answer either way).
+pub async fn reset_password(
+    state: State,
+    tenant: Tenant,
+    body: Body<EmailBody>,
+    captcha: Captcha,
+) -> Answer {
+    link_by_mail(&state, &tenant, &body, &captcha, flows::reset_password).await
+}
+
+/// A captcha-protected request for a link by mail: the address, the captcha, then `flow`.
+async fn link_by_mail(
+    state: &AppState,
+    tenant: &Tenant,
+    body: &EmailBody,
+    captcha: &Captcha,
+    flow: impl AsyncFn(
+        &Context,
+        Option<&TenantId>,
+        &Email,
+        Option<&str>,
+    ) -> Result<Option<Mail>, CoreError>,
+) -> Answer {
+    let email = Email::parse(&body.email)?;
+    captcha.check(&body.captcha).await?;
+    let mail = flow(
+        state.ctx(),
+        tenant.get(),
+        &email,
+        body.redirect_url.as_deref(),
+    )
+    .await;
+    answer::mailed(state, mail)
+}
+
+/// The body of `/verify-email` (no `Debug`: it carries a token and a password).
+#[derive(Deserialize)]
+pub struct VerifyBody {
+    token: String,
+    password: Option<String>,
+}
+
+/// `POST /verify-email`: follows a mail link; answers the user and a token pair.
+pub async fn verify_email(state: State, tenant: Tenant, Body(body): Body<VerifyBody>) -> Answer {
+    let password = body.password.map(Secret::new);
+    let signed = flows::verify_email(state.ctx(), tenant.get(), &body.token, password).await?;
+    Ok(answer::no_store(HttpResponse::Ok().json(SignedInAnswer {
+        tokens: &signed.tokens,
+        user: UserOut::new(&state, &signed.user),
+    })))
+}
+
+/// The body of `/token` (no `Debug`: it carries a password).
+#[derive(Deserialize)]
+pub struct TokenBody {
+    email: String,
+    password: Option<String>,
+    #[serde(flatten)]
+    captcha: CaptchaFields,
+}
+
+/// `POST /token`: a password login (behind the captcha), or, with an empty password and an
+/// admin's Bearer token, impersonation.
+pub async fn token(
+    state: State,
+    tenant: Tenant,
+    Body(body): Body<TokenBody>,
+    captcha: Captcha,
+    bearer: Bearer,
+) -> Answer {
+    let email = Email::parse(&body.email)?;
+    let signed: SignedIn = match body.password {
+        Some(p) if !p.is_empty() || !bearer.is_present() => {
+            // Password logins need the captcha; impersonation (an admin's token) does not.
+            captcha.check(&body.captcha).await?;
+            password_login(&state, tenant.get(), &email, Secret::new(p)).await?
+        }
+        // An empty password with a Bearer token asks for impersonation.
+        _ if bearer.is_present() => {
+            flows::impersonate(state.ctx(), tenant.get(), bearer.token()?, &email).await?
+        }
+        _ => return Err(ApiError::invalid_body("missing field `password`")),
+    };
+    if let Some(admin) = &signed.actor {
+        // The audit trail of impersonation: who acted as whom.
+        tracing::info!(admin_id = %admin, user_id = %signed.user.user.id, tenant = ?tenant.get().map(TenantId::as_str), "impersonation: tokens issued");
+    }
+    Ok(answer::token_pair_answer(&signed.tokens))
+}
+
+/// A password login behind the per-account failure limit: a locked account (existing or not)
+/// is refused before any hashing; a wrong password counts; a right one clears the count.
+async fn password_login(
+    state: &AppState,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    password: Secret,
+) -> Result<SignedIn, ApiError> {
+    let key = format!(
+        "{}\u{0}{}",
+        tenant.map_or("", TenantId::as_str),
+        email.as_str()
+    );
+    if let Err(wait) = state.login_failures().check(&key, Instant::now()) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    match flows::login(state.ctx(), tenant, email, password).await {
+        Err(CoreError::InvalidCredentials) => {
+            state.login_failures().fail(&key, Instant::now());
+            Err(CoreError::InvalidCredentials.into())
+        }
+        // A correct password, verified or not.
+        Err(CoreError::EmailNotVerified) => {
+            state.login_failures().succeed(&key);
+            Err(CoreError::EmailNotVerified.into())
+        }
+        Err(e) => Err(e.into()),
+        Ok(signed) => {
+            state.login_failures().succeed(&key);
+            Ok(signed)
+        }
+    }
+}
+
+/// The body of `/refresh` (no `Debug`: it carries a token).
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+/// `POST /refresh`: a new token pair for a refresh token, the user read again.
+pub async fn refresh(state: State, tenant: Tenant, body: Body<RefreshBody>) -> Answer {
+    let signed = flows::refresh(state.ctx(), tenant.get(), &body.refresh_token).await?;
+    Ok(answer::token_pair_answer(&signed.tokens))
+}

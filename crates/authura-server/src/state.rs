@@ -1,0 +1,358 @@
+//! The state every request shares (`AppState`), how it is built from the configuration, the
+//! mail queue that sends mail after the response, and `StartError`, which names what failed.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use authura_core::CoreError;
+use authura_core::clock::SystemClock;
+use authura_core::flows::{self, Context, FlowSettings};
+use authura_core::hook::NoHook;
+use authura_core::mail::{Mail, Mailer};
+use authura_core::redirect::RedirectPolicy;
+use authura_core::store::UserStore;
+use authura_core::token::Tokens;
+
+use crate::captcha::Turnstile;
+use crate::config::{Config, MailConfig};
+use crate::hashpool::HashPool;
+use crate::metrics::Metrics;
+use crate::ratelimit::{FailureLimiter, RateLimiter};
+
+/// How many mails may wait for the sender before new ones are dropped.
+const MAIL_QUEUE: usize = 1024;
+
+/// Mail delivery counters.
+#[derive(Debug, Default)]
+pub struct MailStats {
+    /// Mails the flows asked for (queued for sending after the response).
+    pub queued: AtomicU64,
+    /// Mails the mailer accepted.
+    pub sent: AtomicU64,
+    /// Mails the mailer failed to send (logged).
+    pub failed: AtomicU64,
+    /// Mails dropped because the queue was full (logged).
+    pub dropped: AtomicU64,
+}
+
+/// Everything the handlers and middleware share, built once by [`build_state`].
+#[derive(Debug)]
+pub struct AppState {
+    ctx: Context,
+    hash_pool: HashPool,
+    limiter: RateLimiter,
+    captcha: Option<Turnstile>,
+    login_failures: FailureLimiter,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    mail_stats: Arc<MailStats>,
+    metrics: Option<Metrics>,
+    mail_queue: tokio::sync::mpsc::Sender<Mail>,
+    multi_tenant: bool,
+    /// `TENANT_ID_HEADER`, lower-cased.
+    tenant_header: String,
+    /// `HOST_HEADER`, lower-cased.
+    host_header: String,
+    allowed_hosts: Option<Vec<String>>,
+    /// `ALLOWED_ORIGINS`, lower-cased.
+    allowed_origins: Vec<String>,
+    /// `EXTERNAL_URL`'s origin, lower-cased.
+    external_origin: String,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The user backend could not be opened.
+    #[error("cannot open the {backend} backend: {detail}")]
+    Backend {
+        /// The backend's name (`AUTH_BACKEND`).
+        backend: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The mail templates or the SMTP client could not be set up.
+    #[error("mail: {0}")]
+    Mail(String),
+    /// The hook client could not be set up.
+    #[error("hook: {0}")]
+    Hook(String),
+    /// The captcha client could not be set up.
+    #[error("captcha: {0}")]
+    Captcha(String),
+    /// The token keys could not be loaded.
+    #[error("token keys: {0}")]
+    Keys(String),
+    /// The initial user could not be looked up or created.
+    #[error("initial user: {0}")]
+    InitialUser(String),
+    /// The listening address could not be used.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address, as configured.
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Any other I/O failure (the hashing threads, the server itself).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// The flows' context: store, hasher, hook, tokens, clock and settings.
+    pub fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The password-hashing pool.
+    pub fn hash_pool(&self) -> &HashPool {
+        &self.hash_pool
+    }
+
+    /// The per-client request limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Turnstile, when `CAPTCHA=turnstile`.
+    pub fn captcha(&self) -> Option<&Turnstile> {
+        self.captcha.as_ref()
+    }
+
+    /// Failed logins per account.
+    pub fn login_failures(&self) -> &FailureLimiter {
+        &self.login_failures
+    }
+
+    /// The mail counters.
+    pub fn mail_stats(&self) -> &MailStats {
+        &self.mail_stats
+    }
+
+    /// Request counters, when `METRICS_ENABLED=true`.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
+    }
+
+    /// Whether multi-tenancy is on.
+    pub fn multi_tenant(&self) -> bool {
+        self.multi_tenant
+    }
+
+    /// `TENANT_ID_HEADER`, lower-cased.
+    pub(crate) fn tenant_header(&self) -> &str {
+        &self.tenant_header
+    }
+
+    /// `HOST_HEADER`, lower-cased.
+    pub(crate) fn host_header(&self) -> &str {
+        &self.host_header
+    }
+
+    /// `ALLOWED_HOSTS`, when set.
+    pub(crate) fn allowed_hosts(&self) -> Option<&[String]> {
+        self.allowed_hosts.as_deref()
+    }
+
+    /// `ALLOWED_ORIGINS`, lower-cased.
+    pub(crate) fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// `EXTERNAL_URL`'s origin, lower-cased (always allowed by CORS).
+    pub(crate) fn external_origin(&self) -> &str {
+        &self.external_origin
+    }
+
+    /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
+    pub fn send_mail(&self, mail: Option<Mail>) {
+        let Some(mail) = mail else { return };
+        self.mail_stats.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.mail_queue.try_send(mail) {
+            self.mail_stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "mail queue full; mail dropped");
+        }
+    }
+
+    /// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if self.trusted_proxies.is_empty() {
+            return Some(peer);
+        }
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Some(crate::ratelimit::client_ip(
+            peer,
+            &forwarded,
+            &self.trusted_proxies,
+        ))
+    }
+}
+
+/// Opens the backend, the mailer and the hashing pool, and creates the initial user.
+///
+/// # Errors
+/// `StartError` naming what failed.
+pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
+    let store = crate::backend::open(&config.backend).await?;
+    let state = build_state_with_store(config, store).await?;
+    ensure_initial_user(&state.ctx, config).await?;
+    Ok(state)
+}
+
+/// Creates the configured initial admin (`*_INITIAL_USER`) unless a user with that email exists.
+///
+/// # Errors
+/// `StartError::InitialUser` when the backend fails or the password breaks the policy.
+pub async fn ensure_initial_user(ctx: &Context, config: &Config) -> Result<(), StartError> {
+    if let Some(initial) = &config.initial_user {
+        match ctx.store.find_by_email(None, &initial.email).await {
+            Ok(Some(_)) => tracing::info!(email = %initial.email, "initial user exists"),
+            Ok(None) => {
+                let created = flows::create_verified_user(
+                    ctx,
+                    None,
+                    &initial.email,
+                    initial.password.clone(),
+                    &config.admin_role,
+                )
+                .await;
+                match created {
+                    Ok(_) => {
+                        tracing::info!(email = %initial.email, role = %config.admin_role, "initial user created")
+                    }
+                    // Another instance starting at the same time created it first.
+                    Err(CoreError::EmailTaken) => {
+                        tracing::info!(email = %initial.email, "initial user exists")
+                    }
+                    Err(e) => return Err(StartError::InitialUser(e.to_string())),
+                }
+            }
+            Err(e) => return Err(StartError::InitialUser(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// [`build_state`] over a given store (embedders, and tests of other stores), without the
+/// initial user: call [`ensure_initial_user`] once the store is reachable.
+///
+/// # Errors
+/// `StartError` naming what failed.
+pub async fn build_state_with_store(
+    config: &Config,
+    store: Arc<dyn UserStore>,
+) -> Result<Arc<AppState>, StartError> {
+    // One TLS crypto provider for every client (lettre, later reqwest and ldap3).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mailer = mailer(config)?;
+    let tokens = Tokens::new(config.tokens.clone()).map_err(StartError::Keys)?;
+    let hash_pool = HashPool::for_threads(config.hash_threads)?;
+    let ctx = Context {
+        store,
+        hasher: Arc::new(hash_pool.clone()),
+        hook: match &config.hook {
+            Some(settings) => Arc::new(
+                authura_hooks::HttpHook::new(settings.clone())
+                    .map_err(|e| StartError::Hook(e.to_string()))?,
+            ),
+            None => Arc::new(NoHook),
+        },
+        tokens,
+        clock: Arc::new(SystemClock),
+        settings: FlowSettings {
+            admin_role: config.admin_role.clone(),
+            default_role: config.default_role.clone(),
+            signup_disabled: config.signup_disabled,
+            impersonation_enabled: config.impersonation_enabled,
+            policy: config.policy.clone(),
+            verify_redirect_url: config.verify_redirect_url.clone(),
+            redirects: RedirectPolicy::new(config.allowed_redirect_urls.clone()),
+        },
+    };
+    let mail_stats = Arc::new(MailStats::default());
+    let mail_queue = start_mail_sender(mailer, Arc::clone(&mail_stats));
+    Ok(Arc::new(AppState {
+        ctx,
+        hash_pool,
+        limiter: RateLimiter::new(config.rate_per_minute),
+        captcha: match &config.captcha {
+            Some(settings) => Some(
+                Turnstile::new(settings.clone(), config.extra_ca_pem.as_deref())
+                    .map_err(StartError::Captcha)?,
+            ),
+            None => None,
+        },
+        login_failures: FailureLimiter::new(
+            config.login_failures_per_account,
+            config.login_failure_window,
+        ),
+        trusted_proxies: config.trusted_proxies.clone(),
+        mail_stats,
+        metrics: config
+            .metrics_enabled
+            .then(|| Metrics::new(config.backend.name())),
+        mail_queue,
+        multi_tenant: config.multi_tenant,
+        tenant_header: config.tenant_id_header.to_ascii_lowercase(),
+        host_header: config.host_header.to_ascii_lowercase(),
+        allowed_hosts: config.allowed_hosts.clone(),
+        allowed_origins: config
+            .allowed_origins
+            .iter()
+            .map(|o| o.to_ascii_lowercase())
+            .collect(),
+        external_origin: config
+            .external_url
+            .origin()
+            .ascii_serialization()
+            .to_ascii_lowercase(),
+    }))
+}
+
+/// The configured mailer, with its templates loaded (and test-rendered).
+fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
+    let templates = match &config.mail_templates_dir {
+        Some(dir) => {
+            authura_mail::Templates::load(dir).map_err(|e| StartError::Mail(e.to_string()))?
+        }
+        None => authura_mail::Templates::builtin(),
+    };
+    Ok(match &config.mail {
+        MailConfig::Dummy => Arc::new(authura_mail::DummyMailer::new(templates)),
+        MailConfig::Smtp(settings) => Arc::new(
+            authura_mail::SmtpMailer::new(settings.clone(), templates)
+                .map_err(|e| StartError::Mail(e.to_string()))?,
+        ),
+    })
+}
+
+/// Starts the task that sends queued mail, each in its own task, and returns the queue.
+fn start_mail_sender(
+    mailer: Arc<dyn Mailer>,
+    stats: Arc<MailStats>,
+) -> tokio::sync::mpsc::Sender<Mail> {
+    let (queue, mut rx) = tokio::sync::mpsc::channel::<Mail>(MAIL_QUEUE);
+    tokio::spawn(async move {
+        while let Some(mail) = rx.recv().await {
+            let (mailer, stats) = (Arc::clone(&mailer), Arc::clone(&stats));
+            tokio::spawn(async move {
+                match mailer.send(&mail).await {
+                    Ok(()) => {
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        stats.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(action = mail.action.as_str(), error = %e, "mail not sent");
+                    }
+                }
+            });
+        }
+    });
+    queue
+}
