@@ -697,7 +697,11 @@ fn key_problems_name_the_variable() {
     let (es_private, es_public) = key_pems(Algorithm::ES256);
     let check = |previous: &str, want: &str| {
         let err = match parse_previous_keys(previous) {
-            Err(problems) => problems.join("; "),
+            Err(problems) => problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
             Ok(keys) => tokens_with(|s| {
                 s.access_key = private(&es_private);
                 s.previous_keys = keys;
@@ -730,7 +734,7 @@ fn key_problems_name_the_variable() {
     );
 
     // Private keys: one block, a supported type and size.
-    let err = |pem: &str| PrivateKey::from_pem(pem).unwrap_err();
+    let err = |pem: &str| PrivateKey::from_pem(pem).unwrap_err().to_string();
     assert!(err("").contains("expected a PEM private key"));
     assert!(err(&es_public).contains("a PUBLIC KEY block is not a private key"));
     assert!(err(&format!("{es_private}{es_private}")).contains("several"));
@@ -845,7 +849,9 @@ fn openssl_keys_in_every_form() {
         "-out",
         "small.pem",
     ]);
-    let e = PrivateKey::from_pem(&read("small.pem")).unwrap_err();
+    let e = PrivateKey::from_pem(&read("small.pem"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2048"), "{e}");
     run(&[
         "genpkey",
@@ -856,7 +862,9 @@ fn openssl_keys_in_every_form() {
         "-out",
         "p384.pem",
     ]);
-    let e = PrivateKey::from_pem(&read("p384.pem")).unwrap_err();
+    let e = PrivateKey::from_pem(&read("p384.pem"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("P-384"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
