@@ -16,6 +16,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use authura_core::clock::SystemClock;
 use authura_core::flows::{self, Context, FlowSettings, SignedIn, UserView};
 use authura_core::hook::NoHook;
+use authura_core::lockout::FailureLimiter;
 use authura_core::mail::{Mail, Mailer};
 use authura_core::redirect::RedirectPolicy;
 use authura_core::store::UserStore;
@@ -54,8 +55,6 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Turnstile, when `CAPTCHA=turnstile`.
     pub captcha: Option<crate::captcha::Turnstile>,
-    /// Failed logins per account.
-    pub login_failures: crate::ratelimit::FailureLimiter,
     trusted_proxies: Vec<ipnet::IpNet>,
     pub mail_stats: Arc<MailStats>,
     /// Request counters, when `METRICS_ENABLED=true`.
@@ -256,6 +255,10 @@ pub async fn build_state_with_store(
             verify_redirect_url: config.verify_redirect_url.clone(),
             redirects: RedirectPolicy::new(config.allowed_redirect_urls.clone()),
         },
+        login_failures: Arc::new(FailureLimiter::new(
+            config.login_failures_per_account,
+            config.login_failure_window,
+        )),
     };
     let mail_stats = Arc::new(MailStats::default());
     let (mail_queue, mut rx) = tokio::sync::mpsc::channel::<Mail>(1024);
@@ -289,10 +292,6 @@ pub async fn build_state_with_store(
             ),
             None => None,
         },
-        login_failures: crate::ratelimit::FailureLimiter::new(
-            config.login_failures_per_account,
-            config.login_failure_window,
-        ),
         trusted_proxies: config.trusted_proxies.clone(),
         mail_stats,
         metrics: config
@@ -962,7 +961,7 @@ async fn token(
         Some(p) if !p.is_empty() || !has_bearer => {
             // Password logins need the captcha; impersonation (an admin's token) does not.
             state.check_captcha(&req, &body.captcha).await?;
-            password_login(&state, tenant.as_ref(), &email, Secret::new(p)).await?
+            flows::login(&state.ctx, tenant.as_ref(), &email, Secret::new(p)).await?
         }
         // An empty password with a Bearer token asks for impersonation.
         _ if has_bearer => {
@@ -970,45 +969,7 @@ async fn token(
         }
         _ => return Err(ApiError::invalid_body("missing field `password`")),
     };
-    if let Some(admin) = &signed.actor {
-        // The audit trail of impersonation: who acted as whom.
-        tracing::info!(admin_id = %admin, user_id = %signed.user.user.id, tenant = ?tenant.as_ref().map(TenantId::as_str), "impersonation: tokens issued");
-    }
     Ok(no_store(token_pair_answer(&signed.tokens)))
-}
-
-/// A password login behind the per-account failure limit: a locked account (existing or not)
-/// is refused before any hashing; a wrong password counts; a right one clears the count.
-async fn password_login(
-    state: &AppState,
-    tenant: Option<&TenantId>,
-    email: &Email,
-    password: Secret,
-) -> Result<SignedIn, ApiError> {
-    let key = format!(
-        "{}\u{0}{}",
-        tenant.map_or("", TenantId::as_str),
-        email.as_str()
-    );
-    if let Err(wait) = state.login_failures.check(&key, Instant::now()) {
-        return Err(ApiError::rate_limited(wait));
-    }
-    match flows::login(&state.ctx, tenant, email, password).await {
-        Err(CoreError::InvalidCredentials) => {
-            state.login_failures.fail(&key, Instant::now());
-            Err(CoreError::InvalidCredentials.into())
-        }
-        // A correct password, verified or not.
-        Err(CoreError::EmailNotVerified) => {
-            state.login_failures.succeed(&key);
-            Err(CoreError::EmailNotVerified.into())
-        }
-        Err(e) => Err(e.into()),
-        Ok(signed) => {
-            state.login_failures.succeed(&key);
-            Ok(signed)
-        }
-    }
 }
 
 #[derive(Deserialize)]

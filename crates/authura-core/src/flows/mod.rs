@@ -1,7 +1,14 @@
-//! The auth flows of SPEC §3 as plain async functions over the [`Context`]'s traits.
+//! The auth flows of SPEC §3 as plain async functions over the [`Context`]'s traits, by area:
+//! signing up and verifying (`signup`), logging in and tokens (`login`), and changes to an
+//! account (`account`). This module keeps what they share: the [`Context`], the answers, and
+//! [`authenticate`].
 //!
 //! Each returns what the transport answers with and, for flows that send mail, the [`Mail`] to
 //! send *after* answering, so sending can never change or delay the response (no enumeration).
+
+mod account;
+mod login;
+mod signup;
 
 use std::sync::Arc;
 
@@ -9,14 +16,19 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::error::CoreError;
-use crate::hash::{PasswordHasher, random_token};
+use crate::hash::PasswordHasher;
 use crate::hook::{Hook, HookData, HookUser};
-use crate::mail::{Action, Mail};
+use crate::lockout::FailureLimiter;
+use crate::mail::Mail;
 use crate::policy::PasswordPolicy;
 use crate::redirect::{RedirectPolicy, mail_link};
-use crate::store::UserStore;
-use crate::token::{AccessToken, TokenPair, Tokens, VerifyRequest, fingerprints_match};
-use crate::types::{Email, NewUser, Role, Secret, TenantId, User, UserChanges, UserId};
+use crate::store::{StoreError, UserStore};
+use crate::token::{AccessToken, TokenPair, Tokens, VerifyRequest};
+use crate::types::{Role, TenantId, User, UserId};
+
+pub use account::{change_email, change_password, reset_password};
+pub use login::{current_user, impersonate, login, refresh};
+pub use signup::{create_verified_user, invite, signup, verify_email};
 
 /// Flow settings from configuration.
 #[derive(Debug, Clone)]
@@ -40,6 +52,9 @@ pub struct Context {
     pub tokens: Tokens,
     pub clock: Arc<dyn Clock>,
     pub settings: FlowSettings,
+    /// Failed password logins per account (`LOGIN_FAILURES_PER_ACCOUNT`), shared by every copy
+    /// of the context.
+    pub login_failures: Arc<FailureLimiter>,
 }
 
 impl std::fmt::Debug for dyn UserStore {
@@ -62,240 +77,6 @@ pub struct SignedIn {
     pub tokens: TokenPair,
     /// The admin acting as `user` (impersonation), also in the access token's `act` claim.
     pub actor: Option<UserId>,
-}
-
-/// `POST /signup`: mails a verification link unless the address exists (same answer either way).
-///
-/// # Errors
-/// `SignupDisabled`, `InvalidRedirectUrl`, backend errors.
-pub async fn signup(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    email: &Email,
-    redirect_url: Option<&str>,
-) -> Result<Option<Mail>, CoreError> {
-    if ctx.settings.signup_disabled {
-        return Err(CoreError::SignupDisabled);
-    }
-    let redirect = redirect_target(ctx, redirect_url)?;
-    if ctx.store.find_by_email(tenant, email).await?.is_some() {
-        return Ok(None);
-    }
-    let req = VerifyRequest {
-        action: Action::VerifyEmail,
-        email,
-        tenant,
-        user: None,
-        role: None,
-    };
-    mail(ctx, &req, &redirect).map(Some)
-}
-
-/// `POST /verify-email`: completes the action a mail link names.
-///
-/// # Errors
-/// `InvalidVerificationToken`, `TokenUsed`, `WeakPassword`, `EmailTaken`, `InvalidBody` (reset
-/// without a password), backend and hook errors.
-pub async fn verify_email(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    token: &str,
-    password: Option<Secret>,
-) -> Result<SignedIn, CoreError> {
-    let now = ctx.clock.now();
-    let claims = ctx.tokens.verify_verify(token, now)?;
-    if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
-        return Err(CoreError::InvalidVerificationToken);
-    }
-    let action = Action::parse(&claims.action).ok_or(CoreError::InvalidVerificationToken)?;
-    let email = Email::parse(&claims.email).map_err(|_| CoreError::InvalidVerificationToken)?;
-    let password = password.filter(|p| !p.is_empty());
-
-    let user = match action {
-        Action::VerifyEmail | Action::Invite => {
-            let role = match action {
-                Action::Invite => claims
-                    .role
-                    .as_deref()
-                    .and_then(|r| Role::parse(r).ok())
-                    .ok_or(CoreError::InvalidVerificationToken)?,
-                _ => ctx.settings.default_role.clone(),
-            };
-            let existing = ctx.store.find_by_email(tenant, &email).await?;
-            if existing.is_some()
-                || !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(None))
-            {
-                return Err(CoreError::TokenUsed);
-            }
-            let password = match password {
-                Some(p) => {
-                    ctx.settings.policy.check(p.expose())?;
-                    p
-                }
-                // No password: a random one the user replaces through a reset.
-                None => Secret::new(random_token(32)),
-            };
-            let hook_user = HookUser {
-                id: None,
-                email: email.clone(),
-                role: role.clone(),
-                tenant: tenant.cloned(),
-                verified_at: Some(now),
-            };
-            ctx.hook.create_or_update_user(&hook_user).await?;
-            let password_hash = ctx.hasher.hash(password).await?;
-            ctx.store
-                .create(NewUser {
-                    email,
-                    role,
-                    tenant: tenant.cloned(),
-                    password_hash,
-                    verified_at: Some(now),
-                })
-                .await?
-        }
-        Action::ResetPassword | Action::ChangeEmail => {
-            let id = claims
-                .sub
-                .as_deref()
-                .map(UserId::from_subject)
-                .ok_or(CoreError::InvalidVerificationToken)?;
-            let current = ctx
-                .store
-                .find_by_id(tenant, &id)
-                .await?
-                .ok_or(CoreError::TokenUsed)?;
-            if !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(Some(&current))) {
-                return Err(CoreError::TokenUsed);
-            }
-            let mut changes = UserChanges::default();
-            if action == Action::ResetPassword {
-                let password = password.ok_or_else(|| {
-                    CoreError::InvalidBody("password is required to reset a password".into())
-                })?;
-                ctx.settings.policy.check(password.expose())?;
-                changes.password_hash = Some(ctx.hasher.hash(password).await?);
-                // Following the link proves the address: an unverified account becomes verified.
-                if current.verified_at.is_none() {
-                    changes.verified_at = Some(now);
-                }
-            } else {
-                if ctx.store.find_by_email(tenant, &email).await?.is_some() {
-                    return Err(CoreError::EmailTaken);
-                }
-                changes.email = Some(email);
-                changes.verified_at = Some(now);
-            }
-            let mut after = current.clone();
-            changes.apply_to(&mut after);
-            ctx.hook
-                .create_or_update_user(&HookUser::from(&after))
-                .await?;
-            ctx.store.update(tenant, &current.id, changes).await?
-        }
-    };
-    signed_in(ctx, user, None).await
-}
-
-/// `POST /token` with a password.
-///
-/// # Errors
-/// `InvalidCredentials` (unknown email or wrong password alike), `EmailNotVerified` after a
-/// correct password, `Overloaded`, backend and hook errors.
-pub async fn login(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    email: &Email,
-    password: Secret,
-) -> Result<SignedIn, CoreError> {
-    let user = ctx.store.find_by_email(tenant, email).await?;
-    // An unknown user is checked against a dummy hash: the same work, the same answer.
-    let check = ctx
-        .hasher
-        .verify(
-            password.clone(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
-    let user = match user {
-        Some(user) if check.valid => user,
-        _ => return Err(CoreError::InvalidCredentials),
-    };
-    if user.verified_at.is_none() {
-        return Err(CoreError::EmailNotVerified);
-    }
-    // A legacy or weaker hash becomes Argon2id. That is a write, so the hook hears of it first,
-    // as for any write; its refusal keeps the old hash. No failure here fails the login.
-    let user = if check.needs_rehash
-        && ctx
-            .hook
-            .create_or_update_user(&HookUser::from(&user))
-            .await
-            .is_ok()
-        && let Ok(hash) = ctx.hasher.hash(password).await
-    {
-        let changes = UserChanges {
-            password_hash: Some(hash),
-            ..UserChanges::default()
-        };
-        ctx.store
-            .update(tenant, &user.id, changes)
-            .await
-            .unwrap_or(user)
-    } else {
-        user
-    };
-    signed_in(ctx, user, None).await
-}
-
-/// `POST /token` with an empty password and an admin's Bearer token (impersonation).
-///
-/// # Errors
-/// `Forbidden` when impersonation is off or the bearer is not an admin; `InvalidToken`;
-/// `InvalidCredentials` when the target does not exist.
-pub async fn impersonate(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    bearer: &str,
-    email: &Email,
-) -> Result<SignedIn, CoreError> {
-    let admin = authenticate(ctx, tenant, bearer).await?;
-    if !ctx.settings.impersonation_enabled || admin.user.role != ctx.settings.admin_role {
-        return Err(CoreError::Forbidden);
-    }
-    let target = ctx
-        .store
-        .find_by_email(tenant, email)
-        .await?
-        .ok_or(CoreError::InvalidCredentials)?;
-    signed_in(ctx, target, Some(&admin.user.id)).await
-}
-
-/// `POST /refresh`: a new pair, if the user still exists and the password is unchanged.
-///
-/// # Errors
-/// `InvalidToken`, backend and hook errors.
-pub async fn refresh(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    refresh_token: &str,
-) -> Result<SignedIn, CoreError> {
-    let claims = ctx.tokens.verify_refresh(refresh_token, ctx.clock.now())?;
-    if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
-        return Err(CoreError::InvalidToken);
-    }
-    let user = ctx
-        .store
-        .find_by_id(tenant, &UserId::from_subject(&claims.sub))
-        .await?
-        .ok_or(CoreError::InvalidToken)?;
-    let fingerprint = ctx.tokens.password_fingerprint(&user.password_hash);
-    if !fingerprints_match(&claims.pwd, &fingerprint) {
-        return Err(CoreError::InvalidToken);
-    }
-    // The new refresh token carries the same fingerprint (the hook below sees the user but
-    // cannot change its password hash).
-    signed_in_with(ctx, user, None, Some(fingerprint)).await
 }
 
 /// An authenticated request: the bearer's claims and the user's *current* record.
@@ -327,152 +108,14 @@ pub async fn authenticate(
     Ok(Authenticated { claims, user })
 }
 
-/// `GET /user`.
-///
-/// # Errors
-/// `InvalidToken`, backend and hook errors.
-pub async fn current_user(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    bearer: &str,
-) -> Result<UserView, CoreError> {
-    let auth = authenticate(ctx, tenant, bearer).await?;
-    view(ctx, auth.user).await
-}
-
-/// `POST /change-password`: revokes every earlier refresh token (their fingerprint changes).
-///
-/// # Errors
-/// `InvalidToken`, `InvalidCredentials` (wrong old password), `WeakPassword`, backend errors.
-pub async fn change_password(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    bearer: &str,
-    old_password: Secret,
-    new_password: Secret,
-) -> Result<(), CoreError> {
-    let auth = authenticate(ctx, tenant, bearer).await?;
-    let check = ctx
-        .hasher
-        .verify(old_password, Some(auth.user.password_hash.clone()))
-        .await?;
-    if !check.valid {
-        return Err(CoreError::InvalidCredentials);
+/// A user who is gone when a flow writes to them (deleted since their token was checked): the
+/// token that named them no longer holds, so the answer is `InvalidToken`, as when the token's
+/// user is not found on reading. Every other store error keeps its own meaning.
+fn user_gone(e: StoreError) -> CoreError {
+    match e {
+        StoreError::NotFound => CoreError::InvalidToken,
+        e => e.into(),
     }
-    ctx.settings.policy.check(new_password.expose())?;
-    ctx.hook
-        .create_or_update_user(&HookUser::from(&auth.user))
-        .await?;
-    let hash = ctx.hasher.hash(new_password).await?;
-    let changes = UserChanges {
-        password_hash: Some(hash),
-        ..UserChanges::default()
-    };
-    ctx.store.update(tenant, &auth.user.id, changes).await?;
-    Ok(())
-}
-
-/// `POST /change-email`: mails a link to the new address, unless it is in use (same answer).
-///
-/// # Errors
-/// `InvalidToken`, `InvalidRedirectUrl`, backend errors.
-pub async fn change_email(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    bearer: &str,
-    new_email: &Email,
-    redirect_url: Option<&str>,
-) -> Result<Option<Mail>, CoreError> {
-    let auth = authenticate(ctx, tenant, bearer).await?;
-    let redirect = redirect_target(ctx, redirect_url)?;
-    if ctx.store.find_by_email(tenant, new_email).await?.is_some() {
-        return Ok(None);
-    }
-    let req = VerifyRequest {
-        action: Action::ChangeEmail,
-        email: new_email,
-        tenant,
-        user: Some(&auth.user),
-        role: None,
-    };
-    mail(ctx, &req, &redirect).map(Some)
-}
-
-/// `POST /invite` (admins only).
-///
-/// # Errors
-/// `InvalidToken`, `Forbidden`, `InvalidRedirectUrl`, `EmailTaken`, backend errors.
-pub async fn invite(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    bearer: &str,
-    email: &Email,
-    role: &Role,
-    redirect_url: Option<&str>,
-) -> Result<Mail, CoreError> {
-    let auth = authenticate(ctx, tenant, bearer).await?;
-    if auth.user.role != ctx.settings.admin_role {
-        return Err(CoreError::Forbidden);
-    }
-    let redirect = redirect_target(ctx, redirect_url)?;
-    if ctx.store.find_by_email(tenant, email).await?.is_some() {
-        return Err(CoreError::EmailTaken);
-    }
-    let req = VerifyRequest {
-        action: Action::Invite,
-        email,
-        tenant,
-        user: None,
-        role: Some(role),
-    };
-    mail(ctx, &req, &redirect)
-}
-
-/// `POST /reset-password`: mails a link if the user exists (same answer either way).
-///
-/// # Errors
-/// `InvalidRedirectUrl`, backend errors.
-pub async fn reset_password(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    email: &Email,
-    redirect_url: Option<&str>,
-) -> Result<Option<Mail>, CoreError> {
-    let redirect = redirect_target(ctx, redirect_url)?;
-    let Some(user) = ctx.store.find_by_email(tenant, email).await? else {
-        return Ok(None);
-    };
-    let req = VerifyRequest {
-        action: Action::ResetPassword,
-        email: &user.email,
-        tenant,
-        user: Some(&user),
-        role: None,
-    };
-    mail(ctx, &req, &redirect).map(Some)
-}
-
-/// Creates a user directly (the initial admin, `authura` embedders): verified, policy checked.
-///
-/// # Errors
-/// `WeakPassword`, `EmailTaken`, backend errors.
-pub async fn create_verified_user(
-    ctx: &Context,
-    tenant: Option<&TenantId>,
-    email: &Email,
-    password: Secret,
-    role: &Role,
-) -> Result<User, CoreError> {
-    ctx.settings.policy.check(password.expose())?;
-    let password_hash = ctx.hasher.hash(password).await?;
-    let new = NewUser {
-        email: email.clone(),
-        role: role.clone(),
-        tenant: tenant.cloned(),
-        password_hash,
-        verified_at: Some(ctx.clock.now()),
-    };
-    Ok(ctx.store.create(new).await?)
 }
 
 fn redirect_target(ctx: &Context, requested: Option<&str>) -> Result<Url, CoreError> {
@@ -533,4 +176,27 @@ async fn signed_in_with(
         tokens,
         actor: actor.cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::CoreError;
+    use crate::flows::user_gone;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_user_gone_on_writing_is_an_invalid_token() {
+        assert!(matches!(
+            user_gone(StoreError::NotFound),
+            CoreError::InvalidToken
+        ));
+        assert!(matches!(
+            user_gone(StoreError::Conflict),
+            CoreError::EmailTaken
+        ));
+        assert!(matches!(
+            user_gone(StoreError::Unavailable("down".into())),
+            CoreError::BackendUnavailable(_)
+        ));
+    }
 }
