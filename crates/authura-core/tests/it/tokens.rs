@@ -218,7 +218,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::signature::KeyPair as _;
 
 /// A fresh key pair for `alg`, generated with aws-lc-rs: (PKCS#8 PEM, SPKI public PEM).
-fn key_pems(alg: Algorithm) -> (String, String) {
+pub fn key_pems(alg: Algorithm) -> (String, String) {
     use aws_lc_rs::signature::{
         ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
     };
@@ -270,7 +270,7 @@ fn public(pem: &str) -> PreviousKey {
     PreviousKey::Public(PublicKey::from_pem(pem).unwrap())
 }
 
-fn with_keys(access: AccessKey, previous: Vec<PreviousKey>) -> Tokens {
+pub fn with_keys(access: AccessKey, previous: Vec<PreviousKey>) -> Tokens {
     tokens_with(|s| {
         s.access_key = access;
         s.previous_keys = previous;
@@ -392,7 +392,7 @@ fn every_algorithm_round_trips_with_its_kid() {
 
 /// The RSAPrivateKey (PKCS#1) inside a PKCS#8 PrivateKeyInfo: SEQUENCE { INTEGER version,
 /// SEQUENCE algorithm, OCTET STRING privateKey }.
-fn pkcs1_of_pkcs8(der: &[u8]) -> &[u8] {
+pub fn pkcs1_of_pkcs8(der: &[u8]) -> &[u8] {
     // One DER element at the start of `b`: (header length, content length).
     fn element(b: &[u8]) -> (usize, usize) {
         match b[1] {
