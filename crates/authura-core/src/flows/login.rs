@@ -2,10 +2,12 @@
 //! `/refresh`, and `GET /user`.
 
 use crate::error::CoreError;
-use crate::flows::{Context, SignedIn, UserView, authenticate, signed_in, signed_in_with, view};
+use crate::flows::{
+    Context, SignedIn, UserView, authenticate, signed_in, signed_in_with, token_user, view,
+};
 use crate::hook::HookUser;
 use crate::token::fingerprints_match;
-use crate::types::{Email, Secret, TenantId, UserChanges, UserId};
+use crate::types::{Email, Secret, TenantId, UserChanges};
 
 /// `POST /token` with a password, behind the per-account failure limit: a locked account
 /// (existing or not) is refused before any lookup or hashing; a wrong password counts against
@@ -118,14 +120,7 @@ pub async fn refresh(
     refresh_token: &str,
 ) -> Result<SignedIn, CoreError> {
     let claims = ctx.tokens.verify_refresh(refresh_token, ctx.clock.now())?;
-    if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
-        return Err(CoreError::InvalidToken);
-    }
-    let user = ctx
-        .store
-        .find_by_id(tenant, &UserId::from_subject(&claims.sub))
-        .await?
-        .ok_or(CoreError::InvalidToken)?;
+    let user = token_user(ctx, tenant, claims.tid.as_deref(), &claims.sub).await?;
     let fingerprint = ctx.tokens.password_fingerprint(&user.password_hash);
     if !fingerprints_match(&claims.pwd, &fingerprint) {
         return Err(CoreError::InvalidToken);

@@ -97,15 +97,28 @@ pub async fn authenticate(
     bearer: &str,
 ) -> Result<Authenticated, CoreError> {
     let claims = ctx.tokens.verify_bearer(bearer, ctx.clock.now())?;
-    if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
+    let user = token_user(ctx, tenant, claims.tid.as_deref(), &claims.sub).await?;
+    Ok(Authenticated { claims, user })
+}
+
+/// The current record of the user a verified token names (its `tid` and `sub`).
+///
+/// # Errors
+/// `InvalidToken` when the token is of another tenant than the request, or its user is gone (a
+/// missing user means the token no longer holds, not `NotFound`); backend errors.
+async fn token_user(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    tid: Option<&str>,
+    sub: &str,
+) -> Result<User, CoreError> {
+    if tid != tenant.map(TenantId::as_str) {
         return Err(CoreError::InvalidToken);
     }
-    let user = ctx
-        .store
-        .find_by_id(tenant, &UserId::from_subject(&claims.sub))
+    ctx.store
+        .find_by_id(tenant, &UserId::from_subject(sub))
         .await?
-        .ok_or(CoreError::InvalidToken)?;
-    Ok(Authenticated { claims, user })
+        .ok_or(CoreError::InvalidToken)
 }
 
 /// A user who is gone when a flow writes to them (deleted since their token was checked): the
