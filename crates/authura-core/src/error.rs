@@ -46,6 +46,16 @@ pub enum CoreError {
     },
     #[error("the password hashing queue is full")]
     Overloaded,
+    /// Too many failed logins on this account: refused, before any password is checked, until
+    /// `retry_after` has passed.
+    #[error("too many failed logins; try again later")]
+    TooManyAttempts { retry_after: std::time::Duration },
+    /// What the request names does not exist (an admin asking for a missing user).
+    #[error("not found")]
+    NotFound,
+    /// The configured backend cannot do this (the operation is named).
+    #[error("the user backend does not support {0}")]
+    Unsupported(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -56,8 +66,10 @@ impl From<crate::store::StoreError> for CoreError {
         match e {
             // A conflict on write means the address is taken (a unique violation).
             StoreError::Conflict => CoreError::EmailTaken,
-            // A missing user on update means it was deleted under us: its token no longer holds.
-            StoreError::NotFound => CoreError::InvalidToken,
+            // Flows that act for a token's user say `InvalidToken` instead, at the call site
+            // (`flows::user_gone`): there a missing user means the token no longer holds.
+            StoreError::NotFound => CoreError::NotFound,
+            StoreError::Unsupported(what) => CoreError::Unsupported(what),
             StoreError::Unavailable(m) => CoreError::BackendUnavailable(m),
             StoreError::Backend(m) => CoreError::Backend(m),
             StoreError::ReadOnly => CoreError::ManagedByDirectory,
@@ -85,7 +97,39 @@ pub fn with_causes(mut text: String, source: Option<&(dyn std::error::Error + 's
 
 #[cfg(test)]
 mod tests {
-    use super::with_causes;
+    use super::{CoreError, with_causes};
+    use crate::store::StoreError;
+
+    /// Whether a `CoreError` is the one expected.
+    type Expect = fn(&CoreError) -> bool;
+
+    #[test]
+    fn store_errors_become_core_errors_of_the_same_meaning() {
+        let cases: [(StoreError, Expect); 6] = [
+            (StoreError::NotFound, |e| matches!(e, CoreError::NotFound)),
+            (StoreError::Conflict, |e| matches!(e, CoreError::EmailTaken)),
+            (
+                StoreError::Unavailable("down".into()),
+                |e| matches!(e, CoreError::BackendUnavailable(m) if m == "down"),
+            ),
+            (
+                StoreError::Backend("bad".into()),
+                |e| matches!(e, CoreError::Backend(m) if m == "bad"),
+            ),
+            (StoreError::ReadOnly, |e| {
+                matches!(e, CoreError::ManagedByDirectory)
+            }),
+            (
+                StoreError::Unsupported("listing users".into()),
+                |e| matches!(e, CoreError::Unsupported(m) if m == "listing users"),
+            ),
+        ];
+        for (store, want) in cases {
+            let text = store.to_string();
+            let core = CoreError::from(store);
+            assert!(want(&core), "{text} became {core:?}");
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("{text}")]

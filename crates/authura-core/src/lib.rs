@@ -6,14 +6,14 @@
 //! choose their own transport; `authura-server` is the HTTP one.
 
 pub mod clock;
+pub mod crypto;
 pub mod duration;
 pub mod error;
 pub mod extension;
 pub mod flows;
 pub mod hash;
 pub mod hook;
-mod jws;
-pub mod keys;
+pub mod lockout;
 pub mod mail;
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -23,6 +23,7 @@ pub mod store;
 pub mod token;
 pub mod types;
 
+pub use crypto::keys;
 pub use error::CoreError;
 pub use store::{StoreError, UserStore};
 pub use types::{Email, NewUser, PasswordHash, Role, Secret, TenantId, User, UserChanges, UserId};

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The backend does not accept writes (a directory).
     #[error("the backend is read-only")]
     ReadOnly,
+    /// The backend cannot do this operation at all (an optional part of its contract it lacks),
+    /// named in the text.
+    #[error("the backend does not support {0}")]
+    Unsupported(String),
 }
 
 /// A source of user records. Every call names the tenant: `None` means "no tenant"

@@ -231,6 +231,12 @@ impl From<CoreError> for ApiError {
                 e.retry_after = Some(1);
                 e
             }
+            // Today's answer of the per-IP limit: a client need not tell the two apart.
+            CoreError::TooManyAttempts { retry_after } => {
+                ApiError::rate_limited(retry_after.as_secs())
+            }
+            CoreError::NotFound => ApiError::new(S::NOT_FOUND, "not_found", msg),
+            CoreError::Unsupported(_) => ApiError::new(S::NOT_IMPLEMENTED, "not_supported", msg),
             CoreError::Internal(detail) => ApiError::internal(&detail),
         }
     }
@@ -254,5 +260,75 @@ impl ResponseError for ApiError {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         res.json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use actix_web::ResponseError as _;
+    use authura_core::CoreError;
+
+    use crate::error::ApiError;
+
+    /// The status, code, `Retry-After` and body of a `CoreError` as a client sees it.
+    async fn check(e: CoreError, status: u16, code: &str, retry_after: Option<&str>) {
+        let api = ApiError::from(e);
+        assert_eq!((api.status().as_u16(), api.code()), (status, code));
+        let res = api.error_response();
+        assert_eq!(
+            res.headers()
+                .get(actix_web::http::header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap()),
+            retry_after,
+            "{code}"
+        );
+        let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], code);
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn domain_errors_choose_their_status() {
+        check(CoreError::NotFound, 404, "not_found", None).await;
+        check(
+            CoreError::Unsupported("listing users".into()),
+            501,
+            "not_supported",
+            None,
+        )
+        .await;
+        // A locked account answers as the per-IP limit does (whole seconds, at least one).
+        check(
+            CoreError::TooManyAttempts {
+                retry_after: Duration::from_millis(899_600),
+            },
+            429,
+            "rate_limited",
+            Some("899"),
+        )
+        .await;
+        check(
+            CoreError::TooManyAttempts {
+                retry_after: Duration::from_millis(300),
+            },
+            429,
+            "rate_limited",
+            Some("1"),
+        )
+        .await;
+        // A token whose user is gone stays 401.
+        check(CoreError::InvalidToken, 401, "invalid_token", None).await;
+        assert_eq!(
+            ApiError::from(CoreError::TooManyAttempts {
+                retry_after: Duration::from_secs(5)
+            })
+            .to_string(),
+            ApiError::rate_limited(5).to_string()
+        );
     }
 }

@@ -162,101 +162,6 @@ mod tests {
     }
 }
 
-/// Failed logins per account (SPEC §3): after `max` failures within `window`, further attempts
-/// on that account are refused with 429 until the window ends, before any password is checked.
-/// Keys are the submitted (tenant, email), whether or not such a user exists, so the answers
-/// reveal nothing about existence. A correct password clears the count. Memory is bounded like
-/// [`RateLimiter`]'s.
-#[derive(Debug)]
-pub struct FailureLimiter {
-    max: u32,
-    window: std::time::Duration,
-    shards: Vec<Mutex<HashMap<String, Failures>>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    since: Instant,
-}
-
-impl FailureLimiter {
-    /// `max` failures per `window` (`max` 0 = off).
-    pub fn new(max: u32, window: std::time::Duration) -> Self {
-        FailureLimiter {
-            max,
-            window,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
-    }
-
-    /// Whether `key` may try now: `Err(seconds until it may)` when locked.
-    ///
-    /// # Errors
-    /// The seconds to wait while the account is locked.
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), u64> {
-        if self.max == 0 {
-            return Ok(());
-        }
-        let shard = self.shard(key);
-        match shard.get(key) {
-            Some(f)
-                if f.count >= self.max && now.saturating_duration_since(f.since) < self.window =>
-            {
-                let left = self.window - now.saturating_duration_since(f.since);
-                Err(left.as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failed attempt on `key`.
-    pub fn fail(&self, key: &str, now: Instant) {
-        if self.max == 0 {
-            return;
-        }
-        let window = self.window;
-        let mut shard = self.shard(key);
-        if shard.len() >= MAX_CLIENTS && !shard.contains_key(key) {
-            shard.retain(|_, f| now.saturating_duration_since(f.since) < window);
-            if shard.len() >= MAX_CLIENTS
-                && let Some(oldest) = shard
-                    .iter()
-                    .min_by_key(|(_, f)| f.since)
-                    .map(|(k, _)| k.clone())
-            {
-                shard.remove(&oldest);
-            }
-        }
-        let f = shard.entry(key.to_owned()).or_insert(Failures {
-            count: 0,
-            since: now,
-        });
-        if now.saturating_duration_since(f.since) >= window {
-            *f = Failures {
-                count: 0,
-                since: now,
-            };
-        }
-        f.count += 1;
-    }
-
-    /// A correct password: the count starts over.
-    pub fn succeed(&self, key: &str) {
-        if self.max > 0 {
-            self.shard(key).remove(key);
-        }
-    }
-
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        self.shards[(h.finish() as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries a client
 /// prepends are never believed).
@@ -280,42 +185,8 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[ipnet::IpNet])
 }
 
 #[cfg(test)]
-mod failure_tests {
-    use std::time::Duration;
-
+mod client_ip_tests {
     use super::*;
-
-    #[test]
-    fn locks_after_max_failures_for_the_window() {
-        let l = FailureLimiter::new(3, Duration::from_secs(900));
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(l.check("ann", t0).is_ok());
-            l.fail("ann", t0);
-        }
-        assert_eq!(l.check("ann", t0), Err(900));
-        assert!(l.check("bob", t0).is_ok());
-        assert_eq!(l.check("ann", t0 + Duration::from_secs(600)), Err(300));
-        assert!(l.check("ann", t0 + Duration::from_secs(900)).is_ok());
-        // A new window starts counting afresh.
-        l.fail("ann", t0 + Duration::from_secs(901));
-        assert!(l.check("ann", t0 + Duration::from_secs(901)).is_ok());
-    }
-
-    #[test]
-    fn success_clears_and_zero_is_off() {
-        let l = FailureLimiter::new(2, Duration::from_secs(60));
-        let t0 = Instant::now();
-        l.fail("ann", t0);
-        l.succeed("ann");
-        l.fail("ann", t0);
-        assert!(l.check("ann", t0).is_ok());
-        let off = FailureLimiter::new(0, Duration::from_secs(60));
-        for _ in 0..100 {
-            off.fail("ann", t0);
-        }
-        assert!(off.check("ann", t0).is_ok());
-    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -9,6 +9,7 @@ use authura_core::CoreError;
 use authura_core::clock::SystemClock;
 use authura_core::flows::{self, Context, FlowSettings};
 use authura_core::hook::NoHook;
+use authura_core::lockout::FailureLimiter;
 use authura_core::mail::{Mail, Mailer};
 use authura_core::redirect::RedirectPolicy;
 use authura_core::store::UserStore;
@@ -18,7 +19,7 @@ use crate::captcha::Turnstile;
 use crate::config::{Config, MailConfig};
 use crate::hashpool::HashPool;
 use crate::metrics::Metrics;
-use crate::ratelimit::{FailureLimiter, RateLimiter};
+use crate::ratelimit::RateLimiter;
 
 /// How many mails may wait for the sender before new ones are dropped.
 const MAIL_QUEUE: usize = 1024;
@@ -43,7 +44,6 @@ pub struct AppState {
     hash_pool: HashPool,
     limiter: RateLimiter,
     captcha: Option<Turnstile>,
-    login_failures: FailureLimiter,
     trusted_proxies: Vec<ipnet::IpNet>,
     mail_stats: Arc<MailStats>,
     metrics: Option<Metrics>,
@@ -118,11 +118,6 @@ impl AppState {
     /// Turnstile, when `CAPTCHA=turnstile`.
     pub fn captcha(&self) -> Option<&Turnstile> {
         self.captcha.as_ref()
-    }
-
-    /// Failed logins per account.
-    pub fn login_failures(&self) -> &FailureLimiter {
-        &self.login_failures
     }
 
     /// The mail counters.
@@ -265,6 +260,10 @@ pub async fn build_state_with_store(
         },
         tokens,
         clock: Arc::new(SystemClock),
+        login_failures: Arc::new(FailureLimiter::new(
+            config.login_failures_per_account,
+            config.login_failure_window,
+        )),
         settings: FlowSettings {
             admin_role: config.admin_role.clone(),
             default_role: config.default_role.clone(),
@@ -288,10 +287,6 @@ pub async fn build_state_with_store(
             ),
             None => None,
         },
-        login_failures: FailureLimiter::new(
-            config.login_failures_per_account,
-            config.login_failure_window,
-        ),
         trusted_proxies: config.trusted_proxies.clone(),
         mail_stats,
         metrics: config

@@ -10,6 +10,7 @@ use authura_core::flows::{self, Context, FlowSettings, SignedIn};
 use authura_core::hash::InlineHasher;
 use authura_core::hook::NoHook;
 use authura_core::keys::AccessKey;
+use authura_core::lockout::FailureLimiter;
 use authura_core::mail::{Action, Mail};
 use authura_core::memory::MemoryStore;
 use authura_core::policy::PasswordPolicy;
@@ -61,6 +62,8 @@ pub fn world() -> World {
                 Url::parse("https://app.example.com").unwrap(),
             ]),
         },
+        // The server's defaults: 10 failures per 15 minutes.
+        login_failures: Arc::new(FailureLimiter::new(10, Duration::from_secs(900))),
     };
     World { ctx, store, clock }
 }

@@ -218,7 +218,7 @@ use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::signature::KeyPair as _;
 
 /// A fresh key pair for `alg`, generated with aws-lc-rs: (PKCS#8 PEM, SPKI public PEM).
-fn key_pems(alg: Algorithm) -> (String, String) {
+pub fn key_pems(alg: Algorithm) -> (String, String) {
     use aws_lc_rs::signature::{
         ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
     };
@@ -270,7 +270,7 @@ fn public(pem: &str) -> PreviousKey {
     PreviousKey::Public(PublicKey::from_pem(pem).unwrap())
 }
 
-fn with_keys(access: AccessKey, previous: Vec<PreviousKey>) -> Tokens {
+pub fn with_keys(access: AccessKey, previous: Vec<PreviousKey>) -> Tokens {
     tokens_with(|s| {
         s.access_key = access;
         s.previous_keys = previous;
@@ -392,7 +392,7 @@ fn every_algorithm_round_trips_with_its_kid() {
 
 /// The RSAPrivateKey (PKCS#1) inside a PKCS#8 PrivateKeyInfo: SEQUENCE { INTEGER version,
 /// SEQUENCE algorithm, OCTET STRING privateKey }.
-fn pkcs1_of_pkcs8(der: &[u8]) -> &[u8] {
+pub fn pkcs1_of_pkcs8(der: &[u8]) -> &[u8] {
     // One DER element at the start of `b`: (header length, content length).
     fn element(b: &[u8]) -> (usize, usize) {
         match b[1] {
@@ -697,7 +697,11 @@ fn key_problems_name_the_variable() {
     let (es_private, es_public) = key_pems(Algorithm::ES256);
     let check = |previous: &str, want: &str| {
         let err = match parse_previous_keys(previous) {
-            Err(problems) => problems.join("; "),
+            Err(problems) => problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
             Ok(keys) => tokens_with(|s| {
                 s.access_key = private(&es_private);
                 s.previous_keys = keys;
@@ -730,7 +734,7 @@ fn key_problems_name_the_variable() {
     );
 
     // Private keys: one block, a supported type and size.
-    let err = |pem: &str| PrivateKey::from_pem(pem).unwrap_err();
+    let err = |pem: &str| PrivateKey::from_pem(pem).unwrap_err().to_string();
     assert!(err("").contains("expected a PEM private key"));
     assert!(err(&es_public).contains("a PUBLIC KEY block is not a private key"));
     assert!(err(&format!("{es_private}{es_private}")).contains("several"));
@@ -845,7 +849,9 @@ fn openssl_keys_in_every_form() {
         "-out",
         "small.pem",
     ]);
-    let e = PrivateKey::from_pem(&read("small.pem")).unwrap_err();
+    let e = PrivateKey::from_pem(&read("small.pem"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2048"), "{e}");
     run(&[
         "genpkey",
@@ -856,7 +862,9 @@ fn openssl_keys_in_every_form() {
         "-out",
         "p384.pem",
     ]);
-    let e = PrivateKey::from_pem(&read("p384.pem")).unwrap_err();
+    let e = PrivateKey::from_pem(&read("p384.pem"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("P-384"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,6 @@
 //! What needs no Bearer token: `POST /signup`, `/verify-email`, `/token` (a password login, or
 //! impersonation with an admin's token), `/refresh` and `/reset-password`.
 
-use std::time::Instant;
-
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use authura_core::flows::{self, Context, SignedIn};
@@ -119,7 +117,7 @@ pub async fn token(
         Some(p) if !p.is_empty() || !bearer.is_present() => {
             // Password logins need the captcha; impersonation (an admin's token) does not.
             captcha.check(&body.captcha).await?;
-            password_login(&state, tenant.get(), &email, Secret::new(p)).await?
+            flows::login(state.ctx(), tenant.get(), &email, Secret::new(p)).await?
         }
         // An empty password with a Bearer token asks for impersonation.
         _ if bearer.is_present() => {
@@ -127,45 +125,7 @@ pub async fn token(
         }
         _ => return Err(ApiError::invalid_body("missing field `password`")),
     };
-    if let Some(admin) = &signed.actor {
-        // The audit trail of impersonation: who acted as whom.
-        tracing::info!(admin_id = %admin, user_id = %signed.user.user.id, tenant = ?tenant.get().map(TenantId::as_str), "impersonation: tokens issued");
-    }
     Ok(answer::token_pair_answer(&signed.tokens))
-}
-
-/// A password login behind the per-account failure limit: a locked account (existing or not)
-/// is refused before any hashing; a wrong password counts; a right one clears the count.
-async fn password_login(
-    state: &AppState,
-    tenant: Option<&TenantId>,
-    email: &Email,
-    password: Secret,
-) -> Result<SignedIn, ApiError> {
-    let key = format!(
-        "{}\u{0}{}",
-        tenant.map_or("", TenantId::as_str),
-        email.as_str()
-    );
-    if let Err(wait) = state.login_failures().check(&key, Instant::now()) {
-        return Err(ApiError::rate_limited(wait));
-    }
-    match flows::login(state.ctx(), tenant, email, password).await {
-        Err(CoreError::InvalidCredentials) => {
-            state.login_failures().fail(&key, Instant::now());
-            Err(CoreError::InvalidCredentials.into())
-        }
-        // A correct password, verified or not.
-        Err(CoreError::EmailNotVerified) => {
-            state.login_failures().succeed(&key);
-            Err(CoreError::EmailNotVerified.into())
-        }
-        Err(e) => Err(e.into()),
-        Ok(signed) => {
-            state.login_failures().succeed(&key);
-            Ok(signed)
-        }
-    }
 }
 
 /// The body of `/refresh` (no `Debug`: it carries a token).

@@ -24,6 +24,80 @@ use crate::types::Secret;
 /// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3).
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// What is wrong with a key, an algorithm name or `JWT_PREVIOUS_KEYS`: each message is a
+/// sentence an operator can act on (the caller names the variable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("expected HS256, RS256, ES256 or EdDSA, got {0:?}")]
+    UnknownAlgorithm(String),
+    #[error("a PEM BEGIN line is not closed with -----")]
+    UnclosedBegin,
+    #[error("the PEM block {label} has no -----END {label}----- line")]
+    NoEnd { label: String },
+    #[error(
+        "the PEM block {label} has headers (an encrypted legacy key?); convert it with: openssl pkey -in key.pem -out plain.pem"
+    )]
+    PemHeaders { label: String },
+    #[error("the PEM block {label} is not valid base64")]
+    Base64 { label: String },
+    #[error("a PEM END line has no BEGIN line")]
+    EndWithoutBegin,
+    #[error("expected only a PEM private key, found other text around it")]
+    TextAroundPrivateKey,
+    #[error("expected a PEM private key (-----BEGIN PRIVATE KEY-----)")]
+    NoPrivateKey,
+    #[error("expected one PEM private key, found several blocks")]
+    SeveralPrivateKeys,
+    #[error("expected exactly one PEM public key")]
+    NotOnePublicKey,
+    #[error("a {label} block is not a private key")]
+    NotAPrivateKey { label: String },
+    #[error("a {label} block is not a public key")]
+    NotAPublicKey { label: String },
+    #[error(
+        "the private key is encrypted; decrypt it with: openssl pkey -in key.pem -out plain.pem"
+    )]
+    EncryptedPrivateKey,
+    #[error("the EC private key is not a valid P-256 key (only P-256 is supported)")]
+    InvalidEcPrivateKey,
+    #[error("the key is a P-384 EC key; only P-256 is supported (ES256)")]
+    P384,
+    #[error("the private key is not an RSA, P-256 EC or Ed25519 key")]
+    UnsupportedPrivateKey,
+    #[error("the public key is not an RSA, P-256 EC or Ed25519 key")]
+    UnsupportedPublicKey,
+    #[error("not a valid RSA public key")]
+    InvalidRsaPublicKey,
+    #[error("not a valid RSA private key")]
+    InvalidRsaPrivateKey,
+    #[error("the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required")]
+    RsaBits { bits: usize },
+    #[error("the RSA key is too small; at least {MIN_RSA_BITS} bits are required")]
+    RsaTooSmall,
+    #[error("the RSA public key is not usable: {0}")]
+    UnusableRsaPublicKey(String),
+    #[error("the EC public key is not a valid P-256 point")]
+    InvalidEcPoint,
+    #[error("the EC public key is not an uncompressed P-256 point")]
+    CompressedEcPoint,
+    #[error("the Ed25519 public key is not valid")]
+    InvalidEd25519PublicKey,
+    #[error("{0} signing failed")]
+    SigningFailed(&'static str),
+    /// A problem with one PEM block of `JWT_PREVIOUS_KEYS` (numbered from 1).
+    #[error("PEM block {n} ({label}): {problem}")]
+    InBlock {
+        n: usize,
+        label: String,
+        problem: Box<KeyError>,
+    },
+    /// A secret of `JWT_PREVIOUS_KEYS` (numbered from 1) is too short.
+    #[error(
+        "secret {n} is shorter than {MIN_SECRET_BYTES} bytes (secrets are split on commas and newlines)"
+    )]
+    ShortPreviousSecret { n: usize },
+}
+
 /// The algorithms an access token may be signed with (`JWT_ALGORITHM`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algorithm {
@@ -79,14 +153,14 @@ impl fmt::Display for Algorithm {
 }
 
 impl FromStr for Algorithm {
-    type Err = String;
+    type Err = KeyError;
 
     /// Parses a JOSE name, exactly as written (`EdDSA`, not `EDDSA`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Algorithm::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("expected HS256, RS256, ES256 or EdDSA, got {s:?}"))
+            .ok_or_else(|| KeyError::UnknownAlgorithm(s.to_owned()))
     }
 }
 
@@ -177,40 +251,37 @@ impl PrivateKey {
     /// it is allowed). Nothing else may be in `pem`.
     ///
     /// # Errors
-    /// A sentence saying what is wrong with the key (the caller names the variable).
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
+    /// A [`KeyError`] saying what is wrong with the key (the caller names the variable).
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let parsed = pem_blocks(pem)?;
         if !parsed.outside.iter().all(|t| t.trim().is_empty()) {
-            return Err("expected only a PEM private key, found other text around it".into());
+            return Err(KeyError::TextAroundPrivateKey);
         }
         let mut keys = parsed.blocks.iter().filter(|b| b.label != "EC PARAMETERS");
         match (keys.next(), keys.next()) {
             (Some(block), None) => PrivateKey::from_block(&block.label, &block.der),
-            (None, _) => Err("expected a PEM private key (-----BEGIN PRIVATE KEY-----)".into()),
-            (Some(_), Some(_)) => Err("expected one PEM private key, found several blocks".into()),
+            (None, _) => Err(KeyError::NoPrivateKey),
+            (Some(_), Some(_)) => Err(KeyError::SeveralPrivateKeys),
         }
     }
 
     /// Parses DER under its PEM label.
-    fn from_block(label: &str, der: &[u8]) -> Result<Self, String> {
+    fn from_block(label: &str, der: &[u8]) -> Result<Self, KeyError> {
         let pair = match label {
             "PRIVATE KEY" => pkcs8_pair(der)?,
-            "RSA PRIVATE KEY" => Pair::Rsa(rsa_pair(RsaKeyPair::from_der(der))?),
-            "EC PRIVATE KEY" => Pair::Ec(
-                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(
-                    |_| {
-                        "the EC private key is not a valid P-256 key (only P-256 is supported)"
-                            .to_owned()
-                    },
-                )?,
+            "RSA PRIVATE KEY" => Pair::Rsa(
+                rsa_pair(RsaKeyPair::from_der(der))?.ok_or(KeyError::InvalidRsaPrivateKey)?,
             ),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err(
-                    "the private key is encrypted; decrypt it with: openssl pkey -in key.pem -out plain.pem"
-                        .into(),
-                );
+            "EC PRIVATE KEY" => Pair::Ec(
+                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| KeyError::InvalidEcPrivateKey)?,
+            ),
+            "ENCRYPTED PRIVATE KEY" => return Err(KeyError::EncryptedPrivateKey),
+            other => {
+                return Err(KeyError::NotAPrivateKey {
+                    label: other.to_owned(),
+                });
             }
-            other => return Err(format!("a {other} block is not a private key")),
         };
         let public = match &pair {
             Pair::Rsa(k) => PublicKey::rsa(k.public_key())?,
@@ -231,18 +302,18 @@ impl PrivateKey {
     }
 
     /// Signs `message` (a JWS signing input), in the JWS signature encoding.
-    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.0.pair {
             Pair::Rsa(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
                 k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
-                    .map_err(|_| "RSA signing failed".to_owned())?;
+                    .map_err(|_| KeyError::SigningFailed("RSA"))?;
                 Ok(sig)
             }
             Pair::Ec(k) => k
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|_| "ECDSA signing failed".to_owned()),
+                .map_err(|_| KeyError::SigningFailed("ECDSA")),
             Pair::Ed(k) => Ok(k.sign(message).as_ref().to_vec()),
         }
     }
@@ -271,18 +342,18 @@ impl PublicKey {
     /// Parses one PEM public key: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`).
     ///
     /// # Errors
-    /// A sentence saying what is wrong with the key.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
+    /// A [`KeyError`] saying what is wrong with the key.
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let parsed = pem_blocks(pem)?;
         match parsed.blocks.as_slice() {
             [block] if parsed.outside.iter().all(|t| t.trim().is_empty()) => {
                 PublicKey::from_block(&block.label, &block.der)
             }
-            _ => Err("expected exactly one PEM public key".into()),
+            _ => Err(KeyError::NotOnePublicKey),
         }
     }
 
-    fn from_block(label: &str, der: &[u8]) -> Result<Self, String> {
+    fn from_block(label: &str, der: &[u8]) -> Result<Self, KeyError> {
         match label {
             "PUBLIC KEY" => {
                 if let Some(point) = der.strip_prefix(P256_SPKI_PREFIX) {
@@ -290,23 +361,13 @@ impl PublicKey {
                 } else if let Some(x) = der.strip_prefix(ED25519_SPKI_PREFIX) {
                     PublicKey::ed25519(x)
                 } else {
-                    PublicKey::rsa_der(der).map_err(|e| {
-                        if e.is_empty() {
-                            "the public key is not an RSA, P-256 EC or Ed25519 key".into()
-                        } else {
-                            e
-                        }
-                    })
+                    PublicKey::rsa_der(der)?.ok_or(KeyError::UnsupportedPublicKey)
                 }
             }
-            "RSA PUBLIC KEY" => PublicKey::rsa_der(der).map_err(|e| {
-                if e.is_empty() {
-                    "not a valid RSA public key".into()
-                } else {
-                    e
-                }
+            "RSA PUBLIC KEY" => PublicKey::rsa_der(der)?.ok_or(KeyError::InvalidRsaPublicKey),
+            other => Err(KeyError::NotAPublicKey {
+                label: other.to_owned(),
             }),
-            other => Err(format!("a {other} block is not a public key")),
         }
     }
 
@@ -331,28 +392,28 @@ impl PublicKey {
         self.0.verifier.verify_sig(signing_input, signature).is_ok()
     }
 
-    /// `RSAPublicKey` or RSA SPKI DER; empty error text when the DER is not RSA at all.
-    fn rsa_der(der: &[u8]) -> Result<Self, String> {
-        let key = aws_lc_rs::rsa::PublicKey::from_der(der).map_err(|_| String::new())?;
-        PublicKey::rsa(&key)
+    /// `RSAPublicKey` or RSA SPKI DER; `None` when the DER is not RSA at all.
+    fn rsa_der(der: &[u8]) -> Result<Option<Self>, KeyError> {
+        match aws_lc_rs::rsa::PublicKey::from_der(der) {
+            Ok(key) => PublicKey::rsa(&key).map(Some),
+            Err(_) => Ok(None),
+        }
     }
 
-    fn rsa(key: &aws_lc_rs::rsa::PublicKey) -> Result<Self, String> {
+    fn rsa(key: &aws_lc_rs::rsa::PublicKey) -> Result<Self, KeyError> {
         let (n, e) = (
             key.modulus().big_endian_without_leading_zero(),
             key.exponent().big_endian_without_leading_zero(),
         );
         let bits = n.len() * 8;
         if bits < MIN_RSA_BITS {
-            return Err(format!(
-                "the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
-            ));
+            return Err(KeyError::RsaBits { bits });
         }
         let (n, e) = (URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e));
         let thumbprint = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
         // `as_ref` is the key's RSAPublicKey DER.
         let verifier = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key.as_ref())
-            .map_err(|e| format!("the RSA public key is not usable: {e}"))?;
+            .map_err(|e| KeyError::UnusableRsaPublicKey(e.to_string()))?;
         Ok(PublicKey::new(
             Algorithm::RS256,
             &thumbprint,
@@ -362,13 +423,13 @@ impl PublicKey {
     }
 
     /// An uncompressed P-256 point (`04 || x || y`).
-    fn ec_point(point: &[u8]) -> Result<Self, String> {
+    fn ec_point(point: &[u8]) -> Result<Self, KeyError> {
         // Checks the point is on the curve.
         let verifier = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-            .map_err(|_| "the EC public key is not a valid P-256 point".to_owned())?;
+            .map_err(|_| KeyError::InvalidEcPoint)?;
         let (x, y) = match point {
             [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
-            _ => return Err("the EC public key is not an uncompressed P-256 point".into()),
+            _ => return Err(KeyError::CompressedEcPoint),
         };
         let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
         let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
@@ -380,9 +441,9 @@ impl PublicKey {
         ))
     }
 
-    fn ed25519(raw: &[u8]) -> Result<Self, String> {
-        let verifier = ParsedPublicKey::new(&ED25519, raw)
-            .map_err(|_| "the Ed25519 public key is not valid".to_owned())?;
+    fn ed25519(raw: &[u8]) -> Result<Self, KeyError> {
+        let verifier =
+            ParsedPublicKey::new(&ED25519, raw).map_err(|_| KeyError::InvalidEd25519PublicKey)?;
         let x = URL_SAFE_NO_PAD.encode(raw);
         let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
         Ok(PublicKey::new(
@@ -427,8 +488,8 @@ pub fn hs256_kid(secret: &Secret) -> String {
 /// and newlines, trimmed, each at least [`MIN_SECRET_BYTES`]).
 ///
 /// # Errors
-/// Every problem found, each a sentence naming the entry (the caller names the variable).
-pub fn parse_previous_keys(text: &str) -> Result<Vec<PreviousKey>, Vec<String>> {
+/// Every problem found, each naming the entry (the caller names the variable).
+pub fn parse_previous_keys(text: &str) -> Result<Vec<PreviousKey>, Vec<KeyError>> {
     let parsed = pem_blocks(text).map_err(|e| vec![e])?;
     let mut keys = Vec::new();
     let mut problems = Vec::new();
@@ -441,7 +502,11 @@ pub fn parse_previous_keys(text: &str) -> Result<Vec<PreviousKey>, Vec<String>> 
         };
         match key {
             Ok(k) => keys.push(PreviousKey::Public(k)),
-            Err(e) => problems.push(format!("PEM block {n} ({}): {e}", block.label)),
+            Err(e) => problems.push(KeyError::InBlock {
+                n,
+                label: block.label.clone(),
+                problem: Box::new(e),
+            }),
         }
     }
     let secrets = parsed
@@ -452,10 +517,7 @@ pub fn parse_previous_keys(text: &str) -> Result<Vec<PreviousKey>, Vec<String>> 
         .filter(|s| !s.is_empty());
     for (i, s) in secrets.enumerate() {
         if s.len() < MIN_SECRET_BYTES {
-            problems.push(format!(
-                "secret {} is shorter than {MIN_SECRET_BYTES} bytes (secrets are split on commas and newlines)",
-                i + 1
-            ));
+            problems.push(KeyError::ShortPreviousSecret { n: i + 1 });
         } else {
             keys.push(PreviousKey::Hs256(Secret::new(s)));
         }
@@ -467,7 +529,7 @@ pub fn parse_previous_keys(text: &str) -> Result<Vec<PreviousKey>, Vec<String>> 
     }
 }
 
-fn pkcs8_pair(der: &[u8]) -> Result<Pair, String> {
+fn pkcs8_pair(der: &[u8]) -> Result<Pair, KeyError> {
     if let Ok(k) = Ed25519KeyPair::from_pkcs8(der) {
         return Ok(Pair::Ed(k));
     }
@@ -475,33 +537,24 @@ fn pkcs8_pair(der: &[u8]) -> Result<Pair, String> {
         return Ok(Pair::Ec(k));
     }
     if EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der).is_ok() {
-        return Err("the key is a P-384 EC key; only P-256 is supported (ES256)".into());
+        return Err(KeyError::P384);
     }
-    rsa_pair(RsaKeyPair::from_pkcs8(der))
+    rsa_pair(RsaKeyPair::from_pkcs8(der))?
         .map(Pair::Rsa)
-        .map_err(|e| {
-            if e.is_empty() {
-                "the private key is not an RSA, P-256 EC or Ed25519 key".into()
-            } else {
-                e
-            }
-        })
+        .ok_or(KeyError::UnsupportedPrivateKey)
 }
 
-/// Empty error text when the DER is not an RSA key at all.
+/// `None` when the DER is not an RSA key at all.
 fn rsa_pair(
     parsed: Result<RsaKeyPair, aws_lc_rs::error::KeyRejected>,
-) -> Result<RsaKeyPair, String> {
+) -> Result<Option<RsaKeyPair>, KeyError> {
     match parsed {
-        Ok(k) if k.public_modulus_len() * 8 >= MIN_RSA_BITS => Ok(k),
-        Ok(k) => Err(format!(
-            "the RSA key has {} bits; at least {MIN_RSA_BITS} are required",
-            k.public_modulus_len() * 8
-        )),
-        Err(e) if e.description_() == "TooSmall" => Err(format!(
-            "the RSA key is too small; at least {MIN_RSA_BITS} bits are required"
-        )),
-        Err(_) => Err(String::new()),
+        Ok(k) if k.public_modulus_len() * 8 >= MIN_RSA_BITS => Ok(Some(k)),
+        Ok(k) => Err(KeyError::RsaBits {
+            bits: k.public_modulus_len() * 8,
+        }),
+        Err(e) if e.description_() == "TooSmall" => Err(KeyError::RsaTooSmall),
+        Err(_) => Ok(None),
     }
 }
 
@@ -530,7 +583,7 @@ struct Pem {
 /// Splits text into PEM blocks and the text around them. Markers are found anywhere (not only at
 /// line starts), and a literal `\n` inside a block is ignored, so a key pasted into one line of
 /// an environment file still parses.
-fn pem_blocks(text: &str) -> Result<Pem, String> {
+fn pem_blocks(text: &str) -> Result<Pem, KeyError> {
     const BEGIN: &str = "-----BEGIN ";
     const DASHES: &str = "-----";
     let mut blocks = Vec::new();
@@ -539,33 +592,30 @@ fn pem_blocks(text: &str) -> Result<Pem, String> {
     while let Some(start) = rest.find(BEGIN) {
         outside.push(rest[..start].to_owned());
         let after = &rest[start + BEGIN.len()..];
-        let label_end = after
-            .find(DASHES)
-            .ok_or("a PEM BEGIN line is not closed with -----")?;
+        let label_end = after.find(DASHES).ok_or(KeyError::UnclosedBegin)?;
         let label = after[..label_end].trim().to_owned();
         let body = &after[label_end + DASHES.len()..];
         let end_marker = format!("-----END {label}-----");
-        let body_end = body
-            .find(&end_marker)
-            .ok_or_else(|| format!("the PEM block {label} has no {end_marker} line"))?;
+        let body_end = body.find(&end_marker).ok_or_else(|| KeyError::NoEnd {
+            label: label.clone(),
+        })?;
         let b64: String = body[..body_end]
             .replace("\\n", "")
             .chars()
             .filter(|c| !c.is_whitespace())
             .collect();
         if b64.contains(':') {
-            return Err(format!(
-                "the PEM block {label} has headers (an encrypted legacy key?); convert it with: openssl pkey -in key.pem -out plain.pem"
-            ));
+            return Err(KeyError::PemHeaders { label });
         }
-        let der = STANDARD
-            .decode(b64.as_bytes())
-            .map_err(|_| format!("the PEM block {label} is not valid base64"))?;
+        let der = match STANDARD.decode(b64.as_bytes()) {
+            Ok(der) => der,
+            Err(_) => return Err(KeyError::Base64 { label }),
+        };
         blocks.push(PemBlock { label, der });
         rest = &body[body_end + end_marker.len()..];
     }
     if rest.contains("-----END ") {
-        return Err("a PEM END line has no BEGIN line".into());
+        return Err(KeyError::EndWithoutBegin);
     }
     outside.push(rest.to_owned());
     Ok(Pem { blocks, outside })

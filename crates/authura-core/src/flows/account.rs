@@ -1,0 +1,93 @@
+//! Changes to an account: `POST /change-password`, `/change-email` and `/reset-password`.
+
+use crate::error::CoreError;
+use crate::flows::{Context, authenticate, mail, redirect_target, user_gone};
+use crate::hook::HookUser;
+use crate::mail::{Action, Mail};
+use crate::token::VerifyRequest;
+use crate::types::{Email, Secret, TenantId, UserChanges};
+
+/// `POST /change-password`: revokes every earlier refresh token (their fingerprint changes).
+///
+/// # Errors
+/// `InvalidToken`, `InvalidCredentials` (wrong old password), `WeakPassword`, backend errors.
+pub async fn change_password(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+    old_password: Secret,
+    new_password: Secret,
+) -> Result<(), CoreError> {
+    let auth = authenticate(ctx, tenant, bearer).await?;
+    let check = ctx
+        .hasher
+        .verify(old_password, Some(auth.user.password_hash.clone()))
+        .await?;
+    if !check.valid {
+        return Err(CoreError::InvalidCredentials);
+    }
+    ctx.settings.policy.check(new_password.expose())?;
+    ctx.hook
+        .create_or_update_user(&HookUser::from(&auth.user))
+        .await?;
+    let hash = ctx.hasher.hash(new_password).await?;
+    let changes = UserChanges {
+        password_hash: Some(hash),
+        ..UserChanges::default()
+    };
+    ctx.store
+        .update(tenant, &auth.user.id, changes)
+        .await
+        .map_err(user_gone)?;
+    Ok(())
+}
+
+/// `POST /change-email`: mails a link to the new address, unless it is in use (same answer).
+///
+/// # Errors
+/// `InvalidToken`, `InvalidRedirectUrl`, backend errors.
+pub async fn change_email(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+    new_email: &Email,
+    redirect_url: Option<&str>,
+) -> Result<Option<Mail>, CoreError> {
+    let auth = authenticate(ctx, tenant, bearer).await?;
+    let redirect = redirect_target(ctx, redirect_url)?;
+    if ctx.store.find_by_email(tenant, new_email).await?.is_some() {
+        return Ok(None);
+    }
+    let req = VerifyRequest {
+        action: Action::ChangeEmail,
+        email: new_email,
+        tenant,
+        user: Some(&auth.user),
+        role: None,
+    };
+    mail(ctx, &req, &redirect).map(Some)
+}
+
+/// `POST /reset-password`: mails a link if the user exists (same answer either way).
+///
+/// # Errors
+/// `InvalidRedirectUrl`, backend errors.
+pub async fn reset_password(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    redirect_url: Option<&str>,
+) -> Result<Option<Mail>, CoreError> {
+    let redirect = redirect_target(ctx, redirect_url)?;
+    let Some(user) = ctx.store.find_by_email(tenant, email).await? else {
+        return Ok(None);
+    };
+    let req = VerifyRequest {
+        action: Action::ResetPassword,
+        email: &user.email,
+        tenant,
+        user: Some(&user),
+        role: None,
+    };
+    mail(ctx, &req, &redirect).map(Some)
+}

@@ -1,0 +1,215 @@
+//! The auth flows of SPEC §3 as plain async functions over the [`Context`]'s traits, by area:
+//! signing up and verifying (`signup`), logging in and tokens (`login`), and changes to an
+//! account (`account`). This module keeps what they share: the [`Context`], the answers, and
+//! [`authenticate`].
+//!
+//! Each returns what the transport answers with and, for flows that send mail, the [`Mail`] to
+//! send *after* answering, so sending can never change or delay the response (no enumeration).
+
+mod account;
+mod login;
+mod signup;
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::clock::Clock;
+use crate::error::CoreError;
+use crate::hash::PasswordHasher;
+use crate::hook::{Hook, HookData, HookUser};
+use crate::lockout::FailureLimiter;
+use crate::mail::Mail;
+use crate::policy::PasswordPolicy;
+use crate::redirect::{RedirectPolicy, mail_link};
+use crate::store::{StoreError, UserStore};
+use crate::token::{AccessToken, TokenPair, Tokens, VerifyRequest};
+use crate::types::{Role, TenantId, User, UserId};
+
+pub use account::{change_email, change_password, reset_password};
+pub use login::{current_user, impersonate, login, refresh};
+pub use signup::{create_verified_user, invite, signup, verify_email};
+
+/// Flow settings from configuration.
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    pub admin_role: Role,
+    pub default_role: Role,
+    pub signup_disabled: bool,
+    pub impersonation_enabled: bool,
+    pub policy: PasswordPolicy,
+    /// Where mail links point when a request names no `redirect_url`.
+    pub verify_redirect_url: Url,
+    pub redirects: RedirectPolicy,
+}
+
+/// Everything a flow needs.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store: Arc<dyn UserStore>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub hook: Arc<dyn Hook>,
+    pub tokens: Tokens,
+    pub clock: Arc<dyn Clock>,
+    pub settings: FlowSettings,
+    /// Failed password logins per account (`LOGIN_FAILURES_PER_ACCOUNT`), shared by every copy
+    /// of the context.
+    pub login_failures: Arc<FailureLimiter>,
+}
+
+impl std::fmt::Debug for dyn UserStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserStore")
+    }
+}
+
+/// A user as answered, with what a hook added.
+#[derive(Clone, Debug)]
+pub struct UserView {
+    pub user: User,
+    pub hook_data: Option<HookData>,
+}
+
+/// A user with fresh tokens.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: UserView,
+    pub tokens: TokenPair,
+    /// The admin acting as `user` (impersonation), also in the access token's `act` claim.
+    pub actor: Option<UserId>,
+}
+
+/// An authenticated request: the bearer's claims and the user's *current* record.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub claims: AccessToken,
+    pub user: User,
+}
+
+/// Checks a Bearer token and reads the user's current record (claims are never trusted for
+/// role or existence).
+///
+/// # Errors
+/// `InvalidToken` when the token is bad, of another tenant, or its user is gone.
+pub async fn authenticate(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+) -> Result<Authenticated, CoreError> {
+    let claims = ctx.tokens.verify_bearer(bearer, ctx.clock.now())?;
+    let user = token_user(ctx, tenant, claims.tid.as_deref(), &claims.sub).await?;
+    Ok(Authenticated { claims, user })
+}
+
+/// The current record of the user a verified token names (its `tid` and `sub`).
+///
+/// # Errors
+/// `InvalidToken` when the token is of another tenant than the request, or its user is gone (a
+/// missing user means the token no longer holds, not `NotFound`); backend errors.
+async fn token_user(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    tid: Option<&str>,
+    sub: &str,
+) -> Result<User, CoreError> {
+    if tid != tenant.map(TenantId::as_str) {
+        return Err(CoreError::InvalidToken);
+    }
+    ctx.store
+        .find_by_id(tenant, &UserId::from_subject(sub))
+        .await?
+        .ok_or(CoreError::InvalidToken)
+}
+
+/// A user who is gone when a flow writes to them (deleted since their token was checked): the
+/// token that named them no longer holds, so the answer is `InvalidToken`, as when the token's
+/// user is not found on reading. Every other store error keeps its own meaning.
+fn user_gone(e: StoreError) -> CoreError {
+    match e {
+        StoreError::NotFound => CoreError::InvalidToken,
+        e => e.into(),
+    }
+}
+
+fn redirect_target(ctx: &Context, requested: Option<&str>) -> Result<Url, CoreError> {
+    match requested.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(url) => ctx.settings.redirects.check(url),
+        None => Ok(ctx.settings.verify_redirect_url.clone()),
+    }
+}
+
+fn mail(ctx: &Context, req: &VerifyRequest<'_>, redirect: &Url) -> Result<Mail, CoreError> {
+    let token = ctx.tokens.issue_verify(req, ctx.clock.now())?;
+    Ok(Mail {
+        to: req.email.clone(),
+        action: req.action,
+        link: mail_link(redirect, req.action, &token),
+        tenant: req.tenant.cloned(),
+        role: req.role.cloned(),
+        expires_in: ctx.tokens.settings().verify_ttl,
+    })
+}
+
+async fn view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
+    if !ctx.hook.is_active() {
+        return Ok(UserView {
+            user,
+            hook_data: None,
+        });
+    }
+    let hook_data = ctx.hook.get_user(&HookUser::from(&user)).await?;
+    Ok(UserView { user, hook_data })
+}
+
+async fn signed_in(
+    ctx: &Context,
+    user: User,
+    actor: Option<&UserId>,
+) -> Result<SignedIn, CoreError> {
+    signed_in_with(ctx, user, actor, None).await
+}
+
+/// [`signed_in`], with the user's password fingerprint when the caller has it already.
+async fn signed_in_with(
+    ctx: &Context,
+    user: User,
+    actor: Option<&UserId>,
+    fingerprint: Option<String>,
+) -> Result<SignedIn, CoreError> {
+    let view = view(ctx, user).await?;
+    let tokens = ctx.tokens.issue_pair_with(
+        &view.user,
+        view.hook_data.as_ref(),
+        actor,
+        ctx.clock.now(),
+        fingerprint,
+    )?;
+    Ok(SignedIn {
+        user: view,
+        tokens,
+        actor: actor.cloned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::CoreError;
+    use crate::flows::user_gone;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_user_gone_on_writing_is_an_invalid_token() {
+        assert!(matches!(
+            user_gone(StoreError::NotFound),
+            CoreError::InvalidToken
+        ));
+        assert!(matches!(
+            user_gone(StoreError::Conflict),
+            CoreError::EmailTaken
+        ));
+        assert!(matches!(
+            user_gone(StoreError::Unavailable("down".into())),
+            CoreError::BackendUnavailable(_)
+        ));
+    }
+}

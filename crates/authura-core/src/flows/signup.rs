@@ -1,0 +1,199 @@
+//! Signing up and verifying: `POST /signup`, `/verify-email` and `/invite`, and creating a
+//! verified user directly.
+
+use crate::error::CoreError;
+use crate::flows::{Context, SignedIn, authenticate, mail, redirect_target, signed_in, user_gone};
+use crate::hash::random_token;
+use crate::hook::HookUser;
+use crate::mail::{Action, Mail};
+use crate::token::{VerifyRequest, fingerprints_match};
+use crate::types::{Email, NewUser, Role, Secret, TenantId, User, UserChanges, UserId};
+
+/// `POST /signup`: mails a verification link unless the address exists (same answer either way).
+///
+/// # Errors
+/// `SignupDisabled`, `InvalidRedirectUrl`, backend errors.
+pub async fn signup(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    redirect_url: Option<&str>,
+) -> Result<Option<Mail>, CoreError> {
+    if ctx.settings.signup_disabled {
+        return Err(CoreError::SignupDisabled);
+    }
+    let redirect = redirect_target(ctx, redirect_url)?;
+    if ctx.store.find_by_email(tenant, email).await?.is_some() {
+        return Ok(None);
+    }
+    let req = VerifyRequest {
+        action: Action::VerifyEmail,
+        email,
+        tenant,
+        user: None,
+        role: None,
+    };
+    mail(ctx, &req, &redirect).map(Some)
+}
+
+/// `POST /verify-email`: completes the action a mail link names.
+///
+/// # Errors
+/// `InvalidVerificationToken`, `TokenUsed`, `WeakPassword`, `EmailTaken`, `InvalidBody` (reset
+/// without a password), backend and hook errors.
+pub async fn verify_email(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    token: &str,
+    password: Option<Secret>,
+) -> Result<SignedIn, CoreError> {
+    let now = ctx.clock.now();
+    let claims = ctx.tokens.verify_verify(token, now)?;
+    if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
+        return Err(CoreError::InvalidVerificationToken);
+    }
+    let action = Action::parse(&claims.action).ok_or(CoreError::InvalidVerificationToken)?;
+    let email = Email::parse(&claims.email).map_err(|_| CoreError::InvalidVerificationToken)?;
+    let password = password.filter(|p| !p.is_empty());
+
+    let user = match action {
+        Action::VerifyEmail | Action::Invite => {
+            let role = match action {
+                Action::Invite => claims
+                    .role
+                    .as_deref()
+                    .and_then(|r| Role::parse(r).ok())
+                    .ok_or(CoreError::InvalidVerificationToken)?,
+                _ => ctx.settings.default_role.clone(),
+            };
+            let existing = ctx.store.find_by_email(tenant, &email).await?;
+            if existing.is_some()
+                || !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(None))
+            {
+                return Err(CoreError::TokenUsed);
+            }
+            let password = match password {
+                Some(p) => {
+                    ctx.settings.policy.check(p.expose())?;
+                    p
+                }
+                // No password: a random one the user replaces through a reset.
+                None => Secret::new(random_token(32)),
+            };
+            let hook_user = HookUser {
+                id: None,
+                email: email.clone(),
+                role: role.clone(),
+                tenant: tenant.cloned(),
+                verified_at: Some(now),
+            };
+            ctx.hook.create_or_update_user(&hook_user).await?;
+            let password_hash = ctx.hasher.hash(password).await?;
+            ctx.store
+                .create(NewUser {
+                    email,
+                    role,
+                    tenant: tenant.cloned(),
+                    password_hash,
+                    verified_at: Some(now),
+                })
+                .await?
+        }
+        Action::ResetPassword | Action::ChangeEmail => {
+            let id = claims
+                .sub
+                .as_deref()
+                .map(UserId::from_subject)
+                .ok_or(CoreError::InvalidVerificationToken)?;
+            let current = ctx
+                .store
+                .find_by_id(tenant, &id)
+                .await?
+                .ok_or(CoreError::TokenUsed)?;
+            if !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(Some(&current))) {
+                return Err(CoreError::TokenUsed);
+            }
+            let mut changes = UserChanges::default();
+            if action == Action::ResetPassword {
+                let password = password.ok_or_else(|| {
+                    CoreError::InvalidBody("password is required to reset a password".into())
+                })?;
+                ctx.settings.policy.check(password.expose())?;
+                changes.password_hash = Some(ctx.hasher.hash(password).await?);
+                // Following the link proves the address: an unverified account becomes verified.
+                if current.verified_at.is_none() {
+                    changes.verified_at = Some(now);
+                }
+            } else {
+                if ctx.store.find_by_email(tenant, &email).await?.is_some() {
+                    return Err(CoreError::EmailTaken);
+                }
+                changes.email = Some(email);
+                changes.verified_at = Some(now);
+            }
+            let mut after = current.clone();
+            changes.apply_to(&mut after);
+            ctx.hook
+                .create_or_update_user(&HookUser::from(&after))
+                .await?;
+            ctx.store
+                .update(tenant, &current.id, changes)
+                .await
+                .map_err(user_gone)?
+        }
+    };
+    signed_in(ctx, user, None).await
+}
+
+/// `POST /invite` (admins only).
+///
+/// # Errors
+/// `InvalidToken`, `Forbidden`, `InvalidRedirectUrl`, `EmailTaken`, backend errors.
+pub async fn invite(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+    email: &Email,
+    role: &Role,
+    redirect_url: Option<&str>,
+) -> Result<Mail, CoreError> {
+    let auth = authenticate(ctx, tenant, bearer).await?;
+    if auth.user.role != ctx.settings.admin_role {
+        return Err(CoreError::Forbidden);
+    }
+    let redirect = redirect_target(ctx, redirect_url)?;
+    if ctx.store.find_by_email(tenant, email).await?.is_some() {
+        return Err(CoreError::EmailTaken);
+    }
+    let req = VerifyRequest {
+        action: Action::Invite,
+        email,
+        tenant,
+        user: None,
+        role: Some(role),
+    };
+    mail(ctx, &req, &redirect)
+}
+
+/// Creates a user directly (the initial admin, `authura` embedders): verified, policy checked.
+///
+/// # Errors
+/// `WeakPassword`, `EmailTaken`, backend errors.
+pub async fn create_verified_user(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    password: Secret,
+    role: &Role,
+) -> Result<User, CoreError> {
+    ctx.settings.policy.check(password.expose())?;
+    let password_hash = ctx.hasher.hash(password).await?;
+    let new = NewUser {
+        email: email.clone(),
+        role: role.clone(),
+        tenant: tenant.cloned(),
+        password_hash,
+        verified_at: Some(ctx.clock.now()),
+    };
+    Ok(ctx.store.create(new).await?)
+}
