@@ -1,14 +1,27 @@
 //! `GET /metrics` (`METRICS_ENABLED=true`): counters in the Prometheus text exposition format
-//! (version 0.0.4).
+//! (version 0.0.4), written by `prometheus-client`'s encoder.
 //!
 //! Recording is a few relaxed atomic additions per request into fixed tables (no locks, no
-//! allocation); labels come from closed sets — the routes Authura serves, `other` for any other
-//! path, and the status code — so no request can grow the output. Nothing here reads a user,
-//! a token or an address: the output holds counts and timings only.
+//! hashing, no allocation); labels come from closed sets — the routes Authura serves, `other`
+//! for any other path, and the status code — so no request can grow the output. A scrape copies
+//! the tables and the other figures into a [`Collector`] and lets the crate write the text
+//! (names, `HELP`/`TYPE` lines, label escaping, cumulative buckets with Go-style `le` values).
+//! The crate's own `Family` and `Histogram` are not used for recording: they take a lock and
+//! hash the labels on every observation (docs/PERFORMANCE.md has the figures). Nothing here
+//! reads a user, a token or an address: the output holds counts and timings only.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use crate::hashpool::PoolStats;
 use crate::state::MailStats;
@@ -113,45 +126,174 @@ impl Metrics {
         hashing: &PoolStats,
         backend_pool: Option<authura_core::store::PoolStatus>,
     ) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        self.render_requests(&mut out);
-        render_counters(
-            &mut out,
-            "authura_mail_total",
-            "Mails by outcome: sent, failed (the server refused or was unreachable), dropped (the send queue was full).",
-            "result",
-            &[
-                ("sent", &mail.sent),
-                ("failed", &mail.failed),
-                ("dropped", &mail.dropped),
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let scrape = Scrape {
+            requests: self.requests(),
+            durations: self.durations(),
+            mail: [load(&mail.sent), load(&mail.failed), load(&mail.dropped)],
+            hashing: [
+                load(&hashing.verifications),
+                load(&hashing.hashes),
+                load(&hashing.rejected),
             ],
-        );
-        for (name, help, value) in [
+            backend_pool,
+            build: Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                backend: self.backend,
+            }),
+            started: self
+                .started
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64(),
+            process: ProcSelf::read(),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing to a `String` cannot fail, and `Scrape::encode` fails only when writing does.
+        let _ = prometheus_text::encode(&mut out, &registry);
+        out
+    }
+
+    /// The request counts that are not zero, by route and code.
+    fn requests(&self) -> Vec<(RequestLabels, u64)> {
+        let mut counts = Vec::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            for (code, count) in (100..).zip(route.codes.iter()) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let route = route_label(i);
+                    counts.push((RequestLabels { route, code }, count));
+                }
+            }
+        }
+        counts
+    }
+
+    /// The durations of the routes that were asked for: per-bucket counts and the sum.
+    fn durations(&self) -> Vec<(RouteLabels, Durations)> {
+        let mut durations = Vec::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let counts = route.buckets.each_ref().map(|b| b.load(Ordering::Relaxed));
+            let count = counts.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            let nanos = route.nanos.load(Ordering::Relaxed);
+            durations.push((
+                RouteLabels {
+                    route: route_label(i),
+                },
+                Durations {
+                    buckets: std::array::from_fn(|b| (BUCKETS[b], counts[b])),
+                    count,
+                    seconds: Duration::from_nanos(nanos).as_secs_f64(),
+                },
+            ));
+        }
+        durations
+    }
+}
+
+fn route_label(index: usize) -> &'static str {
+    ROUTES.get(index).copied().unwrap_or(OTHER)
+}
+
+#[derive(Debug, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    code: u16,
+}
+
+#[derive(Debug, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    backend: &'static str,
+}
+
+/// One route's duration histogram: the finite buckets (not cumulative), the number of
+/// requests (the `+Inf` bucket) and the total in seconds.
+#[derive(Debug)]
+struct Durations {
+    buckets: [(f64, u64); BUCKETS.len()],
+    count: u64,
+    seconds: f64,
+}
+
+/// Everything one scrape shows, copied when it started; the registry asks it to encode itself.
+#[derive(Debug)]
+struct Scrape {
+    requests: Vec<(RequestLabels, u64)>,
+    durations: Vec<(RouteLabels, Durations)>,
+    /// Sent, failed, dropped.
+    mail: [u64; 3],
+    /// Verifications, hashes, rejected jobs.
+    hashing: [u64; 3],
+    backend_pool: Option<authura_core::store::PoolStatus>,
+    build: Info<BuildLabels>,
+    /// Seconds since the Unix epoch.
+    started: f64,
+    process: Option<ProcSelf>,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // Counters are named without `_total`: the encoder appends it.
+        let mut requests = encoder.encode_descriptor(
+            "authura_http_requests",
+            "HTTP requests answered, by route and status code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, count) in &self.requests {
+            ConstCounter::new(*count).encode(requests.encode_family(labels)?)?;
+        }
+        let mut durations = encoder.encode_descriptor(
+            "authura_http_request_duration_seconds",
+            "Time from receiving a request to its answer, by route.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (labels, d) in &self.durations {
+            durations
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(d.seconds, d.count, &d.buckets, None)?;
+        }
+        let mut mail = encoder.encode_descriptor(
+            "authura_mail",
+            "Mails by outcome: sent, failed (the server refused or was unreachable), dropped (the send queue was full).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, count) in ["sent", "failed", "dropped"].into_iter().zip(self.mail) {
+            ConstCounter::new(count).encode(mail.encode_family(&[("result", result)])?)?;
+        }
+        for (name, help, count) in [
             (
-                "authura_password_verifications_total",
+                "authura_password_verifications",
                 "Password verifications run, including those against a dummy hash for unknown accounts.",
-                &hashing.verifications,
+                self.hashing[0],
             ),
             (
-                "authura_password_hashes_total",
+                "authura_password_hashes",
                 "New password hashes made (signup, reset, change, and upgrades of older hashes).",
-                &hashing.hashes,
+                self.hashing[1],
             ),
             (
-                "authura_password_jobs_rejected_total",
+                "authura_password_jobs_rejected",
                 "Hashing jobs refused because the queue was full (answered 503 overloaded).",
-                &hashing.rejected,
+                self.hashing[2],
             ),
         ] {
-            single(
-                &mut out,
-                name,
-                help,
-                "counter",
-                value.load(Ordering::Relaxed),
-            );
+            single(&mut encoder, name, help, &ConstCounter::new(count))?;
         }
-        if let Some(pool) = backend_pool {
+        if let Some(pool) = self.backend_pool {
             for (name, help, value) in [
                 (
                     "authura_backend_connections_max",
@@ -174,160 +316,69 @@ impl Metrics {
                     pool.waiting,
                 ),
             ] {
-                single(&mut out, name, help, "gauge", value);
+                single(&mut encoder, name, help, &ConstGauge::new(value))?;
             }
         }
-        header(
-            &mut out,
-            "authura_build_info",
-            "Authura's version and the backend it serves from.",
-            "gauge",
-        );
-        let _ = writeln!(
-            out,
-            "authura_build_info{{version=\"{}\",backend=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION"),
-            self.backend
-        );
-        self.render_process(&mut out);
-        out
-    }
-
-    fn render_requests(&self, out: &mut String) {
-        let label = |i: usize| ROUTES.get(i).copied().unwrap_or(OTHER);
-        header(
-            out,
-            "authura_http_requests_total",
-            "HTTP requests answered, by route and status code.",
-            "counter",
-        );
-        for (i, route) in self.routes.iter().enumerate() {
-            for (code, count) in route.codes.iter().enumerate() {
-                let count = count.load(Ordering::Relaxed);
-                if count > 0 {
-                    let _ = writeln!(
-                        out,
-                        "authura_http_requests_total{{route=\"{}\",code=\"{}\"}} {count}",
-                        label(i),
-                        code + 100
-                    );
-                }
-            }
-        }
-        header(
-            out,
-            "authura_http_request_duration_seconds",
-            "Time from receiving a request to its answer, by route.",
-            "histogram",
-        );
-        for (i, route) in self.routes.iter().enumerate() {
-            let counts: Vec<u64> = route
-                .buckets
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .collect();
-            let total: u64 = counts.iter().sum();
-            if total == 0 {
-                continue;
-            }
-            let name = "authura_http_request_duration_seconds";
-            let mut cumulative = 0;
-            for (le, count) in BUCKETS.iter().zip(&counts) {
-                cumulative += count;
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{route=\"{}\",le=\"{le}\"}} {cumulative}",
-                    label(i)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{route=\"{}\",le=\"+Inf\"}} {total}",
-                label(i)
-            );
-            let seconds = Duration::from_nanos(route.nanos.load(Ordering::Relaxed)).as_secs_f64();
-            let _ = writeln!(out, "{name}_sum{{route=\"{}\"}} {seconds}", label(i));
-            let _ = writeln!(out, "{name}_count{{route=\"{}\"}} {total}", label(i));
-        }
-    }
-
-    /// The usual `process_*` metrics, from `/proc/self` (absent where it is not readable).
-    fn render_process(&self, out: &mut String) {
-        let started = self
-            .started
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        // An info metric: `authura_build_info{…} 1`, typed gauge in this format.
         single(
-            out,
+            &mut encoder,
+            "authura_build",
+            "Authura's version and the backend it serves from.",
+            &self.build,
+        )?;
+        self.encode_process(&mut encoder)
+    }
+}
+
+impl Scrape {
+    /// The usual `process_*` metrics, from `/proc/self` (absent where it is not readable).
+    fn encode_process(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        single(
+            encoder,
             "process_start_time_seconds",
             "Start time of the process since the Unix epoch, in seconds.",
-            "gauge",
-            started,
-        );
-        let Some(proc_self) = ProcSelf::read() else {
-            return;
+            &ConstGauge::new(self.started),
+        )?;
+        let Some(p) = &self.process else {
+            return Ok(());
         };
-        for (name, help, kind, value) in [
-            (
-                "process_cpu_seconds_total",
-                "User and system CPU time spent, in seconds.",
-                "counter",
-                proc_self.cpu_seconds,
-            ),
+        single(
+            encoder,
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds.",
+            &ConstCounter::new(p.cpu_seconds),
+        )?;
+        for (name, help, value) in [
             (
                 "process_resident_memory_bytes",
                 "Resident memory size, in bytes.",
-                "gauge",
-                proc_self.resident_bytes,
+                p.resident_bytes,
             ),
             (
                 "process_virtual_memory_bytes",
                 "Virtual memory size, in bytes.",
-                "gauge",
-                proc_self.virtual_bytes,
+                p.virtual_bytes,
             ),
-            (
-                "process_open_fds",
-                "Open file descriptors.",
-                "gauge",
-                proc_self.open_fds,
-            ),
+            ("process_open_fds", "Open file descriptors.", p.open_fds),
         ] {
-            single(out, name, help, kind, value);
+            single(encoder, name, help, &ConstGauge::new(value))?;
         }
+        Ok(())
     }
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// A metric without labels: its header and its one sample.
-fn single(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
-    header(out, name, help, kind);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-fn render_counters(
-    out: &mut String,
+/// A metric without labels (or with constant ones): its header and its one sample.
+fn single(
+    encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    label: &str,
-    values: &[(&str, &AtomicU64)],
-) {
-    header(out, name, help, "counter");
-    for (value, counter) in values {
-        let _ = writeln!(
-            out,
-            "{name}{{{label}=\"{value}\"}} {}",
-            counter.load(Ordering::Relaxed)
-        );
-    }
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 /// What `/proc/self` says about this process.
+#[derive(Debug)]
 struct ProcSelf {
     cpu_seconds: f64,
     resident_bytes: f64,

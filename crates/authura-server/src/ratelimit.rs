@@ -160,6 +160,51 @@ mod tests {
         }
         assert!(l.tracked() <= SHARDS * MAX_CLIENTS);
     }
+
+    #[test]
+    fn a_flood_of_new_addresses_does_not_free_a_client_that_keeps_coming() {
+        let l = RateLimiter::new(10);
+        let t0 = Instant::now();
+        let limited: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..10 {
+            assert!(l.check(limited, t0).is_ok());
+        }
+        // Four times as many addresses as the limiter keeps, one a microsecond (far less than
+        // the 6 s a token takes), while the limited client keeps asking.
+        for i in 0..(SHARDS * MAX_CLIENTS * 4) as u32 {
+            let now = t0 + Duration::from_micros(u64::from(i));
+            let _ = l.check(IpAddr::V4(i.into()), now);
+            if i % 1024 == 0 {
+                assert!(l.check(limited, now).is_err(), "freed after {i} addresses");
+                assert!(l.tracked() <= SHARDS * MAX_CLIENTS);
+            }
+        }
+    }
+
+    #[test]
+    fn idle_clients_are_dropped_before_limited_ones() {
+        let l = RateLimiter::new(60);
+        let t0 = Instant::now();
+        // Clients of one shard: one that used its whole burst, and enough others, one request
+        // each, to fill the shard.
+        let mut shard_0 = (0u32..)
+            .map(|i| IpAddr::V4(i.into()))
+            .filter(|ip| shard_of(ip) == 0);
+        let limited = shard_0.next().unwrap();
+        while l.check(limited, t0).is_ok() {}
+        for ip in shard_0.by_ref().take(MAX_CLIENTS - 1) {
+            assert!(l.check(ip, t0).is_ok());
+        }
+        assert_eq!(l.tracked(), MAX_CLIENTS);
+        // A second later the others have their token back (idle: the same as unknown), the
+        // limited client has one of its sixty. A newcomer makes room by dropping the idle ones
+        // only.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(l.check(shard_0.next().unwrap(), t1).is_ok());
+        assert_eq!(l.tracked(), 2);
+        assert!(l.check(limited, t1).is_ok());
+        assert_eq!(l.check(limited, t1), Err(1));
+    }
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
