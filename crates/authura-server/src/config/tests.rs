@@ -1,0 +1,1 @@
+//! In-process, data-driven tests of the configuration.
