@@ -1,7 +1,6 @@
 //! The flows section: roles, the public URL and the links built from it, the redirects a client
 //! may ask for, signup, impersonation and multi-tenancy.
 
-use authura_core::Role;
 use url::Url;
 
 use crate::config::parse_http_url;
@@ -70,25 +69,9 @@ declare! {
     .default("X-Tenant-ID");
 }
 
-/// The flows section's values (`None` where a value was invalid: the problem is recorded).
-#[derive(Debug)]
-pub struct Flows {
-    pub admin_role: Option<Role>,
-    pub default_role: Option<Role>,
-    pub external_url: Option<Url>,
-    pub verify_redirect_url: Option<Url>,
-    pub allowed_redirect_urls: Vec<Url>,
-    pub signup_disabled: bool,
-    pub impersonation_enabled: bool,
-    pub multi_tenant: bool,
-    pub tenant_id_header: String,
-}
-
-/// The section's variables. `EXTERNAL_URL`'s default follows `port`; the default redirect
-/// prefixes come from `allowed_origins`.
-pub fn read(r: &mut Reader, port: u16, allowed_origins: &[String]) -> Flows {
-    let admin_role = r.role(&ADMIN_ROLE);
-    let default_role = r.role(&DEFAULT_ROLE);
+/// `EXTERNAL_URL`, whose default follows `port`, and `VERIFY_REDIRECT_URL`, whose default
+/// follows `EXTERNAL_URL`.
+pub fn read_urls(r: &mut Reader, port: u16) -> (Option<Url>, Option<Url>) {
     // The default follows the port, so `serve --dev --port 8080` links to itself.
     let external_url = r.url_or(&EXTERNAL_URL, &format!("http://localhost:{port}"));
     let default_verify = external_url
@@ -98,13 +81,17 @@ pub fn read(r: &mut Reader, port: u16, allowed_origins: &[String]) -> Flows {
         Some(d) => r.url_or(&VERIFY_REDIRECT_URL, &d),
         None => r.url_or(&VERIFY_REDIRECT_URL, "http://localhost:9000/form"),
     };
-    let signup_disabled = r.bool(&SIGNUP_DISABLED);
-    let impersonation_enabled = r.bool(&IMPERSONATION_ENABLED);
-    let multi_tenant = r.bool(&MULTI_TENANT_ENABLED);
-    let tenant_id_header = r.header_name(&TENANT_ID_HEADER);
+    (external_url, verify_redirect_url)
+}
 
-    // Redirect prefixes: explicit, or VERIFY_REDIRECT_URL plus the CORS origins (never `*`).
-    let allowed_redirect_urls = match r.string(&ALLOWED_REDIRECT_URLS) {
+/// `ALLOWED_REDIRECT_URLS`: explicit, or `VERIFY_REDIRECT_URL` plus the CORS origins (never
+/// `*`).
+pub fn read_redirect_urls(
+    r: &mut Reader,
+    verify_redirect_url: Option<&Url>,
+    allowed_origins: &[String],
+) -> Vec<Url> {
+    match r.string(&ALLOWED_REDIRECT_URLS) {
         Some(_) => r
             .list(&ALLOWED_REDIRECT_URLS)
             .into_iter()
@@ -115,7 +102,7 @@ pub fn read(r: &mut Reader, port: u16, allowed_origins: &[String]) -> Flows {
             })
             .collect(),
         None => {
-            let mut v: Vec<Url> = verify_redirect_url.iter().cloned().collect();
+            let mut v: Vec<Url> = verify_redirect_url.into_iter().cloned().collect();
             for origin in allowed_origins {
                 if origin == "*" {
                     continue;
@@ -131,16 +118,5 @@ pub fn read(r: &mut Reader, port: u16, allowed_origins: &[String]) -> Flows {
             r.record(&ALLOWED_REDIRECT_URLS, &shown);
             v
         }
-    };
-    Flows {
-        admin_role,
-        default_role,
-        external_url,
-        verify_redirect_url,
-        allowed_redirect_urls,
-        signup_disabled,
-        impersonation_enabled,
-        multi_tenant,
-        tenant_id_header,
     }
 }

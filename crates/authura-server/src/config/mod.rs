@@ -259,40 +259,59 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     }
 
     let (host, port) = server::read_listen(r);
-    let server = server::read(r);
-    let flows = flows::read(r, port, &server.allowed_origins);
+    let allowed_origins = r.list(&server::ALLOWED_ORIGINS);
+    let allowed_hosts = server::read_allowed_hosts(r);
+    let host_header = r.header_name(&server::HOST_HEADER);
+    let rate_per_minute = r.number::<u32>(&server::RATE_PER_MINUTE);
+    let trusted_proxies = server::read_trusted_proxies(r);
+    let login_failures_per_account = r.number::<u32>(&server::LOGIN_FAILURES_PER_ACCOUNT);
+    let login_failure_window = r.duration(&server::LOGIN_FAILURE_WINDOW);
+    let hash_threads = server::read_hash_threads(r);
+    let extra_ca_pem = server::read_extra_ca(r);
+
+    let admin_role = r.role(&flows::ADMIN_ROLE);
+    let default_role = r.role(&flows::DEFAULT_ROLE);
+    let (external_url, verify_redirect_url) = flows::read_urls(r, port);
+    let signup_disabled = r.bool(&flows::SIGNUP_DISABLED);
+    let impersonation_enabled = r.bool(&flows::IMPERSONATION_ENABLED);
+    let metrics_enabled = r.bool(&server::METRICS_ENABLED);
+    let multi_tenant = r.bool(&flows::MULTI_TENANT_ENABLED);
+    let tenant_id_header = r.header_name(&flows::TENANT_ID_HEADER);
+    let allowed_redirect_urls =
+        flows::read_redirect_urls(r, verify_redirect_url.as_ref(), &allowed_origins);
+
     let tokens = tokens::read_tokens(r, sources);
     let policy = tokens::read_policy(r);
-    let (backend_name, backend) = backend::read_backend(r, server.extra_ca_pem.as_ref());
+    let (backend_name, backend) = backend::read_backend(r, extra_ca_pem.as_ref());
     let initial_user = backend::read_initial_user(r, &backend_name, &policy);
-    let mail = mail::read_mail(r, sources, server.extra_ca_pem.clone());
+    let mail = mail::read_mail(r, sources, extra_ca_pem.clone());
     let mail_templates_dir = mail::read_templates_dir(r);
-    let hook = hooks::read_hook(r, server.extra_ca_pem.clone());
+    let hook = hooks::read_hook(r, extra_ca_pem.clone());
     let captcha = captcha::read_captcha(r);
     let log_format = server::read_log_format(r);
 
     Some(Config {
         host,
         port,
-        allowed_origins: server.allowed_origins,
-        allowed_hosts: server.allowed_hosts,
-        host_header: server.host_header,
-        rate_per_minute: server.rate_per_minute,
-        trusted_proxies: server.trusted_proxies,
-        login_failures_per_account: server.login_failures_per_account,
-        hash_threads: server.hash_threads,
-        login_failure_window: server.login_failure_window?,
-        extra_ca_pem: server.extra_ca_pem,
-        admin_role: flows.admin_role?,
-        default_role: flows.default_role?,
-        external_url: flows.external_url?,
-        verify_redirect_url: flows.verify_redirect_url?,
-        allowed_redirect_urls: flows.allowed_redirect_urls,
-        signup_disabled: flows.signup_disabled,
-        impersonation_enabled: flows.impersonation_enabled,
-        metrics_enabled: server.metrics_enabled,
-        multi_tenant: flows.multi_tenant,
-        tenant_id_header: flows.tenant_id_header,
+        allowed_origins,
+        allowed_hosts,
+        host_header,
+        rate_per_minute,
+        trusted_proxies,
+        login_failures_per_account,
+        hash_threads,
+        login_failure_window: login_failure_window?,
+        extra_ca_pem,
+        admin_role: admin_role?,
+        default_role: default_role?,
+        external_url: external_url?,
+        verify_redirect_url: verify_redirect_url?,
+        allowed_redirect_urls,
+        signup_disabled,
+        impersonation_enabled,
+        metrics_enabled,
+        multi_tenant,
+        tenant_id_header,
         tokens: tokens?,
         policy,
         backend: backend?,

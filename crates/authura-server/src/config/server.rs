@@ -1,8 +1,6 @@
 //! The server section: listening, CORS and host checks, rate limits, proxies, password hashing
 //! threads, the extra trust store, metrics and logging.
 
-use std::time::Duration;
-
 use crate::config::LogFormat;
 use crate::config::reader::Reader;
 use crate::config::var::{Var, declare};
@@ -116,43 +114,27 @@ declare! {
     .new_variable();
 }
 
-/// The server section's values, apart from the listen address.
-#[derive(Debug)]
-pub struct Server {
-    pub allowed_origins: Vec<String>,
-    pub allowed_hosts: Option<Vec<String>>,
-    pub host_header: String,
-    pub rate_per_minute: u32,
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub login_failures_per_account: u32,
-    pub login_failure_window: Option<Duration>,
-    pub hash_threads: usize,
-    pub extra_ca_pem: Option<Vec<u8>>,
-    pub metrics_enabled: bool,
-}
-
 /// `HOST` (localhost) and `PORT` (9000).
 pub fn read_listen(r: &mut Reader) -> (String, u16) {
     let host = r.text(&HOST);
     (host, r.number::<u16>(&PORT))
 }
 
-/// The section's variables other than `HOST`, `PORT` and `LOG_FORMAT`.
-pub fn read(r: &mut Reader) -> Server {
-    let allowed_origins = r.list(&ALLOWED_ORIGINS);
-    let allowed_hosts = r.string(&ALLOWED_HOSTS).map(|_| {
+/// `ALLOWED_HOSTS`, lower-cased; `None` when the host check is off.
+pub fn read_allowed_hosts(r: &mut Reader) -> Option<Vec<String>> {
+    r.string(&ALLOWED_HOSTS).map(|_| {
         r.list(&ALLOWED_HOSTS)
             .into_iter()
             .map(|h| h.to_ascii_lowercase())
             .collect()
-    });
-    let host_header = r.header_name(&HOST_HEADER);
-    let rate_per_minute = r.number::<u32>(&RATE_PER_MINUTE);
-    let trusted_proxies = r
-        .list(&TRUSTED_PROXIES)
+    })
+}
+
+/// `TRUSTED_PROXIES`: networks, a bare address being a one-host network.
+pub fn read_trusted_proxies(r: &mut Reader) -> Vec<ipnet::IpNet> {
+    r.list(&TRUSTED_PROXIES)
         .into_iter()
         .filter_map(|entry| {
-            // A bare address is a one-host network.
             let parsed = entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
@@ -164,28 +146,17 @@ pub fn read(r: &mut Reader) -> Server {
                 })
                 .ok()
         })
-        .collect();
-    let login_failures_per_account = r.number::<u32>(&LOGIN_FAILURES_PER_ACCOUNT);
-    let login_failure_window = r.duration(&LOGIN_FAILURE_WINDOW);
+        .collect()
+}
+
+/// `HASH_THREADS`: at least 1, one per core by default.
+pub fn read_hash_threads(r: &mut Reader) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let hash_threads = r.number_or::<usize>(&HASH_THREADS, cores);
     if hash_threads == 0 {
         r.problem("HASH_THREADS must be at least 1".into());
     }
-    let extra_ca_pem = read_extra_ca(r);
-    let metrics_enabled = r.bool(&METRICS_ENABLED);
-    Server {
-        allowed_origins,
-        allowed_hosts,
-        host_header,
-        rate_per_minute,
-        trusted_proxies,
-        login_failures_per_account,
-        login_failure_window,
-        hash_threads,
-        extra_ca_pem,
-        metrics_enabled,
-    }
+    hash_threads
 }
 
 /// `EXTRA_CA_FILE`: the PEM bundle, checked to hold a certificate.

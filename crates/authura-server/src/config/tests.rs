@@ -413,6 +413,24 @@ fn every_problem_is_listed_at_once() {
 }
 
 #[test]
+fn mail_templates_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("verify-email.subject"), "{{ unclosed").unwrap();
+    check(
+        &with(&[("MAIL_TEMPLATES_DIR", dir.path().to_str().unwrap())]),
+        Expect::Refused(&["MAIL_TEMPLATES_DIR: ", "verify-email.subject"]),
+    );
+    let missing = dir.path().join("missing");
+    check(
+        &with(&[("MAIL_TEMPLATES_DIR", missing.to_str().unwrap())]),
+        Expect::Refused(&[&format!(
+            "MAIL_TEMPLATES_DIR: {} is not a directory",
+            missing.display()
+        )]),
+    );
+}
+
+#[test]
 fn defaults_and_values_are_printed() {
     check(
         &with(&[]),
