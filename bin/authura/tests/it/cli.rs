@@ -3,20 +3,9 @@
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_authura");
+pub use authura_testkit::config::GOOD;
 
-pub const GOOD: &[(&str, &str)] = &[
-    ("JWT_SECRET", "access-secret-0123456789abcdefghijklmnop"),
-    (
-        "JWT_REFRESH_SECRET",
-        "refresh-secret-0123456789abcdefghijklmn",
-    ),
-    (
-        "JWT_VERIFY_SECRET",
-        "verify-secret-0123456789abcdefghijklmno",
-    ),
-    ("MAIL_HOST", "dummy"),
-];
+const BIN: &str = env!("CARGO_BIN_EXE_authura");
 
 /// `GOOD` without the variable `name`.
 pub fn good_without(name: &str) -> Vec<(&'static str, &'static str)> {

@@ -10,24 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use authura_testkit::config::GOOD;
+
 use crate::config::reader::Reader;
 use crate::config::var::{Need, Var};
 use crate::config::{
     ReadNames, Sources, declared, docs, load, load_backend, load_listen, load_reading, read,
 };
-
-const GOOD: &[(&str, &str)] = &[
-    ("JWT_SECRET", "access-secret-0123456789abcdefghijklmnop"),
-    (
-        "JWT_REFRESH_SECRET",
-        "refresh-secret-0123456789abcdefghijklmn",
-    ),
-    (
-        "JWT_VERIFY_SECRET",
-        "verify-secret-0123456789abcdefghijklmno",
-    ),
-    ("MAIL_HOST", "dummy"),
-];
 
 /// What a configuration comes to.
 #[derive(Debug)]
