@@ -4,7 +4,7 @@
 //!
 //! Each section (`server`, `flows`, `tokens`, `backend`, `mail`, `captcha`, `hooks`, and
 //! `future` for features not built yet) declares its variables once, as [`var::Var`]s, and reads
-//! them through [`reader::Reader`], which takes a declaration, never a name. The known names,
+//! them through `reader::Reader`, which takes a declaration, never a name. The known names,
 //! `NAME_FILE`, the refusal of unbuilt features, check-config's listing and the tables of
 //! docs/configuration.md all derive from [`SECTIONS`].
 
@@ -43,7 +43,7 @@ mod docs;
 mod tests;
 
 /// Every section's declarations, in the order of docs/configuration.md. A new section is a new
-/// module with a `declare!` block and one line here.
+/// file with a `declare!` block, its `mod` line above, and its line here.
 pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("server", server::VARS),
     ("flows", flows::VARS),
