@@ -3,6 +3,7 @@
 //! PostgreSQL clusters and per-test databases). Dev-only; never published.
 
 pub mod cluster;
+pub mod config;
 pub mod conformance;
 pub mod postgres;
 pub mod python;

@@ -1,0 +1,908 @@
+//! In-process, data-driven tests of the configuration: `Sources` in, problems or check-config
+//! lines out, no process spawned. The binary's tests (bin/authura/tests/it/cli.rs) keep what
+//! needs the process: exit codes, printing, flags, `migrate`.
+//!
+//! Also the tests that hold the declarations together: every variable read is declared, every
+//! declared variable is read, and docs/configuration.md's tables are what the declarations
+//! generate (`UPDATE_DOCS=1 cargo test -p authura-server --lib config::tests::docs` rewrites
+//! them).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use authura_testkit::config::GOOD;
+
+use crate::config::reader::Reader;
+use crate::config::var::{Need, Var};
+use crate::config::{
+    ReadNames, Sources, declared, docs, load, load_backend, load_listen, load_reading, read,
+};
+
+/// What a configuration comes to.
+#[derive(Debug)]
+enum Expect<'a> {
+    /// Refused, with a problem containing each of these.
+    Refused(&'a [&'a str]),
+    /// Loaded, check-config printing each of these lines (`NAME=value`).
+    Loaded(&'a [&'a str]),
+}
+
+/// The environment alone.
+fn env(vars: &[(&str, &str)]) -> Sources {
+    Sources {
+        env: vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Sources::default()
+    }
+}
+
+/// `GOOD` with `overrides` (an empty value removes the variable).
+fn with(overrides: &[(&str, &str)]) -> Sources {
+    let mut sources = env(GOOD);
+    for (k, v) in overrides {
+        sources.env.remove(*k);
+        if !v.is_empty() {
+            sources.env.insert((*k).to_owned(), (*v).to_owned());
+        }
+    }
+    sources
+}
+
+/// check-config's output for a loaded configuration.
+fn printed(effective: &BTreeMap<String, String>) -> String {
+    effective
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect()
+}
+
+#[track_caller]
+fn check(sources: &Sources, expected: Expect<'_>) {
+    match (load(sources), expected) {
+        (Err(e), Expect::Refused(problems)) => {
+            let all = e.problems.join("\n");
+            for p in problems {
+                assert!(
+                    all.contains(p),
+                    "{:?}: expected {p:?} in\n{all}",
+                    sources.env
+                );
+            }
+        }
+        (Ok(config), Expect::Loaded(lines)) => {
+            let out = printed(&config.effective);
+            for line in lines {
+                assert!(
+                    out.lines().any(|l| l == *line),
+                    "{:?}: expected {line:?} in\n{out}",
+                    sources.env
+                );
+            }
+        }
+        (Ok(config), expected) => panic!(
+            "{:?}: loaded, expected {expected:?}; printed\n{}",
+            sources.env,
+            printed(&config.effective)
+        ),
+        (Err(e), expected) => panic!("{:?}: expected {expected:?}, got {e}", sources.env),
+    }
+}
+
+/// `GOOD` with the overrides, and a problem containing the text.
+const REFUSED: &[(&[(&str, &str)], &str)] = &[
+    (&[("JWT_SECRET", "")], "JWT_SECRET is required"),
+    (
+        &[("JWT_SECRET", "short")],
+        "JWT_SECRET must be at least 32 bytes",
+    ),
+    (
+        &[(
+            "JWT_VERIFY_SECRET",
+            "access-secret-0123456789abcdefghijklmnop",
+        )],
+        "JWT_SECRET and JWT_VERIFY_SECRET must be different",
+    ),
+    (&[("JWT_EXPIRATION", "5 minutes")], "JWT_EXPIRATION"),
+    (&[("HASH_THREADS", "0")], "HASH_THREADS must be at least 1"),
+    (
+        &[("HASH_THREADS", "-1")],
+        "HASH_THREADS: expected a non-negative",
+    ),
+    (&[("PORT", "http")], "PORT: expected"),
+    (&[("RATE_PER_MINUTE", "-1")], "RATE_PER_MINUTE"),
+    (&[("EXTERNAL_URL", "not a url")], "EXTERNAL_URL"),
+    (&[("MAIL_HOST", "")], "MAIL_HOST is required"),
+    (
+        &[("MAIL_HOST", "smtp.example.com")],
+        "MAIL_FROM is required",
+    ),
+    (
+        &[
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_FROM", "a@b.c"),
+            ("MAIL_TLS", "ssl"),
+        ],
+        "MAIL_TLS",
+    ),
+    (
+        &[("SIGNUP_DISABLED", "maybe")],
+        "SIGNUP_DISABLED: expected true or false",
+    ),
+    (
+        &[("JWT_EXTENSIONS", "hasura,magic")],
+        "unknown extension \"magic\"",
+    ),
+    (
+        &[("JWT_EXTENSIONS", "env")],
+        "JWT_ENV_EXTENSION_NAMESPACE and JWT_ENV_EXTENSION_CLAIMS are required",
+    ),
+    (
+        &[
+            ("JWT_EXTENSIONS", "env"),
+            ("JWT_ENV_EXTENSION_NAMESPACE", "x"),
+            ("JWT_ENV_EXTENSION_CLAIMS", "{\"a\": \"{{.Password}}\"}"),
+        ],
+        "unknown template field",
+    ),
+    (&[("AUTH_BACKEND", "mysql")], "unknown backend"),
+    (&[("AUTH_BACKEND", "ldap")], "not in this build yet"),
+    (
+        &[("AUTH_BACKEND", "hasura")],
+        "HASURA_URL is required with AUTH_BACKEND=hasura",
+    ),
+    (
+        &[("AUTH_BACKEND", "hasura"), ("HASURA_URL", "ftp://h")],
+        "HASURA_URL: \"ftp://h\" must be an http or https URL",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "hasura"),
+            ("HASURA_URL", "http://hasura:8080"),
+        ],
+        "HASURA_GRAPHQL_ADMIN_SECRET is required with AUTH_BACKEND=hasura",
+    ),
+    (
+        &[("AUTH_BACKEND", "postgres")],
+        "POSTGRES_DSN is required with AUTH_BACKEND=postgres",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            (
+                "POSTGRES_DSN",
+                "postgres://u:hunter2@db/app?sslmode=sometimes",
+            ),
+        ],
+        "POSTGRES_DSN: unknown sslmode \"sometimes\"",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://db/app"),
+            ("POSTGRES_USERS_TABLE", "users; drop table users"),
+        ],
+        "POSTGRES_USERS_TABLE: \"users; drop table users\" is not a table name",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://db/app"),
+            ("POSTGRES_POOL_SIZE", "0"),
+        ],
+        "POSTGRES_POOL_SIZE: expected at least 1",
+    ),
+    (
+        &[("SQLITE_INITIAL_USER", "root@example.com")],
+        "go together",
+    ),
+    (
+        &[
+            ("SQLITE_INITIAL_USER", "root@example.com"),
+            ("SQLITE_INITIAL_USER_PASSWORD", "weak"),
+        ],
+        "SQLITE_INITIAL_USER_PASSWORD does not meet the password policy (min_length, uppercase, digit, special)",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://db/app"),
+            ("POSTGRES_INITIAL_USER", "not an address"),
+            ("POSTGRES_INITIAL_USER_PASSWORD", "Str0ng!pass"),
+        ],
+        "POSTGRES_INITIAL_USER: \"not an address\" is not an email address",
+    ),
+    // Protections this build does not have are refused, never ignored.
+    (
+        &[("CAPTCHA", "turnstile")],
+        "CAPTCHA=turnstile: TURNSTILE_SECRET_KEY is required",
+    ),
+    (&[("CAPTCHA", "recaptcha")], "CAPTCHA: unknown provider"),
+    (&[("TURNSTILE_SITE_KEY", "k")], "but CAPTCHA is not"),
+    (&[("HOOK_URL", "ftp://hooks.example.com")], "HOOK_URL: "),
+    (
+        &[("HOOK_AUTH_HEADER_VALUE", "Bearer x")],
+        "set without HOOK_URL",
+    ),
+    (
+        &[
+            ("HOOK_URL", "http://localhost/hook"),
+            ("HOOK_TIMEOUT", "soon"),
+        ],
+        "HOOK_TIMEOUT",
+    ),
+    (
+        &[
+            ("HOOK_URL", "http://localhost/hook"),
+            ("HOOK_TIMEOUT", "0s"),
+        ],
+        "HOOK_TIMEOUT must be longer than zero",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "http://localhost/users"),
+            ("HTTP_TIMEOUT", "0s"),
+        ],
+        "HTTP_TIMEOUT must be longer than zero",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "hasura"),
+            ("HASURA_URL", "http://localhost:8080"),
+            ("HASURA_GRAPHQL_ADMIN_SECRET", "s"),
+            ("HASURA_TIMEOUT", "a while"),
+        ],
+        "HASURA_TIMEOUT: ",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "postgres"),
+            ("POSTGRES_DSN", "postgres://u@localhost/app"),
+            ("POSTGRES_TIMEOUT", "0s"),
+        ],
+        "POSTGRES_TIMEOUT must be longer than zero",
+    ),
+    (
+        &[("METRICS_ENABLED", "sometimes")],
+        "METRICS_ENABLED: expected true or false, got \"sometimes\"",
+    ),
+    (
+        &[("JWT_ALGORITHM", "HS512")],
+        "JWT_ALGORITHM: expected HS256, RS256, ES256 or EdDSA",
+    ),
+    (
+        &[("OAUTH_PROVIDERS", "google")],
+        "OAUTH_PROVIDERS is set, but oauth is not in this build yet; unset it",
+    ),
+    (
+        &[("AUTH_BACKEND", "http")],
+        "HTTP_URL is required with AUTH_BACKEND=http",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "ftp://api.example.com/users"),
+        ],
+        "HTTP_URL: \"ftp://api.example.com/users\" must be an http or https URL",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "https://api.example.com/users?all=1"),
+        ],
+        "HTTP_URL: expected the users collection's URL, without query or fragment",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "https://bob:hunter2@api.example.com/users"),
+        ],
+        "HTTP_URL: must not carry credentials",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "https://api.example.com/users"),
+            ("HTTP_AUTH_HEADER_KEY", "Bad Header"),
+            ("HTTP_AUTH_HEADER_VALUE", "Bearer x"),
+        ],
+        "HTTP_AUTH_HEADER_KEY: \"Bad Header\" is not a valid header name",
+    ),
+    // Startup's own checks happen at load.
+    (
+        &[
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_FROM", "not an address"),
+        ],
+        "MAIL_*: ",
+    ),
+    (
+        &[
+            ("JWT_EXTENSIONS", "env"),
+            ("JWT_ENV_EXTENSION_NAMESPACE", "sub"),
+            ("JWT_ENV_EXTENSION_CLAIMS", "{\"a\": \"{{.ID}}\"}"),
+        ],
+        "\"sub\" is a standard claim",
+    ),
+    (
+        &[("PASSWORD_MIN_LENGTH", "0")],
+        "PASSWORD_MIN_LENGTH / PASSWORD_MAX_LENGTH: expected 1 ≤ min ≤ max ≤ 4096",
+    ),
+    (
+        &[("TRUSTED_PROXIES", "10.0.0.0/8,proxy")],
+        "TRUSTED_PROXIES: \"proxy\" is not an address or CIDR network",
+    ),
+    (
+        &[("ALLOWED_REDIRECT_URLS", "https://app.example.com,ftp://x")],
+        "ALLOWED_REDIRECT_URLS: \"ftp://x\" must be an http or https URL",
+    ),
+    (
+        &[("ADMIN_ROLE", "a b")],
+        "ADMIN_ROLE: \"a b\" is not a valid role name",
+    ),
+    (
+        &[("TENANT_ID_HEADER", "bad header")],
+        "TENANT_ID_HEADER: \"bad header\" is not a valid header name",
+    ),
+    (
+        &[("LOG_FORMAT", "xml")],
+        "LOG_FORMAT: expected json or pretty, got \"xml\"",
+    ),
+    (
+        &[("EXTRA_CA_FILE", "/nonexistent/ca.pem")],
+        "EXTRA_CA_FILE: cannot read /nonexistent/ca.pem",
+    ),
+];
+
+#[test]
+fn bad_configurations_are_refused_naming_the_variable() {
+    for (overrides, expected) in REFUSED {
+        check(&with(overrides), Expect::Refused(&[expected]));
+    }
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    check(
+        &env(&[("PORT", "x")]),
+        Expect::Refused(&[
+            "JWT_SECRET is required",
+            "JWT_REFRESH_SECRET is required",
+            "JWT_VERIFY_SECRET is required",
+            "MAIL_HOST is required",
+            "PORT: expected",
+        ]),
+    );
+    // Problems do not hide each other.
+    check(
+        &env(&[
+            ("JWT_SECRET", "short"),
+            ("JWT_REFRESH_SECRET", "short"),
+            (
+                "JWT_VERIFY_SECRET",
+                "verify-secret-0123456789abcdefghijklmno",
+            ),
+            ("JWT_EXPIRATION", "5d"),
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_TLS", "ssl"),
+            ("MAIL_USER", "u"),
+        ]),
+        Expect::Refused(&[
+            "JWT_SECRET must be at least 32 bytes",
+            "JWT_REFRESH_SECRET must be at least 32 bytes",
+            "JWT_SECRET and JWT_REFRESH_SECRET must be different",
+            "JWT_EXPIRATION",
+            "MAIL_TLS",
+            "MAIL_USER and MAIL_PASS go together",
+            "MAIL_FROM is required",
+        ]),
+    );
+}
+
+#[test]
+fn mail_templates_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("verify-email.subject"), "{{ unclosed").unwrap();
+    check(
+        &with(&[("MAIL_TEMPLATES_DIR", dir.path().to_str().unwrap())]),
+        Expect::Refused(&["MAIL_TEMPLATES_DIR: ", "verify-email.subject"]),
+    );
+    let missing = dir.path().join("missing");
+    check(
+        &with(&[("MAIL_TEMPLATES_DIR", missing.to_str().unwrap())]),
+        Expect::Refused(&[&format!(
+            "MAIL_TEMPLATES_DIR: {} is not a directory",
+            missing.display()
+        )]),
+    );
+}
+
+#[test]
+fn defaults_and_values_are_printed() {
+    check(
+        &with(&[]),
+        Expect::Loaded(&[
+            "HOST=localhost",
+            "PORT=9000",
+            "AUTH_BACKEND=sqlite",
+            "SQLITE_DB_PATH=./authura.db",
+            "JWT_ALGORITHM=HS256",
+            "JWT_EXPIRATION=5m",
+            "MAIL_HOST=dummy",
+            "EXTERNAL_URL=http://localhost:9000",
+            "VERIFY_REDIRECT_URL=http://localhost:9000/form",
+            "ALLOWED_REDIRECT_URLS=http://localhost:9000/form",
+            "JWT_SECRET=[redacted]",
+            "TURNSTILE_SCRIPT=https://challenges.cloudflare.com/turnstile/v0/api.js",
+        ]),
+    );
+    // The defaults that follow other settings.
+    check(
+        &with(&[
+            ("PORT", "8123"),
+            ("ALLOWED_ORIGINS", "app.example.com,*"),
+            ("MAIL_HOST", "smtp.example.com"),
+            ("MAIL_FROM", "a@example.com"),
+            ("MAIL_TLS", "tls"),
+        ]),
+        Expect::Loaded(&[
+            "EXTERNAL_URL=http://localhost:8123",
+            "VERIFY_REDIRECT_URL=http://localhost:8123/form",
+            "ALLOWED_REDIRECT_URLS=http://localhost:8123/form,http://app.example.com/,https://app.example.com/",
+            "MAIL_PORT=465",
+        ]),
+    );
+    // The HTTP backend's credential is redacted, its header name printed.
+    check(
+        &with(&[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "https://api.example.com/authura/users"),
+            ("HTTP_AUTH_HEADER_KEY", "X-Api-Key"),
+            ("HTTP_AUTH_HEADER_VALUE", "Bearer hidden-0123"),
+        ]),
+        Expect::Loaded(&[
+            "AUTH_BACKEND=http",
+            "HTTP_URL=https://api.example.com/authura/users",
+            "HTTP_AUTH_HEADER_KEY=X-Api-Key",
+            "HTTP_AUTH_HEADER_VALUE=[redacted]",
+        ]),
+    );
+    check(
+        &with(&[
+            ("AUTH_BACKEND", "hasura"),
+            ("HASURA_URL", "https://hasura.internal/v1/graphql"),
+            ("HASURA_GRAPHQL_ADMIN_SECRET", "hasura-admin"),
+        ]),
+        Expect::Loaded(&[
+            "AUTH_BACKEND=hasura",
+            "HASURA_URL=https://hasura.internal/v1/graphql",
+            "HASURA_GRAPHQL_ADMIN_SECRET=[redacted]",
+        ]),
+    );
+}
+
+#[test]
+fn the_other_backends_initial_user_is_ignored_with_a_warning() {
+    let config = load(&with(&[
+        ("POSTGRES_INITIAL_USER", "root@example.com"),
+        ("POSTGRES_INITIAL_USER_PASSWORD", "Str0ng!pass"),
+    ]))
+    .unwrap();
+    assert!(config.initial_user.is_none());
+    assert_eq!(
+        config.warnings,
+        [
+            "POSTGRES_INITIAL_USER is ignored: AUTH_BACKEND=sqlite reads SQLITE_INITIAL_USER",
+            "POSTGRES_INITIAL_USER_PASSWORD is ignored: AUTH_BACKEND=sqlite reads SQLITE_INITIAL_USER",
+        ]
+    );
+}
+
+#[test]
+fn files_dotenv_environment_and_flags_take_precedence_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("authura.toml");
+    std::fs::write(
+        &toml,
+        "port = 8123\nhost = \"file\"\njwt_expiration = \"10m\"\nrate_per_minute = 10\n\
+         allowed_origins = [\"app.example.com\", \"https://x.example\"]\n",
+    )
+    .unwrap();
+    let dotenv = dir.path().join(".env");
+    std::fs::write(&dotenv, "PORT=7001\nHOST=0.0.0.0\nCAPTCHA=\n").unwrap();
+    let mut sources = with(&[("JWT_EXPIRATION", "15m"), ("RATE_PER_MINUTE", " ")]);
+    sources.file = Some(toml.clone());
+    check(
+        &sources,
+        Expect::Loaded(&[
+            "PORT=8123",
+            "JWT_EXPIRATION=15m",
+            "RATE_PER_MINUTE=60",
+            "ALLOWED_ORIGINS=app.example.com,https://x.example",
+        ]),
+    );
+    sources.dotenv = Some(dotenv);
+    check(&sources, Expect::Loaded(&["PORT=7001", "HOST=0.0.0.0"]));
+    sources.env.insert("PORT".into(), "7002".into());
+    check(&sources, Expect::Loaded(&["PORT=7002"]));
+    sources.flags.insert("PORT".into(), "7003".into());
+    check(&sources, Expect::Loaded(&["PORT=7003", "HOST=0.0.0.0"]));
+    assert_eq!(load_listen(&sources).unwrap(), ("0.0.0.0".to_owned(), 7003));
+
+    // Unknown keys in the file are refused; a non-secret has no `_FILE` form.
+    for (key, name) in [
+        ("jwt_secert", "JWT_SECERT"),
+        ("mail_user_file", "MAIL_USER_FILE"),
+    ] {
+        std::fs::write(&toml, format!("{key} = \"x\"\n")).unwrap();
+        let mut sources = with(&[]);
+        sources.file = Some(toml.clone());
+        check(
+            &sources,
+            Expect::Refused(&[&format!("unknown setting \"{name}\"")]),
+        );
+    }
+}
+
+#[test]
+fn likely_typos_in_dotenv_are_warned_about_and_other_names_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let dotenv = dir.path().join(".env");
+    std::fs::write(
+        &dotenv,
+        "JWT_EXPIRATON=10m\nDATABASE_URL=postgres://app\nRATE_PER_MINUT=5\n",
+    )
+    .unwrap();
+    let mut sources = with(&[]);
+    sources.dotenv = Some(dotenv.clone());
+    let config = load(&sources).unwrap();
+    let path = dotenv.display();
+    assert_eq!(
+        config.warnings,
+        [
+            format!(
+                "{path}: \"JWT_EXPIRATON\" is not a setting and is ignored; did you mean JWT_EXPIRATION?"
+            ),
+            format!(
+                "{path}: \"RATE_PER_MINUT\" is not a setting and is ignored; did you mean RATE_PER_MINUTE?"
+            ),
+        ]
+    );
+    assert_eq!(config.effective["JWT_EXPIRATION"], "5m");
+    // `migrate` reads only the backend, and warns too.
+    std::fs::write(&dotenv, "SQLITE_DB_PAHT=typo.db\n").unwrap();
+    let sources = Sources {
+        dotenv: Some(dotenv),
+        ..env(&[("SQLITE_DB_PATH", "only-db.db")])
+    };
+    assert!(load(&sources).is_err(), "no token secrets, no mail");
+    let (backend, warnings) = load_backend(&sources).unwrap();
+    assert_eq!(backend.name(), "sqlite");
+    assert!(
+        warnings[0].ends_with("did you mean SQLITE_DB_PATH?"),
+        "{warnings:?}"
+    );
+    let refused = load_backend(&env(&[
+        ("AUTH_BACKEND", "postgres"),
+        ("POSTGRES_POOL_SIZE", "0"),
+    ]))
+    .unwrap_err()
+    .problems;
+    assert_eq!(
+        refused[..2],
+        [
+            "POSTGRES_POOL_SIZE: expected at least 1",
+            "POSTGRES_DSN is required with AUTH_BACKEND=postgres (e.g. postgres://user:password@host:5432/database?sslmode=verify-full)",
+        ]
+    );
+}
+
+#[test]
+fn dev_mode_generates_and_keeps_the_token_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets");
+    let sources = Sources {
+        dev: true,
+        dev_secrets: Some(file.clone()),
+        ..Sources::default()
+    };
+    let shown = format!("[redacted, from {}]", file.display());
+    let first = load(&sources).unwrap();
+    for name in ["JWT_SECRET", "JWT_REFRESH_SECRET", "JWT_VERIFY_SECRET"] {
+        assert_eq!(first.effective[name], shown);
+    }
+    assert_eq!(first.effective["MAIL_HOST"], "dummy");
+    let again = load(&sources).unwrap();
+    assert_eq!(
+        again.tokens.refresh_secret.expose(),
+        first.tokens.refresh_secret.expose()
+    );
+}
+
+/// Loads `sources` and returns what was read, whatever the outcome.
+fn reads(sources: &Sources) -> ReadNames {
+    load_reading(sources).1
+}
+
+/// One configuration per branch: every backend, a real mail relay, the env extension, captcha
+/// and a hook on. With the backend each one uses.
+fn branches() -> Vec<(&'static str, Sources)> {
+    vec![
+        ("sqlite", with(&[])),
+        (
+            "postgres",
+            with(&[
+                ("AUTH_BACKEND", "postgres"),
+                ("POSTGRES_DSN", "postgres://db/app"),
+            ]),
+        ),
+        (
+            "hasura",
+            with(&[
+                ("AUTH_BACKEND", "hasura"),
+                ("HASURA_URL", "http://hasura:8080"),
+                ("HASURA_GRAPHQL_ADMIN_SECRET", "s"),
+            ]),
+        ),
+        (
+            "http",
+            with(&[
+                ("AUTH_BACKEND", "http"),
+                ("HTTP_URL", "http://localhost/users"),
+            ]),
+        ),
+        (
+            "sqlite",
+            with(&[
+                ("MAIL_HOST", "smtp.example.com"),
+                ("MAIL_FROM", "a@example.com"),
+                ("JWT_EXTENSIONS", "env,hasura"),
+                ("JWT_ENV_EXTENSION_NAMESPACE", "https://example.com/claims"),
+                ("JWT_ENV_EXTENSION_CLAIMS", "{\"x-id\": \"{{.ID}}\"}"),
+                ("CAPTCHA", "turnstile"),
+                ("TURNSTILE_SECRET_KEY", "secret"),
+                ("TURNSTILE_SITE_KEY", "site"),
+                ("HOOK_URL", "http://localhost/hook"),
+            ]),
+        ),
+    ]
+}
+
+#[test]
+fn every_declared_variable_is_read_and_every_read_one_declared() {
+    let branches: Vec<(&str, ReadNames)> = branches()
+        .iter()
+        .map(|(backend, sources)| {
+            let (result, read) = load_reading(sources);
+            assert!(result.is_ok(), "{backend}: {result:?}");
+            (*backend, read)
+        })
+        .collect();
+    for (backend, read) in &branches {
+        for name in read {
+            let var = declared().find(|var| var.name == *name);
+            assert!(
+                var.is_some_and(Var::is_built),
+                "{name} is read ({backend}) but no section declares it as built"
+            );
+        }
+    }
+    for var in declared() {
+        let read_with = |backend: &str| {
+            branches
+                .iter()
+                .any(|(b, read)| *b == backend && read.contains(var.name))
+        };
+        match var.need {
+            Need::Always => assert!(
+                branches.iter().all(|(_, read)| read.contains(var.name)),
+                "{} is declared as always read, but a load does not read it",
+                var.name
+            ),
+            Need::Backends(backends) => {
+                for backend in backends {
+                    assert!(
+                        read_with(backend),
+                        "{} is declared for AUTH_BACKEND={backend}, which does not read it",
+                        var.name
+                    );
+                }
+            }
+            Need::When(_) => assert!(
+                branches.iter().any(|(_, read)| read.contains(var.name)),
+                "{} is declared but never read",
+                var.name
+            ),
+            Need::Future(_) => assert!(
+                branches.iter().all(|(_, read)| !read.contains(var.name)),
+                "{} is declared as not built, but is read",
+                var.name
+            ),
+        }
+    }
+}
+
+#[test]
+fn reading_a_variable_no_section_declares_is_a_problem() {
+    static UNDECLARED: Var = Var::new("server", "").named("UNDECLARED");
+    let mut r = Reader::new(&with(&[("UNDECLARED", "x")]));
+    assert_eq!(r.string(&UNDECLARED).as_deref(), Some("x"));
+    assert_eq!(
+        r.problems,
+        ["UNDECLARED is read but no configuration section declares it"]
+    );
+    // The tests above would fail on it.
+    assert!(!declared().any(|var| var.name == "UNDECLARED"));
+}
+
+#[test]
+fn declarations_are_well_formed() {
+    let mut names = std::collections::BTreeSet::new();
+    for var in declared() {
+        assert!(names.insert(var.name), "{} is declared twice", var.name);
+        assert!(
+            !var.name.is_empty()
+                && var
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+            "{:?} is not a variable name",
+            var.name
+        );
+        assert!(
+            !var.is_built() || !var.doc.is_empty(),
+            "{} has no description",
+            var.name
+        );
+    }
+    // Defaults parse: the configuration with nothing but the required values loads.
+    assert!(load(&with(&[])).is_ok());
+}
+
+#[test]
+fn variables_of_features_not_built_are_refused_also_as_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("value");
+    std::fs::write(&file, "x\n").unwrap();
+    let file = file.to_str().unwrap();
+    let mut count = 0;
+    for var in declared() {
+        let Need::Future(feature) = var.need else {
+            continue;
+        };
+        count += 1;
+        let expected = format!(
+            "{} is set, but {feature} is not in this build yet; unset it",
+            var.name
+        );
+        check(&with(&[(var.name, "x")]), Expect::Refused(&[&expected]));
+        if var.secret {
+            let file_var = format!("{}_FILE", var.name);
+            check(&with(&[(&file_var, file)]), Expect::Refused(&[&expected]));
+        }
+    }
+    // SPEC §2 and §8–§13: oauth, sessions, ldap, policies, audit, the state store.
+    for name in [
+        "STATE_DSN",
+        "SESSION_IDLE_TIMEOUT",
+        "LDAP_SYNC_INTERVAL",
+        "PASSWORD_HISTORY",
+        "AUDIT_ENABLED",
+        "OIDC_USERINFO_URL",
+    ] {
+        assert!(declared().any(|var| var.name == name && !var.is_built()));
+    }
+    assert!(count > 60, "{count}");
+}
+
+#[test]
+fn secrets_are_never_printed_and_may_come_from_files() {
+    const SENTINEL: &str = "sentinel-0123456789abcdefghijklmnopqrstuvwxyz";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{SENTINEL}\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let branches = branches();
+    for var in declared().filter(|var| var.secret && var.is_built()) {
+        let (_, base) = branches
+            .iter()
+            .find(|(_, sources)| reads(sources).contains(var.name))
+            .unwrap_or_else(|| panic!("no configuration reads {}", var.name));
+        let file_var = format!("{}_FILE", var.name);
+        for (set, shown) in [
+            ((var.name, SENTINEL), "[redacted]".to_owned()),
+            ((&file_var, file), format!("[redacted, from {file}]")),
+        ] {
+            let mut sources = base.clone();
+            sources.env.remove(var.name);
+            sources.env.insert(set.0.to_owned(), set.1.to_owned());
+            let mut r = Reader::new(&sources);
+            let _ = read(&mut r, &sources);
+            assert_eq!(r.effective.get(var.name), Some(&shown), "{}", var.name);
+            let everything = format!("{:?}{:?}{:?}", r.effective, r.problems, r.warnings);
+            assert!(!everything.contains(SENTINEL), "{}: {everything}", var.name);
+        }
+        let mut sources = base.clone();
+        sources.env.insert(var.name.to_owned(), SENTINEL.to_owned());
+        sources.env.insert(file_var.clone(), file.to_owned());
+        check(
+            &sources,
+            Expect::Refused(&[&format!(
+                "{} and {file_var} are both set; keep one",
+                var.name
+            )]),
+        );
+    }
+    let missing = dir.path().join("missing");
+    check(
+        &with(&[
+            ("JWT_SECRET", ""),
+            ("JWT_SECRET_FILE", missing.to_str().unwrap()),
+        ]),
+        Expect::Refused(&[&format!(
+            "JWT_SECRET_FILE: cannot read {}: ",
+            missing.display()
+        )]),
+    );
+}
+
+fn doc_path() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/configuration.md"
+    ))
+}
+
+/// docs/configuration.md's tables are what the declarations generate. `UPDATE_DOCS=1`
+/// rewrites them.
+#[test]
+fn docs() {
+    let doc = std::fs::read_to_string(doc_path()).unwrap();
+    let expected = docs::regenerate(&doc, &docs::blocks()).unwrap_or_else(|e| panic!("{e}"));
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(doc_path(), &expected).unwrap();
+        return;
+    }
+    let differing: Vec<String> = doc
+        .lines()
+        .zip(expected.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("- {a}\n+ {b}"))
+        .take(10)
+        .collect();
+    assert!(
+        doc == expected,
+        "docs/configuration.md's tables differ from the declarations in config/*.rs; run \
+         `UPDATE_DOCS=1 cargo test -p authura-server --lib config::tests::docs` to rewrite them:\n{}",
+        differing.join("\n")
+    );
+}
+
+#[test]
+fn docs_name_every_variable_and_refuse_missing_blocks() {
+    let blocks = docs::blocks();
+    let all: String = blocks.values().cloned().collect();
+    for var in declared() {
+        assert!(
+            all.contains(&format!("`{}`", var.name)),
+            "{} is in no table",
+            var.name
+        );
+    }
+    let doc = "# x\n<!-- generated: server -->\nold\n<!-- end generated -->\nprose\n";
+    let err = docs::regenerate(doc, &blocks).unwrap_err();
+    assert!(err.contains("no generated block for"), "{err}");
+    let only_server: BTreeMap<String, String> = blocks
+        .iter()
+        .filter(|(k, _)| *k == "server")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let regenerated = docs::regenerate(doc, &only_server).unwrap();
+    assert!(regenerated.starts_with("# x\n<!-- generated: server -->\n| variable |"));
+    assert!(regenerated.ends_with("<!-- end generated -->\nprose\n"));
+    assert!(regenerated.contains("| `HOST` | `localhost` | Listen address. Flag `--host`. |"));
+    let unknown = "<!-- generated: nothing -->\n<!-- end generated -->\n";
+    assert!(docs::regenerate(unknown, &blocks).is_err());
+}
