@@ -477,15 +477,28 @@ fn hashing_threads(pid: u32) -> usize {
         .count()
 }
 
+/// The hashing threads once `expected` of them are named, or what is there after 10 s: a thread
+/// names itself after it starts, so a count taken at once can miss the last one.
+fn settled_hashing_threads(pid: u32, expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = hashing_threads(pid);
+        if n == expected || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn hash_threads_sets_the_size_of_the_hashing_pool() {
     let dir = tempfile::tempdir().unwrap();
     let cores = std::thread::available_parallelism().unwrap().get();
     let proc = spawn(&["serve"], GOOD, dir.path());
-    assert_eq!(hashing_threads(proc.child.id()), cores);
+    assert_eq!(settled_hashing_threads(proc.child.id(), cores), cores);
     drop(proc);
     let mut vars = GOOD.to_vec();
     vars.push(("HASH_THREADS", "3"));
     let proc = spawn(&["serve"], &vars, dir.path());
-    assert_eq!(hashing_threads(proc.child.id()), 3);
+    assert_eq!(settled_hashing_threads(proc.child.id(), 3), 3);
 }
