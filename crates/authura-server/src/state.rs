@@ -200,18 +200,20 @@ pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
     Ok(state)
 }
 
-/// Creates the configured initial admin (`*_INITIAL_USER`) unless a user with that email exists.
+/// Creates the configured initial admin (`*_INITIAL_USER`, in `INITIAL_USER_TENANT` with
+/// multi-tenancy on) unless a user with that email exists there.
 ///
 /// # Errors
 /// `StartError::InitialUser` when the backend fails or the password breaks the policy.
 pub async fn ensure_initial_user(ctx: &Context, config: &Config) -> Result<(), StartError> {
     if let Some(initial) = &config.initial_user {
-        match ctx.store.find_by_email(None, &initial.email).await {
+        let tenant = initial.tenant.as_ref();
+        match ctx.store.find_by_email(tenant, &initial.email).await {
             Ok(Some(_)) => tracing::info!(email = %initial.email, "initial user exists"),
             Ok(None) => {
                 let created = flows::create_verified_user(
                     ctx,
-                    None,
+                    tenant,
                     &initial.email,
                     initial.password.clone(),
                     &config.admin_role,

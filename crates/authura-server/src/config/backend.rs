@@ -7,7 +7,7 @@ use authura_backend_hasura::HasuraSettings;
 use authura_backend_http::HttpSettings;
 use authura_backend_pg::{PgSettings, UsersTable};
 use authura_core::policy::PasswordPolicy;
-use authura_core::{Email, Secret};
+use authura_core::{Email, Secret, TenantId};
 
 use crate::config::reader::Reader;
 use crate::config::var::{Var, declare};
@@ -42,8 +42,9 @@ declare! {
     .new_variable();
     SQLITE_INITIAL_USER = Var::new(
         "backend",
-        "An email address. With the next variable: at startup, if no user without a tenant has \
-         this address, one is created, verified, with `ADMIN_ROLE`. Both or neither \
+        "An email address. With the next variable: at startup, if no user without a tenant (with \
+         multi-tenancy: in `INITIAL_USER_TENANT`) has this address, one is created, verified, \
+         with `ADMIN_ROLE`. Both or neither \
          (`SQLITE_INITIAL_USER and SQLITE_INITIAL_USER_PASSWORD go together`).",
     )
     .backends(INITIAL_USER_IN_SQLITE_VARIABLES)
@@ -55,6 +56,16 @@ declare! {
     )
     .backends(INITIAL_USER_IN_SQLITE_VARIABLES)
     .secret()
+    .new_variable();
+    INITIAL_USER_TENANT = Var::new(
+        "backend",
+        "The tenant the initial user (`SQLITE_INITIAL_USER` or `POSTGRES_INITIAL_USER`) is \
+         created in, and looked up in, when `MULTI_TENANT_ENABLED=true`; required then (a \
+         tenant-less admin could sign in nowhere): `INITIAL_USER_TENANT is required with \
+         MULTI_TENANT_ENABLED=true and an initial user`. Without multi-tenancy it is ignored \
+         with a warning.",
+    )
+    .unset("unset")
     .new_variable();
     POSTGRES_DSN = Var::new(
         "postgres",
@@ -320,11 +331,12 @@ fn read_http(r: &mut Reader, extra_ca_pem: Option<Vec<u8>>) -> Option<BackendCon
 
 /// The initial user, from the variables named after `backend_name` (`POSTGRES_INITIAL_USER`
 /// with postgres, `SQLITE_INITIAL_USER` otherwise; the other pair is ignored with a warning),
-/// its password checked against `policy`.
+/// its password checked against `policy`, in `INITIAL_USER_TENANT` when `multi_tenant`.
 pub fn read_initial_user(
     r: &mut Reader,
     backend_name: &str,
     policy: &PasswordPolicy,
+    multi_tenant: bool,
 ) -> Option<InitialUser> {
     let sqlite = [&SQLITE_INITIAL_USER, &SQLITE_INITIAL_USER_PASSWORD];
     let postgres = [&POSTGRES_INITIAL_USER, &POSTGRES_INITIAL_USER_PASSWORD];
@@ -341,9 +353,14 @@ pub fn read_initial_user(
             ));
         }
     }
+    let tenant = read_initial_tenant(r, r.is_set(user_var), multi_tenant);
     let initial_user = match (r.string(user_var), r.secret(password_var)) {
         (Some(email), Some(password)) => match Email::parse(&email) {
-            Ok(email) => Some(InitialUser { email, password }),
+            Ok(email) => Some(InitialUser {
+                email,
+                password,
+                tenant: tenant?,
+            }),
             Err(_) => {
                 r.problem(format!(
                     "{}: {email:?} is not an email address",
@@ -373,4 +390,45 @@ pub fn read_initial_user(
         }
     }
     initial_user
+}
+
+/// `INITIAL_USER_TENANT`: `Some(None)` without multi-tenancy (ignored, with a warning when set),
+/// `Some(Some(tenant))` with it, `None` (a problem recorded) when it is needed and missing or
+/// not a tenant id.
+fn read_initial_tenant(
+    r: &mut Reader,
+    has_initial_user: bool,
+    multi_tenant: bool,
+) -> Option<Option<TenantId>> {
+    let value = r.string(&INITIAL_USER_TENANT);
+    if !multi_tenant {
+        if value.is_some() {
+            r.warnings.push(
+                "INITIAL_USER_TENANT is ignored: MULTI_TENANT_ENABLED is off, so the initial \
+                 user has no tenant"
+                    .into(),
+            );
+        }
+        return Some(None);
+    }
+    match value {
+        Some(tenant) => match TenantId::parse(&tenant) {
+            Ok(tenant) => Some(Some(tenant)),
+            Err(_) => {
+                r.problem(format!(
+                    "INITIAL_USER_TENANT: {tenant:?} is not a tenant id"
+                ));
+                None
+            }
+        },
+        None if has_initial_user => {
+            r.problem(
+                "INITIAL_USER_TENANT is required with MULTI_TENANT_ENABLED=true and an initial \
+                 user (a tenant-less admin could sign in nowhere)"
+                    .into(),
+            );
+            None
+        }
+        None => Some(None),
+    }
 }

@@ -14,7 +14,6 @@ const PASSWORD_HISTORY: &str = "password history";
 const PASSWORD_EXPIRY: &str = "password expiry";
 const AUDIT: &str = "the audit log";
 const STATE_STORE: &str = "the state store";
-const INITIAL_USER_TENANT: &str = "a tenant for the initial user";
 
 /// The variables of features not built, in the order of their documentation.
 pub static VARS: &[&Var] = &[
@@ -78,5 +77,4 @@ pub static VARS: &[&Var] = &[
     &Var::future("AUDIT_ENABLED", AUDIT),
     &Var::future("AUDIT_RETENTION", AUDIT),
     &Var::future("STATE_DSN", STATE_STORE).secret(),
-    &Var::future("INITIAL_USER_TENANT", INITIAL_USER_TENANT),
 ];

@@ -146,6 +146,8 @@ pub enum LogFormat {
 pub struct InitialUser {
     pub email: Email,
     pub password: Secret,
+    /// `INITIAL_USER_TENANT`, with multi-tenancy on.
+    pub tenant: Option<authura_core::TenantId>,
 }
 
 /// The validated configuration. There is no `Default`: it is loaded, or the process stops.
@@ -283,7 +285,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let tokens = tokens::read_tokens(r, sources);
     let policy = tokens::read_policy(r);
     let (backend_name, backend) = backend::read_backend(r, extra_ca_pem.as_ref());
-    let initial_user = backend::read_initial_user(r, &backend_name, &policy);
+    let initial_user = backend::read_initial_user(r, &backend_name, &policy, multi_tenant);
     let mail = mail::read_mail(r, sources, extra_ca_pem.clone());
     let mail_templates_dir = mail::read_templates_dir(r);
     let hook = hooks::read_hook(r, extra_ca_pem.clone());

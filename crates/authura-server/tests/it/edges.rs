@@ -3,7 +3,37 @@
 use serde_json::json;
 
 use crate::harness::both_backends;
-use crate::harness::{PW, TestServer, s};
+use crate::harness::{PW, ROOT, ROOT_PW, TestServer, s};
+
+both_backends!(the_initial_user_is_created_in_its_tenant);
+async fn the_initial_user_is_created_in_its_tenant() {
+    let srv = TestServer::with(&[
+        ("MULTI_TENANT_ENABLED", "true"),
+        ("INITIAL_USER_TENANT", "acme"),
+    ])
+    .await;
+    let login = |tenant: &'static str| {
+        srv.client
+            .post(srv.url("/token"))
+            .header("X-Tenant-ID", tenant)
+            .json(&json!({"email": ROOT, "password": ROOT_PW}))
+    };
+    let tokens = srv.send(login("acme")).await.ok().clone();
+    let me = srv
+        .send(
+            srv.client
+                .get(srv.url("/user"))
+                .header("X-Tenant-ID", "acme")
+                .bearer_auth(s(&tokens["access_token"])),
+        )
+        .await;
+    assert_eq!(me.ok()["user"]["tenant_id"], "acme");
+    assert_eq!(me.ok()["user"]["role"], "admin");
+    // Nowhere else: the admin exists in its tenant only.
+    srv.send(login("globex"))
+        .await
+        .expect(401, "invalid_credentials");
+}
 
 both_backends!(tenants_are_separate_and_required);
 async fn tenants_are_separate_and_required() {
