@@ -1,6 +1,8 @@
-//! Password hashing: Argon2id (OWASP parameters) for new hashes; Argon2id, bcrypt verified, with
-//! a flag saying when a stored hash should be rewritten. The `PasswordHasher` trait lets a server
-//! run the work on a bounded pool off its async executor.
+//! Password hashing: Argon2id (OWASP parameters) for new hashes; Argon2id, bcrypt and the Authaus
+//! scrypt format verified, with a flag saying when a stored hash should be rewritten. The
+//! `PasswordHasher` trait lets a server run the work on a bounded pool off its async executor.
+
+mod authaus;
 
 use std::sync::OnceLock;
 
@@ -76,7 +78,11 @@ pub fn hash_password(password: &str) -> Result<PasswordHash, CoreError> {
         .map_err(|e| CoreError::Internal(format!("argon2 hashing failed: {e}")))
 }
 
-/// Verifies a password against an Argon2 (any variant) or bcrypt hash. Unknown formats never match.
+/// Verifies a password against an Argon2 (any variant), bcrypt or Authaus hash. Unknown formats
+/// never match. An Authaus hash is checked against the password trimmed, its NFC form and both as
+/// given (see `docs/upgrading.md`), then Argon2id work against the dummy hash is done as well:
+/// the scrypt check alone costs about a millisecond, and a wrong password must not tell an
+/// account that still has an Authaus hash from an unknown one.
 pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
     let stored = hash.as_str();
     if stored.starts_with("$argon2") {
@@ -103,6 +109,13 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
         .any(|p| stored.starts_with(p))
     {
         let valid = bcrypt::verify(password, stored).unwrap_or(false);
+        Verification {
+            valid,
+            needs_rehash: true,
+        }
+    } else if let Some(authaus) = authaus::AuthausHash::parse(stored) {
+        let valid = authaus.matches(password);
+        let _ = verify_password(password, dummy_hash());
         Verification {
             valid,
             needs_rehash: true,

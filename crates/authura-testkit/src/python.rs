@@ -70,3 +70,28 @@ pub fn run_json<T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("Python's output is not the expected JSON: {e}")))
 }
+
+/// Whitespace as Go's `strings.TrimSpace` (Authaus) sees it: Unicode's `White_Space`. Python's
+/// own `str.strip()` also strips U+001C–U+001F, which Go keeps.
+const GO_SPACE: &str = r"'\t\n\v\f\r \x85\xa0\u1680' + ''.join(map(chr, range(0x2000, 0x200b))) + '\u2028\u2029\u202f\u205f\u3000'";
+
+/// Authaus password hashes of `passwords`, made as Authaus makes them by an implementation
+/// independent of Authura's (Python's `hashlib.scrypt`): the password trimmed, a random 32-byte
+/// salt, scrypt N=256 r=8 p=1 of 32 bytes, behind a version byte 1, in padded standard base64.
+///
+/// # Panics
+/// When Python fails.
+pub fn authaus_hashes(passwords: &[&str]) -> Vec<String> {
+    let script = format!(
+        "import base64, hashlib, json, os, sys\n\
+         space = {GO_SPACE}\n\
+         out = []\n\
+         for pw in json.load(sys.stdin):\n\
+         \x20   salt = os.urandom(32)\n\
+         \x20   key = hashlib.scrypt(pw.strip(space).encode(), salt=salt, n=256, r=8, p=1, dklen=32)\n\
+         \x20   out.append(base64.b64encode(bytes([1]) + salt + key).decode())\n\
+         print(json.dumps(out))\n"
+    );
+    let input = serde_json::to_vec(passwords).unwrap_or_else(|e| panic!("{e}"));
+    run_json(&script, &[], &input).unwrap_or_else(|e| panic!("Python's hashlib.scrypt: {e}"))
+}

@@ -128,33 +128,40 @@ async fn hook_failures_answer_their_status_and_write_nothing() {
 #[tokio::test]
 async fn a_legacy_hash_upgraded_at_login_goes_through_the_hook() {
     use authura_core::types::{PasswordHash, UserChanges};
+    use authura_testkit::python::authaus_hashes;
 
     let hook = Scripted::start("/hook", Answer::new(200, "{}"))
         .await
         .unwrap();
     let srv = TestServer::with(&[("HOOK_URL", hook.url.as_str())]).await;
-    srv.sign_up("go@example.com", PW).await;
-    let store = &srv.state.ctx().store;
-    let email = authura_core::Email::parse("go@example.com").unwrap();
-    let user = store.find_by_email(None, &email).await.unwrap().unwrap();
-    let legacy = PasswordHash::new(bcrypt::hash(PW, 4).unwrap());
-    let changes = UserChanges {
-        password_hash: Some(legacy),
-        ..UserChanges::default()
-    };
-    store.update(None, &user.id, changes).await.unwrap();
-    let before = hook.seen().len();
+    let [authaus] = <[String; 1]>::try_from(authaus_hashes(&[PW])).unwrap();
+    // bcrypt, as Go services store it, and Authaus's scrypt format.
+    for (address, legacy) in [
+        ("go@example.com", bcrypt::hash(PW, 4).unwrap()),
+        ("authaus@example.com", authaus),
+    ] {
+        srv.sign_up(address, PW).await;
+        let store = &srv.state.ctx().store;
+        let email = authura_core::Email::parse(address).unwrap();
+        let user = store.find_by_email(None, &email).await.unwrap().unwrap();
+        let changes = UserChanges {
+            password_hash: Some(PasswordHash::new(legacy)),
+            ..UserChanges::default()
+        };
+        store.update(None, &user.id, changes).await.unwrap();
+        let before = hook.seen().len();
 
-    srv.login("go@example.com", PW).await;
-    assert_eq!(
-        targets(&hook.seen()[before..]),
-        [
-            "/hook?action=create_or_update_user",
-            "/hook?action=get_user"
-        ]
-    );
-    let after = store.find_by_id(None, &user.id).await.unwrap().unwrap();
-    assert!(after.password_hash.as_str().starts_with("$argon2id$"));
+        srv.login(address, PW).await;
+        assert_eq!(
+            targets(&hook.seen()[before..]),
+            [
+                "/hook?action=create_or_update_user",
+                "/hook?action=get_user"
+            ]
+        );
+        let after = store.find_by_id(None, &user.id).await.unwrap().unwrap();
+        assert!(after.password_hash.as_str().starts_with("$argon2id$"));
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod harness;
 mod hasura_backend;
 mod hooks;
 mod http_backend;
+mod legacy;
 mod metrics;
 mod order;
 mod postgres;
