@@ -406,6 +406,11 @@ pub fn app(
             Method::GET,
             crate::jwks::jwks,
         ))
+        .service(resource(
+            "/openapi.json",
+            Method::GET,
+            crate::openapi::openapi_json,
+        ))
         .service(resource("/form", Method::GET, form))
         .service(resource("/signup", Method::POST, signup))
         .service(resource("/verify-email", Method::POST, verify_email))
@@ -752,15 +757,20 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 
 /// `U`, serialized straight from the record (no intermediate `Value`): fields in alphabetical
 /// order, `tenant_id` only with multi-tenancy on, `hook_data` only when a hook answered.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 struct UserOut<'a> {
     email: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     hook_data: Option<&'a authura_core::hook::HookData>,
+    #[schema(value_type = crate::openapi::UserId)]
     id: IdOut<'a>,
     role: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     tenant_id: Option<Option<&'a str>>,
+    #[schema(format = DateTime, required = true)]
     verified_at: Option<String>,
 }
 
@@ -790,13 +800,14 @@ fn user_out<'a>(state: &AppState, view: &'a UserView) -> UserOut<'a> {
     }
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct UserAnswer<'a> {
     user: UserOut<'a>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct SignedInAnswer<'a> {
+    #[schema(value_type = crate::openapi::TokenPair)]
     tokens: &'a authura_core::token::TokenPair,
     user: UserOut<'a>,
 }
@@ -816,10 +827,28 @@ fn secret(s: String) -> Secret {
     Secret::new(s)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = crate::openapi::tag::HEALTH,
+    summary = "Liveness: the process runs",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`.", body = crate::openapi::Status)),
+)]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = crate::openapi::tag::HEALTH,
+    summary = "Prometheus metrics (with METRICS_ENABLED=true)",
+    responses(
+        (status = 200, description = "The text exposition format 0.0.4.",
+            content((String = "text/plain; version=0.0.4; charset=utf-8"))),
+        crate::openapi::errors::Metrics,
+    ),
+)]
 /// Prometheus's text format; 404 (as for any unknown path) unless `METRICS_ENABLED=true`.
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let metrics = state.metrics.as_ref().ok_or_else(ApiError::not_found)?;
@@ -834,17 +863,39 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .body(text))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = crate::openapi::tag::HEALTH,
+    summary = "Readiness: the user backend answers",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`.", body = crate::openapi::Status),
+        crate::openapi::errors::Ready,
+    ),
+)]
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.ctx.store.ping().await.map_err(CoreError::from)?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FormQuery {
     action: Option<String>,
     token: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/form",
+    tag = crate::openapi::tag::FORM,
+    summary = "An HTML form that posts to the right endpoint",
+    params(FormQuery),
+    responses(
+        (status = 200, description = "The form page.", content((String = "text/html; charset=utf-8"))),
+        crate::openapi::errors::Form,
+    ),
+)]
 async fn form(
     query: Result<web::Query<FormQuery>, actix_web::Error>,
     state: web::Data<AppState>,
@@ -872,7 +923,7 @@ async fn form(
 }
 
 /// The captcha response, under either of its names.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct CaptchaFields {
     captcha_token: Option<String>,
     #[serde(rename = "cf-turnstile-response")]
@@ -887,7 +938,7 @@ impl CaptchaFields {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EmailBody {
     email: String,
     redirect_url: Option<String>,
@@ -895,6 +946,18 @@ struct EmailBody {
     captcha: CaptchaFields,
 }
 
+#[utoipa::path(
+    post,
+    path = "/signup",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Sign up: mails a verification link",
+    description = "Creates nobody: following the link does. A taken address gets the same answer and no mail.",
+    request_body = EmailBody,
+    responses(
+        (status = 200, description = "`{}`.", body = crate::openapi::Empty),
+        crate::openapi::errors::Signup,
+    ),
+)]
 async fn signup(
     req: HttpRequest,
     payload: web::Payload,
@@ -915,12 +978,24 @@ async fn signup(
     Ok(ok_empty())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct VerifyBody {
     token: String,
     password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/verify-email",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Complete a mail link: create, reset or change the user",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The resulting user, signed in.", body = SignedInAnswer,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::VerifyEmail,
+    ),
+)]
 async fn verify_email(
     req: HttpRequest,
     payload: web::Payload,
@@ -941,7 +1016,7 @@ async fn verify_email(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TokenBody {
     email: String,
     password: Option<String>,
@@ -949,6 +1024,19 @@ struct TokenBody {
     captcha: CaptchaFields,
 }
 
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Log in; or, with an admin's Bearer token and no password, impersonate",
+    request_body = TokenBody,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`T`.", body = crate::openapi::TokenPair,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::Token,
+    ),
+)]
 async fn token(
     req: HttpRequest,
     payload: web::Payload,
@@ -1011,11 +1099,23 @@ async fn password_login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Trade a refresh token for a new pair",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "`T`.", body = crate::openapi::TokenPair,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::Refresh,
+    ),
+)]
 async fn refresh(
     req: HttpRequest,
     payload: web::Payload,
@@ -1027,6 +1127,18 @@ async fn refresh(
     Ok(no_store(token_pair_answer(&signed.tokens)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/user",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "The signed-in user, read from the backend",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"user\": U}`.", body = UserAnswer,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::User,
+    ),
+)]
 async fn user(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenant(&req)?;
     let view = flows::current_user(&state.ctx, tenant.as_ref(), bearer(&req)?).await?;
@@ -1035,12 +1147,24 @@ async fn user(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ChangePasswordBody {
     old_password: String,
     new_password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/change-password",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "Change the password; earlier refresh tokens stop working",
+    request_body = ChangePasswordBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{}`.", body = crate::openapi::Empty),
+        crate::openapi::errors::ChangePassword,
+    ),
+)]
 async fn change_password(
     req: HttpRequest,
     payload: web::Payload,
@@ -1060,6 +1184,18 @@ async fn change_password(
     Ok(ok_empty())
 }
 
+#[utoipa::path(
+    post,
+    path = "/change-email",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "Mail a link that changes the email to a new address",
+    request_body = EmailBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{}`, also when the address is taken (then no mail).", body = crate::openapi::Empty),
+        crate::openapi::errors::ChangeEmail,
+    ),
+)]
 async fn change_email(
     req: HttpRequest,
     payload: web::Payload,
@@ -1081,13 +1217,25 @@ async fn change_email(
     Ok(ok_empty())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct InviteBody {
     email: String,
     role: String,
     redirect_url: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/invite",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "Invite an address with a role (ADMIN_ROLE only)",
+    request_body = InviteBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{}`; an invite mail is sent.", body = crate::openapi::Empty),
+        crate::openapi::errors::Invite,
+    ),
+)]
 async fn invite(
     req: HttpRequest,
     payload: web::Payload,
@@ -1111,6 +1259,17 @@ async fn invite(
     Ok(ok_empty())
 }
 
+#[utoipa::path(
+    post,
+    path = "/reset-password",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Mail a password-reset link, if the address has a user",
+    request_body = EmailBody,
+    responses(
+        (status = 200, description = "`{}`, whether or not the address has a user.", body = crate::openapi::Empty),
+        crate::openapi::errors::ResetPassword,
+    ),
+)]
 async fn reset_password(
     req: HttpRequest,
     payload: web::Payload,

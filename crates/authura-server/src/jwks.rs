@@ -13,6 +13,18 @@ use crate::app::AppState;
 pub const MAX_AGE_SECS: u32 = 300;
 
 /// Answers the key set with `Cache-Control: public, max-age=300`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = crate::openapi::tag::META,
+    summary = "The public keys that verify access tokens (JWKS)",
+    responses(
+        (status = 200, description = "The key set; `{\"keys\": []}` with HS256 and no previous public keys.",
+            body = crate::openapi::Jwks,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`."))),
+        crate::openapi::errors::Keys,
+    ),
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((

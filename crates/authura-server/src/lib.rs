@@ -12,6 +12,7 @@ pub mod html;
 pub mod jwks;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 #[cfg(target_os = "linux")]
 mod yield_timer;
