@@ -438,14 +438,18 @@ where
     F::Output: actix_web::Responder + 'static,
 {
     let mut resource = web::resource(path);
-    if method == Method::GET {
+    let allow = if method == Method::GET {
         // HEAD is GET without the body (actix drops it), as probes and HTTP expect.
         resource = resource.route(web::head().to(handler.clone()));
-    }
+        "GET, HEAD".to_owned()
+    } else {
+        method.to_string()
+    };
     resource
         .route(web::method(method).to(handler))
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::method_not_allowed())
+        .default_service(web::to(move || {
+            let refused = ApiError::method_not_allowed(&allow);
+            async move { Err::<HttpResponse, _>(refused) }
         }))
 }
 
@@ -881,6 +885,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct FormQuery {
+    #[param(value_type = Option<crate::openapi::FormAction>)]
     action: Option<String>,
     token: Option<String>,
 }
@@ -940,6 +945,7 @@ impl CaptchaFields {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct EmailBody {
+    #[schema(format = Email)]
     email: String,
     redirect_url: Option<String>,
     #[serde(flatten)]
@@ -1018,6 +1024,7 @@ async fn verify_email(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct TokenBody {
+    #[schema(format = Email)]
     email: String,
     password: Option<String>,
     #[serde(flatten)]
@@ -1219,6 +1226,7 @@ async fn change_email(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct InviteBody {
+    #[schema(format = Email)]
     email: String,
     role: String,
     redirect_url: Option<String>,

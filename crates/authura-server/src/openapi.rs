@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use actix_web::http::header;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::Header;
@@ -125,6 +126,7 @@ pub fn document() -> Result<&'static str, &'static str> {
 
 /// `{}`: the answer of the routes that only say "done".
 #[derive(Debug, ToSchema)]
+#[schema(max_properties = 0)]
 pub struct Empty {}
 
 /// `T`, the token pair (`authura_core::token::TokenPair` as it is written).
@@ -140,6 +142,20 @@ pub struct TokenPair {
     /// The access token's lifetime in seconds (`JWT_EXPIRATION`).
     #[schema(minimum = 0)]
     pub expires_in: u64,
+}
+
+/// A `/form` action: the page to show (`html::FormAction`). Anything else, `change-password`
+/// included, is 400 `invalid_action`.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FormAction {
+    Signup,
+    Login,
+    VerifyEmail,
+    Invite,
+    ResetPassword,
+    ChangeEmail,
+    ForgotPassword,
 }
 
 /// A user id as the backend stores it: a number or a string.
@@ -317,7 +333,9 @@ impl Code {
     /// When it is answered, in a few words.
     const fn when(self) -> &'static str {
         match self {
-            Code::InvalidBody => "the body cannot be read or parsed, or a field is missing or mistyped",
+            Code::InvalidBody => {
+                "the body cannot be read or parsed, or a field is missing or mistyped"
+            }
             Code::InvalidEmail => "`email` is not an address",
             Code::WeakPassword => "the new password fails the policy; `rules` lists what it lacks",
             Code::InvalidRedirectUrl => "`redirect_url` is not under `ALLOWED_REDIRECT_URLS`",
@@ -345,7 +363,9 @@ impl Code {
             Code::BackendUnavailable => "the user backend cannot be reached",
             Code::CaptchaUnavailable => "siteverify could not be asked",
             Code::Overloaded => "the password hashing queue is full",
-            Code::InternalError => "a bug or an unexpected failure; `correlation_id` finds it in the log",
+            Code::InternalError => {
+                "a bug or an unexpected failure; `correlation_id` finds it in the log"
+            }
         }
     }
 
@@ -534,10 +554,9 @@ fn error_response(group: &[Code]) -> Response {
             .build()
             .into()
     };
-    let mut response =
-        ResponseBuilder::new()
-            .description(description)
-            .content("application/json", Content::new(Some(schema)));
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(schema)));
     for (header, name, what) in [
         (
             ErrorHeader::RetryAfter,
@@ -573,19 +592,21 @@ fn error_response(group: &[Code]) -> Response {
 fn error_body(names: &[&str], extra: Option<&str>) -> Schema {
     let string = || ObjectBuilder::new().schema_type(Type::String);
     let mut body = ObjectBuilder::new()
-        .property(
-            "error",
-            string().enum_values(Some(names.iter().copied())),
-        )
+        .property("error", string().enum_values(Some(names.iter().copied())))
         .required("error")
         .property("message", string().description(Some("A human sentence.")))
         .required("message")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
     match extra {
         Some("rules") => {
-            let rule = string().enum_values(Some(
-                ["min_length", "max_length", "uppercase", "lowercase", "digit", "special"],
-            ));
+            let rule = string().enum_values(Some([
+                "min_length",
+                "max_length",
+                "uppercase",
+                "lowercase",
+                "digit",
+                "special",
+            ]));
             body = body
                 .property(
                     "rules",
@@ -621,7 +642,12 @@ impl Modify for Shared {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             BEARER,
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
         for item in openapi.paths.paths.values_mut() {
             for operation in operations(item) {
@@ -666,5 +692,208 @@ fn share(operation: &mut Operation) {
             ));
             response.content.insert("text/html".to_owned(), page.into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use actix_web::ResponseError as _;
+    use authura_core::CoreError;
+    use serde_json::Value;
+    use utoipa::PartialSchema as _;
+
+    use super::*;
+
+    /// The error `ApiError` answers for each code.
+    fn api_error(code: Code) -> ApiError {
+        match code {
+            Code::InvalidBody => ApiError::invalid_body("x"),
+            Code::InvalidEmail => CoreError::InvalidEmail.into(),
+            Code::WeakPassword => CoreError::WeakPassword(vec![]).into(),
+            Code::InvalidRedirectUrl => CoreError::InvalidRedirectUrl.into(),
+            Code::TokenUsed => CoreError::TokenUsed.into(),
+            Code::InvalidVerificationToken => CoreError::InvalidVerificationToken.into(),
+            Code::InvalidAction => ApiError::invalid_action("x"),
+            Code::HostNotAllowed => ApiError::host_not_allowed(),
+            Code::TenantRequired => ApiError::tenant_required("x-tenant-id"),
+            Code::CaptchaFailed => ApiError::captcha_failed(),
+            Code::InvalidCredentials => CoreError::InvalidCredentials.into(),
+            Code::InvalidToken => CoreError::InvalidToken.into(),
+            Code::Forbidden => CoreError::Forbidden.into(),
+            Code::SignupDisabled => CoreError::SignupDisabled.into(),
+            Code::EmailNotVerified => CoreError::EmailNotVerified.into(),
+            Code::NotFound => ApiError::not_found(),
+            Code::EmailTaken => CoreError::EmailTaken.into(),
+            Code::BodyTooLarge => ApiError::body_too_large(1024),
+            Code::RateLimited => ApiError::rate_limited(3),
+            Code::BackendError => CoreError::Backend("x".into()).into(),
+            Code::HookFailed => CoreError::HookFailed {
+                status: None,
+                body: "x".into(),
+            }
+            .into(),
+            Code::BackendUnavailable => CoreError::BackendUnavailable("x".into()).into(),
+            Code::CaptchaUnavailable => ApiError::captcha_unavailable(),
+            Code::Overloaded => CoreError::Overloaded.into(),
+            Code::InternalError => ApiError::internal("a test"),
+        }
+    }
+
+    #[actix_web::test]
+    async fn each_code_is_documented_as_api_error_answers_it() {
+        for code in Code::ALL {
+            let e = api_error(code);
+            assert_eq!(
+                (e.code(), e.status().as_u16()),
+                (code.name(), code.status())
+            );
+            let res = e.error_response();
+            for (header, name) in [
+                (ErrorHeader::RetryAfter, header::RETRY_AFTER),
+                (ErrorHeader::WwwAuthenticate, header::WWW_AUTHENTICATE),
+            ] {
+                assert_eq!(
+                    res.headers().contains_key(&name),
+                    code.header() == Some(header),
+                    "{} and {name}",
+                    code.name()
+                );
+            }
+            let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+            let body: BTreeMap<String, Value> = serde_json::from_slice(&body).unwrap();
+            let mut expected = vec!["error", "message"];
+            expected.extend(code.extra());
+            expected.sort_unstable();
+            assert_eq!(body.keys().collect::<Vec<_>>(), expected, "{}", code.name());
+        }
+    }
+
+    /// The document as JSON, read back.
+    fn doc() -> Value {
+        serde_json::from_str(document().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_code_is_answered_by_some_route_and_described() {
+        let doc = doc();
+        let mut seen = std::collections::BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    let schema = &response["content"]["application/json"]["schema"];
+                    let shapes = match schema["oneOf"].as_array() {
+                        Some(shapes) => shapes.clone(),
+                        None => vec![schema.clone()],
+                    };
+                    for shape in shapes {
+                        for name in shape["properties"]["error"]["enum"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                        {
+                            let name = name.as_str().unwrap();
+                            let description = response["description"].as_str().unwrap();
+                            assert!(description.contains(&format!("`{name}`")), "{status}");
+                            seen.insert(name.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let all: std::collections::BTreeSet<_> =
+            Code::ALL.iter().map(|c| c.name().to_owned()).collect();
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn a_hook_can_relay_any_4xx() {
+        let responses = error_responses(&[Code::InvalidToken, Code::HookFailed]);
+        let statuses: Vec<_> = responses.keys().map(String::as_str).collect();
+        assert_eq!(statuses, ["401", "4XX", "502"]);
+        let RefOr::T(unauthorized) = &responses["401"] else {
+            panic!("an inline answer")
+        };
+        // `invalid_token` carries WWW-Authenticate, a relayed 401 does not.
+        let json = serde_json::to_value(unauthorized).unwrap();
+        assert_eq!(json["headers"]["WWW-Authenticate"].get("required"), None);
+        let shape = &json["content"]["application/json"]["schema"];
+        assert_eq!(
+            shape["properties"]["error"]["enum"],
+            serde_json::json!(["invalid_token", "hook_failed"])
+        );
+    }
+
+    #[test]
+    fn weak_passwords_and_internal_errors_have_their_own_shapes() {
+        let responses =
+            error_responses(&[Code::InvalidBody, Code::WeakPassword, Code::InternalError]);
+        let json = serde_json::to_value(&responses).unwrap();
+        let bad = &json["400"]["content"]["application/json"]["schema"]["oneOf"];
+        assert_eq!(
+            bad[0]["properties"]["error"]["enum"],
+            serde_json::json!(["invalid_body"])
+        );
+        assert_eq!(
+            bad[1]["properties"]["error"]["enum"],
+            serde_json::json!(["weak_password"])
+        );
+        assert_eq!(
+            bad[1]["required"],
+            serde_json::json!(["error", "message", "rules"])
+        );
+        let failed = &json["500"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            failed["required"],
+            serde_json::json!(["error", "message", "correlation_id"])
+        );
+    }
+
+    #[test]
+    fn form_actions_are_the_pages_there_are() {
+        let schema = serde_json::to_value(FormAction::schema()).unwrap();
+        let actions = schema["enum"].as_array().unwrap();
+        assert_eq!(actions.len(), 7);
+        for action in actions {
+            let action = action.as_str().unwrap();
+            assert!(crate::html::FormAction::parse(action).is_some(), "{action}");
+        }
+        assert!(crate::html::FormAction::parse("change-password").is_none());
+    }
+
+    #[test]
+    fn the_token_pair_schema_names_the_fields_core_writes() {
+        let pair = authura_core::token::TokenPair {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            token_type: "Bearer".into(),
+            expires_in: 300,
+        };
+        let written = serde_json::to_value(&pair).unwrap();
+        let schema = serde_json::to_value(TokenPair::schema()).unwrap();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&written), keys(&schema["properties"]));
+        assert_eq!(schema["required"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_a_bearer_scheme() {
+        let doc = doc();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["title"], "Authura");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            doc["components"]["securitySchemes"][BEARER],
+            serde_json::json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+        );
+        // Every body is JSON or a form; every JSON answer can also be a page.
+        let signup = &doc["paths"]["/signup"]["post"];
+        let body = signup["requestBody"]["content"].as_object().unwrap();
+        assert_eq!(
+            body.keys().collect::<Vec<_>>(),
+            ["application/json", "application/x-www-form-urlencoded"]
+        );
+        assert!(signup["responses"]["200"]["content"]["text/html"].is_object());
     }
 }
