@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use actix_web::http::header;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::Header;
@@ -700,6 +699,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use actix_web::ResponseError as _;
+    use actix_web::http::header;
     use authura_core::CoreError;
     use serde_json::Value;
     use utoipa::PartialSchema as _;

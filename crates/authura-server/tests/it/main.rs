@@ -12,4 +12,5 @@ mod hasura_backend;
 mod hooks;
 mod http_backend;
 mod metrics;
+mod openapi;
 mod postgres;
