@@ -70,9 +70,10 @@ async fn schemathesis_finds_nothing_the_document_does_not_allow() {
         "schemathesis is required: run `cargo xtask test`, or `{python} -m pip install \
          'schemathesis>=4.32,<5'`"
     );
-    let minutes: Option<u64> = std::env::var(MINUTES_VAR)
-        .ok()
-        .map(|m| m.parse().expect("AUTHURA_FUZZ_MINUTES is a number of minutes"));
+    let minutes: Option<u64> = std::env::var(MINUTES_VAR).ok().map(|m| {
+        m.parse()
+            .expect("AUTHURA_FUZZ_MINUTES is a number of minutes")
+    });
     let budget = match minutes {
         // Fuzzing repeats until the time is spent.
         Some(m) => vec!["--max-time".to_owned(), (m * 60).to_string()],
@@ -85,7 +86,12 @@ async fn schemathesis_finds_nothing_the_document_does_not_allow() {
     let mut child = tokio::process::Command::new(&python)
         .args(["-m", "schemathesis.cli", "run", &proc.url("/openapi.json")])
         .args(["--checks", CHECKS, "--seed", SEED, "--workers", "2"])
-        .args(["--request-timeout", "10", "--suppress-health-check", "too_slow"])
+        .args([
+            "--request-timeout",
+            "10",
+            "--suppress-health-check",
+            "too_slow",
+        ])
         .args(["--header", &format!("Authorization: Bearer {access}")])
         .args(&budget)
         // Its example database and reports stay in the temporary directory.
