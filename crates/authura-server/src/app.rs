@@ -885,7 +885,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct FormQuery {
-    #[param(value_type = Option<crate::openapi::FormAction>)]
+    #[param(value_type = Option<crate::html::FormAction>)]
     action: Option<String>,
     token: Option<String>,
 }

@@ -16,8 +16,8 @@ pub struct ApiError {
     /// Extra fields in the body (`rules` for `weak_password`).
     extra: Option<(&'static str, Value)>,
     retry_after: Option<u64>,
-    /// `Allow`, for 405.
-    allow: Option<HeaderValue>,
+    /// `Allow`, for 405 (boxed: it is rare, and errors travel in `Result`s).
+    allow: Option<Box<HeaderValue>>,
 }
 
 impl ApiError {
@@ -106,7 +106,7 @@ impl ApiError {
             "method_not_allowed",
             "this endpoint does not accept that method",
         );
-        e.allow = HeaderValue::from_str(allow).ok();
+        e.allow = HeaderValue::from_str(allow).ok().map(Box::new);
         e
     }
 
@@ -257,7 +257,7 @@ impl ResponseError for ApiError {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if let Some(allow) = &self.allow {
-            res.insert_header((header::ALLOW, allow.clone()));
+            res.insert_header((header::ALLOW, HeaderValue::clone(allow)));
         }
         if self.status == StatusCode::UNAUTHORIZED && self.code == "invalid_token" {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

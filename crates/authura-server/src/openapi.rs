@@ -78,7 +78,7 @@ pub mod tag {
         crate::app::reset_password,
     ),
     // Schemas only a query parameter names (utoipa collects those of bodies by itself).
-    components(schemas(FormAction)),
+    components(schemas(crate::html::FormAction)),
     modifiers(&Shared),
     tags(
         (name = tag::AUTH, description = "Sign up, verify, log in, refresh, reset a password."),
@@ -105,7 +105,7 @@ pub struct ApiDoc;
     ),
 )]
 pub async fn openapi_json() -> Result<HttpResponse, ApiError> {
-    let json = document().map_err(|e| ApiError::internal(e))?;
+    let json = document().map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().content_type(MEDIA_TYPE).body(json))
 }
 
@@ -143,20 +143,6 @@ pub struct TokenPair {
     /// The access token's lifetime in seconds (`JWT_EXPIRATION`).
     #[schema(minimum = 0)]
     pub expires_in: u64,
-}
-
-/// A `/form` action: the page to show (`html::FormAction`). Anything else, `change-password`
-/// included, is 400 `invalid_action`.
-#[derive(Debug, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FormAction {
-    Signup,
-    Login,
-    VerifyEmail,
-    Invite,
-    ResetPassword,
-    ChangeEmail,
-    ForgotPassword,
 }
 
 /// A user id as the backend stores it: a number or a string.
@@ -878,7 +864,7 @@ mod tests {
 
     #[test]
     fn form_actions_are_the_pages_there_are() {
-        let schema = serde_json::to_value(FormAction::schema()).unwrap();
+        let schema = serde_json::to_value(crate::html::FormAction::schema()).unwrap();
         let actions = schema["enum"].as_array().unwrap();
         assert_eq!(actions.len(), 7);
         for action in actions {
