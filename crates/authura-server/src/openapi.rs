@@ -100,7 +100,7 @@ pub struct ApiDoc;
         Rate limited and host-checked like the other endpoints.",
     responses(
         (status = 200, description = "The document.",
-            content((serde_json::Value = "application/vnd.oai.openapi+json;version=3.1"))),
+            content((serde_json::Value = MEDIA_TYPE))),
         errors::Document,
     ),
 )]
@@ -907,5 +907,7 @@ mod tests {
             ["application/json", "application/x-www-form-urlencoded"]
         );
         assert!(signup["responses"]["200"]["content"]["text/html"].is_object());
+        let itself = &doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"];
+        assert!(itself[MEDIA_TYPE].is_object(), "{itself}");
     }
 }
