@@ -376,7 +376,8 @@ impl Code {
 }
 
 /// The error answers of each route, as types for `responses(...)`. Each set is the union of the
-/// groups below and the route's own codes; the answers are built by [`error_responses`].
+/// groups below and the route's own codes: one answer per status, its `error` an enum of exactly
+/// the codes of that status.
 pub mod errors {
     use super::Code;
 
