@@ -831,6 +831,9 @@ mod tests {
         // `invalid_token` carries WWW-Authenticate, a relayed 401 does not.
         let json = serde_json::to_value(unauthorized).unwrap();
         assert_eq!(json["headers"]["WWW-Authenticate"].get("required"), None);
+        // Where every code of the status carries it, the header is required.
+        let limited = serde_json::to_value(&error_responses(&[Code::RateLimited])["429"]).unwrap();
+        assert_eq!(limited["headers"]["Retry-After"]["required"], true);
         let shape = &json["content"]["application/json"]["schema"];
         assert_eq!(
             shape["properties"]["error"]["enum"],
