@@ -12,5 +12,6 @@ mod hasura_backend;
 mod hooks;
 mod http_backend;
 mod metrics;
+mod openapi;
 mod order;
 mod postgres;
