@@ -40,7 +40,8 @@ pub async fn user(state: State, tenant: Tenant, bearer: Bearer) -> Answer {
     })))
 }
 
-/// The body of `/change-password` (no `Debug`: it carries passwords).
+/// The body of `/change-password`.
+// No `Debug`: it carries passwords.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordBody {
     old_password: String,

@@ -101,7 +101,8 @@ async fn link_by_mail(
     answer::mailed(state, mail)
 }
 
-/// The body of `/verify-email` (no `Debug`: it carries a token and a password).
+/// The body of `/verify-email`.
+// No `Debug`: it carries a token and a password.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyBody {
     token: String,
@@ -130,7 +131,8 @@ pub async fn verify_email(state: State, tenant: Tenant, Body(body): Body<VerifyB
     })))
 }
 
-/// The body of `/token` (no `Debug`: it carries a password).
+/// The body of `/token`.
+// No `Debug`: it carries a password.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenBody {
     #[schema(format = Email)]
@@ -178,7 +180,8 @@ pub async fn token(
     Ok(answer::token_pair_answer(&signed.tokens))
 }
 
-/// The body of `/refresh` (no `Debug`: it carries a token).
+/// The body of `/refresh`.
+// No `Debug`: it carries a token.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh_token: String,
