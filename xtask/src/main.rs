@@ -1,6 +1,6 @@
 //! `cargo xtask`: developer tasks. `test` prepares the real services the test suite talks to
 //! (installing missing system packages when it runs as root) and runs every test; it fails loudly,
-//! never skips. `ci` adds the formatting and lint gates.
+//! never skips. `ci` adds the formatting and lint gates; `fuzz-api` runs the API fuzzer longer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,12 +36,14 @@ fn main() -> Result<()> {
             test(&args[1..])
         }
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("dist") => {
             run(Command::new("cargo").args(["build", "--release", "--package", "authura"]))
         }
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
+  fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
   dist         build the release binary
   migrate [status | new NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect"
             );
@@ -65,6 +67,24 @@ fn test(extra: &[String]) -> Result<()> {
     cmd.env(postgres::URL_VAR, pg.url());
     run(&mut cmd)?;
     run(Command::new("cargo").args(["test", "--workspace", "--doc"]))
+}
+
+/// The suite's API fuzzing test (`bin/authura/tests/it/api_fuzz.rs`) for `--minutes N`
+/// (default 10) instead of its fixed number of examples; it prints the figures docs/api.md keeps.
+fn fuzz_api(args: &[String]) -> Result<()> {
+    let minutes: u64 = match args {
+        [] => 10,
+        [flag, n] if flag == "--minutes" => n
+            .parse()
+            .with_context(|| format!("--minutes takes a whole number, not {n:?}"))?,
+        _ => bail!("usage: cargo xtask fuzz-api [--minutes N]"),
+    };
+    let python = services::ensure_python_libraries()?;
+    run(Command::new("cargo")
+        .args(["test", "--package", "authura", "--test", "it", "api_fuzz::"])
+        .args(["--", "--nocapture"])
+        .env("AUTHURA_TEST_PYTHON", python)
+        .env("AUTHURA_FUZZ_MINUTES", minutes.to_string()))
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

@@ -37,7 +37,8 @@ fn ensure_trust_store() -> Result<()> {
 /// cryptography (tokens, through the published JWKS) and the Prometheus client (its parser reads
 /// `/metrics`). Debian's `python3-jwt`, `python3-cryptography` and `python3-prometheus-client`
 /// when root (they land in `/usr/bin/python3`, which may not be the first `python3` on PATH),
-/// else pip. Returns the interpreter to use.
+/// else pip; and schemathesis (the API fuzzer) for the same interpreter. Returns the interpreter
+/// to use.
 pub fn ensure_python_libraries() -> Result<String> {
     const INTERPRETERS: [&str; 2] = ["python3", "/usr/bin/python3"];
     let find = || {
@@ -49,6 +50,7 @@ pub fn ensure_python_libraries() -> Result<String> {
         })
     };
     if let Some(p) = find() {
+        ensure_schemathesis(p)?;
         return Ok(p.to_owned());
     }
     if is_root() {
@@ -73,9 +75,46 @@ pub fn ensure_python_libraries() -> Result<String> {
             ])
             .status();
     }
-    find().map(str::to_owned).context(
+    let python = find().map(str::to_owned).context(
         "PyJWT, cryptography and prometheus_client are required by the tests: run `sudo apt-get install -y python3-jwt python3-cryptography python3-prometheus-client` or `python3 -m pip install 'pyjwt[crypto]' prometheus-client`",
-    )
+    )?;
+    ensure_schemathesis(&python)?;
+    Ok(python)
+}
+
+/// The schemathesis release line the API fuzzing test is written against.
+const SCHEMATHESIS: &str = "schemathesis>=4.32,<5";
+
+/// schemathesis (PyPI; Debian does not package it) for `python`: the fuzzer that
+/// `bin/authura/tests/it/api_fuzz.rs` runs against the live binary from its `/openapi.json`.
+/// Installed with pip when missing (beside Debian's own packages if `python` is Debian's).
+fn ensure_schemathesis(python: &str) -> Result<()> {
+    let has = || succeeds(Command::new(python).args(["-c", "import schemathesis"]));
+    if has() {
+        return Ok(());
+    }
+    if !succeeds(Command::new(python).args(["-m", "pip", "--version"])) && is_root() {
+        install_debian(&["python3-pip"])?;
+    }
+    eprintln!("xtask: installing {SCHEMATHESIS} (the API fuzzer) for {python} with pip");
+    let pip = |extra: &[&str]| {
+        let _ = Command::new(python)
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .arg(SCHEMATHESIS)
+            .status();
+    };
+    pip(&[]);
+    if !has() {
+        pip(&["--break-system-packages"]);
+    }
+    if has() {
+        Ok(())
+    } else {
+        bail!(
+            "schemathesis is required by the API fuzzing test: run `{python} -m pip install '{SCHEMATHESIS}'`"
+        )
+    }
 }
 
 /// Debian's Chromium, Node.js with npm, and the driver's `playwright-core` (from its lockfile):

@@ -21,15 +21,20 @@ pub type Answer = Result<HttpResponse, ApiError>;
 
 /// `U`, serialized straight from the record (no intermediate `Value`): fields in alphabetical
 /// order, `tenant_id` only with multi-tenancy on, `hook_data` only when a hook answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserOut<'a> {
     email: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     hook_data: Option<&'a HookData>,
+    #[schema(value_type = crate::openapi::UserId)]
     id: IdOut<'a>,
     role: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     tenant_id: Option<Option<&'a str>>,
+    #[schema(format = DateTime, required = true)]
     verified_at: Option<String>,
 }
 
@@ -64,16 +69,17 @@ impl Serialize for IdOut<'_> {
 }
 
 /// `{"user": U}` (`GET /user`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserAnswer<'a> {
     /// The user.
     pub user: UserOut<'a>,
 }
 
 /// `{"user": U, "tokens": T}` (`POST /verify-email`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignedInAnswer<'a> {
     /// The new token pair.
+    #[schema(value_type = crate::openapi::TokenPair)]
     pub tokens: &'a TokenPair,
     /// The user signed in.
     pub user: UserOut<'a>,

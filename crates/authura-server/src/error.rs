@@ -16,6 +16,8 @@ pub struct ApiError {
     /// Extra fields in the body (`rules` for `weak_password`).
     extra: Option<(&'static str, Value)>,
     retry_after: Option<u64>,
+    /// `Allow`, for 405 (boxed: it is rare, and errors travel in `Result`s).
+    allow: Option<Box<HeaderValue>>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             message: message.into(),
             extra: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -95,13 +98,16 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     }
 
-    /// 405 `method_not_allowed`.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
+    /// 405 `method_not_allowed`, with the `Allow` header RFC 9110 requires: `allow` lists the
+    /// methods the path does accept.
+    pub fn method_not_allowed(allow: &str) -> Self {
+        let mut e = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "this endpoint does not accept that method",
-        )
+        );
+        e.allow = HeaderValue::from_str(allow).ok().map(Box::new);
+        e
     }
 
     /// 413 `body_too_large`.
@@ -255,6 +261,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            res.insert_header((header::ALLOW, HeaderValue::clone(allow)));
         }
         if self.status == StatusCode::UNAUTHORIZED && self.code == "invalid_token" {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));

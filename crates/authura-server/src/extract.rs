@@ -254,7 +254,7 @@ impl FromRequest for Captcha {
 
 /// The captcha response in a body, under either of its names (`captcha_token`, or the widget's
 /// `cf-turnstile-response` form field).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct CaptchaFields {
     captcha_token: Option<String>,
     #[serde(rename = "cf-turnstile-response")]

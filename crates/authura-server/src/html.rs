@@ -52,8 +52,10 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The `/form` actions and what each page posts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `/form` actions and what each page posts. (Its schema, for `/openapi.json`, spells them
+/// as `parse` reads them; there is no serde here, `rename_all` is read by `ToSchema` alone.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum FormAction {
     Signup,
     Login,

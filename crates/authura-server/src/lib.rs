@@ -14,6 +14,7 @@ pub mod listen;
 pub mod logging;
 pub mod metrics;
 mod middleware;
+pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

@@ -32,6 +32,7 @@ pub const ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/.well-known/jwks.json",
+    "/openapi.json",
     "/form",
     "/signup",
     "/verify-email",

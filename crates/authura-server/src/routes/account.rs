@@ -21,6 +21,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /user`: the token's user, read from the backend.
+#[utoipa::path(
+    get,
+    path = "/user",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "The signed-in user, read from the backend",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"user\": U}`.", body = UserAnswer,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::User,
+    ),
+)]
 pub async fn user(state: State, tenant: Tenant, bearer: Bearer) -> Answer {
     let view = flows::current_user(state.ctx(), tenant.get(), bearer.token()?).await?;
     Ok(answer::no_store(HttpResponse::Ok().json(UserAnswer {
@@ -28,14 +40,27 @@ pub async fn user(state: State, tenant: Tenant, bearer: Bearer) -> Answer {
     })))
 }
 
-/// The body of `/change-password` (no `Debug`: it carries passwords).
-#[derive(Deserialize)]
+/// The body of `/change-password`.
+// No `Debug`: it carries passwords.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordBody {
     old_password: String,
     new_password: String,
 }
 
 /// `POST /change-password`: checks the old password; every earlier refresh token stops working.
+#[utoipa::path(
+    post,
+    path = "/change-password",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "Change the password; earlier refresh tokens stop working",
+    request_body = ChangePasswordBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{}`.", body = crate::openapi::Empty),
+        crate::openapi::errors::ChangePassword,
+    ),
+)]
 pub async fn change_password(
     state: State,
     tenant: Tenant,
@@ -52,6 +77,18 @@ pub async fn change_password(
 
 /// `POST /change-email`: mails a confirmation link to the new address, unless it is in use
 /// (the same answer either way).
+#[utoipa::path(
+    post,
+    path = "/change-email",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "Mail a link that changes the email to a new address",
+    request_body = EmailBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{}`, also when the address is taken (then no mail).", body = crate::openapi::Empty),
+        crate::openapi::errors::ChangeEmail,
+    ),
+)]
 pub async fn change_email(
     state: State,
     tenant: Tenant,
@@ -66,14 +103,27 @@ pub async fn change_email(
 }
 
 /// The body of `/invite`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InviteBody {
+    #[schema(format = Email)]
     email: String,
     role: String,
     redirect_url: Option<String>,
 }
 
 /// `POST /invite`: an admin invites an address with a role; the link creates the user.
+#[utoipa::path(
+    post,
+    path = "/invite",
+    tag = crate::openapi::tag::ACCOUNT,
+    summary = "Invite an address with a role (ADMIN_ROLE only)",
+    request_body = InviteBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{}`; an invite mail is sent.", body = crate::openapi::Empty),
+        crate::openapi::errors::Invite,
+    ),
+)]
 pub async fn invite(
     state: State,
     tenant: Tenant,

@@ -24,8 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The body of `/signup`, `/reset-password` and `/change-email`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmailBody {
+    #[schema(format = Email)]
     pub(crate) email: String,
     pub(crate) redirect_url: Option<String>,
     #[serde(flatten)]
@@ -33,6 +34,18 @@ pub struct EmailBody {
 }
 
 /// `POST /signup`: mails a verification link (the user is created when it is followed).
+#[utoipa::path(
+    post,
+    path = "/signup",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Sign up: mails a verification link",
+    description = "Creates nobody: following the link does. A taken address gets the same answer and no mail.",
+    request_body = EmailBody,
+    responses(
+        (status = 200, description = "`{}`.", body = crate::openapi::Empty),
+        crate::openapi::errors::Signup,
+    ),
+)]
 pub async fn signup(
     state: State,
     tenant: Tenant,
@@ -43,6 +56,17 @@ pub async fn signup(
 }
 
 /// `POST /reset-password`: mails a reset link if the user exists (the same answer either way).
+#[utoipa::path(
+    post,
+    path = "/reset-password",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Mail a password-reset link, if the address has a user",
+    request_body = EmailBody,
+    responses(
+        (status = 200, description = "`{}`, whether or not the address has a user.", body = crate::openapi::Empty),
+        crate::openapi::errors::ResetPassword,
+    ),
+)]
 pub async fn reset_password(
     state: State,
     tenant: Tenant,
@@ -77,14 +101,27 @@ async fn link_by_mail(
     answer::mailed(state, mail)
 }
 
-/// The body of `/verify-email` (no `Debug`: it carries a token and a password).
-#[derive(Deserialize)]
+/// The body of `/verify-email`.
+// No `Debug`: it carries a token and a password.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyBody {
     token: String,
     password: Option<String>,
 }
 
 /// `POST /verify-email`: follows a mail link; answers the user and a token pair.
+#[utoipa::path(
+    post,
+    path = "/verify-email",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Complete a mail link: create, reset or change the user",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The resulting user, signed in.", body = SignedInAnswer,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::VerifyEmail,
+    ),
+)]
 pub async fn verify_email(state: State, tenant: Tenant, Body(body): Body<VerifyBody>) -> Answer {
     let password = body.password.map(Secret::new);
     let signed = flows::verify_email(state.ctx(), tenant.get(), &body.token, password).await?;
@@ -94,9 +131,11 @@ pub async fn verify_email(state: State, tenant: Tenant, Body(body): Body<VerifyB
     })))
 }
 
-/// The body of `/token` (no `Debug`: it carries a password).
-#[derive(Deserialize)]
+/// The body of `/token`.
+// No `Debug`: it carries a password.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenBody {
+    #[schema(format = Email)]
     email: String,
     password: Option<String>,
     #[serde(flatten)]
@@ -105,6 +144,19 @@ pub struct TokenBody {
 
 /// `POST /token`: a password login (behind the captcha), or, with an empty password and an
 /// admin's Bearer token, impersonation.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Log in; or, with an admin's Bearer token and no password, impersonate",
+    request_body = TokenBody,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`T`.", body = crate::openapi::TokenPair,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::Token,
+    ),
+)]
 pub async fn token(
     state: State,
     tenant: Tenant,
@@ -128,13 +180,26 @@ pub async fn token(
     Ok(answer::token_pair_answer(&signed.tokens))
 }
 
-/// The body of `/refresh` (no `Debug`: it carries a token).
-#[derive(Deserialize)]
+/// The body of `/refresh`.
+// No `Debug`: it carries a token.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
 /// `POST /refresh`: a new token pair for a refresh token, the user read again.
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    tag = crate::openapi::tag::AUTH,
+    summary = "Trade a refresh token for a new pair",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "`T`.", body = crate::openapi::TokenPair,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        crate::openapi::errors::Refresh,
+    ),
+)]
 pub async fn refresh(state: State, tenant: Tenant, body: Body<RefreshBody>) -> Answer {
     let signed = flows::refresh(state.ctx(), tenant.get(), &body.refresh_token).await?;
     Ok(answer::token_pair_answer(&signed.tokens))

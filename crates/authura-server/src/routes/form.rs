@@ -17,14 +17,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The query of `/form`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FormQuery {
+    #[param(value_type = Option<crate::html::FormAction>)]
     action: Option<String>,
     token: Option<String>,
 }
 
 /// `GET /form?action=…&token=…`: the page for `action`, with the captcha widget when one is
 /// configured; 400 `invalid_action` for an unknown action or `change-password`.
+#[utoipa::path(
+    get,
+    path = "/form",
+    tag = crate::openapi::tag::FORM,
+    summary = "An HTML form that posts to the right endpoint",
+    params(FormQuery),
+    responses(
+        (status = 200, description = "The form page.", content((String = "text/html; charset=utf-8"))),
+        crate::openapi::errors::Form,
+    ),
+)]
 pub async fn form(query: Result<web::Query<FormQuery>, actix_web::Error>, state: State) -> Answer {
     let query =
         query.map_err(|_| ApiError::invalid_action("the query string could not be read"))?;

@@ -1,6 +1,7 @@
-//! The probes and what monitoring reads: `GET /healthz`, `/readyz`, `/metrics`, and
-//! `/.well-known/jwks.json`, the public keys that verify access tokens (RFC 7517), so resource
-//! servers such as Hasura (`jwk_url`) verify tokens without sharing a secret.
+//! The probes and what monitoring reads: `GET /healthz`, `/readyz`, `/metrics`, and what
+//! describes the service: `/.well-known/jwks.json`, the public keys that verify access tokens
+//! (RFC 7517), so resource servers such as Hasura (`jwk_url`) verify tokens without sharing a
+//! secret, and `/openapi.json`, the API's OpenAPI document (built in [`crate::openapi`]).
 
 use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, web};
@@ -21,15 +22,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz", Method::GET, healthz))
         .service(resource("/readyz", Method::GET, readyz))
         .service(resource("/metrics", Method::GET, metrics))
-        .service(resource("/.well-known/jwks.json", Method::GET, jwks));
+        .service(resource("/.well-known/jwks.json", Method::GET, jwks))
+        .service(resource(
+            "/openapi.json",
+            Method::GET,
+            crate::openapi::openapi_json,
+        ));
 }
 
 /// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = crate::openapi::tag::HEALTH,
+    summary = "Liveness: the process runs",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`.", body = crate::openapi::Status)),
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the backend answers (503 `backend_unavailable` when not).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = crate::openapi::tag::HEALTH,
+    summary = "Readiness: the user backend answers",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`.", body = crate::openapi::Status),
+        crate::openapi::errors::Ready,
+    ),
+)]
 pub async fn readyz(state: State) -> Answer {
     state.ctx().store.ping().await.map_err(CoreError::from)?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
@@ -37,6 +60,17 @@ pub async fn readyz(state: State) -> Answer {
 
 /// `GET /metrics`: Prometheus's text format; 404 (as for any unknown path) unless
 /// `METRICS_ENABLED=true`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = crate::openapi::tag::HEALTH,
+    summary = "Prometheus metrics (with METRICS_ENABLED=true)",
+    responses(
+        (status = 200, description = "The text exposition format 0.0.4.",
+            content((String = "text/plain; version=0.0.4; charset=utf-8"))),
+        crate::openapi::errors::Metrics,
+    ),
+)]
 pub async fn metrics(state: State) -> Answer {
     let metrics = state.metrics().ok_or_else(ApiError::not_found)?;
     let text = metrics.render(
@@ -53,6 +87,18 @@ pub async fn metrics(state: State) -> Answer {
 /// `GET /.well-known/jwks.json`: the key set, serialized once when the keys were loaded (with
 /// HS256 and no previous public keys it is `{"keys":[]}`: secrets are never published), with
 /// `Cache-Control: public, max-age=300`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = crate::openapi::tag::META,
+    summary = "The public keys that verify access tokens (JWKS)",
+    responses(
+        (status = 200, description = "The key set; `{\"keys\": []}` with HS256 and no previous public keys.",
+            body = crate::openapi::Jwks,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`."))),
+        crate::openapi::errors::Keys,
+    ),
+)]
 pub async fn jwks(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((

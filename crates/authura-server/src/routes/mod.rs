@@ -18,10 +18,11 @@ use crate::error::ApiError;
 use crate::middleware::{cors, html_results, limits, request_log};
 use crate::state::AppState;
 
-mod account;
-mod auth;
-mod form;
-mod health;
+// `pub(crate)` so that `openapi::ApiDoc` can name the handlers.
+pub(crate) mod account;
+pub(crate) mod auth;
+pub(crate) mod form;
+pub(crate) mod health;
 
 /// Each area's `configure`, in the order they are registered. An area declared above and
 /// missing here leaves its `configure` unused, which the build refuses (`dead_code`).
@@ -61,7 +62,7 @@ pub fn app(
 }
 
 /// A resource answering `method` (and HEAD, for GET) with `handler`, and 405
-/// `method_not_allowed` for any other method.
+/// `method_not_allowed` with `Allow` (RFC 9110) for any other method.
 fn resource<F, Args>(path: &str, method: Method, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
@@ -69,14 +70,18 @@ where
     F::Output: actix_web::Responder + 'static,
 {
     let mut resource = web::resource(path);
-    if method == Method::GET {
+    let allow = if method == Method::GET {
         // HEAD is GET without the body (actix drops it), as probes and HTTP expect.
         resource = resource.route(web::head().to(handler.clone()));
-    }
+        "GET, HEAD".to_owned()
+    } else {
+        method.to_string()
+    };
     resource
         .route(web::method(method).to(handler))
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::method_not_allowed())
+        .default_service(web::to(move || {
+            let refused = ApiError::method_not_allowed(&allow);
+            async move { Err::<HttpResponse, _>(refused) }
         }))
 }
 
