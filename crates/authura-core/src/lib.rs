@@ -19,6 +19,7 @@ pub mod mail;
 pub mod memory;
 pub mod policy;
 pub mod redirect;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod token;
