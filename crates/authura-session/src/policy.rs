@@ -58,6 +58,10 @@ pub struct Opened {
     pub ended: Vec<Session>,
 }
 
+/// A new session's refresh generation. Only generations from here up were ever issued, so the
+/// grace for "the generation just before" never covers one below it.
+const INITIAL_GENERATION: i64 = 0;
+
 /// What the rotation rule makes of a presented generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -112,7 +116,7 @@ impl SessionPolicy {
                 .user_agent
                 .map(|ua| truncate_chars(ua, USER_AGENT_CHARS)),
             method: opening.method,
-            generation: 0,
+            generation: INITIAL_GENERATION,
             generation_changed_at: now,
         };
         let ended = self
@@ -281,7 +285,8 @@ impl SessionPolicy {
     fn verdict(&self, presented: i64, session: &Session, now: DateTime<Utc>) -> Verdict {
         if presented == session.generation {
             Verdict::Rotate
-        } else if presented.checked_add(1) == Some(session.generation)
+        } else if presented >= INITIAL_GENERATION
+            && presented.checked_add(1) == Some(session.generation)
             && now - session.generation_changed_at <= chrono_duration(self.settings.reuse_interval)
         {
             Verdict::Grace
