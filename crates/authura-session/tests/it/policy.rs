@@ -35,7 +35,8 @@ fn alive(r: &Result<authura_core::state::Session, SessionError>) -> bool {
 async fn sessions_expire_absolutely_and_when_idle() {
     const MIN: u64 = 60;
     // (name, expiration, idle timeout, steps: (seconds to advance, then alive?)).
-    let cases: [(&str, u64, u64, &[(u64, bool)]); 5] = [
+    type Case = (&'static str, u64, u64, &'static [(u64, bool)]);
+    let cases: [Case; 5] = [
         (
             "absolute, idle off",
             60 * MIN,
@@ -334,7 +335,8 @@ enum Expect {
 async fn refresh_rotation_and_reuse_detection() {
     use Expect::{NotFound, Pair, Reused};
     // (name, steps: (seconds to advance, generation presented, expected)).
-    let cases: [(&str, &[(u64, i64, Expect)]); 9] = [
+    type Case = (&'static str, &'static [(u64, i64, Expect)]);
+    let cases: [Case; 9] = [
         (
             "the current generation rotates",
             &[(0, 0, Pair(1)), (0, 1, Pair(2)), (5, 2, Pair(3))],
