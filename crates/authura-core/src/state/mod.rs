@@ -155,7 +155,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session. With `max_active` > 0 it then ends the oldest sessions (by
     /// `created_at`, then id) of the same user and tenant that are not yet expired at the new
     /// session's `created_at` beyond `max_active`, atomically with the insert, so racing creates
-    /// never leave more than `max_active` live sessions. Returns the sessions it ended.
+    /// never leave more than `max_active` live sessions. Returns the sessions it ended, oldest
+    /// first (the new one among them when it is itself the oldest).
     ///
     /// # Errors
     /// `Conflict` when the id or the key hash exists; `Unavailable`, `Backend`.
