@@ -155,7 +155,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session. With `max_active` > 0 it then ends the oldest sessions (by
     /// `created_at`, then id) of the same user and tenant that are not yet expired at the new
     /// session's `created_at` beyond `max_active`, atomically with the insert, so racing creates
-    /// never leave more than `max_active` live sessions. Returns the sessions it ended.
+    /// never leave more than `max_active` live sessions. Returns the sessions it ended, oldest
+    /// first (the new one among them when it is itself the oldest).
     ///
     /// # Errors
     /// `Conflict` when the id or the key hash exists; `Unavailable`, `Backend`.
@@ -229,4 +230,106 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable`, `Backend`.
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// A session as the SQL backends store it, in plain columns: the tenant as text (`""` for no
+/// tenant, which no `TenantId` can be, so the column needs no NULL and indexes stay simple), the
+/// user id as text with a flag saying whether it is a number (so `Int(5)` and `Text("5")` stay
+/// two users). Rows written by other tools can be malformed, so reading one back is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// `Session::id`.
+    pub id: Uuid,
+    /// `Session::key_hash`'s 32 bytes.
+    pub key_hash: Vec<u8>,
+    /// The user id's text.
+    pub user_id: String,
+    /// Whether the user id is `UserId::Int`.
+    pub user_id_numeric: bool,
+    /// The tenant id, `""` for none.
+    pub tenant_id: String,
+    /// `Session::created_at`.
+    pub created_at: DateTime<Utc>,
+    /// `Session::last_seen_at`.
+    pub last_seen_at: DateTime<Utc>,
+    /// `Session::expires_at`.
+    pub expires_at: DateTime<Utc>,
+    /// `Session::ip`.
+    pub ip: Option<String>,
+    /// `Session::user_agent`.
+    pub user_agent: Option<String>,
+    /// `SessionMethod::as_text`.
+    pub method: String,
+    /// `Session::generation`.
+    pub generation: i64,
+    /// `Session::generation_changed_at`.
+    pub generation_changed_at: DateTime<Utc>,
+}
+
+/// The stored columns that name a user: (tenant id, user id text, whether it is numeric).
+pub fn stored_owner(tenant: Option<&TenantId>, user_id: &UserId) -> (String, String, bool) {
+    let tenant = tenant.map(TenantId::as_str).unwrap_or_default().to_owned();
+    match user_id {
+        UserId::Int(n) => (tenant, n.to_string(), true),
+        UserId::Text(s) => (tenant, s.clone(), false),
+    }
+}
+
+impl StoredSession {
+    /// The columns for a session.
+    pub fn new(session: &Session) -> Self {
+        let (tenant_id, user_id, user_id_numeric) =
+            stored_owner(session.tenant.as_ref(), &session.user_id);
+        StoredSession {
+            id: session.id,
+            key_hash: session.key_hash.0.to_vec(),
+            user_id,
+            user_id_numeric,
+            tenant_id,
+            created_at: session.created_at,
+            last_seen_at: session.last_seen_at,
+            expires_at: session.expires_at,
+            ip: session.ip.clone(),
+            user_agent: session.user_agent.clone(),
+            method: session.method.as_text(),
+            generation: session.generation,
+            generation_changed_at: session.generation_changed_at,
+        }
+    }
+
+    /// Validates the columns into a session.
+    ///
+    /// # Errors
+    /// `StoreError::Backend` naming the session and the column at fault.
+    pub fn into_session(self) -> Result<Session, StoreError> {
+        let id = self.id;
+        let bad =
+            |column: &str| StoreError::Backend(format!("session {id} has an invalid {column}"));
+        let key_hash = <[u8; 32]>::try_from(self.key_hash.as_slice())
+            .map(KeyHash)
+            .map_err(|_| bad("key_hash"))?;
+        let user_id = if self.user_id_numeric {
+            UserId::Int(self.user_id.parse().map_err(|_| bad("user_id"))?)
+        } else {
+            UserId::Text(self.user_id)
+        };
+        let tenant = match self.tenant_id.as_str() {
+            "" => None,
+            t => Some(TenantId::parse(t).map_err(|_| bad("tenant_id"))?),
+        };
+        Ok(Session {
+            id,
+            key_hash,
+            user_id,
+            tenant,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at: self.expires_at,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            method: SessionMethod::parse(&self.method).ok_or_else(|| bad("method"))?,
+            generation: self.generation,
+            generation_changed_at: self.generation_changed_at,
+        })
+    }
 }
