@@ -130,9 +130,7 @@ mod tests {
                 "authura-session",
                 "authura-core.workspace = true\nauthura-backend-sqlite.workspace = true",
             )],
-            &[
-                "authura-session depends on authura-backend-sqlite: it depends on authura-core only",
-            ],
+            &["authura-session depends on authura-backend-sqlite: it depends on authura-core only"],
         );
         check(
             &[lib(

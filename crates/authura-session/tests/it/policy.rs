@@ -7,7 +7,8 @@ use authura_core::state::SessionMethod;
 use authura_core::{TenantId, UserId};
 use authura_session::{Opened, Opening, SessionError, SessionKey, SessionSettings};
 
-use crate::support::{Sessions, defaults, t0, user};
+use crate::on_every_store;
+use crate::support::{Backend, Sessions, defaults, t0, user};
 
 async fn open(s: &Sessions, user_id: &UserId, tenant: Option<&TenantId>) -> Opened {
     s.policy
@@ -31,8 +32,7 @@ fn alive(r: &Result<authura_core::state::Session, SessionError>) -> bool {
     }
 }
 
-#[tokio::test]
-async fn sessions_expire_absolutely_and_when_idle() {
+async fn sessions_expire_absolutely_and_when_idle(backend: Backend) {
     const MIN: u64 = 60;
     // (name, expiration, idle timeout, steps: (seconds to advance, then alive?)).
     type Case = (&'static str, u64, u64, &'static [(u64, bool)]);
@@ -79,11 +79,15 @@ async fn sessions_expire_absolutely_and_when_idle() {
         ),
     ];
     for (name, expiration, idle, steps) in cases {
-        let s = Sessions::new(SessionSettings {
-            expiration: Duration::from_secs(expiration),
-            idle_timeout: Duration::from_secs(idle),
-            ..defaults()
-        });
+        let s = Sessions::on(
+            backend,
+            SessionSettings {
+                expiration: Duration::from_secs(expiration),
+                idle_timeout: Duration::from_secs(idle),
+                ..defaults()
+            },
+        )
+        .await;
         let opened = open(&s, &user(1), None).await;
         assert_eq!(
             opened.session.expires_at,
@@ -108,9 +112,8 @@ async fn sessions_expire_absolutely_and_when_idle() {
     }
 }
 
-#[tokio::test]
-async fn last_seen_is_written_at_most_once_a_minute() {
-    let s = Sessions::new(defaults());
+async fn last_seen_is_written_at_most_once_a_minute(backend: Backend) {
+    let s = Sessions::on(backend, defaults()).await;
     let opened = open(&s, &user(1), None).await;
     assert_eq!(opened.session.last_seen_at, t0());
     // (seconds to advance, then the stored last_seen_at in seconds after t0).
@@ -125,8 +128,7 @@ async fn last_seen_is_written_at_most_once_a_minute() {
     }
 }
 
-#[tokio::test]
-async fn max_active_sessions_ends_the_oldest() {
+async fn max_active_sessions_ends_the_oldest(backend: Backend) {
     // (max_active, sessions opened one second apart, the indices still alive).
     let cases: [(u32, usize, &[usize]); 4] = [
         (0, 5, &[0, 1, 2, 3, 4]),
@@ -135,10 +137,14 @@ async fn max_active_sessions_ends_the_oldest() {
         (3, 2, &[0, 1]),
     ];
     for (max, n, alive_want) in cases {
-        let s = Sessions::new(SessionSettings {
-            max_active: max,
-            ..defaults()
-        });
+        let s = Sessions::on(
+            backend,
+            SessionSettings {
+                max_active: max,
+                ..defaults()
+            },
+        )
+        .await;
         // Another user's and another tenant's sessions of the same user id never count.
         let other = open(&s, &user(2), None).await;
         let tenant = TenantId::parse("t.example").unwrap();
@@ -179,9 +185,8 @@ async fn max_active_sessions_ends_the_oldest() {
     }
 }
 
-#[tokio::test]
-async fn presented_keys_are_parsed_strictly() {
-    let s = Sessions::new(defaults());
+async fn presented_keys_are_parsed_strictly(backend: Backend) {
+    let s = Sessions::on(backend, defaults()).await;
     let opened = open(&s, &user(1), None).await;
     let key = opened.key.expose().to_owned();
     let forged = SessionKey::generate().unwrap().expose().to_owned();
@@ -223,9 +228,8 @@ async fn presented_keys_are_parsed_strictly() {
     assert!(s.policy.authenticate(&key).await.is_ok());
 }
 
-#[tokio::test]
-async fn opening_records_the_sign_in() {
-    let s = Sessions::new(defaults());
+async fn opening_records_the_sign_in(backend: Backend) {
+    let s = Sessions::on(backend, defaults()).await;
     let tenant = TenantId::parse("t.example").unwrap();
     let long_agent = "é".repeat(300);
     let opened = s
@@ -254,9 +258,8 @@ async fn opening_records_the_sign_in() {
     assert!(s.policy.list(None, &user(7)).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn listing_and_ending() {
-    let s = Sessions::new(defaults());
+async fn listing_and_ending(backend: Backend) {
+    let s = Sessions::on(backend, defaults()).await;
     let mut mine = Vec::new();
     for _ in 0..3 {
         s.advance(1);
@@ -331,8 +334,7 @@ enum Expect {
     NotFound,
 }
 
-#[tokio::test]
-async fn refresh_rotation_and_reuse_detection() {
+async fn refresh_rotation_and_reuse_detection(backend: Backend) {
     use Expect::{NotFound, Pair, Reused};
     // (name, steps: (seconds to advance, generation presented, expected)).
     type Case = (&'static str, &'static [(u64, i64, Expect)]);
@@ -382,7 +384,7 @@ async fn refresh_rotation_and_reuse_detection() {
         ),
     ];
     for (name, steps) in cases {
-        let s = Sessions::new(defaults());
+        let s = Sessions::on(backend, defaults()).await;
         let opened = open(&s, &user(1), None).await;
         let sid = opened.session.id;
         for (i, &(advance, presented, want)) in steps.iter().enumerate() {
@@ -411,9 +413,8 @@ async fn refresh_rotation_and_reuse_detection() {
     }
 }
 
-#[tokio::test]
-async fn a_refresh_names_the_sessions_own_user() {
-    let s = Sessions::new(defaults());
+async fn a_refresh_names_the_sessions_own_user(backend: Backend) {
+    let s = Sessions::on(backend, defaults()).await;
     let opened = open(&s, &user(1), None).await;
     let tenant = TenantId::parse("t.example").unwrap();
     let sid = opened.session.id;
@@ -438,10 +439,9 @@ async fn a_refresh_names_the_sessions_own_user() {
 /// compare-and-set, and the generation moves by one. The store yields before each operation, so
 /// on one thread the refreshes interleave deterministically: every one reads generation 0, one
 /// wins the compare-and-set, the rest lose it and fall into the grace rule.
-#[tokio::test]
-async fn concurrent_refreshes_of_one_token_all_succeed() {
+async fn concurrent_refreshes_of_one_token_all_succeed(backend: Backend) {
     for n in [2, 5] {
-        let s = Sessions::new(defaults());
+        let s = Sessions::on(backend, defaults()).await;
         let opened = open(&s, &user(1), None).await;
         let sid = opened.session.id;
         let uid = user(1);
@@ -456,10 +456,9 @@ async fn concurrent_refreshes_of_one_token_all_succeed() {
 }
 
 /// The same on a multi-threaded runtime, the refreshes racing on real threads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_refreshes_on_threads_all_succeed() {
-    for _ in 0..20 {
-        let s = Sessions::new(defaults());
+async fn concurrent_refreshes_on_threads_all_succeed(backend: Backend) {
+    for _ in 0..10 {
+        let s = Sessions::on(backend, defaults()).await;
         let opened = open(&s, &user(1), None).await;
         let sid = opened.session.id;
         let tasks: Vec<_> = (0..4)
@@ -474,3 +473,16 @@ async fn concurrent_refreshes_on_threads_all_succeed() {
         assert_eq!(s.stored(sid).await.unwrap().generation, 1);
     }
 }
+
+on_every_store!(
+    sessions_expire_absolutely_and_when_idle,
+    last_seen_is_written_at_most_once_a_minute,
+    max_active_sessions_ends_the_oldest,
+    presented_keys_are_parsed_strictly,
+    opening_records_the_sign_in,
+    listing_and_ending,
+    refresh_rotation_and_reuse_detection,
+    a_refresh_names_the_sessions_own_user,
+    concurrent_refreshes_of_one_token_all_succeed,
+    concurrent_refreshes_on_threads_all_succeed,
+);

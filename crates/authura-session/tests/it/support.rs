@@ -1,11 +1,13 @@
-//! What the tests share: a world of in-memory stores, a manual clock at a whole second (stores
-//! keep microseconds, so boundaries are exact), and a store that yields before every operation
-//! so that concurrent calls interleave as they do on separate database connections.
+//! What the tests share: a session store (in memory, or SQLite in a temporary file), a manual
+//! clock at a whole second (stores keep microseconds, so boundaries are exact), and a wrapper
+//! that yields before every store operation so that concurrent calls interleave as they do on
+//! separate database connections.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use authura_backend_sqlite::SqliteStateStore;
 use authura_core::clock::{Clock, ManualClock};
 use authura_core::memory::MemorySessionStore;
 use authura_core::state::{KeyHash, Rotation, Session, SessionStore};
@@ -29,22 +31,74 @@ pub fn defaults() -> SessionSettings {
     }
 }
 
-/// A policy over a (yielding) memory store.
+/// Which store a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Memory,
+    Sqlite,
+}
+
+/// Runs each named `async fn name(backend: Backend)` of the enclosing module as two tests,
+/// `name::memory` and `name::sqlite`, each on a runtime with two worker threads (so spawned
+/// tasks race on real threads; futures joined in one task still interleave deterministically).
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name($crate::support::Backend::Memory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await;
+            }
+        }
+    )*};
+}
+
+/// A policy over a (yielding) store.
 pub struct Sessions {
     pub policy: Arc<SessionPolicy>,
     pub store: Arc<YieldingStore>,
     pub clock: Arc<ManualClock>,
+    /// Keeps the SQLite file while the test runs.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Sessions {
+    /// Over the in-memory store.
     pub fn new(settings: SessionSettings) -> Self {
-        let store = Arc::new(YieldingStore(MemorySessionStore::new()));
+        Sessions::over(Arc::new(MemorySessionStore::new()), settings, None)
+    }
+
+    /// Over `backend`'s store, new and empty.
+    pub async fn on(backend: Backend, settings: SessionSettings) -> Self {
+        match backend {
+            Backend::Memory => Sessions::new(settings),
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SqliteStateStore::open(dir.path().join("state.db"), 4)
+                    .await
+                    .unwrap();
+                Sessions::over(Arc::new(store), settings, Some(dir))
+            }
+        }
+    }
+
+    fn over(
+        inner: Arc<dyn SessionStore>,
+        settings: SessionSettings,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        let store = Arc::new(YieldingStore(inner));
         let clock = Arc::new(ManualClock::new(t0()));
         let policy = Arc::new(SessionPolicy::new(store.clone(), clock.clone(), settings));
         Sessions {
             policy,
             store,
             clock,
+            _dir: dir,
         }
     }
 
@@ -66,11 +120,16 @@ pub fn user(n: i64) -> UserId {
     UserId::Int(n)
 }
 
-/// `MemorySessionStore`, yielding to the runtime before each operation. Every operation stays
-/// atomic; only the points between them are where another task can run, as between two
-/// statements on two connections.
-#[derive(Debug)]
-pub struct YieldingStore(pub MemorySessionStore);
+/// A store, yielding to the runtime before each operation. Every operation stays atomic; only
+/// the points between them are where another task can run, as between two statements on two
+/// connections.
+pub struct YieldingStore(pub Arc<dyn SessionStore>);
+
+impl std::fmt::Debug for YieldingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("YieldingStore")
+    }
+}
 
 #[async_trait]
 impl SessionStore for YieldingStore {
