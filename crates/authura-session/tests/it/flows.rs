@@ -382,3 +382,58 @@ async fn a_reset_or_an_address_change_ends_the_sessions_and_opens_one() {
     );
     invalid_token("the reset's refresh token", w.refresh(&reset.tokens).await);
 }
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Until the audit log exists (issue 16), a reuse is a warning line naming the session and the
+/// user, and no token.
+#[tokio::test]
+async fn a_reuse_is_logged_as_a_warning_naming_the_session_and_user() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let w = world();
+    w.user("ann@example.com").await;
+    let first = w.login("ann@example.com").await;
+    let (sid, _) = binding(&w, &first.tokens);
+    let second = w.refresh(&first.tokens).await.unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.is_empty(), "a rotation logs nothing at WARN: {log}");
+    w.refresh(&second.tokens).await.unwrap();
+    invalid_token("replay", w.refresh(&first.tokens).await);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    for expected in [
+        " WARN ",
+        "refresh.reuse_detected",
+        &format!("session_id={sid}"),
+        &format!("user_id={}", first.user.user.id),
+        "presented_generation=0",
+        "current_generation=2",
+    ] {
+        assert!(log.contains(expected), "log {log:?} lacks {expected:?}");
+    }
+    for token in [&first.tokens.refresh_token, &second.tokens.refresh_token] {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "a token reached the log: {log}");
+    }
+}
