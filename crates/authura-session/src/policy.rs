@@ -230,6 +230,16 @@ impl SessionPolicy {
         Ok(self.store.end_user_sessions(tenant, user_id, None).await?)
     }
 
+    /// Removes every session past its absolute expiry (idle ones end when next seen); returns
+    /// how many. For a periodic task: nothing depends on it for correctness, since a dead
+    /// session is refused whether it is still stored or not.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn purge_expired(&self) -> Result<u64, SessionError> {
+        Ok(self.store.purge_expired_sessions(self.clock.now()).await?)
+    }
+
     /// Applies the rotation rule (SPEC §8, RFC 9700 §4.14.2) to a refresh token bound to
     /// session `sid` at `generation`, for `user`:
     /// - the session's current generation: compare-and-set to the next one, which the new pair

@@ -325,6 +325,25 @@ async fn listing_and_ending(backend: Backend) {
     }
 }
 
+async fn purging_removes_only_expired_sessions(backend: Backend) {
+    let s = Sessions::on(
+        backend,
+        SessionSettings {
+            expiration: Duration::from_secs(3600),
+            ..defaults()
+        },
+    )
+    .await;
+    let old = open(&s, &user(1), None).await;
+    s.advance(1800);
+    let young = open(&s, &user(1), None).await;
+    assert_eq!(s.policy.purge_expired().await.unwrap(), 0);
+    s.advance(1800);
+    assert_eq!(s.policy.purge_expired().await.unwrap(), 1);
+    assert!(s.stored(old.session.id).await.is_none());
+    assert!(s.policy.authenticate(young.key.expose()).await.is_ok());
+}
+
 /// One step of a rotation case: advance the clock, present a refresh token of a generation,
 /// and expect a pair at a generation or a refusal.
 #[derive(Clone, Copy, Debug)]
@@ -475,6 +494,7 @@ async fn concurrent_refreshes_on_threads_all_succeed(backend: Backend) {
 }
 
 on_every_store!(
+    purging_removes_only_expired_sessions,
     sessions_expire_absolutely_and_when_idle,
     last_seen_is_written_at_most_once_a_minute,
     max_active_sessions_ends_the_oldest,
