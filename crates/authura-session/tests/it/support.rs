@@ -1,4 +1,5 @@
-//! What the tests share: a session store (in memory, or SQLite in a temporary file), a manual
+//! What the tests share: a session store (in memory, SQLite in a temporary file, or a fresh
+//! database on the test PostgreSQL cluster), a manual
 //! clock at a whole second (stores keep microseconds, so boundaries are exact), and a wrapper
 //! that yields before every store operation so that concurrent calls interleave as they do on
 //! separate database connections.
@@ -7,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
 use authura_core::clock::{Clock, ManualClock};
 use authura_core::memory::MemorySessionStore;
 use authura_core::state::{KeyHash, Rotation, Session, SessionStore};
-use authura_core::{StoreError, TenantId, UserId};
+use authura_core::{Secret, StoreError, TenantId, UserId};
 use authura_session::{SessionPolicy, SessionSettings};
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
@@ -36,10 +38,11 @@ pub fn defaults() -> SessionSettings {
 pub enum Backend {
     Memory,
     Sqlite,
+    Postgres,
 }
 
 /// Runs each named `async fn name(backend: Backend)` of the enclosing module as two tests,
-/// `name::memory` and `name::sqlite`, each on a runtime with two worker threads (so spawned
+/// `name::memory`, `name::sqlite` and `name::postgres`, each on a runtime with two worker threads (so spawned
 /// tasks race on real threads; futures joined in one task still interleave deterministically).
 #[macro_export]
 macro_rules! on_every_store {
@@ -53,6 +56,10 @@ macro_rules! on_every_store {
             async fn sqlite() {
                 super::$name($crate::support::Backend::Sqlite).await;
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await;
+            }
         }
     )*};
 }
@@ -62,8 +69,8 @@ pub struct Sessions {
     pub policy: Arc<SessionPolicy>,
     pub store: Arc<YieldingStore>,
     pub clock: Arc<ManualClock>,
-    /// Keeps the SQLite file while the test runs.
-    _dir: Option<tempfile::TempDir>,
+    /// Keeps the SQLite file or the PostgreSQL database while the test runs.
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Sessions {
@@ -81,7 +88,19 @@ impl Sessions {
                 let store = SqliteStateStore::open(dir.path().join("state.db"), 4)
                     .await
                     .unwrap();
-                Sessions::over(Arc::new(store), settings, Some(dir))
+                Sessions::over(Arc::new(store), settings, Some(Box::new(dir)))
+            }
+            Backend::Postgres => {
+                let db = authura_testkit::postgres::database().await;
+                let store = PgStateStore::connect(&PgStateSettings {
+                    dsn: Secret::new(db.url.clone()),
+                    pool_size: 4,
+                    extra_ca_pem: None,
+                    query_timeout: Duration::from_secs(10),
+                })
+                .await
+                .unwrap();
+                Sessions::over(Arc::new(store), settings, Some(Box::new(db)))
             }
         }
     }
@@ -89,7 +108,7 @@ impl Sessions {
     fn over(
         inner: Arc<dyn SessionStore>,
         settings: SessionSettings,
-        dir: Option<tempfile::TempDir>,
+        keep: Option<Box<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
         let store = Arc::new(YieldingStore(inner));
         let clock = Arc::new(ManualClock::new(t0()));
@@ -98,7 +117,7 @@ impl Sessions {
             policy,
             store,
             clock,
-            _dir: dir,
+            _keep: keep,
         }
     }
 
