@@ -1,12 +1,19 @@
-//! Embeds `migrations/NNNN_name.sql` in version order, so adding a migration is adding a file
+//! Embeds `migrations/NNNN_name.sql` (the users table's) and `state_migrations/NNNN_name.sql`
+//! (the state tables') in version order, so adding a migration is adding a file
 //! (`cargo xtask migrate new NAME`).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    embed("migrations")?;
+    embed("state_migrations")
+}
+
+/// Writes `$OUT_DIR/<dir>.rs`, the list of the migrations in `dir`.
+fn embed(dir_name: &str) -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: a build-script binary reused from another checkout must not point there.
-    let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("migrations");
+    let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join(dir_name);
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir)? {
@@ -39,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
     }
     out.push(']');
-    let target = Path::new(&std::env::var("OUT_DIR")?).join("migrations.rs");
+    let target = Path::new(&std::env::var("OUT_DIR")?).join(format!("{dir_name}.rs"));
     std::fs::write(target, out)?;
     Ok(())
 }

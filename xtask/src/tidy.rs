@@ -25,6 +25,10 @@ mod tests {
     /// The HTTP framework: only authura-server answers clients, so only it chooses status codes.
     const HTTP_SERVER_CRATES: &[&str] = &["actix-web", "actix-cors"];
 
+    /// Crates whose only `authura-*` normal dependency is `authura-core`: the backends (by
+    /// prefix) and the policy crates that sit beside them, over core's traits.
+    const OVER_CORE_ONLY: &[&str] = &["authura-session"];
+
     /// Test support that must never ship as a normal dependency.
     const TEST_SUPPORT: &str = "authura-testkit";
 
@@ -116,6 +120,24 @@ mod tests {
         check(
             &[lib("authura-backend-ldap", "authura-mail.workspace = true")],
             &["authura-backend-ldap depends on authura-mail"],
+        );
+        check(
+            &[core("authura-session.workspace = true")],
+            &["authura-core depends on authura-session: core depends on no other authura crate"],
+        );
+        check(
+            &[lib(
+                "authura-session",
+                "authura-core.workspace = true\nauthura-backend-sqlite.workspace = true",
+            )],
+            &["authura-session depends on authura-backend-sqlite: it depends on authura-core only"],
+        );
+        check(
+            &[lib(
+                "authura-session",
+                "authura-core.workspace = true\n[dev-dependencies]\nauthura-backend-sqlite.workspace = true",
+            )],
+            &[],
         );
         check(
             &[lib(
@@ -340,12 +362,25 @@ mod tests {
                         "authura-core depends on {dep}: core knows nothing about HTTP, SQL, mail or an async runtime"
                     ));
                 }
+                if name == "authura-core" && dep.starts_with("authura-") {
+                    out.push(format!(
+                        "authura-core depends on {dep}: core depends on no other authura crate; they implement its traits"
+                    ));
+                }
                 if name.starts_with("authura-backend-")
                     && dep.starts_with("authura-")
                     && dep != "authura-core"
                 {
                     out.push(format!(
                         "{name} depends on {dep}: a backend depends on authura-core only, never on another backend, the server or mail"
+                    ));
+                }
+                if OVER_CORE_ONLY.contains(&name)
+                    && dep.starts_with("authura-")
+                    && dep != "authura-core"
+                {
+                    out.push(format!(
+                        "{name} depends on {dep}: it depends on authura-core only among authura crates, never on a backend, the server or mail"
                     ));
                 }
                 // Unpublished test support (the stand-ins) serves tests, never Authura's clients.

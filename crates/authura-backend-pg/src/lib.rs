@@ -28,12 +28,14 @@
 
 mod error;
 mod migrate;
+mod state;
 mod statement;
 mod store;
 mod table;
 mod tls;
 
 pub use migrate::{MigrationState, status};
+pub use state::{PgStateSettings, PgStateStore};
 pub use store::{PgSettings, PgStore};
 pub use table::UsersTable;
 pub use tls::{SslMode, check_dsn};

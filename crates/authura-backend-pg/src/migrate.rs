@@ -19,8 +19,36 @@ struct Migration {
     sql: &'static str,
 }
 
-/// Every migration this build knows, in version order.
+/// Every migration of the users table this build knows, in version order.
 const MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// Every migration of the state tables (`state_migrations/`) this build knows, in version
+/// order. Applied only when a stateful feature asks for them, and recorded apart from the users
+/// table's, under [`STATE_RECORD`].
+const STATE_MIGRATIONS: &[Migration] = include!(concat!(env!("OUT_DIR"), "/state_migrations.rs"));
+
+/// The `users_table` value under which the state migrations are recorded (no users table can
+/// be called so: it would be quoted with its schema or be `authura_state` itself, which the
+/// state tables' names never are).
+pub(crate) const STATE_RECORD: &str = "authura_state";
+
+/// The sessions table's name.
+pub(crate) const SESSIONS_TABLE: &str = "authura_sessions";
+
+/// What one run of migrations works on.
+struct Plan<'a> {
+    migrations: &'static [Migration],
+    /// The quoted `authura_schema_migrations` table.
+    versions: String,
+    /// The `users_table` column's value for these migrations.
+    key: String,
+    /// For messages: "table \"users\"" or "the state tables".
+    label: String,
+    /// Placeholders and their values.
+    substitutions: Vec<(&'static str, String)>,
+    /// The users table, when a unique violation means duplicate users.
+    users: Option<&'a UsersTable>,
+}
 
 /// The table that records applied migrations, next to the users table.
 const VERSION_TABLE: &str = "authura_schema_migrations";
@@ -48,7 +76,12 @@ pub struct MigrationState {
 /// `Unavailable` when PostgreSQL cannot be reached; `Backend` for a bad DSN or a query error.
 pub async fn status(settings: &PgSettings) -> Result<Vec<MigrationState>, StoreError> {
     let mut conn = store::open_once(settings).await?;
-    let applied = applied(&mut conn, &settings.table).await?;
+    let applied = applied(
+        &mut conn,
+        &settings.table.sibling(VERSION_TABLE),
+        &settings.table.to_string(),
+    )
+    .await?;
     let mut states: Vec<MigrationState> = MIGRATIONS
         .iter()
         .map(|m| MigrationState {
@@ -78,8 +111,53 @@ pub(crate) async fn run(
     conn: &mut AsyncPgConnection,
     table: &UsersTable,
 ) -> Result<Vec<u32>, StoreError> {
+    let plan = Plan {
+        migrations: MIGRATIONS,
+        versions: table.sibling(VERSION_TABLE),
+        key: table.to_string(),
+        label: format!("table {table}"),
+        substitutions: vec![
+            ("{{table}}", table.quoted()),
+            ("{{table_name}}", table.name().to_owned()),
+        ],
+        users: Some(table),
+    };
+    in_transaction(conn, &plan).await
+}
+
+/// Applies the pending state migrations, creating the state tables in `schema` (the users
+/// table's; `None`: the first schema of the connection's `search_path`), all in one
+/// transaction, and returns their versions. Refuses a database whose state tables have
+/// migrations applied that this build does not know.
+pub(crate) async fn run_state(
+    conn: &mut AsyncPgConnection,
+    schema: Option<&str>,
+) -> Result<Vec<u32>, StoreError> {
+    let plan = Plan {
+        migrations: STATE_MIGRATIONS,
+        versions: quoted_in(schema, VERSION_TABLE),
+        key: STATE_RECORD.to_owned(),
+        label: "the state tables".to_owned(),
+        substitutions: vec![("{{sessions}}", quoted_in(schema, SESSIONS_TABLE))],
+        users: None,
+    };
+    in_transaction(conn, &plan).await
+}
+
+/// `name` quoted, in `schema` when given.
+pub(crate) fn quoted_in(schema: Option<&str>, name: &str) -> String {
+    match schema {
+        Some(schema) => format!("\"{schema}\".\"{name}\""),
+        None => format!("\"{name}\""),
+    }
+}
+
+async fn in_transaction(
+    conn: &mut AsyncPgConnection,
+    plan: &Plan<'_>,
+) -> Result<Vec<u32>, StoreError> {
     conn.batch_execute("BEGIN").await.map_err(error::query)?;
-    let result = run_in_transaction(conn, table).await;
+    let result = run_in_transaction(conn, plan).await;
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = conn.batch_execute(end).await.map_err(error::query);
     let applied = result?;
@@ -89,7 +167,7 @@ pub(crate) async fn run(
 
 async fn run_in_transaction(
     conn: &mut AsyncPgConnection,
-    table: &UsersTable,
+    plan: &Plan<'_>,
 ) -> Result<Vec<u32>, StoreError> {
     // Two instances starting together: the second waits here, then finds nothing to do.
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
@@ -97,8 +175,9 @@ async fn run_in_transaction(
         .execute(conn)
         .await
         .map_err(error::query)?;
-    let versions = table.sibling(VERSION_TABLE);
-    if !exists(conn, &versions).await? {
+    let versions = &plan.versions;
+    let label = &plan.label;
+    if !exists(conn, versions).await? {
         conn.batch_execute(&format!(
             "CREATE TABLE {versions} (
                 users_table TEXT NOT NULL,
@@ -109,65 +188,67 @@ async fn run_in_transaction(
             )"
         ))
         .await
-        .map_err(|e| migration_error(e, "create the migration record", table))?;
+        .map_err(|e| migration_error(e, "create the migration record", label))?;
     }
-    let applied = applied(conn, table).await?;
+    let applied = applied(conn, versions, &plan.key).await?;
     let unknown: Vec<String> = applied
         .iter()
-        .filter(|(v, _)| !MIGRATIONS.iter().any(|m| m.version == *v))
+        .filter(|(v, _)| !plan.migrations.iter().any(|m| m.version == *v))
         .map(|(v, name)| format!("{v:04}_{name}"))
         .collect();
     if !unknown.is_empty() {
+        let has = if plan.users.is_some() { "has" } else { "have" };
         return Err(StoreError::Backend(format!(
-            "database schema is newer than this build: table {table} has migrations {} applied \
+            "database schema is newer than this build: {label} {has} migrations {} applied \
              that this build does not know; run a newer authura",
             unknown.join(", ")
         )));
     }
     let mut done = Vec::new();
-    for m in MIGRATIONS {
+    for m in plan.migrations {
         if applied.iter().any(|(v, _)| *v == m.version) {
             continue;
         }
-        let sql = m
-            .sql
-            .replace("{{table}}", &table.quoted())
-            .replace("{{table_name}}", table.name());
+        let sql = plan
+            .substitutions
+            .iter()
+            .fold(m.sql.to_owned(), |sql, (from, to)| sql.replace(from, to));
         let what = format!("apply migration {:04}_{}", m.version, m.name);
         if let Err(err) = conn.batch_execute(&sql).await {
-            return Err(match error::query(err) {
-                StoreError::Conflict => duplicates(conn, table, &what).await,
-                other => prefix(other, &what),
+            return Err(match (error::query(err), plan.users) {
+                (StoreError::Conflict, Some(table)) => duplicates(conn, table, &what).await,
+                (other, _) => prefix(other, &what),
             });
         }
         diesel::sql_query(format!(
             "INSERT INTO {versions} (users_table, version, name) VALUES ($1, $2, $3)"
         ))
-        .bind::<Text, _>(table.to_string())
+        .bind::<Text, _>(&plan.key)
         .bind::<Integer, _>(i32::try_from(m.version).unwrap_or(i32::MAX))
         .bind::<Text, _>(m.name)
         .execute(conn)
         .await
-        .map_err(|e| migration_error(e, "record a migration", table))?;
-        tracing::info!(table = %table, migration = %format!("{:04}_{}", m.version, m.name), "migration applied");
+        .map_err(|e| migration_error(e, "record a migration", label))?;
+        tracing::info!(table = %plan.key, migration = %format!("{:04}_{}", m.version, m.name), "migration applied");
         done.push(m.version);
     }
     Ok(done)
 }
 
-/// The versions (and names) recorded for `table`; none when there is no record yet.
+/// The versions (and names) recorded under `key` in the (quoted) record table `versions`;
+/// none when there is no record yet.
 async fn applied(
     conn: &mut AsyncPgConnection,
-    table: &UsersTable,
+    versions: &str,
+    key: &str,
 ) -> Result<Vec<(u32, String)>, StoreError> {
-    let versions = table.sibling(VERSION_TABLE);
-    if !exists(conn, &versions).await? {
+    if !exists(conn, versions).await? {
         return Ok(Vec::new());
     }
     let rows: Vec<Applied> = diesel::sql_query(format!(
         "SELECT version, name FROM {versions} WHERE users_table = $1 ORDER BY version"
     ))
-    .bind::<Text, _>(table.to_string())
+    .bind::<Text, _>(key)
     .load(conn)
     .await
     .map_err(error::query)?;
@@ -213,8 +294,8 @@ async fn duplicates(conn: &mut AsyncPgConnection, table: &UsersTable, what: &str
     ))
 }
 
-fn migration_error(err: diesel::result::Error, what: &str, table: &UsersTable) -> StoreError {
-    prefix(error::query(err), &format!("{what} for table {table}"))
+fn migration_error(err: diesel::result::Error, what: &str, label: &str) -> StoreError {
+    prefix(error::query(err), &format!("{what} for {label}"))
 }
 
 fn prefix(err: StoreError, what: &str) -> StoreError {

@@ -26,6 +26,7 @@ use authura_core::{Secret, StoreError, UserStore};
 
 use crate::error;
 use crate::migrate;
+use crate::state::PgStateStore;
 use crate::statement::Sql;
 use crate::table::UsersTable;
 use crate::tls::{self, Dsn, SslMode};
@@ -106,33 +107,7 @@ impl PgStore {
             migrate::check_table(&mut conn, &settings.table).await?;
         }
 
-        let mut config = ManagerConfig::<AsyncPgConnection>::default();
-        // A connection the server closed (restart, failover) is noticed by its reader and
-        // discarded on checkout; one left unused for a while is also checked with a round
-        // trip first (`verify_if_idle`), since a silently dropped one cannot be noticed
-        // otherwise. Checking every checkout would add a round trip to every request.
-        config.recycling_method = RecyclingMethod::Fast;
-        let setup = Arc::clone(&opener);
-        config.custom_setup = Box::new(move |_url| {
-            let opener = Arc::clone(&setup);
-            Box::pin(async move { opener.open().await })
-        });
-        // The URL is unused: connections come from `Opener`, which holds the parsed DSN.
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-            "postgres://",
-            config,
-        );
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .recycle_timeout(Some(POOL_TIMEOUT))
-            .pre_recycle(Hook::async_fn(|conn, metrics| {
-                Box::pin(verify_if_idle(conn, metrics.last_used()))
-            }))
-            .build()
-            .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
+        let pool = build_pool(&opener, settings.pool_size)?;
 
         let store = PgStore {
             pool,
@@ -168,6 +143,26 @@ impl PgStore {
     /// The users table this store works on.
     pub fn table(&self) -> &UsersTable {
         &self.table
+    }
+
+    /// The state store in this database (SPEC §13), in the users table's schema and sharing
+    /// this store's connection pool, after applying the state migrations (each once, recorded
+    /// in `authura_schema_migrations` under `authura_state`; a database with state migrations
+    /// this build does not know is refused). Call it only when a stateful feature is on:
+    /// without it the database holds no table of Authura's but the migration record.
+    ///
+    /// # Errors
+    /// `Unavailable` when PostgreSQL cannot be reached; `Backend` for a newer state schema or a
+    /// failed migration.
+    pub async fn state(&self) -> Result<PgStateStore, StoreError> {
+        let mut conn = self.conn().await?;
+        migrate::run_state(&mut conn, self.table.schema()).await?;
+        drop(conn);
+        Ok(PgStateStore::new(
+            self.pool.clone(),
+            self.table.schema(),
+            self.query_timeout,
+        ))
     }
 
     async fn conn(&self) -> Result<Object<AsyncPgConnection>, StoreError> {
@@ -407,6 +402,38 @@ impl UserRow {
     }
 }
 
+/// A pool of up to `size` connections opened by `opener`.
+pub(crate) fn build_pool(
+    opener: &Arc<Opener>,
+    size: usize,
+) -> Result<Pool<AsyncPgConnection>, StoreError> {
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // A connection the server closed (restart, failover) is noticed by its reader and
+    // discarded on checkout; one left unused for a while is also checked with a round
+    // trip first (`verify_if_idle`), since a silently dropped one cannot be noticed
+    // otherwise. Checking every checkout would add a round trip to every request.
+    config.recycling_method = RecyclingMethod::Fast;
+    let setup = Arc::clone(opener);
+    config.custom_setup = Box::new(move |_url| {
+        let opener = Arc::clone(&setup);
+        Box::pin(async move { opener.open().await })
+    });
+    // The URL is unused: connections come from `Opener`, which holds the parsed DSN.
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config("postgres://", config);
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
+        .recycle_timeout(Some(POOL_TIMEOUT))
+        .pre_recycle(Hook::async_fn(|conn, metrics| {
+            Box::pin(verify_if_idle(conn, metrics.last_used()))
+        }))
+        .build()
+        .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))
+}
+
 /// Checks a connection that has not been checked out for [`VERIFY_IDLE`] with a round trip; a
 /// failure makes the pool discard it and hand out (or open) another.
 async fn verify_if_idle(
@@ -438,23 +465,24 @@ fn tenant_key(tenant: Option<&TenantId>) -> &str {
 }
 
 /// Opens connections: the parsed DSN and the TLS connector for its `sslmode`.
-struct Opener {
-    dsn: Dsn,
+pub(crate) struct Opener {
+    pub(crate) dsn: Dsn,
     tls: MakeRustlsConnect,
 }
 
 impl Opener {
     fn new(settings: &PgSettings) -> Result<Self, StoreError> {
-        let dsn = Dsn::parse(settings.dsn.expose())?;
-        let tls = tls::connector(
-            dsn.ssl_mode,
-            settings.extra_ca_pem.as_deref(),
-            dsn.root_pem.as_deref(),
-        )?;
+        Opener::from_dsn(&settings.dsn, settings.extra_ca_pem.as_deref())
+    }
+
+    /// Parses `dsn` and builds the TLS connector its `sslmode` asks for.
+    pub(crate) fn from_dsn(dsn: &Secret, extra_ca_pem: Option<&[u8]>) -> Result<Self, StoreError> {
+        let dsn = Dsn::parse(dsn.expose())?;
+        let tls = tls::connector(dsn.ssl_mode, extra_ca_pem, dsn.root_pem.as_deref())?;
         Ok(Opener { dsn, tls })
     }
 
-    async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
+    pub(crate) async fn open(&self) -> ConnectionResult<AsyncPgConnection> {
         let (client, connection) = self
             .dsn
             .config

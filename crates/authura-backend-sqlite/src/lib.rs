@@ -21,6 +21,8 @@ mod error;
 mod migrate;
 mod read;
 mod schema;
+mod state;
 mod store;
 
+pub use state::SqliteStateStore;
 pub use store::SqliteStore;

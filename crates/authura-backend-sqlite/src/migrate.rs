@@ -1,6 +1,8 @@
 //! The embedded schema migrations, applied once at open on a plain synchronous connection, and
 //! the settings every connection gets.
 
+use std::sync::Arc;
+
 use diesel::connection::SimpleConnection;
 use diesel::migration::MigrationSource;
 use diesel::prelude::*;
@@ -12,8 +14,22 @@ use authura_core::StoreError;
 
 use crate::error;
 
-/// The migrations under `migrations/`, compiled into the crate.
+/// The migrations under `migrations/`, compiled into the crate: the users table's.
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The state store's migrations under `state_migrations/` (Authura's own `authura_*` tables),
+/// applied only when a stateful feature asks for them. Both sets share diesel's
+/// `__diesel_schema_migrations` table; their versions never overlap.
+const STATE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("state_migrations");
+
+/// Which migrations to apply.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Set {
+    /// The users table's.
+    Users,
+    /// The state store's.
+    State,
+}
 
 /// Run on every new connection. `busy_timeout` comes first so that switching to WAL waits for
 /// other connections instead of failing; `journal_mode` is persistent, so after the first
@@ -21,11 +37,13 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 pub(crate) const CONNECTION_SETUP: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;";
 
-/// Opens (creating if missing) the database at `path` and brings its schema up to date.
+/// Opens (creating if missing) the database at `path` and applies the pending migrations of
+/// `set`, refusing a database with migrations of either set applied that this build does not
+/// know.
 ///
 /// Everything runs in one `BEGIN IMMEDIATE` transaction, so two processes opening the same file
 /// at once apply each migration once, and a failed migration leaves the file as it was.
-pub(crate) fn run(path: &str) -> Result<(), StoreError> {
+pub(crate) fn run(path: &str, set: Set) -> Result<(), StoreError> {
     let mut conn = SqliteConnection::establish(path).map_err(error::connection)?;
     // Switching a new file to WAL needs an exclusive lock, and when several connections race
     // for it SQLite answers "database is locked" at once instead of waiting (the busy handler is
@@ -41,19 +59,27 @@ pub(crate) fn run(path: &str) -> Result<(), StoreError> {
             Err(e) => return Err(error::query(e)),
         }
     }
-    conn.immediate_transaction(migrate)
+    conn.immediate_transaction(|conn| migrate(conn, set))
         .map_err(|err| match err {
             Failure::Store(err) => err,
             Failure::Query(err) => error::query(err),
         })
 }
 
-fn migrate(conn: &mut SqliteConnection) -> Result<(), Failure> {
-    let known = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
-        .map_err(|err| backend(format!("cannot read the embedded migrations: {err}")))?
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect::<Vec<_>>();
+/// [`run`] on a blocking thread.
+pub(crate) async fn run_blocking(path: Arc<str>, set: Set) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || run(&path, set))
+        .await
+        .map_err(|err| StoreError::Backend(format!("the migration task failed: {err}")))?
+}
+
+fn migrate(conn: &mut SqliteConnection, set: Set) -> Result<(), Failure> {
+    let mut known = Vec::new();
+    for source in [MIGRATIONS, STATE_MIGRATIONS] {
+        let migrations = MigrationSource::<Sqlite>::migrations(&source)
+            .map_err(|err| backend(format!("cannot read the embedded migrations: {err}")))?;
+        known.extend(migrations.iter().map(|m| m.name().version().to_string()));
+    }
     let applied = conn
         .applied_migrations()
         .map_err(|err| backend(format!("cannot read the applied migrations: {err}")))?;
@@ -69,9 +95,16 @@ fn migrate(conn: &mut SqliteConnection) -> Result<(), Failure> {
             unknown.join(", ")
         )));
     }
-    let Err(err) = conn.run_pending_migrations(MIGRATIONS) else {
+    let source = match set {
+        Set::Users => MIGRATIONS,
+        Set::State => STATE_MIGRATIONS,
+    };
+    let Err(err) = conn.run_pending_migrations(source) else {
         return Ok(());
     };
+    if let Set::State = set {
+        return Err(backend(format!("cannot migrate the state tables: {err}")));
+    }
     // diesel_migrations does not export its error type, so the cause cannot be matched on; a
     // failed migration over a table that breaks the unique index is taken to be that.
     if let Ok(pairs @ 1..) = duplicate_pairs(conn) {

@@ -23,10 +23,11 @@ use crate::error;
 use crate::migrate;
 use crate::read::Readers;
 use crate::schema::{ChangeRow, NewRow, UserRow, row_id, users};
+use crate::state::SqliteStateStore;
 
 /// A pooled async connection: diesel's synchronous SQLite connection run on Tokio's blocking
 /// threads.
-type Conn = SyncConnectionWrapper<SqliteConnection>;
+pub(crate) type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 /// How long a caller waits for a pooled connection (or for a new one to open) before the store
 /// reports itself unavailable.
@@ -58,38 +59,10 @@ impl SqliteStore {
     ///   build: …"); when an existing `users` table holds duplicate (email, tenant) pairs, so the
     ///   unique index cannot be created (nothing is changed then); or on any other SQLite error.
     pub async fn open(path: impl AsRef<Path>, pool_size: usize) -> Result<SqliteStore, StoreError> {
-        if pool_size == 0 {
-            return Err(StoreError::Backend(
-                "the pool size must be at least 1".to_owned(),
-            ));
-        }
-        let path = path.as_ref();
-        let Some(path) = path.to_str() else {
-            return Err(StoreError::Backend(format!(
-                "the database path {} is not valid UTF-8",
-                path.display()
-            )));
-        };
-        let path: Arc<str> = Arc::from(path);
-
-        let migrate_path = Arc::clone(&path);
-        tokio::task::spawn_blocking(move || migrate::run(&migrate_path))
-            .await
-            .map_err(|err| StoreError::Backend(format!("the migration task failed: {err}")))??;
-
-        let mut config = ManagerConfig::<Conn>::default();
-        // A SQLite connection does not go stale the way a network connection does; `Fast`
-        // still refuses a connection left inside a transaction.
-        config.recycling_method = RecyclingMethod::Fast;
-        config.custom_setup = Box::new(|url| Box::pin(connect(url.to_owned())));
-        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(&*path, config);
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .build()
-            .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))?;
+        let path = utf8_path(path.as_ref())?;
+        // Building the pool opens no connection; it checks `pool_size` before anything is done.
+        let pool = build_pool(&path, pool_size)?;
+        migrate::run_blocking(Arc::clone(&path), migrate::Set::Users).await?;
 
         let readers = Arc::new(Readers::new(&path));
         let store = SqliteStore {
@@ -131,9 +104,53 @@ impl SqliteStore {
         Ok(deleted > 0)
     }
 
+    /// The state store in this database (SPEC §13), sharing this store's connection pool,
+    /// after applying the state migrations (idempotent: each is applied once and recorded, and
+    /// a database with state migrations this build does not know is refused). Call it only when
+    /// a stateful feature is on: without it the database holds no table but the users table.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`], for the state tables.
+    pub async fn state(&self) -> Result<SqliteStateStore, StoreError> {
+        SqliteStateStore::migrated(Arc::clone(&self.path), self.pool.clone()).await
+    }
+
     async fn conn(&self) -> Result<Object<Conn>, StoreError> {
         self.pool.get().await.map_err(error::pool)
     }
+}
+
+/// The path as the UTF-8 text SQLite takes.
+pub(crate) fn utf8_path(path: &Path) -> Result<Arc<str>, StoreError> {
+    match path.to_str() {
+        Some(path) => Ok(Arc::from(path)),
+        None => Err(StoreError::Backend(format!(
+            "the database path {} is not valid UTF-8",
+            path.display()
+        ))),
+    }
+}
+
+/// A pool of up to `pool_size` write connections to the database at `path`.
+pub(crate) fn build_pool(path: &str, pool_size: usize) -> Result<Pool<Conn>, StoreError> {
+    if pool_size == 0 {
+        return Err(StoreError::Backend(
+            "the pool size must be at least 1".to_owned(),
+        ));
+    }
+    let mut config = ManagerConfig::<Conn>::default();
+    // A SQLite connection does not go stale the way a network connection does; `Fast`
+    // still refuses a connection left inside a transaction.
+    config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(|url| Box::pin(connect(url.to_owned())));
+    let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(path, config);
+    Pool::builder(manager)
+        .max_size(pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_TIMEOUT))
+        .create_timeout(Some(POOL_TIMEOUT))
+        .build()
+        .map_err(|err| StoreError::Backend(format!("cannot build the pool: {err}")))
 }
 
 impl fmt::Debug for SqliteStore {

@@ -19,11 +19,14 @@ pub mod mail;
 pub mod memory;
 pub mod policy;
 pub mod redirect;
+pub mod sessions;
+pub mod state;
 pub mod store;
 pub mod token;
 pub mod types;
 
 pub use crypto::keys;
 pub use error::CoreError;
+pub use state::SessionStore;
 pub use store::{StoreError, UserStore};
 pub use types::{Email, NewUser, PasswordHash, Role, Secret, TenantId, User, UserChanges, UserId};

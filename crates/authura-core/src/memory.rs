@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use crate::store::{StoreError, UserStore};
 use crate::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
 
+pub use crate::state::memory::MemorySessionStore;
+
 /// Users in a vector behind a lock; ids are sequential numbers from 1.
 #[derive(Debug, Default)]
 pub struct MemoryStore {

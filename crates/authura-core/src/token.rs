@@ -96,6 +96,9 @@ pub struct AccessClaims {
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// The session the token is bound to (SPEC §8), only when sessions are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Extension namespaces.
     #[serde(flatten)]
     pub extensions: Map<String, Value>,
@@ -116,6 +119,9 @@ pub struct AccessToken {
     /// The impersonating admin, when there is one.
     #[serde(default)]
     pub act: Option<Actor>,
+    /// The session the token is bound to, when sessions are on.
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 /// A refresh token's payload.
@@ -138,6 +144,12 @@ pub struct RefreshClaims {
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// The session the token is bound to (SPEC §8), only when sessions are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The session's refresh generation when issued, only when sessions are on.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "gen")]
+    pub generation: Option<i64>,
 }
 
 /// A fresh random `jti`, hyphenated, written into `buf`.
@@ -167,6 +179,8 @@ struct AccessOut<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     #[serde(flatten)]
     extensions: Extensions<'a>,
 }
@@ -209,6 +223,10 @@ struct RefreshOut<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "gen")]
+    generation: Option<i64>,
 }
 
 /// A verification (mail link) token's payload.
@@ -249,6 +267,14 @@ pub struct VerifyRequest<'a> {
     /// The user the link acts on, if one exists (its state is fingerprinted).
     pub user: Option<&'a User>,
     pub role: Option<&'a Role>,
+}
+
+/// What binds a token pair to a session (SPEC §8): its id (`sid` in both tokens) and its refresh
+/// generation (`gen` in the refresh token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionBinding {
+    pub sid: uuid::Uuid,
+    pub generation: i64,
 }
 
 /// The state fingerprint of "no user".
@@ -337,11 +363,28 @@ impl Tokens {
         actor: Option<&UserId>,
         now: DateTime<Utc>,
     ) -> Result<TokenPair, CoreError> {
-        self.issue_pair_with(user, hook_data, actor, now, None)
+        self.issue_pair_with(user, hook_data, actor, now, None, None)
+    }
+
+    /// [`Tokens::issue_pair`] for a sign-in bound to a session (SPEC §8): `sid` in both tokens,
+    /// `gen` in the refresh token.
+    ///
+    /// # Errors
+    /// `CoreError::Internal` if signing fails.
+    pub fn issue_bound_pair(
+        &self,
+        user: &User,
+        hook_data: Option<&HookData>,
+        actor: Option<&UserId>,
+        now: DateTime<Utc>,
+        session: &SessionBinding,
+    ) -> Result<TokenPair, CoreError> {
+        self.issue_pair_with(user, hook_data, actor, now, None, Some(session))
     }
 
     /// [`Tokens::issue_pair`], with `user`'s password fingerprint when the caller has just
-    /// computed it (a refresh compares it with the old token's), so it is not computed twice.
+    /// computed it (a refresh compares it with the old token's), so it is not computed twice,
+    /// and the session the pair is bound to when sessions are on.
     pub(crate) fn issue_pair_with(
         &self,
         user: &User,
@@ -349,6 +392,7 @@ impl Tokens {
         actor: Option<&UserId>,
         now: DateTime<Utc>,
         fingerprint: Option<String>,
+        session: Option<&SessionBinding>,
     ) -> Result<TokenPair, CoreError> {
         let s = &self.settings;
         let iat = now.timestamp();
@@ -357,6 +401,8 @@ impl Tokens {
         let verified_at = user.verified_at.as_ref().map(format_time);
         let actor = actor.map(ToString::to_string);
         let (mut access_jti, mut refresh_jti) = ([0u8; 36], [0u8; 36]);
+        let mut sid_buf = [0u8; 36];
+        let sid = session.map(|b| &*b.sid.hyphenated().encode_lower(&mut sid_buf));
         let pwd = fingerprint.unwrap_or_else(|| self.password_fingerprint(&user.password_hash));
         // Serialized straight from borrowed fields: the same JSON as `AccessClaims` and
         // `RefreshClaims` (field for field, in the same order; tests decode into those).
@@ -374,6 +420,7 @@ impl Tokens {
             act: actor.as_deref().map(|sub| ActorOut { sub }),
             iss: s.issuer.as_deref(),
             aud: s.audience.as_deref(),
+            sid,
             extensions: Extensions {
                 list: &s.extensions,
                 input: &input,
@@ -390,6 +437,8 @@ impl Tokens {
             pwd: &pwd,
             iss: s.issuer.as_deref(),
             aud: s.audience.as_deref(),
+            sid,
+            generation: session.map(|b| b.generation),
         };
         Ok(TokenPair {
             access_token: self.access.sign(&access)?,
@@ -645,6 +694,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "act",
     "iss",
     "aud",
+    "sid",
 ];
 
 /// Every problem with named secrets: each at least [`MIN_SECRET_BYTES`], all different.

@@ -266,6 +266,8 @@ pub async fn build_state_with_store(
             config.login_failures_per_account,
             config.login_failure_window,
         )),
+        // Sessions stay off until their endpoints and `SESSIONS_ENABLED` exist (issue 14).
+        sessions: None,
         settings: FlowSettings {
             admin_role: config.admin_role.clone(),
             default_role: config.default_role.clone(),

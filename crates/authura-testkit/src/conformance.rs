@@ -83,28 +83,29 @@ macro_rules! conformance_tests {
     };
 }
 
-/// A store under test and whatever must stay alive while it is used.
-pub struct Fixture {
+/// A store under test and whatever must stay alive while it is used. `S` is the store's trait
+/// object: `dyn UserStore` here, `dyn SessionStore` in the state suite.
+pub struct Fixture<S: ?Sized + Send + Sync + 'static = dyn UserStore> {
     // Fields drop in order: the store (and its connections) before the guard (its files).
-    store: Arc<dyn UserStore>,
+    store: Arc<S>,
     _guard: Box<dyn Any + Send>,
 }
 
-impl Fixture {
+impl<S: ?Sized + Send + Sync + 'static> Fixture<S> {
     /// The store, to hand to a case.
-    pub fn store(&self) -> Arc<dyn UserStore> {
+    pub fn store(&self) -> Arc<S> {
         Arc::clone(&self.store)
     }
 }
 
-impl std::fmt::Debug for Fixture {
+impl<S: ?Sized + Send + Sync + 'static> std::fmt::Debug for Fixture<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Fixture")
     }
 }
 
-impl From<Arc<dyn UserStore>> for Fixture {
-    fn from(store: Arc<dyn UserStore>) -> Self {
+impl<S: ?Sized + Send + Sync + 'static> From<Arc<S>> for Fixture<S> {
+    fn from(store: Arc<S>) -> Self {
         Fixture {
             store,
             _guard: Box::new(()),
@@ -112,8 +113,8 @@ impl From<Arc<dyn UserStore>> for Fixture {
     }
 }
 
-impl<G: Send + 'static> From<(Arc<dyn UserStore>, G)> for Fixture {
-    fn from((store, guard): (Arc<dyn UserStore>, G)) -> Self {
+impl<S: ?Sized + Send + Sync + 'static, G: Send + 'static> From<(Arc<S>, G)> for Fixture<S> {
+    fn from((store, guard): (Arc<S>, G)) -> Self {
         Fixture {
             store,
             _guard: Box::new(guard),

@@ -323,13 +323,13 @@ async fn malformed_rows_are_backend_errors_without_secrets() {
 
 /// A database path in its own temporary directory, plus a plain diesel connection to look at
 /// the file the way an operator would.
-struct TempDb {
-    path: PathBuf,
+pub(crate) struct TempDb {
+    pub(crate) path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl TempDb {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         TempDb {
             path: dir.path().join("users.db"),
@@ -337,13 +337,13 @@ impl TempDb {
         }
     }
 
-    fn connect(&self) -> SqliteConnection {
+    pub(crate) fn connect(&self) -> SqliteConnection {
         let mut conn = SqliteConnection::establish(path_str(&self.path)).unwrap();
         conn.batch_execute("PRAGMA busy_timeout = 5000;").unwrap();
         conn
     }
 
-    fn sql(&self, sql: &str) {
+    pub(crate) fn sql(&self, sql: &str) {
         self.connect().batch_execute(sql).unwrap();
     }
 
@@ -357,14 +357,14 @@ impl TempDb {
             .unwrap()
     }
 
-    fn migrations(&self) -> Vec<String> {
+    pub(crate) fn migrations(&self) -> Vec<String> {
         diesel::sql_query("SELECT version FROM __diesel_schema_migrations ORDER BY version")
             .load::<Version>(&mut self.connect())
             .map(|rows| rows.into_iter().map(|r| r.version).collect())
             .unwrap_or_default()
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         diesel::sql_query(sql)
             .get_result::<Count>(&mut self.connect())
             .unwrap()
@@ -469,7 +469,7 @@ fn open_fds(db: &Path) -> usize {
         .count()
 }
 
-fn path_str(path: &Path) -> &str {
+pub(crate) fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 

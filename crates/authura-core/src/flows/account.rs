@@ -1,13 +1,14 @@
 //! Changes to an account: `POST /change-password`, `/change-email` and `/reset-password`.
 
 use crate::error::CoreError;
-use crate::flows::{Context, authenticate, mail, redirect_target, user_gone};
+use crate::flows::{Context, authenticate, end_sessions, mail, redirect_target, user_gone};
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
 use crate::token::VerifyRequest;
 use crate::types::{Email, Secret, TenantId, UserChanges};
 
-/// `POST /change-password`: revokes every earlier refresh token (their fingerprint changes).
+/// `POST /change-password`: revokes every earlier refresh token (their fingerprint changes)
+/// and, with sessions on, ends every session of the user (SPEC §8).
 ///
 /// # Errors
 /// `InvalidToken`, `InvalidCredentials` (wrong old password), `WeakPassword`, backend errors.
@@ -35,11 +36,12 @@ pub async fn change_password(
         password_hash: Some(hash),
         ..UserChanges::default()
     };
-    ctx.store
+    let user = ctx
+        .store
         .update(tenant, &auth.user.id, changes)
         .await
         .map_err(user_gone)?;
-    Ok(())
+    end_sessions(ctx, &user).await
 }
 
 /// `POST /change-email`: mails a link to the new address, unless it is in use (same answer).

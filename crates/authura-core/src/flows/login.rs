@@ -3,9 +3,10 @@
 
 use crate::error::CoreError;
 use crate::flows::{
-    Context, SignedIn, UserView, authenticate, signed_in, signed_in_with, token_user, view,
+    Bind, Context, SignedIn, UserView, authenticate, signed_in, signed_in_with, token_user, view,
 };
 use crate::hook::HookUser;
+use crate::state::SessionMethod;
 use crate::token::fingerprints_match;
 use crate::types::{Email, Secret, TenantId, UserChanges};
 
@@ -81,7 +82,7 @@ async fn password_login(
     } else {
         user
     };
-    signed_in(ctx, user, None).await
+    signed_in(ctx, user, None, SessionMethod::Password).await
 }
 
 /// `POST /token` with an empty password and an admin's Bearer token (impersonation).
@@ -104,16 +105,25 @@ pub async fn impersonate(
         .find_by_email(tenant, email)
         .await?
         .ok_or(CoreError::InvalidCredentials)?;
-    let signed = signed_in(ctx, target, Some(&admin.user.id)).await?;
+    let signed = signed_in(
+        ctx,
+        target,
+        Some(&admin.user.id),
+        SessionMethod::Impersonation,
+    )
+    .await?;
     // The audit trail of impersonation: who acted as whom.
     tracing::info!(admin_id = %admin.user.id, user_id = %signed.user.user.id, tenant = ?tenant.map(TenantId::as_str), "impersonation: tokens issued");
     Ok(signed)
 }
 
-/// `POST /refresh`: a new pair, if the user still exists and the password is unchanged.
+/// `POST /refresh`: a new pair, if the user still exists and the password is unchanged. With
+/// sessions on, the token's session must be alive and the rotation rule of SPEC §8 applies (a
+/// reused token ends its session).
 ///
 /// # Errors
-/// `InvalidToken`, backend and hook errors.
+/// `InvalidToken` (also for a reuse, and for a token bound to no session while sessions are
+/// on), backend and hook errors.
 pub async fn refresh(
     ctx: &Context,
     tenant: Option<&TenantId>,
@@ -125,9 +135,15 @@ pub async fn refresh(
     if !fingerprints_match(&claims.pwd, &fingerprint) {
         return Err(CoreError::InvalidToken);
     }
+    let session = match (claims.sid.as_deref(), claims.generation) {
+        (Some(sid), Some(generation)) => {
+            uuid::Uuid::parse_str(sid).ok().map(|sid| (sid, generation))
+        }
+        _ => None,
+    };
     // The new refresh token carries the same fingerprint (the hook below sees the user but
     // cannot change its password hash).
-    signed_in_with(ctx, user, None, Some(fingerprint)).await
+    signed_in_with(ctx, user, None, Some(fingerprint), Bind::Refresh(session)).await
 }
 
 /// `GET /user`.

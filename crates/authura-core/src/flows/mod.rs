@@ -22,8 +22,10 @@ use crate::lockout::FailureLimiter;
 use crate::mail::Mail;
 use crate::policy::PasswordPolicy;
 use crate::redirect::{RedirectPolicy, mail_link};
+use crate::sessions::{Sessions, SignIn};
+use crate::state::SessionMethod;
 use crate::store::{StoreError, UserStore};
-use crate::token::{AccessToken, TokenPair, Tokens, VerifyRequest};
+use crate::token::{AccessToken, SessionBinding, TokenPair, Tokens, VerifyRequest};
 use crate::types::{Role, TenantId, User, UserId};
 
 pub use account::{change_email, change_password, reset_password};
@@ -55,6 +57,9 @@ pub struct Context {
     /// Failed password logins per account (`LOGIN_FAILURES_PER_ACCOUNT`), shared by every copy
     /// of the context.
     pub login_failures: Arc<FailureLimiter>,
+    /// Server-side sessions (SPEC §8): `None` when they are off, and then every token stays
+    /// stateless, exactly as without them.
+    pub sessions: Option<Arc<dyn Sessions>>,
 }
 
 impl std::fmt::Debug for dyn UserStore {
@@ -161,34 +166,89 @@ async fn view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
     Ok(UserView { user, hook_data })
 }
 
+/// How a new pair is bound to a session.
+enum Bind {
+    /// A sign-in: with sessions on, it opens one.
+    Open(SessionMethod),
+    /// A refresh of a token bound to this session (`sid`) at this generation, or to none.
+    Refresh(Option<(uuid::Uuid, i64)>),
+}
+
+/// A sign-in: the user's view, a session when sessions are on, and a pair bound to it.
 async fn signed_in(
     ctx: &Context,
     user: User,
     actor: Option<&UserId>,
+    method: SessionMethod,
 ) -> Result<SignedIn, CoreError> {
-    signed_in_with(ctx, user, actor, None).await
+    signed_in_with(ctx, user, actor, None, Bind::Open(method)).await
 }
 
-/// [`signed_in`], with the user's password fingerprint when the caller has it already.
+/// [`signed_in`], with the user's password fingerprint when the caller has it already, and the
+/// session binding to apply. The session is opened (or rotated) only after the hook has
+/// answered, so a failing hook leaves no session behind and does not spend a generation.
 async fn signed_in_with(
     ctx: &Context,
     user: User,
     actor: Option<&UserId>,
     fingerprint: Option<String>,
+    bind: Bind,
 ) -> Result<SignedIn, CoreError> {
     let view = view(ctx, user).await?;
+    let binding = bind_session(ctx, &view.user, bind).await?;
     let tokens = ctx.tokens.issue_pair_with(
         &view.user,
         view.hook_data.as_ref(),
         actor,
         ctx.clock.now(),
         fingerprint,
+        binding.as_ref(),
     )?;
     Ok(SignedIn {
         user: view,
         tokens,
         actor: actor.cloned(),
     })
+}
+
+/// The session a new pair is bound to: `None` when sessions are off.
+async fn bind_session(
+    ctx: &Context,
+    user: &User,
+    bind: Bind,
+) -> Result<Option<SessionBinding>, CoreError> {
+    let Some(sessions) = &ctx.sessions else {
+        return Ok(None);
+    };
+    let binding = match bind {
+        // The transport does not hand the client's address and agent to the flows yet; the
+        // session endpoints of issue 14 will.
+        Bind::Open(method) => {
+            let sign_in = SignIn {
+                user,
+                method,
+                ip: None,
+                user_agent: None,
+            };
+            sessions.open_for_sign_in(sign_in).await?
+        }
+        Bind::Refresh(Some((sid, generation))) => {
+            sessions.rotate_for_refresh(user, sid, generation).await?
+        }
+        // A refresh token that names no session (issued while sessions were off) cannot show
+        // that its session is alive.
+        Bind::Refresh(None) => return Err(CoreError::InvalidToken),
+    };
+    Ok(Some(binding))
+}
+
+/// Ends every session of a user whose password or address changed (SPEC §8); nothing when
+/// sessions are off.
+async fn end_sessions(ctx: &Context, user: &User) -> Result<(), CoreError> {
+    match &ctx.sessions {
+        Some(sessions) => sessions.end_all(user.tenant.as_ref(), &user.id).await,
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

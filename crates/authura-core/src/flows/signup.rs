@@ -2,10 +2,13 @@
 //! verified user directly.
 
 use crate::error::CoreError;
-use crate::flows::{Context, SignedIn, authenticate, mail, redirect_target, signed_in, user_gone};
+use crate::flows::{
+    Context, SignedIn, authenticate, end_sessions, mail, redirect_target, signed_in, user_gone,
+};
 use crate::hash::random_token;
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
+use crate::state::SessionMethod;
 use crate::token::{VerifyRequest, fingerprints_match};
 use crate::types::{Email, NewUser, Role, Secret, TenantId, User, UserChanges, UserId};
 
@@ -136,13 +139,18 @@ pub async fn verify_email(
             ctx.hook
                 .create_or_update_user(&HookUser::from(&after))
                 .await?;
-            ctx.store
+            let user = ctx
+                .store
                 .update(tenant, &current.id, changes)
                 .await
-                .map_err(user_gone)?
+                .map_err(user_gone)?;
+            // A reset password or a changed address ends every session the user had (SPEC §8);
+            // following the link then opens a new one.
+            end_sessions(ctx, &user).await?;
+            user
         }
     };
-    signed_in(ctx, user, None).await
+    signed_in(ctx, user, None, SessionMethod::VerifyEmail).await
 }
 
 /// `POST /invite` (admins only).

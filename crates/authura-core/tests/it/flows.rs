@@ -64,6 +64,7 @@ pub fn world() -> World {
         },
         // The server's defaults: 10 failures per 15 minutes.
         login_failures: Arc::new(FailureLimiter::new(10, Duration::from_secs(900))),
+        sessions: None,
     };
     World { ctx, store, clock }
 }

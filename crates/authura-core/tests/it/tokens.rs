@@ -972,3 +972,93 @@ fn configured_issuer_and_audience_bind_refresh_tokens_too() {
     assert!(t.verify_refresh(&old.refresh_token, now).is_err());
     assert!(t.verify_access(&old.access_token, now).is_err());
 }
+
+/// SPEC §4: `sid` and `gen` exist only when sessions are on; off, every token the flows issue
+/// (sign-in, verification, refresh, impersonation) omits them, not as null.
+#[tokio::test]
+async fn tokens_carry_no_session_claims_when_sessions_are_off() {
+    let mut w = world();
+    w.ctx.settings.impersonation_enabled = true;
+    let s = w.user(None, "ann@example.com", PW).await;
+    let login = authura_core::flows::login(
+        &w.ctx,
+        None,
+        &authura_core::Email::parse("ann@example.com").unwrap(),
+        Secret::new(PW),
+    )
+    .await
+    .unwrap();
+    let refreshed = authura_core::flows::refresh(&w.ctx, None, &login.tokens.refresh_token)
+        .await
+        .unwrap();
+    let admin = w.admin().await;
+    let acting = authura_core::flows::impersonate(
+        &w.ctx,
+        None,
+        &admin.tokens.access_token,
+        &authura_core::Email::parse("ann@example.com").unwrap(),
+    )
+    .await
+    .unwrap();
+    for (name, pair) in [
+        ("verify-email", &s.tokens),
+        ("login", &login.tokens),
+        ("refresh", &refreshed.tokens),
+        ("impersonation", &acting.tokens),
+    ] {
+        for token in [&pair.access_token, &pair.refresh_token] {
+            let payload = decode_payload(token);
+            for absent in ["sid", "gen"] {
+                assert!(
+                    payload.get(absent).is_none(),
+                    "{name}: {absent} in {payload}"
+                );
+            }
+        }
+        let claims = w
+            .ctx
+            .tokens
+            .verify_refresh(
+                &pair.refresh_token,
+                authura_core::clock::Clock::now(&*w.clock),
+            )
+            .unwrap();
+        assert_eq!((claims.sid, claims.generation), (None, None), "{name}");
+    }
+}
+
+/// A pair bound to a session: `sid` in both tokens, `gen` in the refresh token only, and both
+/// read back by the verifiers.
+#[test]
+fn a_bound_pair_names_its_session_and_generation() {
+    use authura_core::token::SessionBinding;
+    let t = Tokens::new(settings()).unwrap();
+    let sid = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let pair = t
+        .issue_bound_pair(
+            &sample_user(),
+            None,
+            None,
+            now,
+            &SessionBinding { sid, generation: 3 },
+        )
+        .unwrap();
+    let access = decode_payload(&pair.access_token);
+    let refresh = decode_payload(&pair.refresh_token);
+    assert_eq!(access["sid"], sid.to_string());
+    assert!(access.get("gen").is_none(), "{access}");
+    assert_eq!(refresh["sid"], sid.to_string());
+    assert_eq!(refresh["gen"], 3);
+    let claims = t.verify_refresh(&pair.refresh_token, now).unwrap();
+    assert_eq!(
+        (claims.sid.as_deref(), claims.generation),
+        (Some(sid.to_string().as_str()), Some(3))
+    );
+    let bearer = t.verify_bearer(&pair.access_token, now).unwrap();
+    assert_eq!(bearer.sid, Some(sid.to_string()));
+    assert_eq!(
+        t.verify_access(&pair.access_token, now).unwrap().sid,
+        Some(sid.to_string())
+    );
+}

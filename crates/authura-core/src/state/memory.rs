@@ -1,0 +1,158 @@
+//! An in-memory `SessionStore`: a complete implementation (it passes the state conformance
+//! suite), for fast flow tests and for embedders.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use uuid::Uuid;
+
+use crate::state::{KeyHash, Rotation, Session, SessionStore};
+use crate::store::StoreError;
+use crate::types::{TenantId, UserId};
+
+/// Sessions in a vector behind one lock, so every operation is atomic.
+#[derive(Debug, Default)]
+pub struct MemorySessionStore {
+    sessions: Mutex<Vec<Session>>,
+}
+
+impl MemorySessionStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemorySessionStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Session>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn owned_by(s: &Session, tenant: Option<&TenantId>, user_id: &UserId) -> bool {
+    &s.user_id == user_id && s.tenant.as_ref() == tenant
+}
+
+/// Oldest first: by `created_at`, then id.
+fn oldest_first(a: &Session, b: &Session) -> std::cmp::Ordering {
+    (a.created_at, a.id).cmp(&(b.created_at, b.id))
+}
+
+/// Removes and returns the sessions `pred` selects, keeping the others in place.
+fn take(sessions: &mut Vec<Session>, pred: impl Fn(&Session) -> bool) -> Vec<Session> {
+    let (taken, kept) = std::mem::take(sessions).into_iter().partition(pred);
+    *sessions = kept;
+    taken
+}
+
+#[async_trait]
+impl SessionStore for MemorySessionStore {
+    async fn create_session(
+        &self,
+        session: Session,
+        max_active: u32,
+    ) -> Result<Vec<Session>, StoreError> {
+        let session = session.truncated();
+        let mut sessions = self.lock();
+        if sessions
+            .iter()
+            .any(|s| s.id == session.id || s.key_hash == session.key_hash)
+        {
+            return Err(StoreError::Conflict);
+        }
+        let now = session.created_at;
+        let (tenant, user_id) = (session.tenant.clone(), session.user_id.clone());
+        sessions.push(session);
+        if max_active == 0 {
+            return Ok(Vec::new());
+        }
+        let mut live: Vec<&Session> = sessions
+            .iter()
+            .filter(|s| owned_by(s, tenant.as_ref(), &user_id) && s.expires_at > now)
+            .collect();
+        live.sort_by(|a, b| oldest_first(a, b));
+        let excess = live.len().saturating_sub(max_active as usize);
+        let doomed: Vec<Uuid> = live.iter().take(excess).map(|s| s.id).collect();
+        let mut ended = take(&mut sessions, |s| doomed.contains(&s.id));
+        ended.sort_by(oldest_first);
+        Ok(ended)
+    }
+
+    async fn find_session_by_key(&self, key_hash: &KeyHash) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .lock()
+            .iter()
+            .find(|s| &s.key_hash == key_hash)
+            .cloned())
+    }
+
+    async fn find_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock().iter().find(|s| s.id == id).cloned())
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut list: Vec<Session> = self
+            .lock()
+            .iter()
+            .filter(|s| owned_by(s, tenant, user_id))
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| oldest_first(b, a));
+        Ok(list)
+    }
+
+    async fn touch_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut sessions = self.lock();
+        match sessions.iter_mut().find(|s| s.id == id) {
+            Some(s) => {
+                s.last_seen_at = at.trunc_subsecs(6);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn rotate_generation(
+        &self,
+        id: Uuid,
+        expected: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rotation>, StoreError> {
+        let mut sessions = self.lock();
+        let Some(s) = sessions.iter_mut().find(|s| s.id == id) else {
+            return Ok(None);
+        };
+        let won = s.generation == expected;
+        if won {
+            s.generation += 1;
+            s.generation_changed_at = now.trunc_subsecs(6);
+        }
+        Ok(Some(Rotation {
+            won,
+            session: s.clone(),
+        }))
+    }
+
+    async fn end_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        Ok(take(&mut self.lock(), |s| s.id == id).pop())
+    }
+
+    async fn end_user_sessions(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        except: Option<Uuid>,
+    ) -> Result<Vec<Session>, StoreError> {
+        Ok(take(&mut self.lock(), |s| {
+            owned_by(s, tenant, user_id) && Some(s.id) != except
+        }))
+    }
+
+    async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let purged = take(&mut self.lock(), |s| s.expires_at <= now);
+        Ok(purged.len() as u64)
+    }
+}

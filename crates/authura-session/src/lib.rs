@@ -1,0 +1,14 @@
+//! Authura's server-side sessions (SPEC §8): the policy over core's `SessionStore` and `Clock`
+//! (keys, absolute and idle expiry, the active-session limit, refresh rotation with reuse
+//! detection), and core's `Sessions` trait for the flows. Library level: the HTTP endpoints,
+//! the cookie and `SESSIONS_ENABLED` arrive with the rest of issue 14.
+
+mod error;
+mod key;
+mod policy;
+mod settings;
+
+pub use error::SessionError;
+pub use key::{KEY_BYTES, KEY_CHARS, SessionKey};
+pub use policy::{Opened, Opening, SessionPolicy};
+pub use settings::{LAST_SEEN_GRANULARITY, SessionSettings, USER_AGENT_CHARS};
