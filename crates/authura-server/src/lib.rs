@@ -17,6 +17,7 @@ mod middleware;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod state_store;
 #[cfg(target_os = "linux")]
 mod yield_timer;
 
