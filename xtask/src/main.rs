@@ -43,7 +43,7 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
   dist         build the release binary
-  migrate [status | new NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect"
+  migrate [status | new [--state] NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect (--state: the state tables')"
             );
             bail!("unknown or missing task")
         }
