@@ -45,7 +45,7 @@ fn main() -> Result<()> {
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
   fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
   dist         build the release binary
-  migrate [status | new NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect"
+  migrate [status | new [--state] NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect (--state: the state tables')"
             );
             bail!("unknown or missing task")
         }

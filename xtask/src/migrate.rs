@@ -1,6 +1,6 @@
 //! `cargo xtask migrate`: apply (`migrate`) or list (`migrate status`) the configured backend's
 //! migrations through the `authura` binary and your `.env`, or add a new one to every dialect
-//! (`migrate new NAME`).
+//! (`migrate new NAME`; `migrate new --state NAME` for the state tables' migrations).
 
 use std::fs;
 use std::path::Path;
@@ -12,6 +12,31 @@ use anyhow::{Context as _, Result, bail};
 const PG_DIR: &str = "crates/authura-backend-pg/migrations";
 const SQLITE_DIR: &str = "crates/authura-backend-sqlite/migrations";
 
+/// Where each dialect's state-table migrations live (SPEC §13).
+const PG_STATE_DIR: &str = "crates/authura-backend-pg/state_migrations";
+const SQLITE_STATE_DIR: &str = "crates/authura-backend-sqlite/state_migrations";
+
+/// One set of migrations: its directories and what a new PostgreSQL file says it may use.
+struct Set {
+    pg: &'static str,
+    sqlite: &'static str,
+    placeholders: &'static str,
+}
+
+const USERS: Set = Set {
+    pg: PG_DIR,
+    sqlite: SQLITE_DIR,
+    placeholders: "{{table}} is the quoted users table (POSTGRES_USERS_TABLE), {{table_name}} its \
+                   bare name.\n-- Runs once per users table",
+};
+
+const STATE: Set = Set {
+    pg: PG_STATE_DIR,
+    sqlite: SQLITE_STATE_DIR,
+    placeholders: "{{sessions}} is the quoted, schema-qualified sessions table.\n-- Runs once per \
+                   database, only when a stateful feature is on",
+};
+
 /// Runs `cargo xtask migrate ARGS`.
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
@@ -21,9 +46,10 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("status") => crate::run(
             Command::new("cargo").args(["run", "-q", "-p", "authura", "--", "migrate", "status"]),
         ),
-        Some("new") => match args.get(1) {
-            Some(name) => new(Path::new("."), name),
-            None => bail!("usage: cargo xtask migrate new NAME"),
+        Some("new") => match (args.get(1).map(String::as_str), args.get(2)) {
+            (Some("--state"), Some(name)) => new_in(Path::new("."), name, &STATE),
+            (Some(name), None) if name != "--state" => new(Path::new("."), name),
+            _ => bail!("usage: cargo xtask migrate new [--state] NAME"),
         },
         Some(other) => bail!("unknown migrate action {other:?} (expected status or new NAME)"),
     }
@@ -32,6 +58,11 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Adds `NNNN_NAME.sql` (the next number) for PostgreSQL and a dated diesel migration
 /// directory for SQLite under `root`, each with a comment saying what goes in it.
 fn new(root: &Path, name: &str) -> Result<()> {
+    new_in(root, name, &USERS)
+}
+
+/// [`new`] for one set of migrations.
+fn new_in(root: &Path, name: &str, set: &Set) -> Result<()> {
     if name.is_empty()
         || !name
             .chars()
@@ -39,7 +70,7 @@ fn new(root: &Path, name: &str) -> Result<()> {
     {
         bail!("a migration name is lower-case letters, digits and _ (got {name:?})");
     }
-    let pg_dir = root.join(PG_DIR);
+    let pg_dir = root.join(set.pg);
     let next = fs::read_dir(&pg_dir)
         .with_context(|| format!("reading {}", pg_dir.display()))?
         .filter_map(|e| {
@@ -53,9 +84,8 @@ fn new(root: &Path, name: &str) -> Result<()> {
     fs::write(
         &pg_file,
         format!(
-            "-- {name}. {{{{table}}}} is the quoted users table (POSTGRES_USERS_TABLE), \
-             {{{{table_name}}}} its bare name.\n-- Runs once per users table, inside one \
-             transaction with the other pending migrations.\n"
+            "-- {name}. {}, inside one transaction with the other pending migrations.\n",
+            set.placeholders
         ),
     )?;
     let stamp = Command::new("date")
@@ -63,7 +93,7 @@ fn new(root: &Path, name: &str) -> Result<()> {
         .output()
         .context("running date")?;
     let stamp = String::from_utf8_lossy(&stamp.stdout).trim().to_owned();
-    let sqlite_dir = root.join(SQLITE_DIR).join(format!("{stamp}_{name}"));
+    let sqlite_dir = root.join(set.sqlite).join(format!("{stamp}_{name}"));
     fs::create_dir_all(&sqlite_dir)?;
     fs::write(
         sqlite_dir.join("up.sql"),
@@ -98,6 +128,27 @@ mod tests {
         assert_eq!(dated.len(), 1);
         assert!(dated[0].ends_with("_add_names"), "{dated:?}");
         assert!(new(&root, "Bad Name").is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn new_state_migrations_go_to_the_state_directories() {
+        let root = tempfile_dir().with_extension("state");
+        let _ = fs::remove_dir_all(&root);
+        for dir in [PG_DIR, SQLITE_DIR, PG_STATE_DIR, SQLITE_STATE_DIR] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        fs::write(root.join(PG_DIR).join("0002_users_side.sql"), "").unwrap();
+        fs::write(root.join(PG_STATE_DIR).join("0001_create_sessions.sql"), "").unwrap();
+        new_in(&root, "add_devices", &STATE).unwrap();
+        let pg = root.join(PG_STATE_DIR).join("0002_add_devices.sql");
+        assert!(fs::read_to_string(pg).unwrap().contains("{{sessions}}"));
+        assert_eq!(
+            fs::read_dir(root.join(SQLITE_STATE_DIR)).unwrap().count(),
+            1
+        );
+        assert_eq!(fs::read_dir(root.join(PG_DIR)).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(root.join(SQLITE_DIR)).unwrap().count(), 0);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod state_store;
 #[cfg(target_os = "linux")]
 mod yield_timer;
 

@@ -503,7 +503,7 @@ async fn tls_modes_verify_as_libpq_does() {
 
 // Helpers.
 
-fn settings(db: &Database, table: &str) -> PgSettings {
+pub(crate) fn settings(db: &Database, table: &str) -> PgSettings {
     PgSettings {
         dsn: Secret::new(db.url.clone()),
         pool_size: 4,
@@ -513,7 +513,7 @@ fn settings(db: &Database, table: &str) -> PgSettings {
     }
 }
 
-async fn connect(db: &Database, table: &str) -> Result<PgStore, StoreError> {
+pub(crate) async fn connect(db: &Database, table: &str) -> Result<PgStore, StoreError> {
     PgStore::connect(&settings(db, table)).await
 }
 

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use authura_backend_pg::{PgSettings, PgStateSettings, PgStateStore, PgStore, UsersTable, status};
+use authura_backend_pg::{PgSettings, PgStateSettings, PgStateStore, PgStore, status};
 use authura_core::state::{KeyHash, Session, SessionMethod};
 use authura_core::types::UserId;
 use authura_core::{Secret, SessionStore, StoreError};
 use authura_testkit::postgres::{Database, database};
+
+use crate::postgres::{connect, settings};
 
 /// The suite on the state tables beside the users table, sharing its pool.
 mod beside_users {
@@ -162,16 +164,6 @@ async fn a_zero_state_pool_is_refused() {
 
 // Helpers.
 
-fn settings(db: &Database, table: &str) -> PgSettings {
-    PgSettings {
-        dsn: Secret::new(db.url.clone()),
-        pool_size: 8,
-        table: UsersTable::parse(table).unwrap(),
-        extra_ca_pem: None,
-        query_timeout: PgSettings::DEFAULT_QUERY_TIMEOUT,
-    }
-}
-
 fn state_settings(db: &Database) -> PgStateSettings {
     PgStateSettings {
         dsn: Secret::new(db.url.clone()),
@@ -182,7 +174,7 @@ fn state_settings(db: &Database) -> PgStateSettings {
 }
 
 async fn users_store(db: &Database, table: &str) -> PgStore {
-    PgStore::connect(&settings(db, table)).await.unwrap()
+    connect(db, table).await.unwrap()
 }
 
 async fn state_store(db: &Database) -> Result<PgStateStore, StoreError> {

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::store::StoreError;
-use crate::types::{TenantId, UserId};
+use crate::types::{Secret, TenantId, UserId};
 
 /// The SHA-256 of a session key: all a store ever keeps of the key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -232,6 +232,48 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// Where the state lives when the users backend has no database of its own (`STATE_DSN`, SPEC
+/// §2): an SQLite file or a PostgreSQL database. Parsing only; the server opens it.
+#[derive(Debug, Clone)]
+pub enum StateDsn {
+    /// `sqlite:<path>` (`sqlite:///abs/path` is read as `/abs/path`).
+    Sqlite(String),
+    /// A `postgres://` or `postgresql://` URL, handed whole to the PostgreSQL backend (it may
+    /// hold a password).
+    Postgres(Secret),
+}
+
+/// A `STATE_DSN` that is neither `sqlite:<path>` nor a `postgres://` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected sqlite:<path> or a postgres:// URL")]
+pub struct InvalidStateDsn;
+
+impl StateDsn {
+    /// Reads a `STATE_DSN` value (surrounding whitespace ignored).
+    ///
+    /// # Errors
+    /// `InvalidStateDsn` for another scheme or an empty path.
+    pub fn parse(input: &str) -> Result<StateDsn, InvalidStateDsn> {
+        let input = input.trim();
+        if let Some(path) = input.strip_prefix("sqlite:") {
+            // `sqlite:///abs` is the URL spelling of `sqlite:/abs`.
+            let path = path.strip_prefix("//").unwrap_or(path);
+            return match path {
+                "" | ":memory:" => Err(InvalidStateDsn),
+                path => Ok(StateDsn::Sqlite(path.to_owned())),
+            };
+        }
+        let postgres = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| input.starts_with(scheme) && input.len() > scheme.len());
+        if postgres {
+            Ok(StateDsn::Postgres(Secret::new(input)))
+        } else {
+            Err(InvalidStateDsn)
+        }
+    }
+}
+
 /// A session as the SQL backends store it, in plain columns: the tenant as text (`""` for no
 /// tenant, which no `TenantId` can be, so the column needs no NULL and indexes stay simple), the
 /// user id as text with a flag saying whether it is a number (so `Int(5)` and `Text("5")` stay
@@ -331,5 +373,121 @@ impl StoredSession {
             generation: self.generation,
             generation_changed_at: self.generation_changed_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `expected`: the scheme and what follows as parsed, `None` for a refusal.
+    fn check_dsn(input: &str, expected: Option<(&str, &str)>) {
+        let got = StateDsn::parse(input).ok();
+        let got = got.as_ref().map(|dsn| match dsn {
+            StateDsn::Sqlite(path) => ("sqlite", path.as_str()),
+            StateDsn::Postgres(url) => ("postgres", url.expose()),
+        });
+        assert_eq!(got, expected, "input {input:?}");
+    }
+
+    #[test]
+    fn state_dsns() {
+        let sqlite = |p| Some(("sqlite", p));
+        let pg = |u| Some(("postgres", u));
+        check_dsn(
+            "sqlite:/var/lib/authura/state.db",
+            sqlite("/var/lib/authura/state.db"),
+        );
+        check_dsn("sqlite:///var/lib/state.db", sqlite("/var/lib/state.db"));
+        check_dsn("sqlite:state.db", sqlite("state.db"));
+        check_dsn("  sqlite:/x.db\n", sqlite("/x.db"));
+        check_dsn(
+            "postgres://a:pw@db/app?sslmode=require",
+            pg("postgres://a:pw@db/app?sslmode=require"),
+        );
+        check_dsn("postgresql://db/app", pg("postgresql://db/app"));
+        for bad in [
+            "",
+            "sqlite:",
+            "sqlite://",
+            "sqlite::memory:",
+            "postgres://",
+            "mysql://db/app",
+            "/var/state.db",
+            "host=db dbname=app",
+        ] {
+            check_dsn(bad, None);
+        }
+    }
+
+    #[test]
+    fn a_postgres_dsn_is_never_printed() {
+        let dsn = StateDsn::parse("postgres://u:hunter2@db/app").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{dsn:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn session_methods_round_trip() {
+        for m in [
+            SessionMethod::Password,
+            SessionMethod::OAuth("github".into()),
+            SessionMethod::VerifyEmail,
+            SessionMethod::Impersonation,
+        ] {
+            assert_eq!(SessionMethod::parse(&m.as_text()), Some(m));
+        }
+        for bad in ["", "oauth:", "Password", "token"] {
+            assert_eq!(SessionMethod::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stored_sessions_keep_user_id_kinds_and_refuse_bad_columns() {
+        let now = Utc::now().trunc_subsecs(6);
+        let session = Session {
+            id: Uuid::new_v4(),
+            key_hash: KeyHash::of(b"key"),
+            user_id: UserId::Text("5".into()),
+            tenant: None,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now,
+            ip: None,
+            user_agent: None,
+            method: SessionMethod::Password,
+            generation: 0,
+            generation_changed_at: now,
+        };
+        let stored = StoredSession::new(&session);
+        assert_eq!(
+            (
+                stored.user_id.as_str(),
+                stored.user_id_numeric,
+                stored.tenant_id.as_str()
+            ),
+            ("5", false, "")
+        );
+        assert_eq!(stored.clone().into_session().ok(), Some(session));
+        for broken in [
+            StoredSession {
+                key_hash: vec![0; 31],
+                ..stored.clone()
+            },
+            StoredSession {
+                user_id: "x".into(),
+                user_id_numeric: true,
+                ..stored.clone()
+            },
+            StoredSession {
+                tenant_id: "\u{7}".into(),
+                ..stored.clone()
+            },
+            StoredSession {
+                method: "magic".into(),
+                ..stored.clone()
+            },
+        ] {
+            assert!(matches!(broken.into_session(), Err(StoreError::Backend(_))));
+        }
     }
 }
