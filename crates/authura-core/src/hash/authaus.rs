@@ -5,7 +5,8 @@
 use std::fmt;
 
 use base64::Engine as _;
-use unicode_normalization::UnicodeNormalization as _;
+
+use crate::hash::nfc;
 
 /// The only version byte Authaus writes.
 const VERSION: u8 = 1;
@@ -60,7 +61,7 @@ impl AuthausHash {
     /// Whether `password` matches in any of the forms [`forms`] lists. Every distinct form is
     /// computed, matched or not, so the time depends on the password given, not on the hash.
     pub(super) fn matches(&self, password: &str) -> bool {
-        let nfc: String = password.nfc().collect();
+        let nfc = nfc(password);
         let mut matched = false;
         for form in forms(password, &nfc) {
             matched |= self.matches_exactly(form.as_bytes());
@@ -98,19 +99,20 @@ fn derive(password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
         .is_ok_and(|params| scrypt::scrypt(password, salt, &params, out).is_ok())
 }
 
+/// An Authaus hash of `password` as given (no trimming), with `salt`.
+#[cfg(test)]
+pub(super) fn encode(version: u8, salt: [u8; PART], password: &str) -> String {
+    let mut bytes = vec![version];
+    bytes.extend_from_slice(&salt);
+    let mut key = [0u8; PART];
+    assert!(derive(password.as_bytes(), &salt, &mut key));
+    bytes.extend_from_slice(&key);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An Authaus hash of `password` as given (no trimming), with `salt`.
-    fn encode(version: u8, salt: [u8; PART], password: &str) -> String {
-        let mut bytes = vec![version];
-        bytes.extend_from_slice(&salt);
-        let mut key = [0u8; PART];
-        assert!(derive(password.as_bytes(), &salt, &mut key));
-        bytes.extend_from_slice(&key);
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    }
 
     #[test]
     fn the_lengths_are_authaus_s() {
