@@ -13,5 +13,6 @@ mod hooks;
 mod http_backend;
 mod legacy;
 mod metrics;
+mod nfc;
 mod order;
 mod postgres;
