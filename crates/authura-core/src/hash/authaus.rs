@@ -207,25 +207,20 @@ mod tests {
 
     /// A wrong password against an Authaus hash costs at least the Argon2id work an unknown
     /// user costs (the scrypt check alone is some 30 times cheaper): the fastest of a few runs
-    /// each, so that other work on the machine does not decide it.
+    /// each, taken in turns, so that other work on the machine does not decide it.
     #[test]
     fn a_wrong_password_costs_what_an_unknown_user_costs() {
+        use crate::hash::tests::fastest_in_turns;
         use crate::hash::{dummy_hash, verify_or_dummy, verify_password};
-        use std::time::{Duration, Instant};
-        let fastest = |f: &dyn Fn()| {
-            (0..5)
-                .map(|_| {
-                    let start = Instant::now();
-                    f();
-                    start.elapsed()
-                })
-                .min()
-                .unwrap_or(Duration::ZERO)
-        };
         let _ = dummy_hash();
         let stored = crate::PasswordHash::new(encode(1, [9; PART], "Right-pw1"));
-        let legacy = fastest(&|| assert!(!verify_password("Wrong-pw1", &stored).valid));
-        let unknown = fastest(&|| assert!(!verify_or_dummy("Wrong-pw1", None).valid));
+        let [legacy, unknown] = fastest_in_turns(
+            [
+                &|| assert!(!verify_password("Wrong-pw1", &stored).valid),
+                &|| assert!(!verify_or_dummy("Wrong-pw1", None).valid),
+            ],
+            3,
+        );
         assert!(
             legacy * 2 >= unknown,
             "an Authaus check took {legacy:?}, an unknown user {unknown:?}"
