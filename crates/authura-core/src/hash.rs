@@ -1,13 +1,16 @@
 //! Password hashing: Argon2id (OWASP parameters) for new hashes; Argon2id, bcrypt and the Authaus
-//! scrypt format verified, with a flag saying when a stored hash should be rewritten. The
-//! `PasswordHasher` trait lets a server run the work on a bounded pool off its async executor.
+//! scrypt format verified, with a flag saying when a stored hash should be rewritten. Passwords
+//! are normalised to NFC before hashing and checking (SPEC §3). The `PasswordHasher` trait lets a
+//! server run the work on a bounded pool off its async executor.
 
 mod authaus;
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use argon2::{Argon2, Params, PasswordHasher as _};
 use async_trait::async_trait;
+use unicode_normalization::{UnicodeNormalization as _, is_nfc};
 
 use crate::error::CoreError;
 use crate::types::{PasswordHash, Secret};
@@ -24,14 +27,15 @@ pub struct Verification {
 /// Hashes and verifies passwords; implementations decide where the CPU work runs.
 #[async_trait]
 pub trait PasswordHasher: Send + Sync + std::fmt::Debug + 'static {
-    /// A new Argon2id hash of `password`.
+    /// A new Argon2id hash of `password`'s NFC form.
     ///
     /// # Errors
     /// `CoreError::Overloaded` when the hasher's queue is full.
     async fn hash(&self, password: Secret) -> Result<PasswordHash, CoreError>;
 
-    /// Checks `password` against `hash`. With `None` it checks against a dummy hash and answers
-    /// invalid, so that an unknown user costs the same work as a known one.
+    /// Checks `password` against `hash` as [`verify_password`] does. With `None` it checks
+    /// against a dummy hash and answers invalid, so that an unknown user costs the same work as
+    /// a known one.
     ///
     /// # Errors
     /// `CoreError::Overloaded` when the hasher's queue is full.
@@ -67,22 +71,40 @@ pub fn params() -> Params {
     Params::default()
 }
 
-/// Hashes a password with Argon2id at [`params`] and a random salt, as a PHC string.
+/// `password` in Unicode Normalization Form C (SPEC §3), borrowed when it already is: the form
+/// new hashes are computed over and the password policy counts.
+pub fn nfc(password: &str) -> Cow<'_, str> {
+    if is_nfc(password) {
+        Cow::Borrowed(password)
+    } else {
+        Cow::Owned(password.nfc().collect())
+    }
+}
+
+/// Hashes a password's NFC form with Argon2id at [`params`] and a random salt, as a PHC string.
 ///
 /// # Errors
 /// `CoreError::Internal` if the system random source fails.
 pub fn hash_password(password: &str) -> Result<PasswordHash, CoreError> {
     Argon2::default()
-        .hash_password(password.as_bytes())
+        .hash_password(nfc(password).as_bytes())
         .map(|h| PasswordHash::new(h.to_string()))
         .map_err(|e| CoreError::Internal(format!("argon2 hashing failed: {e}")))
 }
 
 /// Verifies a password against an Argon2 (any variant), bcrypt or Authaus hash. Unknown formats
-/// never match. An Authaus hash is checked against the password trimmed, its NFC form and both as
-/// given (see `docs/upgrading.md`), then Argon2id work against the dummy hash is done as well:
-/// the scrypt check alone costs about a millisecond, and a wrong password must not tell an
-/// account that still has an Authaus hash from an unknown one.
+/// never match.
+///
+/// Argon2 and bcrypt hashes are checked against the password's NFC form and, when the password
+/// as typed differs from it and the NFC form did not match, as typed: hashes written before
+/// passwords were normalised are over the typed form, and one that matches only so is flagged
+/// for rehashing (over the NFC form, by [`hash_password`]). A wrong password thus costs one check
+/// per distinct form, whatever the account, and so does the dummy hash, which never matches.
+///
+/// An Authaus hash is checked against the password trimmed, its NFC form and both as given (see
+/// `docs/upgrading.md`), then the Argon2id work of the dummy hash is done as well: the scrypt
+/// check alone costs about a millisecond, and a wrong password must not tell an account that
+/// still has an Authaus hash from an unknown one.
 pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
     let stored = hash.as_str();
     if stored.starts_with("$argon2") {
@@ -92,25 +114,27 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
                 needs_rehash: false,
             };
         };
-        let valid = argon2_matches(password.as_bytes(), &parsed);
+        let matched = match_forms(password, |form| argon2_matches(form, &parsed));
         let current = params();
-        let needs_rehash = parsed.algorithm.as_str() != "argon2id"
+        let weaker = parsed.algorithm.as_str() != "argon2id"
             || Params::try_from(&parsed).map_or(true, |p| {
                 p.m_cost() < current.m_cost()
                     || p.t_cost() < current.t_cost()
                     || p.p_cost() < current.p_cost()
             });
         Verification {
-            valid,
-            needs_rehash,
+            valid: matched != Matched::Neither,
+            needs_rehash: weaker || matched == Matched::Typed,
         }
     } else if ["$2a$", "$2b$", "$2y$"]
         .iter()
         .any(|p| stored.starts_with(p))
     {
-        let valid = bcrypt::verify(password, stored).unwrap_or(false);
+        let matched = match_forms(password, |form| {
+            bcrypt::verify(form, stored).unwrap_or(false)
+        });
         Verification {
-            valid,
+            valid: matched != Matched::Neither,
             needs_rehash: true,
         }
     } else if let Some(authaus) = authaus::AuthausHash::parse(stored) {
@@ -128,6 +152,31 @@ pub fn verify_password(password: &str, hash: &PasswordHash) -> Verification {
     }
 }
 
+/// Which form of a password matched a stored hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Matched {
+    /// Its NFC form: what every hash written since SPEC §3's normalisation is over.
+    Nfc,
+    /// The form as typed, which is not NFC: a hash written before, to be rewritten.
+    Typed,
+    /// Neither.
+    Neither,
+}
+
+/// Checks `typed`'s NFC form with `matches`, then, when `typed` is not NFC and its NFC form did
+/// not match, `typed` itself. Stopping after a match tells nothing a success does not; a
+/// failure always costs one check per distinct form.
+fn match_forms(typed: &str, mut matches: impl FnMut(&[u8]) -> bool) -> Matched {
+    let nfc = nfc(typed);
+    if matches(nfc.as_bytes()) {
+        Matched::Nfc
+    } else if nfc != typed && matches(typed.as_bytes()) {
+        Matched::Typed
+    } else {
+        Matched::Neither
+    }
+}
+
 /// Largest Argon2 memory cost a stored hash may ask for (KiB): a hash from the database must
 /// not make one login allocate gigabytes.
 const MAX_M_COST_KIB: u32 = 256 * 1024;
@@ -136,6 +185,13 @@ thread_local! {
     /// Argon2's working memory, kept per thread: 19 MiB allocated and freed per login made the
     /// allocator hold on to hundreds of MiB under load, and cost page faults every time.
     static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many Argon2 hashes this thread has computed in [`argon2_matches`]: tests compare the
+    /// work of two paths exactly, beside their timings.
+    static ARGON2_RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Recomputes an Argon2 hash with the stored parameters and salt into reused memory, and
@@ -158,6 +214,8 @@ fn argon2_matches(password: &[u8], parsed: &argon2::PasswordHash) -> bool {
     if params.m_cost() > MAX_M_COST_KIB {
         return false;
     }
+    #[cfg(test)]
+    ARGON2_RUNS.with(|runs| runs.set(runs.get() + 1));
     let blocks_needed = params.block_count();
     let mut out = vec![0u8; expected.len()];
     let hashed = BLOCKS.with(|cell| {
@@ -297,6 +355,128 @@ mod tests {
             "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Y7Dc2Xn6lV7m7Kc3S1m3j4n0u8Yq2vB8m2pQq1xZ0c",
         );
         assert!(!verify_password("x", &greedy).valid);
+    }
+
+    /// The fastest run of each of `paths`, taken in turns and in every rotation, `rounds` times
+    /// each, so that the paths are compared with each other and need no threshold of their
+    /// own. A run is timed in this thread's CPU time where Linux keeps it (`schedstat`), so that
+    /// the other work of a busy machine does not decide it; in wall-clock time elsewhere.
+    pub(super) fn fastest_in_turns<const N: usize>(
+        paths: [&dyn Fn(); N],
+        rounds: usize,
+    ) -> [std::time::Duration; N] {
+        use std::time::{Duration, Instant};
+        let cpu_time = || {
+            let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+            let nanos = stat.split_whitespace().next()?.parse().ok()?;
+            Some(Duration::from_nanos(nanos))
+        };
+        let time = |path: &dyn Fn()| match cpu_time() {
+            Some(start) => {
+                path();
+                cpu_time().unwrap_or(Duration::MAX).saturating_sub(start)
+            }
+            None => {
+                let start = Instant::now();
+                path();
+                start.elapsed()
+            }
+        };
+        let mut fastest = [Duration::MAX; N];
+        for round in 0..rounds * N {
+            for i in (0..N).map(|i| (i + round) % N) {
+                fastest[i] = fastest[i].min(time(paths[i]));
+            }
+        }
+        fastest
+    }
+
+    /// An Argon2id hash at the current parameters of exactly these bytes: what
+    /// [`hash_password`] wrote before passwords were normalised.
+    fn typed_hash(password: &str) -> PasswordHash {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| PasswordHash::new(h.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Argon2 hashes [`verify_or_dummy`] computes for `password` against `hash` on this thread.
+    fn argon2_runs(password: &str, hash: Option<&PasswordHash>) -> (Verification, u32) {
+        let before = ARGON2_RUNS.with(std::cell::Cell::get);
+        let v = verify_or_dummy(password, hash);
+        (v, ARGON2_RUNS.with(std::cell::Cell::get) - before)
+    }
+
+    /// For every class of input (NFC or not, right or wrong, against a hash over the NFC form,
+    /// one over the typed form from before normalisation, an Authaus hash, none), the Argon2
+    /// work: a wrong password costs a known user exactly what it costs an unknown one, and that
+    /// is one hash per distinct form of the input.
+    #[test]
+    fn a_wrong_password_costs_a_known_user_what_it_costs_an_unknown_one_exactly() {
+        let (nfc, nfd) = ("Caf\u{e9}-Pa55!", "Cafe\u{301}-Pa55!");
+        let (wrong_nfc, wrong_nfd) = ("Caf\u{e8}-Pa55!", "Cafe\u{300}-Pa55!");
+        let authaus = PasswordHash::new(authaus::encode(1, [8; 32], nfd));
+        let hashes = [hash_password(nfd).unwrap(), typed_hash(nfd), authaus];
+        // (input, Argon2 hashes a wrong one costs: one per distinct form)
+        for (input, forms) in [(nfc, 1), (nfd, 2), (wrong_nfc, 1), (wrong_nfd, 2)] {
+            let (unknown, runs) = argon2_runs(input, None);
+            assert!(!unknown.valid);
+            assert_eq!(runs, forms, "an unknown user, {input:?}");
+            for hash in &hashes {
+                let (known, runs) = argon2_runs(input, Some(hash));
+                if known.valid {
+                    // A success may stop early; it tells nothing a success does not.
+                    assert!(runs <= forms, "{input:?} against {hash:?}: {runs}");
+                } else {
+                    assert_eq!(runs, forms, "{input:?} against {hash:?}");
+                }
+            }
+        }
+    }
+
+    /// The same, timed end to end: a wrong non-NFC password against a known Argon2id hash
+    /// costs what it costs against no user, and more than an NFC one does (the difference the
+    /// measurement must be able to tell: twice the work), with a generous margin.
+    #[test]
+    fn a_wrong_non_nfc_password_takes_as_long_for_a_known_user_as_for_an_unknown_one() {
+        let _ = dummy_hash();
+        let stored = hash_password("Caf\u{e9}-Pa55!").unwrap();
+        let wrong_nfd = "Cafe\u{300}-Pa55!";
+        let paths: [&dyn Fn(); 3] = [
+            &|| assert!(!verify_or_dummy(wrong_nfd, Some(&stored)).valid),
+            &|| assert!(!verify_or_dummy(wrong_nfd, None).valid),
+            &|| assert!(!verify_or_dummy("Caf\u{e8}-Pa55!", None).valid),
+        ];
+        let [known, unknown, unknown_nfc] = fastest_in_turns(paths, 4);
+        assert!(
+            known * 2 <= unknown * 3 && unknown * 2 <= known * 3,
+            "a known user took {known:?}, an unknown one {unknown:?}"
+        );
+        assert!(
+            unknown * 5 >= unknown_nfc * 7,
+            "two forms took {unknown:?}, one {unknown_nfc:?}"
+        );
+    }
+
+    #[test]
+    fn nfc_borrows_what_is_already_normalised() {
+        for (typed, expected) in [
+            ("plain", "plain"),
+            ("Caf\u{e9}", "Caf\u{e9}"),
+            ("Cafe\u{301}", "Caf\u{e9}"),
+            ("\u{212b}", "\u{c5}"),
+            ("\u{1100}\u{1161}", "\u{ac00}"),
+            ("a\u{301}\u{323}", "\u{1ea1}\u{301}"),
+            ("", ""),
+        ] {
+            let got = nfc(typed);
+            assert_eq!(got, expected, "{typed:?}");
+            assert_eq!(
+                matches!(got, Cow::Borrowed(_)),
+                typed == expected,
+                "{typed:?}"
+            );
+        }
     }
 
     #[test]

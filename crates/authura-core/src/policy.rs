@@ -1,4 +1,5 @@
-//! The password policy (SPEC §3): length in characters and, optionally, four character classes.
+//! The password policy (SPEC §3): length in characters and, optionally, four character classes,
+//! both of the password's NFC form, the form that is hashed.
 
 use crate::error::CoreError;
 
@@ -48,8 +49,12 @@ impl PasswordPolicy {
         }
     }
 
-    /// The rules `password` breaks, in a fixed order; empty when it passes.
+    /// The rules `password` breaks, in a fixed order; empty when it passes. They are checked
+    /// on its NFC form ([`crate::hash::nfc`]), the one hashed: a decomposed letter counts as one
+    /// character, as it does composed, and its combining mark is no special character.
     pub fn unmet(&self, password: &str) -> Vec<Rule> {
+        let password = crate::hash::nfc(password);
+        let password = password.as_ref();
         let len = password.chars().count();
         let mut unmet = Vec::new();
         if len < self.min_length {
@@ -130,6 +135,29 @@ mod tests {
             "éééééééé",
             &[],
         );
+    }
+
+    #[test]
+    fn rules_apply_to_the_nfc_form() {
+        let exact = |n| PasswordPolicy {
+            min_length: n,
+            max_length: n,
+            require_classes: false,
+        };
+        // Eight letters typed decomposed (sixteen code points) are eight characters.
+        check(&exact(8), &"e\u{301}".repeat(8), &[]);
+        check(&exact(16), &"e\u{301}".repeat(8), &["min_length"]);
+        // The Angstrom sign is one character either way; Hangul jamo compose into a syllable.
+        check(&exact(1), "\u{212b}", &[]);
+        check(&exact(1), "\u{1100}\u{1161}", &[]);
+        // NFC can also lengthen: U+0344 is two combining marks in every normal form.
+        check(&exact(2), "q\u{344}", &["max_length"]);
+        check(&exact(3), "q\u{344}", &[]);
+        // A combining accent is part of its letter, not a special character.
+        let seed = PasswordPolicy::seed();
+        check(&seed, "Cafe\u{301}Pass1", &["special"]);
+        check(&seed, "Caf\u{e9}Pass1", &["special"]);
+        check(&seed, "Cafe\u{301}Pa55!", &[]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use std::fmt;
 
 use base64::Engine as _;
-use unicode_normalization::UnicodeNormalization as _;
+
+use crate::hash::nfc;
 
 /// The only version byte Authaus writes.
 const VERSION: u8 = 1;
@@ -60,7 +61,7 @@ impl AuthausHash {
     /// Whether `password` matches in any of the forms [`forms`] lists. Every distinct form is
     /// computed, matched or not, so the time depends on the password given, not on the hash.
     pub(super) fn matches(&self, password: &str) -> bool {
-        let nfc: String = password.nfc().collect();
+        let nfc = nfc(password);
         let mut matched = false;
         for form in forms(password, &nfc) {
             matched |= self.matches_exactly(form.as_bytes());
@@ -98,19 +99,20 @@ fn derive(password: &[u8], salt: &[u8], out: &mut [u8]) -> bool {
         .is_ok_and(|params| scrypt::scrypt(password, salt, &params, out).is_ok())
 }
 
+/// An Authaus hash of `password` as given (no trimming), with `salt`.
+#[cfg(test)]
+pub(super) fn encode(version: u8, salt: [u8; PART], password: &str) -> String {
+    let mut bytes = vec![version];
+    bytes.extend_from_slice(&salt);
+    let mut key = [0u8; PART];
+    assert!(derive(password.as_bytes(), &salt, &mut key));
+    bytes.extend_from_slice(&key);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An Authaus hash of `password` as given (no trimming), with `salt`.
-    fn encode(version: u8, salt: [u8; PART], password: &str) -> String {
-        let mut bytes = vec![version];
-        bytes.extend_from_slice(&salt);
-        let mut key = [0u8; PART];
-        assert!(derive(password.as_bytes(), &salt, &mut key));
-        bytes.extend_from_slice(&key);
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    }
 
     #[test]
     fn the_lengths_are_authaus_s() {
@@ -205,25 +207,20 @@ mod tests {
 
     /// A wrong password against an Authaus hash costs at least the Argon2id work an unknown
     /// user costs (the scrypt check alone is some 30 times cheaper): the fastest of a few runs
-    /// each, so that other work on the machine does not decide it.
+    /// each, taken in turns, so that other work on the machine does not decide it.
     #[test]
     fn a_wrong_password_costs_what_an_unknown_user_costs() {
+        use crate::hash::tests::fastest_in_turns;
         use crate::hash::{dummy_hash, verify_or_dummy, verify_password};
-        use std::time::{Duration, Instant};
-        let fastest = |f: &dyn Fn()| {
-            (0..5)
-                .map(|_| {
-                    let start = Instant::now();
-                    f();
-                    start.elapsed()
-                })
-                .min()
-                .unwrap_or(Duration::ZERO)
-        };
         let _ = dummy_hash();
         let stored = crate::PasswordHash::new(encode(1, [9; PART], "Right-pw1"));
-        let legacy = fastest(&|| assert!(!verify_password("Wrong-pw1", &stored).valid));
-        let unknown = fastest(&|| assert!(!verify_or_dummy("Wrong-pw1", None).valid));
+        let [legacy, unknown] = fastest_in_turns(
+            [
+                &|| assert!(!verify_password("Wrong-pw1", &stored).valid),
+                &|| assert!(!verify_or_dummy("Wrong-pw1", None).valid),
+            ],
+            3,
+        );
         assert!(
             legacy * 2 >= unknown,
             "an Authaus check took {legacy:?}, an unknown user {unknown:?}"

@@ -6,4 +6,5 @@ mod authaus;
 mod differential;
 mod flows;
 mod lockout;
+mod nfc;
 mod tokens;

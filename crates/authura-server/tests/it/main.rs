@@ -13,6 +13,7 @@ mod hooks;
 mod http_backend;
 mod legacy;
 mod metrics;
+mod nfc;
 mod openapi;
 mod order;
 mod postgres;
