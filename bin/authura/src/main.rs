@@ -187,12 +187,12 @@ fn run<E: std::fmt::Display>(
 /// `migrate` and `migrate status`: they read only the backend's variables (and
 /// `EXTRA_CA_FILE`), so a deploy step needs no token secrets or mail settings to run them.
 fn migrate(command: &str, sources: &Sources) -> ExitCode {
-    let backend = match config::load_backend(sources) {
-        Ok((backend, warnings)) => {
+    let storage = match config::load_backend(sources) {
+        Ok((storage, warnings)) => {
             for warning in warnings {
                 eprintln!("warning: {warning}");
             }
-            backend
+            storage
         }
         Err(e) => {
             eprint!("{e}");
@@ -202,14 +202,18 @@ fn migrate(command: &str, sources: &Sources) -> ExitCode {
     authura_server::logging::init(config::LogFormat::Pretty);
     run(tokio::runtime::Builder::new_current_thread(), async {
         if command == "migrate" {
-            authura_server::backend::migrate(&backend)
-                .await
-                .map(|lines| {
-                    lines.iter().for_each(|line| eprintln!("{line}"));
-                    eprintln!("migrations applied");
-                })
+            authura_server::backend::migrate(
+                &storage.backend,
+                storage.state.as_ref(),
+                storage.extra_ca_pem.as_deref(),
+            )
+            .await
+            .map(|lines| {
+                lines.iter().for_each(|line| eprintln!("{line}"));
+                eprintln!("migrations applied");
+            })
         } else {
-            authura_server::backend::migration_status(&backend)
+            authura_server::backend::migration_status(&storage.backend)
                 .await
                 .map(|lines| lines.iter().for_each(|line| println!("{line}")))
         }

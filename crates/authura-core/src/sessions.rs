@@ -11,6 +11,16 @@ use crate::state::SessionMethod;
 use crate::token::SessionBinding;
 use crate::types::{TenantId, User, UserId};
 
+/// The client signing in, as the transport sees it; recorded on the session a sign-in opens.
+/// `Client::default()` knows neither.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Client<'a> {
+    /// The client's address (the peer, or what a trusted proxy says).
+    pub ip: Option<&'a str>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<&'a str>,
+}
+
 /// A sign-in that opens a session.
 #[derive(Clone, Debug)]
 pub struct SignIn<'a> {

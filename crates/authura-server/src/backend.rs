@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authura_backend_pg::{PgSettings, PgStore};
-use authura_core::{StoreError, UserStore};
+use authura_core::state::StateDsn;
+use authura_core::{SessionStore, StoreError, UserStore};
 
 use crate::config::BackendConfig;
+use crate::config::sessions::StateConfig;
 use crate::state::StartError;
+use crate::state_store::{StateStoreSettings, open_state_store};
 
 /// How long startup waits for an unreachable PostgreSQL before giving up (exit 1). Waiting
 /// does not fix a wrong password, database or certificate: those fail at once.
@@ -18,36 +21,115 @@ pub const POSTGRES_STARTUP_WAIT: Duration = Duration::from_secs(60);
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
-/// Opens the configured backend, applying its migrations.
+/// The stores a configuration opens: the users table, and the state store when a feature
+/// that needs it is on.
+#[derive(Debug)]
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub state: Option<Arc<dyn SessionStore>>,
+}
+
+/// How many connections a `STATE_DSN` store keeps at most.
+const STATE_POOL_SIZE: usize = 10;
+
+/// Opens the configured backend, applying its migrations, and the state store `state` names
+/// (beside the users table, or in `STATE_DSN`), applying the state migrations.
 ///
 /// # Errors
-/// `StartError::Backend` naming the backend and what failed.
-pub async fn open(backend: &BackendConfig) -> Result<Arc<dyn UserStore>, StartError> {
+/// `StartError::Backend` naming the backend and what failed; `StartError::State` for the
+/// state store.
+pub async fn open(
+    backend: &BackendConfig,
+    state: Option<&StateConfig>,
+    extra_ca_pem: Option<&[u8]>,
+) -> Result<Stores, StartError> {
     match backend {
         BackendConfig::Sqlite { path, pool_size } => {
             let store = authura_backend_sqlite::SqliteStore::open(path, *pool_size)
                 .await
                 .map_err(|e| start_error("sqlite", &e))?;
-            Ok(Arc::new(store))
+            let state: Option<Arc<dyn SessionStore>> = match state {
+                Some(_) => Some(Arc::new(store.state().await.map_err(state_error)?)),
+                None => None,
+            };
+            Ok(Stores {
+                users: Arc::new(store),
+                state,
+            })
         }
         BackendConfig::Postgres(settings) => {
             let store = connect_postgres(settings, POSTGRES_STARTUP_WAIT).await?;
-            Ok(Arc::new(store))
+            let state: Option<Arc<dyn SessionStore>> = match state {
+                Some(_) => Some(Arc::new(store.state().await.map_err(state_error)?)),
+                None => None,
+            };
+            Ok(Stores {
+                users: Arc::new(store),
+                state,
+            })
         }
         // Nothing is sent until the first call: the service may start after us.
         BackendConfig::Http(settings) => {
             let store = authura_backend_http::HttpStore::new(settings)
                 .map_err(|e| start_error("http", &e))?;
-            Ok(Arc::new(store))
+            Ok(Stores {
+                users: Arc::new(store),
+                state: open_state_dsn(state, extra_ca_pem).await?,
+            })
         }
         // Builds the HTTP client only: a Hasura that is down answers 503 per request (and at
         // `/readyz`) until it is back, with no startup wait.
         BackendConfig::Hasura(settings) => {
             let store = authura_backend_hasura::HasuraStore::new(settings)
                 .map_err(|e| start_error("hasura", &e))?;
-            Ok(Arc::new(store))
+            Ok(Stores {
+                users: Arc::new(store),
+                state: open_state_dsn(state, extra_ca_pem).await?,
+            })
         }
     }
+}
+
+/// The `STATE_DSN` store, migrated; a PostgreSQL one is waited for as the users database is
+/// ([`POSTGRES_STARTUP_WAIT`]).
+async fn open_state_dsn(
+    state: Option<&StateConfig>,
+    extra_ca_pem: Option<&[u8]>,
+) -> Result<Option<Arc<dyn SessionStore>>, StartError> {
+    let dsn = match state {
+        None => return Ok(None),
+        Some(StateConfig::Dsn(dsn)) => dsn,
+        Some(StateConfig::Beside) => {
+            return Err(StartError::State(
+                "this backend has no database of its own for Authura's tables; set STATE_DSN"
+                    .into(),
+            ));
+        }
+    };
+    let settings = StateStoreSettings {
+        pool_size: STATE_POOL_SIZE,
+        extra_ca_pem: extra_ca_pem.map(<[u8]>::to_vec),
+        query_timeout: authura_backend_pg::PgSettings::DEFAULT_QUERY_TIMEOUT,
+    };
+    let started = Instant::now();
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        match open_state_store(dsn, &settings).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(StoreError::Unavailable(detail))
+                if started.elapsed() + delay <= POSTGRES_STARTUP_WAIT =>
+            {
+                tracing::warn!(error = %detail, "the state store (STATE_DSN) is not reachable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) => return Err(state_error(e)),
+        }
+    }
+}
+
+fn state_error(e: StoreError) -> StartError {
+    StartError::State(e.to_string())
 }
 
 /// Connects to PostgreSQL, retrying with backoff for up to `wait` while it is unreachable.
@@ -101,25 +183,43 @@ pub async fn connect_postgres(
 ///
 /// # Errors
 /// `StartError::Backend` when the backend cannot be opened or a migration fails.
-pub async fn migrate(backend: &BackendConfig) -> Result<Vec<String>, StartError> {
-    match backend {
+pub async fn migrate(
+    backend: &BackendConfig,
+    state: Option<&StateConfig>,
+    extra_ca_pem: Option<&[u8]>,
+) -> Result<Vec<String>, StartError> {
+    let mut lines = match backend {
         BackendConfig::Sqlite { path, .. } => {
-            open(backend).await?;
-            Ok(vec![format!(
-                "sqlite: migrations applied to {}",
-                path.display()
-            )])
+            open(backend, state, extra_ca_pem).await?;
+            vec![format!("sqlite: migrations applied to {}", path.display())]
         }
         BackendConfig::Postgres(settings) => {
-            open(backend).await?;
-            Ok(vec![format!(
+            open(backend, state, extra_ca_pem).await?;
+            vec![format!(
                 "postgres: migrations applied (table {})",
                 settings.table
-            )])
+            )]
         }
-        // Neither has Authura-owned schema (see `migration_status`).
-        BackendConfig::Http(_) | BackendConfig::Hasura(_) => migration_status(backend).await,
-    }
+        // Neither has Authura-owned schema for users (see `migration_status`).
+        BackendConfig::Http(_) | BackendConfig::Hasura(_) => {
+            open_state_dsn(state, extra_ca_pem).await?;
+            migration_status(backend).await?
+        }
+    };
+    lines.push(match state {
+        None => "state store: no feature that needs it is on; no authura_* table created".into(),
+        Some(StateConfig::Beside) => {
+            "state store: authura_* tables migrated beside the users table".into()
+        }
+        Some(StateConfig::Dsn(StateDsn::Sqlite(path))) => {
+            format!("state store: authura_* tables migrated in the SQLite file {path}")
+        }
+        // The DSN may hold a password: it is not printed.
+        Some(StateConfig::Dsn(StateDsn::Postgres(_))) => {
+            "state store: authura_* tables migrated in STATE_DSN's PostgreSQL database".into()
+        }
+    });
+    Ok(lines)
 }
 
 /// The migrations the configured backend knows and whether each is applied, as lines for

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, web};
+use authura_core::sessions::Client;
 use authura_core::{CoreError, TenantId};
 use futures_util::StreamExt as _;
 use futures_util::future::LocalBoxFuture;
@@ -204,6 +205,48 @@ impl FromRequest for Bearer {
         ready(Ok(Bearer(
             req.headers().get(header::AUTHORIZATION).cloned(),
         )))
+    }
+}
+
+/// Who sent the request, as far as the transport knows: the client's address (the peer, or
+/// what a trusted proxy says) and its `User-Agent`. Recorded on the sessions sign-ins open.
+/// Extracting it never fails and is only done with sessions on.
+#[derive(Debug, Default)]
+pub struct ClientInfo {
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// As the flows take it.
+    pub fn client(&self) -> Client<'_> {
+        Client {
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+}
+
+impl FromRequest for ClientInfo {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req
+            .app_data::<State>()
+            .filter(|state| state.sessions().is_some())
+        else {
+            return ready(Ok(ClientInfo::default()));
+        };
+        // A User-Agent that is not visible ASCII is kept as far as it is readable.
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        ready(Ok(ClientInfo {
+            ip: state.client_ip(req).map(|ip| ip.to_string()),
+            user_agent,
+        }))
     }
 }
 

@@ -24,7 +24,10 @@ mod yield_timer;
 
 pub use config::{Config, ConfigError, Sources, load};
 pub use listen::{Running, bind, bind_to};
-pub use state::{AppState, StartError, build_state, build_state_with_store, ensure_initial_user};
+pub use state::{
+    AppState, StartError, build_state, build_state_with_store, build_state_with_stores,
+    ensure_initial_user,
+};
 
 /// Builds the service from `config`, binds it, prints the startup line, and serves until
 /// SIGINT/SIGTERM (in-flight requests get up to 30 s).
@@ -37,20 +40,37 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     // PostgreSQL may still be starting: listen at once (answering 503, `/readyz` included)
     // and connect in the background; SQLite opens before listening.
-    let (store, deferred): (std::sync::Arc<dyn authura_core::UserStore>, _) = match &config.backend
-    {
+    let (stores, deferred) = match &config.backend {
         config::BackendConfig::Postgres(settings) => {
-            let deferred = std::sync::Arc::new(backend::DeferredStore::default());
-            (deferred.clone(), Some((deferred, settings.clone())))
+            let users = std::sync::Arc::new(backend::DeferredStore::default());
+            let state = config
+                .state
+                .as_ref()
+                .map(|_| std::sync::Arc::new(state_store::DeferredSessionStore::default()));
+            let stores = backend::Stores {
+                users: users.clone(),
+                state: state
+                    .clone()
+                    .map(|s| s as std::sync::Arc<dyn authura_core::SessionStore>),
+            };
+            (stores, Some((users, state, settings.clone())))
         }
-        _ => (backend::open(&config.backend).await?, None),
+        _ => (
+            backend::open(
+                &config.backend,
+                config.state.as_ref(),
+                config.extra_ca_pem.as_deref(),
+            )
+            .await?,
+            None,
+        ),
     };
-    let state = build_state_with_store(&config, store).await?;
+    let state = build_state_with_stores(&config, stores).await?;
     if deferred.is_none() {
         ensure_initial_user(state.ctx(), &config).await?;
     }
     let running = bind(state, &config, 0)?;
-    let connecting = deferred.map(|(deferred, settings)| {
+    let connecting = deferred.map(|(deferred, deferred_state, settings)| {
         let (handle, state, config) = (
             running.server.handle(),
             std::sync::Arc::clone(&running.state),
@@ -60,6 +80,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             let connected = async {
                 let store =
                     backend::connect_postgres(&settings, backend::POSTGRES_STARTUP_WAIT).await?;
+                if let Some(deferred_state) = deferred_state {
+                    let sessions = store
+                        .state()
+                        .await
+                        .map_err(|e| StartError::State(e.to_string()))?;
+                    deferred_state.set(std::sync::Arc::new(sessions));
+                }
                 deferred.set(std::sync::Arc::new(store));
                 ensure_initial_user(state.ctx(), &config).await
             };
@@ -87,6 +114,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     if config.metrics_enabled {
         features.push("metrics");
+    }
+    if config.sessions.is_some() {
+        features.push("sessions");
     }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -6,16 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authura_core::CoreError;
+use authura_core::SessionStore;
 use authura_core::clock::SystemClock;
 use authura_core::flows::{self, Context, FlowSettings};
 use authura_core::hook::NoHook;
 use authura_core::lockout::FailureLimiter;
 use authura_core::mail::{Mail, Mailer};
 use authura_core::redirect::RedirectPolicy;
+use authura_core::sessions::Sessions;
 use authura_core::store::UserStore;
 use authura_core::token::Tokens;
+use authura_session::SessionPolicy;
 
+use crate::backend::Stores;
 use crate::captcha::Turnstile;
+use crate::config::sessions::{CookieSettings, SessionsConfig};
 use crate::config::{Config, MailConfig};
 use crate::hashpool::HashPool;
 use crate::metrics::Metrics;
@@ -37,10 +42,50 @@ pub struct MailStats {
     pub dropped: AtomicU64,
 }
 
+/// How often expired sessions are deleted from the state store.
+const SESSION_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Server-side sessions (SPEC §8), when `SESSIONS_ENABLED=true`.
+#[derive(Debug)]
+pub struct SessionsState {
+    policy: SessionPolicy,
+    store: Arc<dyn SessionStore>,
+    config: SessionsConfig,
+}
+
+impl SessionsState {
+    /// The session rules over the state store (the flows reach the same through
+    /// `Context::sessions`).
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// The state store itself (for `/readyz`).
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The session cookie's name and attributes.
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.config.cookie
+    }
+
+    /// `CHECK_BASIC_ENABLED`.
+    pub fn check_basic(&self) -> bool {
+        self.config.check_basic
+    }
+
+    /// The sessions section as configured (cache size and TTL included).
+    pub fn config(&self) -> &SessionsConfig {
+        &self.config
+    }
+}
+
 /// Everything the handlers and middleware share, built once by [`build_state`].
 #[derive(Debug)]
 pub struct AppState {
     ctx: Context,
+    sessions: Option<SessionsState>,
     hash_pool: HashPool,
     limiter: RateLimiter,
     captcha: Option<Turnstile>,
@@ -80,6 +125,9 @@ pub enum StartError {
     /// The captcha client could not be set up.
     #[error("captcha: {0}")]
     Captcha(String),
+    /// The state store (SPEC §13) could not be opened or migrated.
+    #[error("state store: {0}")]
+    State(String),
     /// The token keys could not be loaded.
     #[error("token keys: {0}")]
     Keys(String),
@@ -103,6 +151,11 @@ impl AppState {
     /// The flows' context: store, hasher, hook, tokens, clock and settings.
     pub fn ctx(&self) -> &Context {
         &self.ctx
+    }
+
+    /// Server-side sessions, when `SESSIONS_ENABLED=true`.
+    pub fn sessions(&self) -> Option<&SessionsState> {
+        self.sessions.as_ref()
     }
 
     /// The password-hashing pool.
@@ -194,8 +247,13 @@ impl AppState {
 /// # Errors
 /// `StartError` naming what failed.
 pub async fn build_state(config: &Config) -> Result<Arc<AppState>, StartError> {
-    let store = crate::backend::open(&config.backend).await?;
-    let state = build_state_with_store(config, store).await?;
+    let stores = crate::backend::open(
+        &config.backend,
+        config.state.as_ref(),
+        config.extra_ca_pem.as_deref(),
+    )
+    .await?;
+    let state = build_state_with_stores(config, stores).await?;
     ensure_initial_user(&state.ctx, config).await?;
     Ok(state)
 }
@@ -236,15 +294,53 @@ pub async fn ensure_initial_user(ctx: &Context, config: &Config) -> Result<(), S
     Ok(())
 }
 
-/// [`build_state`] over a given store (embedders, and tests of other stores), without the
-/// initial user: call [`ensure_initial_user`] once the store is reachable.
+/// [`build_state`] over a given users store and no state store (embedders, and tests of other
+/// stores), without the initial user: call [`ensure_initial_user`] once the store is reachable.
 ///
 /// # Errors
-/// `StartError` naming what failed.
+/// `StartError` naming what failed; `StartError::State` when the configuration turns on a
+/// feature that needs a state store (use [`build_state_with_stores`]).
 pub async fn build_state_with_store(
     config: &Config,
     store: Arc<dyn UserStore>,
 ) -> Result<Arc<AppState>, StartError> {
+    let stores = Stores {
+        users: store,
+        state: None,
+    };
+    build_state_with_stores(config, stores).await
+}
+
+/// [`build_state`] over given stores, without the initial user.
+///
+/// # Errors
+/// `StartError` naming what failed; `StartError::State` when sessions are on and `stores` has
+/// no state store.
+pub async fn build_state_with_stores(
+    config: &Config,
+    stores: Stores,
+) -> Result<Arc<AppState>, StartError> {
+    let Stores {
+        users: store,
+        state,
+    } = stores;
+    let sessions = match (&config.sessions, state) {
+        (None, _) => None,
+        (Some(sessions), Some(store)) => Some(SessionsState {
+            policy: SessionPolicy::new(
+                Arc::clone(&store),
+                Arc::new(SystemClock),
+                sessions.settings.clone(),
+            ),
+            store,
+            config: sessions.clone(),
+        }),
+        (Some(_), None) => {
+            return Err(StartError::State(
+                "SESSIONS_ENABLED=true, but no state store was opened".into(),
+            ));
+        }
+    };
     // One TLS crypto provider for every client (lettre, later reqwest and ldap3).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mailer = mailer(config)?;
@@ -266,8 +362,9 @@ pub async fn build_state_with_store(
             config.login_failures_per_account,
             config.login_failure_window,
         )),
-        // Sessions stay off until their endpoints and `SESSIONS_ENABLED` exist (issue 14).
-        sessions: None,
+        sessions: sessions
+            .as_ref()
+            .map(|s| Arc::new(s.policy.clone()) as Arc<dyn Sessions>),
         settings: FlowSettings {
             admin_role: config.admin_role.clone(),
             default_role: config.default_role.clone(),
@@ -280,8 +377,12 @@ pub async fn build_state_with_store(
     };
     let mail_stats = Arc::new(MailStats::default());
     let mail_queue = start_mail_sender(mailer, Arc::clone(&mail_stats));
+    if let Some(sessions) = &sessions {
+        start_session_purge(sessions.policy.clone());
+    }
     Ok(Arc::new(AppState {
         ctx,
+        sessions,
         hash_pool,
         limiter: RateLimiter::new(config.rate_per_minute),
         captcha: match &config.captcha {
@@ -312,6 +413,23 @@ pub async fn build_state_with_store(
             .ascii_serialization()
             .to_ascii_lowercase(),
     }))
+}
+
+/// Deletes expired sessions every [`SESSION_PURGE_INTERVAL`] (they are already refused when
+/// presented; this keeps the table small). A failure is logged and tried again next time.
+fn start_session_purge(policy: SessionPolicy) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            match policy.purge_expired().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "expired sessions purged"),
+                Err(e) => tracing::warn!(error = %e, "expired sessions not purged"),
+            }
+        }
+    });
 }
 
 /// The configured mailer, with its templates loaded (and test-rendered).

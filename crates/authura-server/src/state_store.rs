@@ -1,14 +1,16 @@
 //! Opening the state store (SPEC §13) from a `STATE_DSN`, for the users backends that have no
-//! database of their own (hasura, http, ldap). Not wired into `Config` yet: `STATE_DSN` stays
-//! refused until a stateful feature exists.
+//! database of their own (hasura, http, ldap), and [`DeferredSessionStore`], the stand-in that
+//! answers `Unavailable` while PostgreSQL is still connecting at startup.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
-use authura_core::state::StateDsn;
-use authura_core::{SessionStore, StoreError};
+use authura_core::state::{KeyHash, Rotation, Session, StateDsn};
+use authura_core::{SessionStore, StoreError, TenantId, UserId};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// How to open a `STATE_DSN`'s store beyond the DSN itself.
 #[derive(Debug, Clone)]
@@ -47,15 +49,103 @@ pub async fn open_state_store(
     })
 }
 
+/// A session store that is not connected yet: every call answers `Unavailable` (503, and
+/// `/readyz` 503) until [`DeferredSessionStore::set`] hands it the real one, as
+/// `backend::DeferredStore` does for the users table.
+#[derive(Default)]
+pub struct DeferredSessionStore {
+    inner: std::sync::OnceLock<Arc<dyn SessionStore>>,
+}
+
+impl std::fmt::Debug for DeferredSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredSessionStore")
+            .field("connected", &self.inner.get().is_some())
+            .finish()
+    }
+}
+
+impl DeferredSessionStore {
+    /// Connects the real store; later calls go to it.
+    pub fn set(&self, store: Arc<dyn SessionStore>) {
+        let _ = self.inner.set(store);
+    }
+
+    fn get(&self) -> Result<&Arc<dyn SessionStore>, StoreError> {
+        self.inner
+            .get()
+            .ok_or_else(|| StoreError::Unavailable("the state store is still connecting".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for DeferredSessionStore {
+    async fn create_session(
+        &self,
+        session: Session,
+        max_active: u32,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.get()?.create_session(session, max_active).await
+    }
+
+    async fn find_session_by_key(&self, key_hash: &KeyHash) -> Result<Option<Session>, StoreError> {
+        self.get()?.find_session_by_key(key_hash).await
+    }
+
+    async fn find_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.get()?.find_session(id).await
+    }
+
+    async fn list_sessions(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.get()?.list_sessions(tenant, user_id).await
+    }
+
+    async fn touch_session(&self, id: Uuid, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.get()?.touch_session(id, at).await
+    }
+
+    async fn rotate_generation(
+        &self,
+        id: Uuid,
+        expected: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rotation>, StoreError> {
+        self.get()?.rotate_generation(id, expected, now).await
+    }
+
+    async fn end_session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
+        self.get()?.end_session(id).await
+    }
+
+    async fn end_user_sessions(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        except: Option<Uuid>,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.get()?.end_user_sessions(tenant, user_id, except).await
+    }
+
+    async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.get()?.purge_expired_sessions(now).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.get()?.ping().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use chrono::{Duration as Days, Utc};
-    use uuid::Uuid;
+    use chrono::Duration as Days;
 
-    use authura_core::state::{KeyHash, Session, SessionMethod};
-    use authura_core::types::UserId;
+    use authura_core::state::SessionMethod;
 
     use super::*;
 

@@ -6,9 +6,10 @@ use crate::flows::{
     Bind, Context, SignedIn, UserView, authenticate, signed_in, signed_in_with, token_user, view,
 };
 use crate::hook::HookUser;
+use crate::sessions::Client;
 use crate::state::SessionMethod;
 use crate::token::fingerprints_match;
-use crate::types::{Email, Secret, TenantId, UserChanges};
+use crate::types::{Email, Secret, TenantId, User, UserChanges};
 
 /// `POST /token` with a password, behind the per-account failure limit: a locked account
 /// (existing or not) is refused before any lookup or hashing; a wrong password counts against
@@ -24,6 +25,38 @@ pub async fn login(
     email: &Email,
     password: Secret,
 ) -> Result<SignedIn, CoreError> {
+    login_from(ctx, tenant, email, password, Client::default()).await
+}
+
+/// [`login`] from a client the transport describes (recorded on the session it opens when
+/// sessions are on).
+///
+/// # Errors
+/// As [`login`].
+pub async fn login_from(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    password: Secret,
+    client: Client<'_>,
+) -> Result<SignedIn, CoreError> {
+    let user = check_login(ctx, tenant, email, password).await?;
+    signed_in(ctx, user, None, SessionMethod::Password, client).await
+}
+
+/// The checks of [`login`] without signing in: the per-account failure limit, the password
+/// against the stored hash (a dummy hash for an unknown user), the verified address, and the
+/// upgrade of a legacy or weaker hash. For the sign-ins that issue no tokens (`POST /session`
+/// opens a session itself) and the once-off checks (`/check` with Basic credentials).
+///
+/// # Errors
+/// As [`login`].
+pub async fn check_login(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    email: &Email,
+    password: Secret,
+) -> Result<User, CoreError> {
     let limiter = &ctx.login_failures;
     if let Err(retry_after) = limiter.check(tenant, email, ctx.clock.instant()) {
         return Err(CoreError::TooManyAttempts { retry_after });
@@ -44,7 +77,7 @@ async fn password_login(
     tenant: Option<&TenantId>,
     email: &Email,
     password: Secret,
-) -> Result<SignedIn, CoreError> {
+) -> Result<User, CoreError> {
     let user = ctx.store.find_by_email(tenant, email).await?;
     // An unknown user is checked against a dummy hash: the same work, the same answer.
     let check = ctx
@@ -82,7 +115,7 @@ async fn password_login(
     } else {
         user
     };
-    signed_in(ctx, user, None, SessionMethod::Password).await
+    Ok(user)
 }
 
 /// `POST /token` with an empty password and an admin's Bearer token (impersonation).
@@ -95,6 +128,20 @@ pub async fn impersonate(
     tenant: Option<&TenantId>,
     bearer: &str,
     email: &Email,
+) -> Result<SignedIn, CoreError> {
+    impersonate_from(ctx, tenant, bearer, email, Client::default()).await
+}
+
+/// [`impersonate`] from a client the transport describes.
+///
+/// # Errors
+/// As [`impersonate`].
+pub async fn impersonate_from(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+    email: &Email,
+    client: Client<'_>,
 ) -> Result<SignedIn, CoreError> {
     let admin = authenticate(ctx, tenant, bearer).await?;
     if !ctx.settings.impersonation_enabled || admin.user.role != ctx.settings.admin_role {
@@ -110,6 +157,7 @@ pub async fn impersonate(
         target,
         Some(&admin.user.id),
         SessionMethod::Impersonation,
+        client,
     )
     .await?;
     // The audit trail of impersonation: who acted as whom.

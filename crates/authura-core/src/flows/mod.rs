@@ -22,15 +22,17 @@ use crate::lockout::FailureLimiter;
 use crate::mail::Mail;
 use crate::policy::PasswordPolicy;
 use crate::redirect::{RedirectPolicy, mail_link};
-use crate::sessions::{Sessions, SignIn};
+use crate::sessions::{Client, Sessions, SignIn};
 use crate::state::SessionMethod;
 use crate::store::{StoreError, UserStore};
 use crate::token::{AccessToken, SessionBinding, TokenPair, Tokens, VerifyRequest};
 use crate::types::{Role, TenantId, User, UserId};
 
 pub use account::{change_email, change_password, reset_password};
-pub use login::{current_user, impersonate, login, refresh};
-pub use signup::{create_verified_user, invite, signup, verify_email};
+pub use login::{
+    check_login, current_user, impersonate, impersonate_from, login, login_from, refresh,
+};
+pub use signup::{create_verified_user, invite, signup, verify_email, verify_email_from};
 
 /// Flow settings from configuration.
 #[derive(Debug, Clone)]
@@ -167,9 +169,9 @@ async fn view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
 }
 
 /// How a new pair is bound to a session.
-enum Bind {
-    /// A sign-in: with sessions on, it opens one.
-    Open(SessionMethod),
+enum Bind<'a> {
+    /// A sign-in, by a client: with sessions on, it opens one.
+    Open(SessionMethod, Client<'a>),
     /// A refresh of a token bound to this session (`sid`) at this generation, or to none.
     Refresh(Option<(uuid::Uuid, i64)>),
 }
@@ -180,8 +182,9 @@ async fn signed_in(
     user: User,
     actor: Option<&UserId>,
     method: SessionMethod,
+    client: Client<'_>,
 ) -> Result<SignedIn, CoreError> {
-    signed_in_with(ctx, user, actor, None, Bind::Open(method)).await
+    signed_in_with(ctx, user, actor, None, Bind::Open(method, client)).await
 }
 
 /// [`signed_in`], with the user's password fingerprint when the caller has it already, and the
@@ -192,7 +195,7 @@ async fn signed_in_with(
     user: User,
     actor: Option<&UserId>,
     fingerprint: Option<String>,
-    bind: Bind,
+    bind: Bind<'_>,
 ) -> Result<SignedIn, CoreError> {
     let view = view(ctx, user).await?;
     let binding = bind_session(ctx, &view.user, bind).await?;
@@ -215,20 +218,18 @@ async fn signed_in_with(
 async fn bind_session(
     ctx: &Context,
     user: &User,
-    bind: Bind,
+    bind: Bind<'_>,
 ) -> Result<Option<SessionBinding>, CoreError> {
     let Some(sessions) = &ctx.sessions else {
         return Ok(None);
     };
     let binding = match bind {
-        // The transport does not hand the client's address and agent to the flows yet; the
-        // session endpoints of issue 14 will.
-        Bind::Open(method) => {
+        Bind::Open(method, client) => {
             let sign_in = SignIn {
                 user,
                 method,
-                ip: None,
-                user_agent: None,
+                ip: client.ip,
+                user_agent: client.user_agent,
             };
             sessions.open_for_sign_in(sign_in).await?
         }

@@ -8,6 +8,7 @@ use crate::flows::{
 use crate::hash::random_token;
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
+use crate::sessions::Client;
 use crate::state::SessionMethod;
 use crate::token::{VerifyRequest, fingerprints_match};
 use crate::types::{Email, NewUser, Role, Secret, TenantId, User, UserChanges, UserId};
@@ -49,6 +50,21 @@ pub async fn verify_email(
     tenant: Option<&TenantId>,
     token: &str,
     password: Option<Secret>,
+) -> Result<SignedIn, CoreError> {
+    verify_email_from(ctx, tenant, token, password, Client::default()).await
+}
+
+/// [`verify_email`] from a client the transport describes (recorded on the session it opens
+/// when sessions are on).
+///
+/// # Errors
+/// As [`verify_email`].
+pub async fn verify_email_from(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    token: &str,
+    password: Option<Secret>,
+    client: Client<'_>,
 ) -> Result<SignedIn, CoreError> {
     let now = ctx.clock.now();
     let claims = ctx.tokens.verify_verify(token, now)?;
@@ -150,7 +166,7 @@ pub async fn verify_email(
             user
         }
     };
-    signed_in(ctx, user, None, SessionMethod::VerifyEmail).await
+    signed_in(ctx, user, None, SessionMethod::VerifyEmail, client).await
 }
 
 /// `POST /invite` (admins only).

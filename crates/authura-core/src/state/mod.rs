@@ -230,6 +230,21 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// `Unavailable`, `Backend`.
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Whether the store answers (for `/readyz`). By default a lookup of the nil id, which
+    /// reads the sessions table, so a database without it is not ready either.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Backend`.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.find_session(Uuid::nil()).await.map(drop)
+    }
+}
+
+impl std::fmt::Debug for dyn SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStore")
+    }
 }
 
 /// Where the state lives when the users backend has no database of its own (`STATE_DSN`, SPEC

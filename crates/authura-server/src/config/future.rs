@@ -5,7 +5,6 @@
 use crate::config::var::Var;
 
 const OAUTH: &str = "oauth";
-const SESSIONS: &str = "sessions";
 const LDAP: &str = "the ldap backend";
 const LDAP_SYNC: &str = "ldap sync";
 const ROLE_GROUPS: &str = "role groups";
@@ -13,7 +12,6 @@ const LOCKOUT: &str = "account lockout";
 const PASSWORD_HISTORY: &str = "password history";
 const PASSWORD_EXPIRY: &str = "password expiry";
 const AUDIT: &str = "the audit log";
-const STATE_STORE: &str = "the state store";
 
 /// The variables of features not built, in the order of their documentation.
 pub static VARS: &[&Var] = &[
@@ -40,18 +38,6 @@ pub static VARS: &[&Var] = &[
     &Var::future("OIDC_AUTH_URL", OAUTH),
     &Var::future("OIDC_TOKEN_URL", OAUTH),
     &Var::future("OIDC_USERINFO_URL", OAUTH),
-    &Var::future("SESSIONS_ENABLED", SESSIONS),
-    &Var::future("SESSIONS_DSN", SESSIONS),
-    &Var::future("MAX_ACTIVE_SESSIONS", SESSIONS),
-    &Var::future("SESSION_EXPIRATION", SESSIONS),
-    &Var::future("SESSION_IDLE_TIMEOUT", SESSIONS),
-    &Var::future("REFRESH_REUSE_INTERVAL", SESSIONS),
-    &Var::future("SESSION_COOKIE_NAME", SESSIONS),
-    &Var::future("SESSION_COOKIE_SECURE", SESSIONS),
-    &Var::future("SESSION_COOKIE_DOMAIN", SESSIONS),
-    &Var::future("CHECK_BASIC_ENABLED", SESSIONS),
-    &Var::future("SESSION_CACHE_SIZE", SESSIONS),
-    &Var::future("SESSION_CACHE_TTL", SESSIONS),
     &Var::future("LDAP_URL", LDAP),
     &Var::future("LDAP_STARTTLS", LDAP),
     &Var::future("LDAP_BIND_DN", LDAP),
@@ -76,5 +62,4 @@ pub static VARS: &[&Var] = &[
     &Var::future("PASSWORD_EXPIRY_EXEMPT", PASSWORD_EXPIRY),
     &Var::future("AUDIT_ENABLED", AUDIT),
     &Var::future("AUDIT_RETENTION", AUDIT),
-    &Var::future("STATE_DSN", STATE_STORE).secret(),
 ];

@@ -34,6 +34,7 @@ mod hooks;
 mod mail;
 mod reader;
 mod server;
+pub mod sessions;
 mod tokens;
 pub mod var;
 
@@ -52,6 +53,7 @@ pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("mail", mail::VARS),
     ("captcha", captcha::VARS),
     ("hooks", hooks::VARS),
+    ("sessions", sessions::VARS),
     ("future", future::VARS),
 ];
 
@@ -193,6 +195,10 @@ pub struct Config {
     pub captcha: Option<crate::captcha::CaptchaSettings>,
     /// The webhook (`HOOK_URL`), when one is configured.
     pub hook: Option<authura_hooks::HookSettings>,
+    /// Server-side sessions, when `SESSIONS_ENABLED=true`.
+    pub sessions: Option<sessions::SessionsConfig>,
+    /// Where the state store is, when a feature that needs it is on.
+    pub state: Option<sessions::StateConfig>,
     pub log_format: LogFormat,
     pub dev: bool,
     /// The effective value of every variable, secrets redacted, for `check-config`.
@@ -290,6 +296,8 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let mail_templates_dir = mail::read_templates_dir(r);
     let hook = hooks::read_hook(r, extra_ca_pem.clone());
     let captcha = captcha::read_captcha(r);
+    let sessions_config = sessions::read_sessions(r, sources.dev);
+    let state = sessions::read_state(r, &backend_name, sessions_config.is_some());
     let log_format = server::read_log_format(r);
 
     Some(Config {
@@ -322,6 +330,8 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         mail_templates_dir,
         hook,
         captcha,
+        sessions: sessions_config,
+        state,
         log_format,
         dev: sources.dev,
         effective: BTreeMap::new(),
@@ -329,20 +339,39 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     })
 }
 
-/// Only what `authura migrate` needs: the backend (with `EXTRA_CA_FILE`). The rest of the
-/// configuration (token secrets, mail) is neither required nor checked, so a deploy step can
-/// migrate with the database's variables alone.
+/// What `authura migrate` opens: the users backend, the state store when a feature that needs
+/// it is on, and the extra trusted roots.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub backend: BackendConfig,
+    pub state: Option<sessions::StateConfig>,
+    pub extra_ca_pem: Option<Vec<u8>>,
+}
+
+/// Only what `authura migrate` needs: the backend (with `EXTRA_CA_FILE`), and `STATE_DSN` with
+/// the switches of the features that need the state store. The rest of the configuration (token
+/// secrets, mail) is neither required nor checked, so a deploy step can migrate with the
+/// database's variables alone.
 ///
 /// The warnings come with it (a `.env` typo, plain http with a credential).
 ///
 /// # Errors
 /// Every problem with those variables, at once.
-pub fn load_backend(sources: &Sources) -> Result<(BackendConfig, Vec<String>), ConfigError> {
+pub fn load_backend(sources: &Sources) -> Result<(Storage, Vec<String>), ConfigError> {
     let mut r = Reader::new(sources);
     let extra_ca_pem = server::read_extra_ca(&mut r);
-    let (_, backend) = backend::read_backend(&mut r, extra_ca_pem.as_ref());
+    let (backend_name, backend) = backend::read_backend(&mut r, extra_ca_pem.as_ref());
+    let stateful = r.bool(&sessions::SESSIONS_ENABLED);
+    let state = sessions::read_state(&mut r, &backend_name, stateful);
     match backend {
-        Some(backend) if r.problems.is_empty() => Ok((backend, r.warnings)),
+        Some(backend) if r.problems.is_empty() => Ok((
+            Storage {
+                backend,
+                state,
+                extra_ca_pem,
+            },
+            r.warnings,
+        )),
         _ => Err(ConfigError {
             problems: r.problems,
         }),

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use authura_testkit::config::GOOD;
 
@@ -238,6 +239,71 @@ const REFUSED: &[(&[(&str, &str)], &str)] = &[
     (&[("CAPTCHA", "recaptcha")], "CAPTCHA: unknown provider"),
     (&[("TURNSTILE_SITE_KEY", "k")], "but CAPTCHA is not"),
     (&[("HOOK_URL", "ftp://hooks.example.com")], "HOOK_URL: "),
+    (
+        &[
+            ("STATE_DSN", "sqlite:/tmp/state.db"),
+            ("SESSIONS_ENABLED", "true"),
+        ],
+        "STATE_DSN is set, but the sqlite backend keeps Authura's tables beside the users table",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "http"),
+            ("HTTP_URL", "http://localhost/users"),
+            ("SESSIONS_ENABLED", "true"),
+        ],
+        "SESSIONS_ENABLED=true with the http backend needs STATE_DSN",
+    ),
+    (
+        &[
+            ("AUTH_BACKEND", "hasura"),
+            ("HASURA_URL", "http://localhost:8080"),
+            ("HASURA_GRAPHQL_ADMIN_SECRET", "s"),
+            ("SESSIONS_ENABLED", "true"),
+            ("STATE_DSN", "mysql://db/state"),
+        ],
+        "STATE_DSN: ",
+    ),
+    (
+        &[("SESSIONS_ENABLED", "true"), ("SESSION_EXPIRATION", "0s")],
+        "SESSION_EXPIRATION must be longer than zero",
+    ),
+    (
+        &[
+            ("SESSIONS_ENABLED", "true"),
+            ("SESSION_IDLE_TIMEOUT", "an hour"),
+        ],
+        "SESSION_IDLE_TIMEOUT: ",
+    ),
+    (
+        &[("SESSIONS_ENABLED", "true"), ("MAX_ACTIVE_SESSIONS", "-1")],
+        "MAX_ACTIVE_SESSIONS: expected a non-negative whole number",
+    ),
+    (
+        &[
+            ("SESSIONS_ENABLED", "true"),
+            ("SESSION_COOKIE_NAME", "my session"),
+        ],
+        "SESSION_COOKIE_NAME: \"my session\" is not a cookie name",
+    ),
+    (
+        &[
+            ("SESSIONS_ENABLED", "true"),
+            ("SESSION_COOKIE_DOMAIN", "example.com; Path=/x"),
+        ],
+        "SESSION_COOKIE_DOMAIN: ",
+    ),
+    (
+        &[
+            ("SESSIONS_ENABLED", "true"),
+            ("SESSION_COOKIE_SECURE", "maybe"),
+        ],
+        "SESSION_COOKIE_SECURE: expected true or false",
+    ),
+    (
+        &[("SESSIONS_ENABLED", "sometimes")],
+        "SESSIONS_ENABLED: expected true or false",
+    ),
     (
         &[("HOOK_AUTH_HEADER_VALUE", "Bearer x")],
         "set without HOOK_URL",
@@ -619,8 +685,9 @@ fn likely_typos_in_dotenv_are_warned_about_and_other_names_ignored() {
         ..env(&[("SQLITE_DB_PATH", "only-db.db")])
     };
     assert!(load(&sources).is_err(), "no token secrets, no mail");
-    let (backend, warnings) = load_backend(&sources).unwrap();
-    assert_eq!(backend.name(), "sqlite");
+    let (storage, warnings) = load_backend(&sources).unwrap();
+    assert_eq!(storage.backend.name(), "sqlite");
+    assert!(storage.state.is_none());
     assert!(
         warnings[0].ends_with("did you mean SQLITE_DB_PATH?"),
         "{warnings:?}"
@@ -706,6 +773,15 @@ fn branches() -> Vec<(&'static str, Sources)> {
                 ("TURNSTILE_SECRET_KEY", "secret"),
                 ("TURNSTILE_SITE_KEY", "site"),
                 ("HOOK_URL", "http://localhost/hook"),
+            ]),
+        ),
+        (
+            "http",
+            with(&[
+                ("AUTH_BACKEND", "http"),
+                ("HTTP_URL", "http://localhost/users"),
+                ("SESSIONS_ENABLED", "true"),
+                ("STATE_DSN", "sqlite:/tmp/authura-state.db"),
             ]),
         ),
     ]
@@ -824,10 +900,10 @@ fn variables_of_features_not_built_are_refused_also_as_files() {
             check(&with(&[(&file_var, file)]), Expect::Refused(&[&expected]));
         }
     }
-    // SPEC §2 and §8–§13: oauth, sessions, ldap, policies, audit, the state store.
+    // SPEC §2 and §8–§13: oauth, ldap, policies, audit (sessions and the state store are built).
     for name in [
-        "STATE_DSN",
-        "SESSION_IDLE_TIMEOUT",
+        "LDAP_URL",
+        "LOCKOUT_THRESHOLD",
         "LDAP_SYNC_INTERVAL",
         "PASSWORD_HISTORY",
         "AUDIT_ENABLED",
@@ -835,7 +911,7 @@ fn variables_of_features_not_built_are_refused_also_as_files() {
     ] {
         assert!(declared().any(|var| var.name == name && !var.is_built()));
     }
-    assert!(count >= 60, "{count}");
+    assert!(count >= 47, "{count}");
 }
 
 #[test]
@@ -946,4 +1022,83 @@ fn docs_name_every_variable_and_refuse_missing_blocks() {
     assert!(regenerated.contains("| `HOST` | `localhost` | Listen address. Flag `--host`. |"));
     let unknown = "<!-- generated: nothing -->\n<!-- end generated -->\n";
     assert!(docs::regenerate(unknown, &blocks).is_err());
+}
+
+#[test]
+fn sessions_read_their_settings_and_find_their_state_store() {
+    use crate::config::sessions::StateConfig;
+
+    let config = load(&with(&[])).unwrap();
+    assert!(config.sessions.is_none() && config.state.is_none());
+
+    let config = load(&with(&[
+        ("SESSIONS_ENABLED", "true"),
+        ("SESSION_EXPIRATION", "12h"),
+        ("SESSION_IDLE_TIMEOUT", "30m"),
+        ("MAX_ACTIVE_SESSIONS", "3"),
+        ("SESSION_COOKIE_DOMAIN", "example.com"),
+    ]))
+    .unwrap();
+    let sessions = config.sessions.unwrap();
+    assert_eq!(sessions.settings.expiration, Duration::from_secs(12 * 3600));
+    assert_eq!(sessions.settings.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(sessions.settings.max_active, 3);
+    assert_eq!(sessions.settings.reuse_interval, Duration::from_secs(10));
+    assert_eq!(sessions.cookie.name, "authura_session");
+    assert!(sessions.cookie.secure);
+    assert_eq!(sessions.cookie.domain.as_deref(), Some("example.com"));
+    assert!(!sessions.check_basic);
+    assert_eq!(
+        (sessions.cache_size, sessions.cache_ttl),
+        (10_000, Duration::from_secs(60))
+    );
+    assert!(matches!(config.state, Some(StateConfig::Beside)));
+
+    // `serve --dev` serves plain http: the cookie is not `Secure` unless asked.
+    let mut dev = with(&[("SESSIONS_ENABLED", "true")]);
+    dev.dev = true;
+    assert!(!load(&dev).unwrap().sessions.unwrap().cookie.secure);
+    dev.env
+        .insert("SESSION_COOKIE_SECURE".into(), "true".into());
+    assert!(load(&dev).unwrap().sessions.unwrap().cookie.secure);
+
+    let config = load(&with(&[
+        ("AUTH_BACKEND", "http"),
+        ("HTTP_URL", "http://localhost/users"),
+        ("SESSIONS_ENABLED", "true"),
+        ("STATE_DSN", "postgres://db/state"),
+    ]))
+    .unwrap();
+    assert!(matches!(config.state, Some(StateConfig::Dsn(_))));
+    assert_eq!(
+        config.effective.get("STATE_DSN").map(String::as_str),
+        Some("[redacted]")
+    );
+
+    // Session variables without sessions, and a STATE_DSN nothing needs, are ignored aloud.
+    let config = load(&with(&[
+        ("MAX_ACTIVE_SESSIONS", "3"),
+        ("SESSION_COOKIE_NAME", "sid"),
+    ]))
+    .unwrap();
+    assert!(config.sessions.is_none());
+    assert_eq!(
+        config.warnings,
+        [
+            "MAX_ACTIVE_SESSIONS, SESSION_COOKIE_NAME set while SESSIONS_ENABLED is not true; ignored"
+        ]
+    );
+    let config = load(&with(&[
+        ("AUTH_BACKEND", "http"),
+        ("HTTP_URL", "http://localhost/users"),
+        ("STATE_DSN", "sqlite:/tmp/state.db"),
+    ]))
+    .unwrap();
+    assert!(config.state.is_none());
+    assert_eq!(
+        config.warnings,
+        [
+            "STATE_DSN is set but no feature that needs the state store is on (SESSIONS_ENABLED); ignored"
+        ]
+    );
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::answer::{self, Answer, SignedInAnswer, UserOut};
 use crate::error::ApiError;
-use crate::extract::{Bearer, Body, Captcha, CaptchaFields, State, Tenant};
+use crate::extract::{Bearer, Body, Captcha, CaptchaFields, ClientInfo, State, Tenant};
 use crate::routes::resource;
 use crate::state::AppState;
 
@@ -122,9 +122,21 @@ pub struct VerifyBody {
         crate::openapi::errors::VerifyEmail,
     ),
 )]
-pub async fn verify_email(state: State, tenant: Tenant, Body(body): Body<VerifyBody>) -> Answer {
+pub async fn verify_email(
+    state: State,
+    tenant: Tenant,
+    Body(body): Body<VerifyBody>,
+    client: ClientInfo,
+) -> Answer {
     let password = body.password.map(Secret::new);
-    let signed = flows::verify_email(state.ctx(), tenant.get(), &body.token, password).await?;
+    let signed = flows::verify_email_from(
+        state.ctx(),
+        tenant.get(),
+        &body.token,
+        password,
+        client.client(),
+    )
+    .await?;
     Ok(answer::no_store(HttpResponse::Ok().json(SignedInAnswer {
         tokens: &signed.tokens,
         user: UserOut::new(&state, &signed.user),
@@ -163,17 +175,21 @@ pub async fn token(
     Body(body): Body<TokenBody>,
     captcha: Captcha,
     bearer: Bearer,
+    client: ClientInfo,
 ) -> Answer {
     let email = Email::parse(&body.email)?;
     let signed: SignedIn = match body.password {
         Some(p) if !p.is_empty() || !bearer.is_present() => {
             // Password logins need the captcha; impersonation (an admin's token) does not.
             captcha.check(&body.captcha).await?;
-            flows::login(state.ctx(), tenant.get(), &email, Secret::new(p)).await?
+            let password = Secret::new(p);
+            flows::login_from(state.ctx(), tenant.get(), &email, password, client.client()).await?
         }
         // An empty password with a Bearer token asks for impersonation.
         _ if bearer.is_present() => {
-            flows::impersonate(state.ctx(), tenant.get(), bearer.token()?, &email).await?
+            let bearer = bearer.token()?;
+            flows::impersonate_from(state.ctx(), tenant.get(), bearer, &email, client.client())
+                .await?
         }
         _ => return Err(ApiError::invalid_body("missing field `password`")),
     };

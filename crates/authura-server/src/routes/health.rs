@@ -42,12 +42,13 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the backend answers (503 `backend_unavailable` when not).
+/// `GET /readyz`: the backend answers, and the state store when one is in use (503
+/// `backend_unavailable` when either does not).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = crate::openapi::tag::HEALTH,
-    summary = "Readiness: the user backend answers",
+    summary = "Readiness: the user backend (and the state store, when in use) answers",
     responses(
         (status = 200, description = "`{\"status\": \"ready\"}`.", body = crate::openapi::Status),
         crate::openapi::errors::Ready,
@@ -55,6 +56,9 @@ pub async fn healthz() -> HttpResponse {
 )]
 pub async fn readyz(state: State) -> Answer {
     state.ctx().store.ping().await.map_err(CoreError::from)?;
+    if let Some(sessions) = state.sessions() {
+        sessions.store().ping().await.map_err(CoreError::from)?;
+    }
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
