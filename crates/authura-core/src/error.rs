@@ -23,6 +23,10 @@ pub enum CoreError {
     InvalidCredentials,
     #[error("the token is missing, invalid or expired")]
     InvalidToken,
+    /// No live session: a missing, malformed, unknown, expired, idle or ended session key or
+    /// session-bound token (SPEC §8).
+    #[error("the session is missing, unknown, expired or ended")]
+    InvalidSession,
     #[error("not allowed")]
     Forbidden,
     #[error("signup is disabled")]

@@ -197,6 +197,7 @@ impl From<CoreError> for ApiError {
                 ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
             }
             CoreError::InvalidToken => ApiError::new(S::UNAUTHORIZED, "invalid_token", msg),
+            CoreError::InvalidSession => ApiError::new(S::UNAUTHORIZED, "invalid_session", msg),
             CoreError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", msg),
             CoreError::SignupDisabled => ApiError::new(S::FORBIDDEN, "signup_disabled", msg),
             CoreError::EmailNotVerified => ApiError::new(S::FORBIDDEN, "email_not_verified", msg),
@@ -268,6 +269,12 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED && self.code == "invalid_token" {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
+        if self.status == StatusCode::UNAUTHORIZED && self.code == "invalid_session" {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Session"),
+            ));
+        }
         res.json(body)
     }
 }
@@ -332,6 +339,7 @@ mod tests {
         .await;
         // A token whose user is gone stays 401.
         check(CoreError::InvalidToken, 401, "invalid_token", None).await;
+        check(CoreError::InvalidSession, 401, "invalid_session", None).await;
         assert_eq!(
             ApiError::from(CoreError::TooManyAttempts {
                 retry_after: Duration::from_secs(5)

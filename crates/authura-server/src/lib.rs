@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 mod middleware;
 pub mod openapi;
+pub mod principal;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
