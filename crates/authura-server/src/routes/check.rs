@@ -296,7 +296,10 @@ fn answer(state: &AppState, identity: &Identity, wanted: &[Wanted]) -> Answer {
             .multi_tenant()
             .then(|| user.tenant.as_ref().map(TenantId::as_str)),
         session_id: session_id.as_deref(),
-        expires_at: identity.session.as_ref().map(|s| format_time(&s.expires_at)),
+        expires_at: identity
+            .session
+            .as_ref()
+            .map(|s| format_time(&s.expires_at)),
         groups: Vec::new(),
         permissions: held.to_vec(),
         permit: String::new(),
@@ -504,7 +507,13 @@ mod tests {
     #[test]
     fn the_form_is_under_the_external_url() {
         let form = |u: &str| sign_in_form(&Url::parse(u).unwrap()).to_string();
-        assert_eq!(form("https://auth.example.com"), "https://auth.example.com/form");
-        assert_eq!(form("https://example.com/auth/"), "https://example.com/auth/form");
+        assert_eq!(
+            form("https://auth.example.com"),
+            "https://auth.example.com/form"
+        );
+        assert_eq!(
+            form("https://example.com/auth/"),
+            "https://example.com/auth/form"
+        );
     }
 }
