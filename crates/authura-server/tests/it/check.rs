@@ -412,6 +412,31 @@ async fn basic_credentials_only_when_enabled() {
     )
     .await
     .expect(401, "invalid_credentials");
+    // An unverified user hears so only after the right password, as at /token.
+    srv.state
+        .ctx()
+        .store
+        .create(authura_core::NewUser {
+            email: Email::parse("unv@example.com").unwrap(),
+            role: authura_core::Role::parse("user").unwrap(),
+            tenant: None,
+            password_hash: authura_core::hash::hash_password(PW).unwrap(),
+            verified_at: None,
+        })
+        .await
+        .unwrap();
+    srv.get_with(
+        "/check",
+        &[("authorization", &basic("unv@example.com", "nope"))],
+    )
+    .await
+    .expect(401, "invalid_credentials");
+    srv.get_with(
+        "/check",
+        &[("authorization", &basic("unv@example.com", PW))],
+    )
+    .await
+    .expect(403, "email_not_verified");
     // The per-account limit: three failures, then even the right password waits.
     for _ in 0..3 {
         srv.get_with("/check", &[("authorization", &basic(ROOT, "wrong"))])
