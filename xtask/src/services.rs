@@ -16,7 +16,30 @@ pub fn ensure_all() -> Result<()> {
     crate::postgres::ensure_installed()?;
     ensure_aiosmtpd()?;
     ensure_trust_store()?;
+    ensure_proxies()?;
     ensure_browser()
+}
+
+/// The reverse proxies the forward-auth tests put in front of an app (`tests/it/check.rs`):
+/// Debian's nginx (its `auth_request` module is built in) and Caddy (`forward_auth`). The
+/// tests start them on loopback ports with their own configuration, never as system services.
+fn ensure_proxies() -> Result<()> {
+    const PROXIES: [(&str, &str); 2] = [("/usr/sbin/nginx", "nginx"), ("/usr/bin/caddy", "caddy")];
+    let missing: Vec<&str> = PROXIES
+        .iter()
+        .filter(|(binary, _)| !Path::new(binary).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    install_debian(&missing)?;
+    for (binary, package) in PROXIES {
+        if !Path::new(binary).exists() {
+            bail!("{binary} is still missing after installing Debian's {package} package");
+        }
+    }
+    Ok(())
 }
 
 /// The system's CA bundle. Authura's TLS clients trust the operating system's store (plus

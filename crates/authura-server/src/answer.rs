@@ -57,7 +57,7 @@ impl<'a> UserOut<'a> {
 
 /// An id as stored: a JSON number or string.
 #[derive(Debug)]
-pub struct IdOut<'a>(&'a UserId);
+pub struct IdOut<'a>(pub &'a UserId);
 
 impl Serialize for IdOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

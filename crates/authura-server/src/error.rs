@@ -93,6 +93,16 @@ impl ApiError {
         )
     }
 
+    /// 400 `invalid_permission` (`/check?permission=`): `name` names no known permission.
+    pub fn invalid_permission(name: &str) -> Self {
+        let shown: String = name.chars().take(64).collect();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_permission",
+            format!("{shown:?} is not a known permission"),
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

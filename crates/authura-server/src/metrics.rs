@@ -43,6 +43,8 @@ pub const ROUTES: &[&str] = &[
     "/change-email",
     "/invite",
     "/reset-password",
+    "/check",
+    "/check/forward-auth",
 ];
 
 /// The label of paths that are not a route.

@@ -42,6 +42,8 @@ pub mod tag {
     pub const FORM: &str = "form";
     /// Probes and monitoring.
     pub const HEALTH: &str = "health";
+    /// Server-side sessions and the questions proxies ask (`/check`).
+    pub const SESSIONS: &str = "sessions";
     /// What describes the service: its public keys and this document.
     pub const META: &str = "meta";
 }
@@ -76,6 +78,8 @@ pub mod tag {
         crate::routes::account::change_email,
         crate::routes::account::invite,
         crate::routes::auth::reset_password,
+        crate::routes::check::check,
+        crate::routes::check::forward_auth,
     ),
     // Schemas only a query parameter names (utoipa collects those of bodies by itself).
     components(schemas(crate::html::FormAction)),
@@ -84,6 +88,7 @@ pub mod tag {
         (name = tag::AUTH, description = "Sign up, verify, log in, refresh, reset a password."),
         (name = tag::ACCOUNT, description = "The signed-in user (Bearer access token)."),
         (name = tag::FORM, description = "HTML forms for browsers (a development aid)."),
+        (name = tag::SESSIONS, description = "Server-side sessions and /check (served with SESSIONS_ENABLED=true)."),
         (name = tag::HEALTH, description = "Probes and Prometheus metrics; not rate limited, not host-checked."),
         (name = tag::META, description = "The public keys that verify access tokens, and this document."),
     ),
@@ -204,11 +209,13 @@ pub enum Code {
     TokenUsed,
     InvalidVerificationToken,
     InvalidAction,
+    InvalidPermission,
     HostNotAllowed,
     TenantRequired,
     CaptchaFailed,
     InvalidCredentials,
     InvalidToken,
+    InvalidSession,
     Forbidden,
     SignupDisabled,
     EmailNotVerified,
@@ -233,7 +240,7 @@ enum ErrorHeader {
 
 impl Code {
     /// Every code, in the order of SPEC §3a.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 27] = [
         Code::InvalidBody,
         Code::InvalidEmail,
         Code::WeakPassword,
@@ -241,11 +248,13 @@ impl Code {
         Code::TokenUsed,
         Code::InvalidVerificationToken,
         Code::InvalidAction,
+        Code::InvalidPermission,
         Code::HostNotAllowed,
         Code::TenantRequired,
         Code::CaptchaFailed,
         Code::InvalidCredentials,
         Code::InvalidToken,
+        Code::InvalidSession,
         Code::Forbidden,
         Code::SignupDisabled,
         Code::EmailNotVerified,
@@ -271,11 +280,13 @@ impl Code {
             Code::TokenUsed => "token_used",
             Code::InvalidVerificationToken => "invalid_verification_token",
             Code::InvalidAction => "invalid_action",
+            Code::InvalidPermission => "invalid_permission",
             Code::HostNotAllowed => "host_not_allowed",
             Code::TenantRequired => "tenant_required",
             Code::CaptchaFailed => "captcha_failed",
             Code::InvalidCredentials => "invalid_credentials",
             Code::InvalidToken => "invalid_token",
+            Code::InvalidSession => "invalid_session",
             Code::Forbidden => "forbidden",
             Code::SignupDisabled => "signup_disabled",
             Code::EmailNotVerified => "email_not_verified",
@@ -302,10 +313,11 @@ impl Code {
             | Code::TokenUsed
             | Code::InvalidVerificationToken
             | Code::InvalidAction
+            | Code::InvalidPermission
             | Code::HostNotAllowed
             | Code::TenantRequired
             | Code::CaptchaFailed => 400,
-            Code::InvalidCredentials | Code::InvalidToken => 401,
+            Code::InvalidCredentials | Code::InvalidToken | Code::InvalidSession => 401,
             Code::Forbidden | Code::SignupDisabled | Code::EmailNotVerified => 403,
             Code::NotFound => 404,
             Code::EmailTaken => 409,
@@ -331,6 +343,9 @@ impl Code {
                 "the mail link's token is malformed, expired, of another kind or tenant"
             }
             Code::InvalidAction => "unknown or missing `action`, or `change-password`",
+            Code::InvalidPermission => {
+                "a `permission` parameter names no known permission (no names before `PERMISSION_NAMES`)"
+            }
             Code::HostNotAllowed => "`ALLOWED_HOSTS` is set and does not list the request's host",
             Code::TenantRequired => "multi-tenancy is on and the request names no valid tenant",
             Code::CaptchaFailed => "`CAPTCHA` is on and the response token is missing or rejected",
@@ -338,7 +353,12 @@ impl Code {
             Code::InvalidToken => {
                 "the Bearer or refresh token is missing, invalid, expired, or its user is gone"
             }
-            Code::Forbidden => "not `ADMIN_ROLE`, or impersonation is off",
+            Code::InvalidSession => {
+                "no session credentials, or a malformed, unknown, expired or ended session"
+            }
+            Code::Forbidden => {
+                "not `ADMIN_ROLE`, impersonation is off, or a `/check` permission is not held"
+            }
             Code::SignupDisabled => "`SIGNUP_DISABLED=true`",
             Code::EmailNotVerified => "the right password for a user whose `verified_at` is null",
             Code::NotFound => "no such resource (`/metrics`: `METRICS_ENABLED` is not true)",
@@ -360,7 +380,7 @@ impl Code {
     const fn header(self) -> Option<ErrorHeader> {
         match self {
             Code::RateLimited | Code::Overloaded => Some(ErrorHeader::RetryAfter),
-            Code::InvalidToken => Some(ErrorHeader::WwwAuthenticate),
+            Code::InvalidToken | Code::InvalidSession => Some(ErrorHeader::WwwAuthenticate),
             _ => None,
         }
     }
@@ -477,6 +497,16 @@ pub mod errors {
             Code::InvalidRedirectUrl,
             Code::EmailTaken,
         ]];
+        /// `GET /check` and `/check/forward-auth`: not rate limited per IP, except for Basic
+        /// credentials, which answer as a login does.
+        Check = [EDGE, TENANT, BACKEND, &[
+            Code::InvalidPermission,
+            Code::InvalidSession,
+            Code::InvalidCredentials,
+            Code::EmailNotVerified,
+            Code::Forbidden,
+            Code::Overloaded,
+        ]];
         /// `POST /reset-password`.
         ResetPassword = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, &[
             Code::InvalidEmail,
@@ -554,7 +584,7 @@ fn error_response(group: &[Code]) -> Response {
         (
             ErrorHeader::WwwAuthenticate,
             "WWW-Authenticate",
-            "`Bearer` (`invalid_token`).",
+            "`Bearer` (`invalid_token`) or `Session` (`invalid_session`).",
         ),
     ] {
         let carried = group.iter().filter(|c| c.header() == Some(header)).count();
@@ -705,11 +735,13 @@ mod tests {
             Code::TokenUsed => CoreError::TokenUsed.into(),
             Code::InvalidVerificationToken => CoreError::InvalidVerificationToken.into(),
             Code::InvalidAction => ApiError::invalid_action("x"),
+            Code::InvalidPermission => ApiError::invalid_permission("x"),
             Code::HostNotAllowed => ApiError::host_not_allowed(),
             Code::TenantRequired => ApiError::tenant_required("x-tenant-id"),
             Code::CaptchaFailed => ApiError::captcha_failed(),
             Code::InvalidCredentials => CoreError::InvalidCredentials.into(),
             Code::InvalidToken => CoreError::InvalidToken.into(),
+            Code::InvalidSession => CoreError::InvalidSession.into(),
             Code::Forbidden => CoreError::Forbidden.into(),
             Code::SignupDisabled => CoreError::SignupDisabled.into(),
             Code::EmailNotVerified => CoreError::EmailNotVerified.into(),

@@ -103,6 +103,8 @@ pub struct AppState {
     allowed_origins: Vec<String>,
     /// `EXTERNAL_URL`'s origin, lower-cased.
     external_origin: String,
+    /// `EXTERNAL_URL/form`, where forward auth sends an anonymous browser.
+    sign_in_form: url::Url,
 }
 
 /// Why the service could not start.
@@ -211,6 +213,11 @@ impl AppState {
     /// `EXTERNAL_URL`'s origin, lower-cased (always allowed by CORS).
     pub(crate) fn external_origin(&self) -> &str {
         &self.external_origin
+    }
+
+    /// `EXTERNAL_URL/form`: the sign-in page forward auth redirects a browser to.
+    pub fn sign_in_form(&self) -> &url::Url {
+        &self.sign_in_form
     }
 
     /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
@@ -412,6 +419,7 @@ pub async fn build_state_with_stores(
             .origin()
             .ascii_serialization()
             .to_ascii_lowercase(),
+        sign_in_form: crate::routes::check::sign_in_form(&config.external_url),
     }))
 }
 

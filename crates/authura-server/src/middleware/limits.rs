@@ -1,6 +1,6 @@
 //! The checks before routing: the per-client rate limit (429 `rate_limited`) and the host check
 //! against `ALLOWED_HOSTS` (400 `host_not_allowed`). The probes and `/metrics` are exempt from
-//! both; a CORS preflight is not counted.
+//! both; a CORS preflight is not counted, nor is `/check` without Basic credentials.
 
 use std::time::Instant;
 
@@ -9,7 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 
 use crate::error::ApiError;
-use crate::middleware::{exempt, is_preflight, state_ref};
+use crate::middleware::{exempt, is_preflight, state_ref, unlimited_check};
 
 /// Takes a token from the client's bucket; an empty bucket is 429 `rate_limited` with
 /// `Retry-After`.
@@ -21,7 +21,12 @@ pub async fn rate_limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let wait = state_ref(&req)
-        .filter(|state| state.limiter().is_enabled() && !exempt(&req) && !is_preflight(&req))
+        .filter(|state| {
+            state.limiter().is_enabled()
+                && !exempt(&req)
+                && !is_preflight(&req)
+                && !unlimited_check(&req)
+        })
         .and_then(|state| {
             let client = state.client_ip(req.request())?;
             state.limiter().check(client, Instant::now()).err()

@@ -18,6 +18,13 @@ fn exempt(req: &ServiceRequest) -> bool {
     matches!(req.path(), "/healthz" | "/readyz" | "/metrics")
 }
 
+/// `/check` and forward auth: a proxy asks them for every request it serves, so the per-IP
+/// limit does not count them, unless they carry Basic credentials (a password guess).
+fn unlimited_check(req: &ServiceRequest) -> bool {
+    matches!(req.path(), "/check" | "/check/forward-auth")
+        && !crate::routes::check::has_basic(req.headers())
+}
+
 /// A CORS preflight: `OPTIONS` with `Access-Control-Request-Method`.
 fn is_preflight(req: &ServiceRequest) -> bool {
     req.method() == Method::OPTIONS

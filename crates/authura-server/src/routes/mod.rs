@@ -5,7 +5,8 @@
 //! The areas follow the SPEC's table: `health` (probes, metrics, the key set), `form` (the
 //! browser pages), `auth` (what needs no Bearer token: signing up, verifying, logging in,
 //! refreshing, resetting a password) and `account` (what a Bearer token does: reading the user,
-//! changing the password or the email, inviting). A new area is a new file here, its `mod` line
+//! changing the password or the email, inviting); and with sessions on, `check` (`/check` and
+//! forward auth). A new area is a new file here, its `mod` line
 //! and its entry in `AREAS`.
 
 use actix_web::body::MessageBody;
@@ -21,6 +22,7 @@ use crate::state::AppState;
 // `pub(crate)` so that `openapi::ApiDoc` can name the handlers.
 pub(crate) mod account;
 pub(crate) mod auth;
+pub(crate) mod check;
 pub(crate) mod form;
 pub(crate) mod health;
 
@@ -32,6 +34,9 @@ const AREAS: &[fn(&mut web::ServiceConfig)] = &[
     auth::configure,
     account::configure,
 ];
+
+/// The areas served only with sessions on (`SESSIONS_ENABLED=true`).
+const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] = &[check::configure];
 
 /// The application: every area's routes, the 404 for unknown paths, and the middleware
 /// (outermost first: request log, HTML results, CORS, rate limit, host check).
@@ -47,9 +52,15 @@ pub fn app(
     >,
 > {
     let cors = cors::cors(&data);
+    let sessions = data.sessions().is_some();
     let mut app = App::new().app_data(data);
     for configure in AREAS {
         app = app.configure(configure);
+    }
+    if sessions {
+        for configure in SESSION_AREAS {
+            app = app.configure(configure);
+        }
     }
     app.default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::not_found())

@@ -35,6 +35,11 @@ tokio::task_local! {
     static BACKEND: Backend;
 }
 
+/// The backend the current test's servers use.
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
 /// Runs a test body with its servers on `backend` (tests outside [`both_backends!`] use SQLite).
 pub async fn on<F: std::future::Future>(backend: Backend, body: F) -> F::Output {
     BACKEND.scope(backend, body).await
@@ -168,7 +173,7 @@ impl TestServer {
 
     /// Starts with extra variables (an empty value removes a default).
     pub async fn with(vars: &[(&str, &str)]) -> Self {
-        let backend = BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite);
+        let backend = backend();
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(authura_testkit::postgres::database().await),

@@ -5,6 +5,7 @@
 
 mod browser;
 mod captcha;
+mod check;
 mod edges;
 mod flows;
 mod harness;

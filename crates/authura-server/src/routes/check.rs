@@ -1,0 +1,519 @@
+//! Authaus's question, "who is this and what may they do" (SPEC §8): `GET /check` for apps and
+//! nginx's `auth_request`, and `GET /check/forward-auth` for reverse proxies that forward a
+//! request's credentials and its original URL (Traefik, Caddy), which sends an anonymous browser
+//! to the sign-in form instead of answering 401. Registered only with sessions on.
+//!
+//! Credentials, first found wins: the session cookie, `Authorization: Session`, a Bearer access
+//! token bound to a session, and only with `CHECK_BASIC_ENABLED=true` `Authorization: Basic`
+//! (a once-off password check, no session). [`identify`] is the one place credentials become an
+//! [`Identity`]; the session cache slots in there.
+//!
+//! Groups and permissions arrive with permits and role groups (SPEC §8a): until then every
+//! answer carries no groups, no permissions and the empty permit, a numbered `permission` is
+//! simply not held (403) and a named one is unknown (400, no `PERMISSION_NAMES` yet).
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use authura_core::state::Session;
+use authura_core::types::format_time;
+use authura_core::{CoreError, Email, Secret, TenantId, User, flows};
+use base64::Engine as _;
+use serde::Serialize;
+use std::future::{Ready, ready};
+use url::Url;
+
+use crate::answer::{self, Answer, IdOut};
+use crate::error::ApiError;
+use crate::extract::{State, Tenant};
+use crate::principal::SessionCredentials;
+use crate::routes::resource;
+use crate::state::AppState;
+
+/// The identity headers of a 200 answer, in this order. Always all of them: a header left out
+/// could otherwise be supplied by the client and passed on by a proxy that copies what it gets.
+pub const IDENTITY_HEADERS: [&str; 5] = [
+    "x-authura-user-id",
+    "x-authura-email",
+    "x-authura-role",
+    "x-authura-groups",
+    "x-authura-session-id",
+];
+
+/// Registers this area's routes (only when sessions are on: see [`crate::routes::app`]).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/check", Method::GET, check))
+        .service(resource("/check/forward-auth", Method::GET, forward_auth));
+}
+
+/// `GET /check`: the identity behind the request's credentials.
+#[utoipa::path(
+    get,
+    path = "/check",
+    tag = crate::openapi::tag::SESSIONS,
+    summary = "Who is this and what may they do (Authaus's /check)",
+    description = "Credentials, first found wins: the session cookie, `Authorization: Session \
+        <key>`, `Authorization: Bearer <access token>` bound to a session (`sid`), and only \
+        with `CHECK_BASIC_ENABLED=true` `Authorization: Basic base64(email:password)` (a \
+        once-off check: no session; counted by the per-IP and per-account limits). Not rate \
+        limited per IP otherwise. Groups and permissions are empty until permits exist; a \
+        numbered `permission` is then never held (403) and a named one unknown (400).",
+    params(CheckQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The identity.", body = CheckAnswer, headers(
+            ("Cache-Control" = String, description = "`no-store`."),
+            ("X-Authura-User-Id" = String, description = "The user's id."),
+            ("X-Authura-Email" = String, description = "The user's email."),
+            ("X-Authura-Role" = String, description = "The user's role."),
+            ("X-Authura-Groups" = String, description = "The user's group names, comma-separated (empty until permits exist)."),
+            ("X-Authura-Session-Id" = String, description = "The session's id; empty for Basic credentials."),
+        )),
+        crate::openapi::errors::Check,
+    ),
+)]
+pub async fn check(
+    state: State,
+    tenant: Tenant,
+    req: HttpRequest,
+    credentials: CheckCredentials,
+) -> Answer {
+    let wanted = wanted_permissions(req.query_string())?;
+    let identity = identify(&state, tenant.get(), &credentials).await?;
+    answer(&state, &identity, &wanted)
+}
+
+/// `GET /check/forward-auth`: `/check` for reverse proxies; an anonymous browser navigation is
+/// sent to the sign-in form and back to the original URL.
+#[utoipa::path(
+    get,
+    path = "/check/forward-auth",
+    tag = crate::openapi::tag::SESSIONS,
+    summary = "/check for reverse proxies (Traefik, Caddy): sign-in redirect for browsers",
+    description = "Authenticated: exactly as `/check`. Not: a browser navigation (GET or HEAD, \
+        from `X-Forwarded-Method` when given, whose `Accept` includes `text/html`) gets 302 to \
+        `EXTERNAL_URL/form?action=session&rd=<original URL>`, anything else 401 \
+        `invalid_session`. The original URL is `X-Original-URL` (nginx), else \
+        `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri`; it is passed as `rd` \
+        only when `ALLOWED_REDIRECT_URLS` allows it (else the form is reached without `rd`).",
+    params(CheckQuery, ForwardedHeaders),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The identity, as `/check`.", body = CheckAnswer, headers(
+            ("Cache-Control" = String, description = "`no-store`."),
+            ("X-Authura-User-Id" = String, description = "The user's id."),
+            ("X-Authura-Email" = String, description = "The user's email."),
+            ("X-Authura-Role" = String, description = "The user's role."),
+            ("X-Authura-Groups" = String, description = "The user's group names, comma-separated (empty until permits exist)."),
+            ("X-Authura-Session-Id" = String, description = "The session's id; empty for Basic credentials."),
+        )),
+        (status = 302, description = "An anonymous browser navigation: to the sign-in form.",
+            headers(
+                ("Location" = String, description = "`EXTERNAL_URL/form?action=session&rd=<original URL>`."),
+                ("Cache-Control" = String, description = "`no-store`."),
+            )),
+        crate::openapi::errors::Check,
+    ),
+)]
+pub async fn forward_auth(
+    state: State,
+    tenant: Tenant,
+    req: HttpRequest,
+    credentials: CheckCredentials,
+) -> Answer {
+    let wanted = wanted_permissions(req.query_string())?;
+    match identify(&state, tenant.get(), &credentials).await {
+        Ok(identity) => answer(&state, &identity, &wanted),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED && is_navigation(&req) => {
+            Ok(to_sign_in(&state, &req))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Who a request is: a user, and the live session the credentials opened (none for Basic).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The user's current record.
+    pub user: User,
+    /// The session, when the credentials were a session's.
+    pub session: Option<Session>,
+}
+
+/// The credentials `/check` reads: a session's (see [`SessionCredentials`]), or, when none is
+/// there, `Authorization: Basic`. Extracting them never fails.
+#[derive(Debug)]
+pub struct CheckCredentials {
+    session: SessionCredentials,
+    basic: Option<BasicCredentials>,
+}
+
+/// The base64 text of `Authorization: Basic`, undecoded.
+struct BasicCredentials(String);
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicCredentials([redacted])")
+    }
+}
+
+impl FromRequest for CheckCredentials {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let session = match SessionCredentials::from_request(req, payload).into_inner() {
+            Ok(session) => session,
+            Err(e) => return ready(Err(e)),
+        };
+        let basic = session
+            .kind()
+            .is_none()
+            .then(|| basic_credentials(req))
+            .flatten()
+            .map(BasicCredentials);
+        ready(Ok(CheckCredentials { session, basic }))
+    }
+}
+
+/// The credentials of `Authorization: Basic <base64>`, if that is the header's scheme.
+fn basic_credentials(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("basic")
+        .then(|| rest.trim().to_owned())
+}
+
+/// Whether `Authorization` carries Basic credentials (the rate limit counts those on `/check`).
+pub fn has_basic(headers: &actix_web::http::header::HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+}
+
+/// The user (and session) behind `credentials` in `tenant`: the one place credentials are
+/// resolved, where the session cache slots in.
+///
+/// # Errors
+/// 401 `invalid_session` for no credentials, dead or malformed ones, or Basic while
+/// `CHECK_BASIC_ENABLED` is off; for Basic, what a login answers: 401 `invalid_credentials`,
+/// 403 `email_not_verified`, 429 `rate_limited` (the account's limit), 503 `overloaded`; store
+/// failures.
+pub async fn identify(
+    state: &AppState,
+    tenant: Option<&TenantId>,
+    credentials: &CheckCredentials,
+) -> Result<Identity, ApiError> {
+    if credentials.session.kind().is_some() {
+        let principal = credentials.session.resolve(tenant).await?;
+        return Ok(Identity {
+            user: principal.user,
+            session: Some(principal.session),
+        });
+    }
+    match (&credentials.basic, state.sessions()) {
+        (Some(basic), Some(sessions)) if sessions.check_basic() => {
+            let user = basic_login(state, tenant, &basic.0).await?;
+            Ok(Identity {
+                user,
+                session: None,
+            })
+        }
+        _ => Err(CoreError::InvalidSession.into()),
+    }
+}
+
+/// A once-off password check of `base64(email:password)` (RFC 7617: the password may contain
+/// colons; the email cannot).
+async fn basic_login(
+    state: &AppState,
+    tenant: Option<&TenantId>,
+    encoded: &str,
+) -> Result<User, ApiError> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Secret::new)
+        .ok_or(CoreError::InvalidSession)?;
+    let (email, password) = decoded
+        .expose()
+        .split_once(':')
+        .ok_or(CoreError::InvalidSession)?;
+    // No address, no user: the same answer as a wrong password.
+    let email = Email::parse(email).map_err(|_| CoreError::InvalidCredentials)?;
+    let password = Secret::new(password);
+    Ok(flows::check_login(state.ctx(), tenant, &email, password).await?)
+}
+
+/// A permission a `?permission=` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted {
+    /// By number (Authaus's u16).
+    Number(u16),
+}
+
+/// The `permission` parameters of a query string, each required.
+///
+/// # Errors
+/// 400 `invalid_permission` for one that is not a permission number: names need
+/// `PERMISSION_NAMES`, which permits bring (SPEC §8a).
+fn wanted_permissions(query: &str) -> Result<Vec<Wanted>, ApiError> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| name == "permission")
+        .map(|(_, value)| {
+            let value = value.trim();
+            if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+                value.parse::<u16>().ok().map(Wanted::Number)
+            } else {
+                None
+            }
+            .ok_or_else(|| ApiError::invalid_permission(value))
+        })
+        .collect()
+}
+
+/// The 200 answer for `identity`, or 403 `forbidden` when a wanted permission is not held.
+fn answer(state: &AppState, identity: &Identity, wanted: &[Wanted]) -> Answer {
+    // No permits yet: the user holds no permission at all.
+    let held: &[u16] = &[];
+    if wanted.iter().any(|w| match w {
+        Wanted::Number(n) => !held.contains(n),
+    }) {
+        return Err(CoreError::Forbidden.into());
+    }
+    let user = &identity.user;
+    let session_id = identity.session.as_ref().map(|s| s.id.to_string());
+    let body = CheckAnswer {
+        user_id: IdOut(&user.id),
+        email: user.email.as_str(),
+        role: user.role.as_str(),
+        tenant_id: state
+            .multi_tenant()
+            .then(|| user.tenant.as_ref().map(TenantId::as_str)),
+        session_id: session_id.as_deref(),
+        expires_at: identity
+            .session
+            .as_ref()
+            .map(|s| format_time(&s.expires_at)),
+        groups: Vec::new(),
+        permissions: held.to_vec(),
+        permit: String::new(),
+    };
+    let user_id = user.id.to_string();
+    let values = [
+        user_id.as_str(),
+        user.email.as_str(),
+        user.role.as_str(),
+        "",
+        session_id.as_deref().unwrap_or(""),
+    ];
+    let mut res = HttpResponse::Ok().json(body);
+    for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
+        let value = HeaderValue::from_bytes(value.as_bytes())
+            .map_err(|_| ApiError::internal(&format!("{name} cannot carry the stored value")))?;
+        res.headers_mut()
+            .insert(HeaderName::from_static(name), value);
+    }
+    Ok(answer::no_store(res))
+}
+
+/// `/check`'s answer (SPEC §8).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckAnswer<'a> {
+    /// The user's id, as stored.
+    #[schema(value_type = crate::openapi::UserId)]
+    user_id: IdOut<'a>,
+    #[schema(format = Email)]
+    email: &'a str,
+    role: &'a str,
+    /// With multi-tenancy on: the user's tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    tenant_id: Option<Option<&'a str>>,
+    /// The session's id; absent for Basic credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    session_id: Option<&'a str>,
+    /// When the session ends; `null` for Basic credentials (no session).
+    #[schema(format = DateTime, required = true)]
+    expires_at: Option<String>,
+    /// The user's role groups; empty until permits exist.
+    groups: Vec<GroupRef>,
+    /// The permission numbers the user holds; empty until permits exist.
+    permissions: Vec<u16>,
+    /// The Authaus permit blob (group ids as big-endian u32s), standard base64; empty until
+    /// permits exist.
+    permit: String,
+}
+
+/// A role group as `/check` names it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupRef {
+    /// The group's id.
+    id: u32,
+    /// The group's name.
+    name: String,
+}
+
+/// `/check`'s query, as the document describes it (read by [`wanted_permissions`], since a
+/// repeated parameter does not fit a struct).
+#[derive(Debug, utoipa::IntoParams)]
+#[expect(dead_code, reason = "describes the query for the OpenAPI document")]
+#[into_params(parameter_in = Query)]
+pub struct CheckQuery {
+    /// A permission the user must hold (repeatable: all are required): a number, or a name
+    /// from `PERMISSION_NAMES`.
+    #[param(style = Form, explode)]
+    pub permission: Option<Vec<String>>,
+}
+
+/// What a reverse proxy says about the request it asks about, as the document describes it
+/// (read by [`original_url`] and [`is_navigation`]).
+#[derive(Debug, utoipa::IntoParams)]
+#[expect(dead_code, reason = "describes the headers for the OpenAPI document")]
+#[into_params(parameter_in = Header)]
+pub struct ForwardedHeaders {
+    /// nginx: the original URL.
+    #[param(rename = "X-Original-URL")]
+    pub x_original_url: Option<String>,
+    /// Traefik, Caddy: the original method.
+    #[param(rename = "X-Forwarded-Method")]
+    pub x_forwarded_method: Option<String>,
+    /// Traefik, Caddy: `http` or `https`.
+    #[param(rename = "X-Forwarded-Proto")]
+    pub x_forwarded_proto: Option<String>,
+    /// Traefik, Caddy: the original host.
+    #[param(rename = "X-Forwarded-Host")]
+    pub x_forwarded_host: Option<String>,
+    /// Traefik, Caddy: the original path and query.
+    #[param(rename = "X-Forwarded-Uri")]
+    pub x_forwarded_uri: Option<String>,
+}
+
+/// A browser navigating: GET or HEAD (the original method when the proxy says it) whose
+/// `Accept` includes `text/html`.
+fn is_navigation(req: &HttpRequest) -> bool {
+    let method = req
+        .headers()
+        .get("x-forwarded-method")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| req.method().as_str().to_owned(), |m| m.trim().to_owned());
+    let reading = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    let html = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            range
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/html"))
+        });
+    reading && html
+}
+
+/// The 302 to the sign-in form, with the original URL as `rd` when it is allowed.
+fn to_sign_in(state: &AppState, req: &HttpRequest) -> HttpResponse {
+    let mut location = state.sign_in_form().clone();
+    {
+        let mut query = location.query_pairs_mut();
+        query.append_pair("action", "session");
+        match original_url(req).map(|url| state.ctx().settings.redirects.check(&url)) {
+            Some(Ok(rd)) => {
+                query.append_pair("rd", rd.as_str());
+            }
+            Some(Err(_)) => tracing::warn!(
+                "forward auth: the original URL is not under ALLOWED_REDIRECT_URLS; \
+                 the sign-in form is reached without it"
+            ),
+            None => {}
+        }
+    }
+    answer::no_store(
+        HttpResponse::Found()
+            .insert_header((header::LOCATION, location.as_str()))
+            .finish(),
+    )
+}
+
+/// The URL the proxied request was for: `X-Original-URL`, else `X-Forwarded-Proto`://
+/// `X-Forwarded-Host` `X-Forwarded-Uri` (`http` and `/` when those two are missing). `None`
+/// without a host. Unvalidated: only [`to_sign_in`]'s check makes it a redirect.
+fn original_url(req: &HttpRequest) -> Option<String> {
+    let first = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            // A chain of proxies lists several, the first being the client's.
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(url) = req
+        .headers()
+        .get("x-original-url")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return Some(url.to_owned());
+    }
+    let host = first("x-forwarded-host")?;
+    let proto = first("x-forwarded-proto").unwrap_or("http");
+    let uri = req
+        .headers()
+        .get("x-forwarded-uri")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| v.starts_with('/'))
+        .unwrap_or("/");
+    Some(format!("{proto}://{host}{uri}"))
+}
+
+/// `EXTERNAL_URL/form`, the page a forward-auth redirect sends a browser to.
+pub fn sign_in_form(external_url: &Url) -> Url {
+    let form = format!("{}/form", external_url.as_str().trim_end_matches('/'));
+    Url::parse(&form).unwrap_or_else(|_| external_url.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_are_numbers_until_names_exist() {
+        let wanted = |q: &str| wanted_permissions(q).map_err(|e| e.code());
+        assert_eq!(wanted(""), Ok(vec![]));
+        assert_eq!(
+            wanted("permission=3&x=1&permission=65535"),
+            Ok(vec![Wanted::Number(3), Wanted::Number(65535)])
+        );
+        for bad in [
+            "permission=admin",
+            "permission=",
+            "permission=65536",
+            "permission=-1",
+        ] {
+            assert_eq!(wanted(bad), Err("invalid_permission"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_form_is_under_the_external_url() {
+        let form = |u: &str| sign_in_form(&Url::parse(u).unwrap()).to_string();
+        assert_eq!(
+            form("https://auth.example.com"),
+            "https://auth.example.com/form"
+        );
+        assert_eq!(
+            form("https://example.com/auth/"),
+            "https://example.com/auth/form"
+        );
+    }
+}
