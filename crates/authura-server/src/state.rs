@@ -103,6 +103,8 @@ pub struct AppState {
     allowed_origins: Vec<String>,
     /// `EXTERNAL_URL`'s origin, lower-cased.
     external_origin: String,
+    /// `EXTERNAL_URL` + `/form?action=session`: where a browser's sign-in and logout land.
+    session_form_url: String,
 }
 
 /// Why the service could not start.
@@ -211,6 +213,12 @@ impl AppState {
     /// `EXTERNAL_URL`'s origin, lower-cased (always allowed by CORS).
     pub(crate) fn external_origin(&self) -> &str {
         &self.external_origin
+    }
+
+    /// `EXTERNAL_URL` + `/form?action=session`, the sign-in page (built from the configuration,
+    /// never from a request's Host).
+    pub(crate) fn session_form_url(&self) -> &str {
+        &self.session_form_url
     }
 
     /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
@@ -412,6 +420,10 @@ pub async fn build_state_with_stores(
             .origin()
             .ascii_serialization()
             .to_ascii_lowercase(),
+        session_form_url: format!(
+            "{}/form?action=session",
+            config.external_url.as_str().trim_end_matches('/')
+        ),
     }))
 }
 

@@ -5,8 +5,10 @@
 //! The areas follow the SPEC's table: `health` (probes, metrics, the key set), `form` (the
 //! browser pages), `auth` (what needs no Bearer token: signing up, verifying, logging in,
 //! refreshing, resetting a password) and `account` (what a Bearer token does: reading the user,
-//! changing the password or the email, inviting). A new area is a new file here, its `mod` line
-//! and its entry in `AREAS`.
+//! changing the password or the email, inviting), and `session` (SPEC §8: signing in with a
+//! session cookie or key, the current session, my sessions, logout), registered only when
+//! `SESSIONS_ENABLED=true` (off, its paths are unknown: 404). A new area is a new file here, its
+//! `mod` line and its entry in `AREAS`.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -23,6 +25,7 @@ pub(crate) mod account;
 pub(crate) mod auth;
 pub(crate) mod form;
 pub(crate) mod health;
+pub(crate) mod session;
 
 /// Each area's `configure`, in the order they are registered. An area declared above and
 /// missing here leaves its `configure` unused, which the build refuses (`dead_code`).
@@ -47,9 +50,12 @@ pub fn app(
     >,
 > {
     let cors = cors::cors(&data);
-    let mut app = App::new().app_data(data);
+    let mut app = App::new().app_data(data.clone());
     for configure in AREAS {
         app = app.configure(configure);
+    }
+    if data.sessions().is_some() {
+        app = app.configure(session::configure);
     }
     app.default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::not_found())
@@ -79,10 +85,16 @@ where
     };
     resource
         .route(web::method(method).to(handler))
-        .default_service(web::to(move || {
-            let refused = ApiError::method_not_allowed(&allow);
-            async move { Err::<HttpResponse, _>(refused) }
-        }))
+        .default_service(refuse_others(allow))
+}
+
+/// The default service of a resource: 405 `method_not_allowed`, with `Allow` listing `allow`.
+fn refuse_others(allow: impl Into<String>) -> actix_web::Route {
+    let allow = allow.into();
+    web::to(move || {
+        let refused = ApiError::method_not_allowed(&allow);
+        async move { Err::<HttpResponse, _>(refused) }
+    })
 }
 
 #[cfg(test)]
