@@ -35,6 +35,11 @@ tokio::task_local! {
     static BACKEND: Backend;
 }
 
+/// The backend of the running test's servers (SQLite outside [`both_backends!`]).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
 /// Runs a test body with its servers on `backend` (tests outside [`both_backends!`] use SQLite).
 pub async fn on<F: std::future::Future>(backend: Backend, body: F) -> F::Output {
     BACKEND.scope(backend, body).await

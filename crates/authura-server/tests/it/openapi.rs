@@ -27,8 +27,9 @@ const METHODS: [&str; 8] = [
 
 #[tokio::test]
 async fn the_document_describes_exactly_the_routes_the_app_serves() {
-    // Metrics on, so that `/metrics` answers as itself rather than 404.
-    let srv = TestServer::with(&[("METRICS_ENABLED", "true")]).await;
+    // Metrics and sessions on, so that `/metrics` and the session routes answer as themselves
+    // rather than 404.
+    let srv = TestServer::with(&[("METRICS_ENABLED", "true"), ("SESSIONS_ENABLED", "true")]).await;
     let service = init_service(app(web::Data::from(Arc::clone(&srv.state)))).await;
     let probe = call_service(&service, TestRequest::get().uri("/healthz").to_request()).await;
     let patterns = routed_patterns(&format!("{:?}", probe.request().resource_map()));
