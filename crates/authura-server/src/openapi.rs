@@ -702,7 +702,10 @@ impl Modify for Shared {
             SESSION_COOKIE,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 "authura_session",
-                "The session cookie (`SESSION_COOKIE_NAME`, `authura_session` by default).",
+                "The session cookie (`SESSION_COOKIE_NAME`, `authura_session` by default), set by \
+                 `POST /session`. Every operation that takes `session` or `bearer` under the \
+                 `session` tag takes it too, first (not listed per operation: the browser sends \
+                 it by itself).",
             ))),
         );
         for item in openapi.paths.paths.values_mut() {

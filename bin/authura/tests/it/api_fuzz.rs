@@ -39,11 +39,12 @@ async fn schemathesis_finds_nothing_the_document_does_not_allow() {
         ("SQLITE_DB_PATH", db.to_str().unwrap()),
         ("SQLITE_INITIAL_USER", ADMIN),
         ("SQLITE_INITIAL_USER_PASSWORD", ADMIN_PW),
-        // Every route reachable: no 429s from the fuzzer's own pace, impersonation and
-        // /metrics on, and the admin's token valid for the whole run.
+        // Every route reachable: no 429s from the fuzzer's own pace, impersonation, /metrics
+        // and the session routes on, and the admin's token valid for the whole run.
         ("RATE_PER_MINUTE", "0"),
         ("IMPERSONATION_ENABLED", "true"),
         ("METRICS_ENABLED", "true"),
+        ("SESSIONS_ENABLED", "true"),
         ("JWT_EXPIRATION", "24h"),
     ]);
     let proc = spawn(&["serve"], &vars, dir.path());

@@ -234,7 +234,7 @@ pub async fn create(
     tag = crate::openapi::tag::SESSION,
     summary = "The current session and its user",
     description = "Only with `SESSIONS_ENABLED=true` (else 404).",
-    security(("session_cookie" = []), ("session" = []), ("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{\"user\": U, \"session\": S}`.", body = SessionAnswer,
             headers(("Cache-Control" = String, description = "`no-store`."))),
@@ -259,7 +259,7 @@ pub async fn current(state: State, tenant: Tenant, credentials: SessionCredentia
     description = "Only with `SESSIONS_ENABLED=true` (else 404). Clears the cookie; the \
         session's refresh tokens stop working. Authenticated by the cookie alone, the request \
         needs a trusted `Origin` or `Referer` (CSRF).",
-    security(("session_cookie" = []), ("session" = []), ("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{}`.", body = crate::openapi::Empty,
             headers(("Set-Cookie" = String, description = "The cookie, cleared."))),
@@ -286,7 +286,7 @@ pub async fn end_current(
     description = "Only with `SESSIONS_ENABLED=true` (else 404). As `DELETE /session`; a \
         browser's form post (a form body, `Accept` preferring HTML) is answered 303 to \
         `/form?action=session`.",
-    security(("session_cookie" = []), ("session" = []), ("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{}`.", body = crate::openapi::Empty,
             headers(("Set-Cookie" = String, description = "The cookie, cleared."))),
@@ -321,7 +321,7 @@ pub async fn logout(
     summary = "My live sessions, newest first",
     description = "Only with `SESSIONS_ENABLED=true` (else 404). `current` is true on the \
         session the request was made with.",
-    security(("session_cookie" = []), ("session" = []), ("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{\"sessions\": [S…]}`.", body = SessionsAnswer,
             headers(("Cache-Control" = String, description = "`no-store`."))),
@@ -356,7 +356,7 @@ pub async fn list(state: State, tenant: Tenant, credentials: SessionCredentials)
     description = "Only with `SESSIONS_ENABLED=true` (else 404). The current session stays. \
         Authenticated by the cookie alone, the request needs a trusted `Origin` or `Referer` \
         (CSRF).",
-    security(("session_cookie" = []), ("session" = []), ("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{}`.", body = crate::openapi::Empty),
         crate::openapi::errors::SessionWrite,
@@ -389,7 +389,7 @@ pub async fn end_others(
         Authenticated by the cookie alone, the request needs a trusted `Origin` or `Referer` \
         (CSRF).",
     params(("id" = String, Path, description = "The session's id (a UUID).")),
-    security(("session_cookie" = []), ("session" = []), ("bearer" = [])),
+    security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{}`.", body = crate::openapi::Empty,
             headers(("Set-Cookie" = String, description = "The cookie, cleared, when the current session was ended with it."))),

@@ -86,7 +86,9 @@ impl Srv {
 
     /// Signs in with `return_key`; returns the answer and `session.key`.
     async fn key_session(&self, email: &str, password: &str) -> (Value, String) {
-        let res = self.open(email, password, json!({"return_key": true})).await;
+        let res = self
+            .open(email, password, json!({"return_key": true}))
+            .await;
         let body = res.ok().clone();
         assert!(
             !res.headers.contains_key("set-cookie"),
@@ -345,7 +347,10 @@ async fn every_endpoint() {
         ))
         .await;
     assert_eq!(ended.ok(), &json!({}));
-    assert!(!ended.headers.contains_key("set-cookie"), "not the cookie's");
+    assert!(
+        !ended.headers.contains_key("set-cookie"),
+        "not the cookie's"
+    );
     let gone = srv.send(srv.by_key(M::GET, "/session", &key)).await;
     gone.expect(401, "invalid_session");
     assert_eq!(gone.headers["www-authenticate"], "Session");
@@ -374,7 +379,10 @@ async fn every_endpoint() {
         .await;
     assert_eq!(out.ok(), &json!({}));
     let cleared = set_cookie(&out);
-    assert_eq!((cleared.name.as_str(), cleared.value.as_str()), (COOKIE, ""));
+    assert_eq!(
+        (cleared.name.as_str(), cleared.value.as_str()),
+        (COOKIE, "")
+    );
     assert_eq!(cleared.max_age, Some(0));
     assert!(cleared.expires);
     assert_eq!(
@@ -523,11 +531,7 @@ async fn sessions_expire_absolutely_and_when_idle() {
         .expect(401, "invalid_token");
 
     // Idle: not seen for SESSION_IDLE_TIMEOUT ends it, long before its expiry.
-    let srv = server(&[
-        ("SESSION_EXPIRATION", "1h"),
-        ("SESSION_IDLE_TIMEOUT", "1s"),
-    ])
-    .await;
+    let srv = server(&[("SESSION_EXPIRATION", "1h"), ("SESSION_IDLE_TIMEOUT", "1s")]).await;
     let (_, key) = srv.key_session(ROOT, ROOT_PW).await;
     srv.send(srv.by_key(M::GET, "/session", &key)).await.ok();
     let idled = eventually(Duration::from_secs(10), async || {
@@ -540,7 +544,11 @@ both_backends!(sessions_expire_absolutely_and_when_idle);
 
 #[tokio::test]
 async fn cookie_authenticated_writes_need_a_trusted_origin() {
-    let srv = server(&[("ALLOWED_ORIGINS", "https://app.example.com, partner.example.org")]).await;
+    let srv = server(&[(
+        "ALLOWED_ORIGINS",
+        "https://app.example.com, partner.example.org",
+    )])
+    .await;
     let (_, key) = srv.cookie_session(ROOT, ROOT_PW).await;
     let refused = |res: Resp| {
         res.expect(403, "forbidden");
@@ -586,7 +594,11 @@ async fn cookie_authenticated_writes_need_a_trusted_origin() {
         .await
         .ok();
     // Trusted: ALLOWED_ORIGINS (with or without a scheme), EXTERNAL_URL, or a Referer of one.
-    for origin in [APP, "https://partner.example.org", "http://partner.example.org"] {
+    for origin in [
+        APP,
+        "https://partner.example.org",
+        "http://partner.example.org",
+    ] {
         srv.send(srv.by_cookie(M::DELETE, "/sessions", &key, Some(origin)))
             .await
             .ok();
@@ -605,9 +617,7 @@ async fn cookie_authenticated_writes_need_a_trusted_origin() {
         .expect(401, "invalid_session");
     // The Session header and Bearer tokens need no Origin: a page cannot send them cross-site.
     let (_, key) = srv.key_session(ROOT, ROOT_PW).await;
-    srv.send(srv.by_key(M::DELETE, "/session", &key))
-        .await
-        .ok();
+    srv.send(srv.by_key(M::DELETE, "/session", &key)).await.ok();
     let tokens = srv.tokens(ROOT, ROOT_PW).await;
     srv.send(srv.by_bearer(M::POST, "/logout", s(&tokens["access_token"])))
         .await
@@ -668,12 +678,18 @@ async fn a_session_of_one_tenant_is_invalid_in_another() {
     let key = s(&opened.body["session"]["key"]).to_owned();
     let id = opened.body["session"]["id"].clone();
     let me = srv
-        .send(srv.by_key(M::GET, "/session", &key).header("x-tenant-id", "acme"))
+        .send(
+            srv.by_key(M::GET, "/session", &key)
+                .header("x-tenant-id", "acme"),
+        )
         .await;
     assert_eq!(me.ok()["session"]["id"], id);
-    srv.send(srv.by_key(M::GET, "/session", &key).header("x-tenant-id", "beta"))
-        .await
-        .expect(401, "invalid_session");
+    srv.send(
+        srv.by_key(M::GET, "/session", &key)
+            .header("x-tenant-id", "beta"),
+    )
+    .await
+    .expect(401, "invalid_session");
     srv.send(
         srv.by_key(M::DELETE, &format!("/sessions/{}", s(&id)), &key)
             .header("x-tenant-id", "beta"),
@@ -719,9 +735,12 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
     srv.post("/session", json!({"email": ROOT}))
         .await
         .expect(400, "invalid_body");
-    srv.post("/session", json!({"email": ROOT, "password": ROOT_PW, "return_key": "maybe"}))
-        .await
-        .expect(400, "invalid_body");
+    srv.post(
+        "/session",
+        json!({"email": ROOT, "password": ROOT_PW, "return_key": "maybe"}),
+    )
+    .await
+    .expect(400, "invalid_body");
 
     // `rd` must be allowed; then a 303 to it, with the cookie.
     srv.open(ROOT, ROOT_PW, json!({"rd": "https://evil.example/x"}))
@@ -773,9 +792,18 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
         .await;
     assert_eq!(page.status, 200);
     assert_eq!(page.headers["referrer-policy"], "same-origin");
-    assert!(page.text.contains("You are signed in as root@example.com."), "{}", page.text);
+    assert!(
+        page.text.contains("You are signed in as root@example.com."),
+        "{}",
+        page.text
+    );
     assert!(page.text.contains(r#"action="/logout""#));
-    let anonymous = srv.get("/form?action=session&rd=https%3A%2F%2Fapp.example.com%2Fa%3Fb%3D1%26c%3D%22", None).await;
+    let anonymous = srv
+        .get(
+            "/form?action=session&rd=https%3A%2F%2Fapp.example.com%2Fa%3Fb%3D1%26c%3D%22",
+            None,
+        )
+        .await;
     assert_eq!(anonymous.status, 200);
     assert!(anonymous.text.contains(r#"action="/session""#));
     assert!(
@@ -785,9 +813,12 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
         "{}",
         anonymous.text
     );
-    srv.get("/form?action=session&rd=https%3A%2F%2Fevil.example%2F", None)
-        .await
-        .expect(400, "invalid_redirect_url");
+    srv.get(
+        "/form?action=session&rd=https%3A%2F%2Fevil.example%2F",
+        None,
+    )
+    .await
+    .expect(400, "invalid_redirect_url");
 
     // Logging out from the page: back to it, the cookie cleared.
     let out = srv
@@ -814,9 +845,12 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
     srv.open(ROOT, "Wr0ng!password", json!({}))
         .await
         .expect(401, "invalid_credentials");
-    srv.post("/token", json!({"email": ROOT, "password": "Wr0ng!password"}))
-        .await
-        .expect(401, "invalid_credentials");
+    srv.post(
+        "/token",
+        json!({"email": ROOT, "password": "Wr0ng!password"}),
+    )
+    .await
+    .expect(401, "invalid_credentials");
     let limited = srv.open(ROOT, ROOT_PW, json!({})).await;
     limited.expect(429, "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
@@ -843,7 +877,11 @@ async fn signing_in_needs_the_captcha_as_token_does() {
     assert_eq!(siteverify.seen().len(), 1);
     // The session page shows the widget.
     let page = srv.get("/form?action=session", None).await;
-    assert!(page.text.contains(r#"data-sitekey="site-key-123""#), "{}", page.text);
+    assert!(
+        page.text.contains(r#"data-sitekey="site-key-123""#),
+        "{}",
+        page.text
+    );
 }
 
 #[tokio::test]
