@@ -133,8 +133,7 @@ mod tests {
 
     #[test]
     fn new_state_migrations_go_to_the_state_directories() {
-        let root = tempfile_dir().with_extension("state");
-        let _ = fs::remove_dir_all(&root);
+        let root = tempfile_dir();
         for dir in [PG_DIR, SQLITE_DIR, PG_STATE_DIR, SQLITE_STATE_DIR] {
             fs::create_dir_all(root.join(dir)).unwrap();
         }

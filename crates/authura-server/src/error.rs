@@ -103,6 +103,16 @@ impl ApiError {
         )
     }
 
+    /// 403 `forbidden`: a state-changing request authenticated by the session cookie alone,
+    /// without a trusted `Origin` or `Referer` (SPEC §8's CSRF rule).
+    pub fn csrf_refused() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a request authenticated by the session cookie must come from a trusted origin",
+        )
+    }
+
     /// 404 `not_found`.
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -64,6 +64,9 @@ pub enum FormAction {
     ResetPassword,
     ChangeEmail,
     ForgotPassword,
+    /// Sign in with a session cookie (only with sessions on), or, signed in, who and a logout
+    /// button: [`session_page`].
+    Session,
 }
 
 impl FormAction {
@@ -77,6 +80,7 @@ impl FormAction {
             "reset-password" => FormAction::ResetPassword,
             "change-email" => FormAction::ChangeEmail,
             "forgot-password" => FormAction::ForgotPassword,
+            "session" => FormAction::Session,
             _ => return None,
         })
     }
@@ -126,6 +130,7 @@ pub fn form_page(action: FormAction, token: &str, widget: Option<Widget<'_>>) ->
             r#"<label>Email <input type="email" name="email" required autocomplete="email"></label>"#.to_owned(),
             "Send reset link",
         ),
+        FormAction::Session => return session_page(&SessionPage::SignIn { rd: None }, widget),
     };
     let needs_captcha = matches!(
         action,
@@ -153,6 +158,73 @@ pub fn form_page(action: FormAction, token: &str, widget: Option<Widget<'_>>) ->
 </form>"#
         ),
     )
+}
+
+/// What `/form?action=session` shows.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionPage<'a> {
+    /// Not signed in: the sign-in form (posting to `POST /session`), carrying `rd`, already
+    /// validated, through.
+    SignIn { rd: Option<&'a str> },
+    /// Signed in (the cookie names a live session): who, a link on to `rd` when given, and a
+    /// logout button (posting to `POST /logout`).
+    SignedIn { email: &'a str, rd: Option<&'a str> },
+}
+
+/// The referrer policy of the session pages: their forms' posts must carry the page's
+/// `Origin` (the CSRF rule of `POST /logout`), which `no-referrer` would turn into `null`;
+/// other origins learn nothing.
+pub const SESSION_REFERRER_POLICY: &str = "same-origin";
+
+/// The page of `/form?action=session`. Every value from a request is escaped.
+pub fn session_page(which: &SessionPage<'_>, widget: Option<Widget<'_>>) -> String {
+    let content = match which {
+        SessionPage::SignIn { rd } => {
+            let rd_field = rd.map_or(String::new(), |rd| {
+                format!(
+                    "<input type=\"hidden\" name=\"rd\" value=\"{}\">\n",
+                    escape(rd)
+                )
+            });
+            let (script, widget) = match widget {
+                Some(w) => (
+                    format!(
+                        "<script src=\"{}\" async defer></script>\n",
+                        escape(w.script)
+                    ),
+                    format!(
+                        "<div class=\"cf-turnstile\" data-sitekey=\"{}\"></div>\n",
+                        escape(w.site_key)
+                    ),
+                ),
+                None => (String::new(), String::new()),
+            };
+            format!(
+                r#"{script}<form method="post" action="/session">
+{rd_field}<label>Email <input type="email" name="email" required autocomplete="email"></label>
+<label>Password <input type="password" name="password" required autocomplete="current-password"></label>
+{widget}<button type="submit">Sign in</button>
+</form>"#
+            )
+        }
+        SessionPage::SignedIn { email, rd } => {
+            let onward = rd.map_or(String::new(), |rd| {
+                format!("<p><a href=\"{}\">Continue</a></p>\n", escape(rd))
+            });
+            format!(
+                r#"<p class="ok">You are signed in as {}.</p>
+{onward}<form method="post" action="/logout">
+<button type="submit">Sign out</button>
+</form>"#,
+                escape(email)
+            )
+        }
+    };
+    let title = match which {
+        SessionPage::SignIn { .. } => "Sign in",
+        SessionPage::SignedIn { .. } => "Signed in",
+    };
+    page_with(title, &content, SESSION_REFERRER_POLICY)
 }
 
 /// The HTML page for a JSON answer of `path` with `status`.
@@ -210,13 +282,18 @@ fn rule_text(rule: &str) -> &str {
 }
 
 fn page(title: &str, content: &str) -> String {
+    page_with(title, content, "no-referrer")
+}
+
+/// A page whose document sends referrers by `referrer` (a `Referrer-Policy` token).
+fn page_with(title: &str, content: &str, referrer: &str) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="{referrer}">
 <title>{title} · Authura</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}}label,input,button{{display:block;width:100%;margin:.4rem 0}}input,button{{padding:.5rem;box-sizing:border-box}}.error{{color:#a00}}</style>
 </head>
@@ -243,6 +320,26 @@ mod tests {
         assert!(prefers_html(Some("text/html")));
         assert!(prefers_html(Some("text/*, application/json;q=0.1")));
         assert!(!prefers_html(None));
+    }
+
+    #[test]
+    fn session_pages_escape_and_carry_rd() {
+        let evil = r#"https://app.example.com/"><script>alert(1)</script>"#;
+        let sign_in = session_page(&SessionPage::SignIn { rd: Some(evil) }, None);
+        assert!(!sign_in.contains("<script>alert"));
+        assert!(sign_in.contains(r#"action="/session""#));
+        assert!(sign_in.contains(r#"name="rd" value="https://app.example.com/&quot;&gt;"#));
+        assert!(sign_in.contains(r#"<meta name="referrer" content="same-origin">"#));
+        let signed_in = session_page(
+            &SessionPage::SignedIn {
+                email: "<b>@example.com",
+                rd: None,
+            },
+            None,
+        );
+        assert!(signed_in.contains("signed in as &lt;b&gt;@example.com."));
+        assert!(signed_in.contains(r#"action="/logout""#));
+        assert!(!signed_in.contains("Continue"));
     }
 
     #[test]

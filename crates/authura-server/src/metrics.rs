@@ -26,7 +26,8 @@ use prometheus_client::registry::Registry;
 use crate::hashpool::PoolStats;
 use crate::state::MailStats;
 
-/// The routes counted by name; any other path is `other`.
+/// The routes counted by name (a `{…}` segment stands for any one segment); any other path is
+/// `other`.
 pub const ROUTES: &[&str] = &[
     "/healthz",
     "/readyz",
@@ -45,7 +46,27 @@ pub const ROUTES: &[&str] = &[
     "/reset-password",
     "/check",
     "/check/forward-auth",
+    "/session",
+    "/logout",
+    "/sessions",
+    "/sessions/{id}",
 ];
+
+/// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.
+fn route_matches(route: &str, path: &str) -> bool {
+    if !route.contains('{') {
+        return route == path;
+    }
+    let (mut r, mut p) = (route.split('/'), path.split('/'));
+    loop {
+        match (r.next(), p.next()) {
+            (None, None) => return true,
+            (Some(r), Some(p)) if r.starts_with('{') && r.ends_with('}') && !p.is_empty() => {}
+            (Some(r), Some(p)) if r == p => {}
+            _ => return false,
+        }
+    }
+}
 
 /// The label of paths that are not a route.
 const OTHER: &str = "other";
@@ -102,7 +123,7 @@ impl Metrics {
     pub fn observe(&self, path: &str, status: u16, elapsed: Duration) {
         let index = ROUTES
             .iter()
-            .position(|r| *r == path)
+            .position(|r| route_matches(r, path))
             .unwrap_or(ROUTES.len());
         let route = &self.routes[index];
         if let Some(slot) = usize::from(status)
@@ -420,6 +441,17 @@ impl ProcSelf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn templated_routes_count_their_paths() {
+        use super::route_matches;
+        assert!(route_matches("/sessions/{id}", "/sessions/6b1c"));
+        assert!(!route_matches("/sessions/{id}", "/sessions/"));
+        assert!(!route_matches("/sessions/{id}", "/sessions/a/b"));
+        assert!(!route_matches("/sessions/{id}", "/sessions"));
+        assert!(route_matches("/token", "/token"));
+        assert!(!route_matches("/token", "/token/x"));
+    }
+
     use super::*;
 
     #[test]

@@ -17,7 +17,7 @@ use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{RefOr, SchemaFormat};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -31,6 +31,12 @@ pub const MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3.1";
 /// The name of the Bearer security scheme (utoipa's `security(("bearer" = []))` takes only a
 /// literal, so the handlers spell it out).
 pub const BEARER: &str = "bearer";
+
+/// The name of the `Authorization: Session <key>` security scheme.
+pub const SESSION_KEY: &str = "session";
+
+/// The name of the session cookie's security scheme.
+pub const SESSION_COOKIE: &str = "session_cookie";
 
 /// The document's tags, one per area of the API.
 pub mod tag {
@@ -46,6 +52,8 @@ pub mod tag {
     pub const SESSIONS: &str = "sessions";
     /// What describes the service: its public keys and this document.
     pub const META: &str = "meta";
+    /// Server-side sessions (only with `SESSIONS_ENABLED=true`).
+    pub const SESSION: &str = "session";
 }
 
 /// The OpenAPI document: every route of the app, and the schemas their bodies and answers use.
@@ -80,6 +88,13 @@ pub mod tag {
         crate::routes::auth::reset_password,
         crate::routes::check::check,
         crate::routes::check::forward_auth,
+        crate::routes::session::create,
+        crate::routes::session::current,
+        crate::routes::session::end_current,
+        crate::routes::session::logout,
+        crate::routes::session::list,
+        crate::routes::session::end_others,
+        crate::routes::session::end_one,
     ),
     // Schemas only a query parameter names (utoipa collects those of bodies by itself).
     components(schemas(crate::html::FormAction)),
@@ -91,6 +106,7 @@ pub mod tag {
         (name = tag::SESSIONS, description = "Server-side sessions and /check (served with SESSIONS_ENABLED=true)."),
         (name = tag::HEALTH, description = "Probes and Prometheus metrics; not rate limited, not host-checked."),
         (name = tag::META, description = "The public keys that verify access tokens, and this document."),
+        (name = tag::SESSION, description = "Server-side sessions: only with SESSIONS_ENABLED=true; otherwise these paths are 404. Credentials: the session cookie, `Authorization: Session <key>`, or a Bearer access token bound to a session."),
     ),
 )]
 pub struct ApiDoc;
@@ -214,8 +230,8 @@ pub enum Code {
     TenantRequired,
     CaptchaFailed,
     InvalidCredentials,
-    InvalidToken,
     InvalidSession,
+    InvalidToken,
     Forbidden,
     SignupDisabled,
     EmailNotVerified,
@@ -253,8 +269,8 @@ impl Code {
         Code::TenantRequired,
         Code::CaptchaFailed,
         Code::InvalidCredentials,
-        Code::InvalidToken,
         Code::InvalidSession,
+        Code::InvalidToken,
         Code::Forbidden,
         Code::SignupDisabled,
         Code::EmailNotVerified,
@@ -285,8 +301,8 @@ impl Code {
             Code::TenantRequired => "tenant_required",
             Code::CaptchaFailed => "captcha_failed",
             Code::InvalidCredentials => "invalid_credentials",
-            Code::InvalidToken => "invalid_token",
             Code::InvalidSession => "invalid_session",
+            Code::InvalidToken => "invalid_token",
             Code::Forbidden => "forbidden",
             Code::SignupDisabled => "signup_disabled",
             Code::EmailNotVerified => "email_not_verified",
@@ -350,18 +366,24 @@ impl Code {
             Code::TenantRequired => "multi-tenancy is on and the request names no valid tenant",
             Code::CaptchaFailed => "`CAPTCHA` is on and the response token is missing or rejected",
             Code::InvalidCredentials => "wrong email or password",
+            Code::InvalidSession => {
+                "no session credential, or a malformed, unknown, expired or ended one, or one of \
+                 another tenant"
+            }
             Code::InvalidToken => {
                 "the Bearer or refresh token is missing, invalid, expired, or its user is gone"
             }
-            Code::InvalidSession => {
-                "no session credentials, or a malformed, unknown, expired or ended session"
-            }
             Code::Forbidden => {
-                "not `ADMIN_ROLE`, impersonation is off, or a `/check` permission is not held"
+                "not `ADMIN_ROLE`, impersonation is off, or a `/check` permission is not held; or \
+                 a state-changing request authenticated by the session cookie alone without a \
+                 trusted `Origin` or `Referer` (CSRF)"
             }
             Code::SignupDisabled => "`SIGNUP_DISABLED=true`",
             Code::EmailNotVerified => "the right password for a user whose `verified_at` is null",
-            Code::NotFound => "no such resource (`/metrics`: `METRICS_ENABLED` is not true)",
+            Code::NotFound => {
+                "no such resource (`/metrics`: `METRICS_ENABLED` is not true; a session route: \
+                 `SESSIONS_ENABLED` is not true; `/sessions/{id}`: not one of the user's)"
+            }
             Code::EmailTaken => "the address has a user",
             Code::BodyTooLarge => "the body is over 64 KiB",
             Code::RateLimited => "the client's (or the account's) rate limit is used up",
@@ -443,8 +465,8 @@ pub mod errors {
         Keys = [EDGE];
         /// `GET /openapi.json`: the same document for every tenant.
         Document = [EDGE, &[Code::InternalError]];
-        /// `GET /form`: not tenant-checked.
-        Form = [EDGE, &[Code::InvalidAction]];
+        /// `GET /form`: not tenant-checked; `rd` of `action=session` is.
+        Form = [EDGE, &[Code::InvalidAction, Code::InvalidRedirectUrl]];
         /// `POST /signup`.
         Signup = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, &[
             Code::InvalidEmail,
@@ -512,6 +534,30 @@ pub mod errors {
             Code::InvalidEmail,
             Code::InvalidRedirectUrl,
         ]];
+        /// `POST /session`: `/token`'s password login, and `rd`.
+        SessionCreate = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, &[
+            Code::NotFound,
+            Code::InvalidEmail,
+            Code::InvalidRedirectUrl,
+            Code::InvalidCredentials,
+            Code::EmailNotVerified,
+            Code::Overloaded,
+            Code::HookFailed,
+        ]];
+        /// `GET /session`, `GET /sessions`.
+        SessionRead = [EDGE, TENANT, BACKEND, &[
+            Code::NotFound,
+            Code::InvalidSession,
+            Code::HookFailed,
+        ]];
+        /// `DELETE /session`, `POST /logout`, `DELETE /sessions`, `DELETE /sessions/{id}`: the
+        /// CSRF rule.
+        SessionWrite = [EDGE, TENANT, BACKEND, &[
+            Code::NotFound,
+            Code::InvalidSession,
+            Code::Forbidden,
+        ]];
+
     }
 }
 
@@ -667,6 +713,23 @@ impl Modify for Shared {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            SESSION_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`Session <key>`: the key `POST /session` answers with `return_key`.",
+            ))),
+        );
+        components.add_security_scheme(
+            SESSION_COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "authura_session",
+                "The session cookie (`SESSION_COOKIE_NAME`, `authura_session` by default), set by \
+                 `POST /session`. Every operation that takes `session` or `bearer` under the \
+                 `session` tag takes it too, first (not listed per operation: the browser sends \
+                 it by itself).",
+            ))),
+        );
         for item in openapi.paths.paths.values_mut() {
             for operation in operations(item) {
                 share(operation);
@@ -740,8 +803,8 @@ mod tests {
             Code::TenantRequired => ApiError::tenant_required("x-tenant-id"),
             Code::CaptchaFailed => ApiError::captcha_failed(),
             Code::InvalidCredentials => CoreError::InvalidCredentials.into(),
-            Code::InvalidToken => CoreError::InvalidToken.into(),
             Code::InvalidSession => CoreError::InvalidSession.into(),
+            Code::InvalidToken => CoreError::InvalidToken.into(),
             Code::Forbidden => CoreError::Forbidden.into(),
             Code::SignupDisabled => CoreError::SignupDisabled.into(),
             Code::EmailNotVerified => CoreError::EmailNotVerified.into(),
@@ -902,7 +965,7 @@ mod tests {
     fn form_actions_are_the_pages_there_are() {
         let schema = serde_json::to_value(crate::html::FormAction::schema()).unwrap();
         let actions = schema["enum"].as_array().unwrap();
-        assert_eq!(actions.len(), 7);
+        assert_eq!(actions.len(), 8);
         for action in actions {
             let action = action.as_str().unwrap();
             assert!(crate::html::FormAction::parse(action).is_some(), "{action}");

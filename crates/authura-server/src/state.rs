@@ -105,6 +105,8 @@ pub struct AppState {
     external_origin: String,
     /// `EXTERNAL_URL/form`, where forward auth sends an anonymous browser.
     sign_in_form: url::Url,
+    /// `EXTERNAL_URL` + `/form?action=session`: where a browser's sign-in and logout land.
+    session_form_url: String,
 }
 
 /// Why the service could not start.
@@ -218,6 +220,12 @@ impl AppState {
     /// `EXTERNAL_URL/form`: the sign-in page forward auth redirects a browser to.
     pub fn sign_in_form(&self) -> &url::Url {
         &self.sign_in_form
+    }
+
+    /// `EXTERNAL_URL` + `/form?action=session`, the sign-in page (built from the configuration,
+    /// never from a request's Host).
+    pub(crate) fn session_form_url(&self) -> &str {
+        &self.session_form_url
     }
 
     /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
@@ -420,6 +428,10 @@ pub async fn build_state_with_stores(
             .ascii_serialization()
             .to_ascii_lowercase(),
         sign_in_form: crate::routes::check::sign_in_form(&config.external_url),
+        session_form_url: format!(
+            "{}/form?action=session",
+            config.external_url.as_str().trim_end_matches('/')
+        ),
     }))
 }
 

@@ -513,3 +513,34 @@ fn asymmetric_keys_are_checked_at_startup() {
         "{stdout}"
     );
 }
+
+#[test]
+fn migrate_creates_the_sessions_table_only_with_sessions_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |db: &str, sessions: bool| {
+        let mut vars = vec![("SQLITE_DB_PATH", db)];
+        if sessions {
+            vars.push(("SESSIONS_ENABLED", "true"));
+        }
+        let out = authura(&["migrate"], &vars, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let db = std::fs::read(dir.path().join(db)).unwrap();
+        (
+            stderr,
+            String::from_utf8_lossy(&db).contains("authura_sessions"),
+        )
+    };
+    let (stderr, has_sessions) = run("stateless.db", false);
+    assert!(!has_sessions, "no state table without a stateful feature");
+    assert!(stderr.contains("no authura_* table created"), "{stderr}");
+    let (stderr, has_sessions) = run("sessions.db", true);
+    assert!(
+        has_sessions,
+        "SESSIONS_ENABLED=true creates authura_sessions"
+    );
+    assert!(stderr.contains("authura_* tables migrated"), "{stderr}");
+    // Turned on later, over an existing database: created then, beside the users table.
+    let (_, has_sessions) = run("stateless.db", true);
+    assert!(has_sessions);
+}

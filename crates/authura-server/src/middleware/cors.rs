@@ -1,5 +1,6 @@
 //! CORS (actix-cors): `EXTERNAL_URL`'s origin and `ALLOWED_ORIGINS` may call the API from a
-//! browser; other origins get no CORS headers, and are not refused.
+//! browser; other origins get no CORS headers, and are not refused. The same matching decides
+//! the session cookie's CSRF rule ([`trusted_origin`]), without `*`.
 
 use actix_web::http::{Method, header};
 
@@ -17,7 +18,8 @@ pub fn cors(state: &AppState) -> actix_cors::Cors {
                     .iter()
                     .any(|allowed| origin_matches(allowed, &origin))
         })
-        .allowed_methods([Method::GET, Method::POST])
+        // DELETE for the session endpoints (`DELETE /session`, `/sessions`, `/sessions/{id}`).
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .allow_any_header()
         .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE])
@@ -25,6 +27,22 @@ pub fn cors(state: &AppState) -> actix_cors::Cors {
         // A disallowed origin gets no CORS headers (the browser then blocks it); the request is
         // not refused, so same-site form posts and non-browser clients are unaffected.
         .block_on_origin_mismatch(false)
+}
+
+/// Whether `origin` (an `Origin` header's value, or the origin of a `Referer`) may make a
+/// state-changing request authenticated by the session cookie alone (SPEC §8's CSRF rule):
+/// `EXTERNAL_URL`'s origin, or one listed in `ALLOWED_ORIGINS`. A `*` entry does not count
+/// here: it opens the API to scripts of any site for reading, and must not let any site end a
+/// user's sessions with the cookie their browser attaches. `null` (an opaque origin) never
+/// matches.
+pub(crate) fn trusted_origin(state: &AppState, origin: &str) -> bool {
+    let origin = origin.trim().to_ascii_lowercase();
+    origin != "null"
+        && (origin == state.external_origin()
+            || state
+                .allowed_origins()
+                .iter()
+                .any(|allowed| allowed != "*" && origin_matches(allowed, &origin)))
 }
 
 /// `*` matches any origin; an entry without a scheme matches http and https.

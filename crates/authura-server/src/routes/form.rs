@@ -1,5 +1,6 @@
 //! `GET /form`: the HTML form pages a browser uses to sign up, log in, or follow a mail link
-//! (SPEC §7).
+//! (SPEC §7), and, with sessions on, `action=session`: the sign-in page of forward auth (SPEC
+//! §8), or who is signed in and a logout button.
 
 use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, web};
@@ -7,8 +8,9 @@ use serde::Deserialize;
 
 use crate::answer::Answer;
 use crate::error::ApiError;
-use crate::extract::State;
-use crate::html::{self, FormAction};
+use crate::extract::{State, Tenant};
+use crate::html::{self, FormAction, SessionPage};
+use crate::principal::SessionCredentials;
 use crate::routes::resource;
 
 /// Registers this area's routes.
@@ -23,6 +25,9 @@ pub struct FormQuery {
     #[param(value_type = Option<crate::html::FormAction>)]
     action: Option<String>,
     token: Option<String>,
+    /// `action=session`: where to send the browser once signed in; must pass
+    /// `ALLOWED_REDIRECT_URLS` (else 400 `invalid_redirect_url`).
+    rd: Option<String>,
 }
 
 /// `GET /form?action=…&token=…`: the page for `action`, with the captcha widget when one is
@@ -38,25 +43,62 @@ pub struct FormQuery {
         crate::openapi::errors::Form,
     ),
 )]
-pub async fn form(query: Result<web::Query<FormQuery>, actix_web::Error>, state: State) -> Answer {
+pub async fn form(
+    query: Result<web::Query<FormQuery>, actix_web::Error>,
+    state: State,
+    tenant: Result<Tenant, ApiError>,
+    credentials: SessionCredentials,
+) -> Answer {
     let query =
         query.map_err(|_| ApiError::invalid_action("the query string could not be read"))?;
     let action = query.action.as_deref().unwrap_or("");
-    let Some(action) = FormAction::parse(action) else {
+    let parsed = FormAction::parse(action).filter(|a| {
+        // The session page exists only with sessions on.
+        *a != FormAction::Session || state.sessions().is_some()
+    });
+    let Some(action) = parsed else {
         return Err(ApiError::invalid_action(if action == "change-password" {
             "change-password needs a Bearer token, which a browser form cannot send"
         } else {
-            "unknown form action (expected signup, login, verify-email, invite, reset-password, change-email or forgot-password)"
+            "unknown form action (expected signup, login, verify-email, invite, reset-password, change-email, forgot-password, or session when sessions are on)"
         }));
     };
     let widget = state.captcha().map(|t| html::Widget {
         script: t.settings().script.as_str(),
         site_key: &t.settings().site_key,
     });
-    let page = html::form_page(action, query.token.as_deref().unwrap_or(""), widget);
+    let (page, referrer) = if action == FormAction::Session {
+        let rd = match query.rd.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(rd) => Some(state.ctx().settings.redirects.check(rd)?.to_string()),
+            None => None,
+        };
+        // Signed in when the credential opens a live session of the request's tenant; a
+        // request naming no valid tenant is simply not signed in (the form then posts to
+        // `POST /session`, which answers `tenant_required`).
+        let principal = match &tenant {
+            Ok(tenant) if credentials.kind().is_some() => {
+                credentials.resolve(tenant.get()).await.ok()
+            }
+            _ => None,
+        };
+        let which = match &principal {
+            Some(p) => SessionPage::SignedIn {
+                email: p.user.email.as_str(),
+                rd: rd.as_deref(),
+            },
+            None => SessionPage::SignIn { rd: rd.as_deref() },
+        };
+        (
+            html::session_page(&which, widget),
+            html::SESSION_REFERRER_POLICY,
+        )
+    } else {
+        let token = query.token.as_deref().unwrap_or("");
+        (html::form_page(action, token, widget), "no-referrer")
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Referrer-Policy", referrer))
         .content_type("text/html; charset=utf-8")
         .body(page))
 }

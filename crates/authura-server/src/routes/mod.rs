@@ -5,9 +5,11 @@
 //! The areas follow the SPEC's table: `health` (probes, metrics, the key set), `form` (the
 //! browser pages), `auth` (what needs no Bearer token: signing up, verifying, logging in,
 //! refreshing, resetting a password) and `account` (what a Bearer token does: reading the user,
-//! changing the password or the email, inviting); and with sessions on, `check` (`/check` and
-//! forward auth). A new area is a new file here, its `mod` line
-//! and its entry in `AREAS`.
+//! changing the password or the email, inviting); and, registered only when
+//! `SESSIONS_ENABLED=true` (off, their paths are unknown: 404), `session` (SPEC §8: signing in with
+//! a session cookie or key, the current session, my sessions, logout) and `check` (`/check` and
+//! forward auth). A new area is a new file here, its `mod` line and its entry in `AREAS` (or
+//! `SESSION_AREAS`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -25,6 +27,7 @@ pub(crate) mod auth;
 pub(crate) mod check;
 pub(crate) mod form;
 pub(crate) mod health;
+pub(crate) mod session;
 
 /// Each area's `configure`, in the order they are registered. An area declared above and
 /// missing here leaves its `configure` unused, which the build refuses (`dead_code`).
@@ -36,7 +39,7 @@ const AREAS: &[fn(&mut web::ServiceConfig)] = &[
 ];
 
 /// The areas served only with sessions on (`SESSIONS_ENABLED=true`).
-const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] = &[check::configure];
+const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] = &[session::configure, check::configure];
 
 /// The application: every area's routes, the 404 for unknown paths, and the middleware
 /// (outermost first: request log, HTML results, CORS, rate limit, host check).
@@ -90,10 +93,16 @@ where
     };
     resource
         .route(web::method(method).to(handler))
-        .default_service(web::to(move || {
-            let refused = ApiError::method_not_allowed(&allow);
-            async move { Err::<HttpResponse, _>(refused) }
-        }))
+        .default_service(refuse_others(allow))
+}
+
+/// The default service of a resource: 405 `method_not_allowed`, with `Allow` listing `allow`.
+fn refuse_others(allow: impl Into<String>) -> actix_web::Route {
+    let allow = allow.into();
+    web::to(move || {
+        let refused = ApiError::method_not_allowed(&allow);
+        async move { Err::<HttpResponse, _>(refused) }
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //   {"op":"back"}                          -> page state
 //   {"op":"eval","js":EXPR}                -> {"value": EXPR evaluated in the page}
 //   {"op":"screenshot","path":P}           -> {}   (full page, PNG)
+//   {"op":"cookies"}                       -> {"cookies": the browser's cookies, with their
+//                                             attributes (httpOnly, secure, sameSite, path, …)}
 //
 // A page state is {url, status, title, heading, text, items, form, dialogs, errors}: `text` is
 // what the browser renders (innerText), `items` the list items, `form` the first form's action,
@@ -111,6 +113,8 @@ async function run(cmd) {
     case "screenshot":
       await page.screenshot({ path: cmd.path, fullPage: true });
       return {};
+    case "cookies":
+      return { cookies: await page.context().cookies() };
     default:
       throw new Error(`unknown op ${JSON.stringify(cmd.op)}`);
   }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::harness::{PW, TestServer};
+use crate::harness::{PW, ROOT, ROOT_PW, TestServer, s};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const EMAIL: &str = "bea@example.com";
@@ -242,6 +242,79 @@ async fn the_captcha_widget_is_solved_and_checked_through_the_form() {
     browser.close().await;
 }
 
+#[tokio::test]
+async fn a_session_signs_in_through_the_form_and_back_to_rd_then_logs_out() {
+    // Plain http on loopback: the cookie cannot be `Secure` here (as with `serve --dev`).
+    let srv = TestServer::with(&[
+        ("SESSIONS_ENABLED", "true"),
+        ("SESSION_COOKIE_SECURE", "false"),
+    ])
+    .await;
+    let mut browser = Browser::launch().await;
+    // Where a reverse proxy would send the browser back to: under VERIFY_REDIRECT_URL here.
+    let rd = srv.url("/form?action=signup");
+    let encoded: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    let form = browser
+        .goto(&srv.url(&format!("/form?action=session&rd={encoded}")))
+        .await;
+    check_form(&form, "Sign in", "/session", &["rd", "email", "password"]);
+    assert_eq!(form.hidden("rd"), rd);
+
+    // A wrong password: the error page, no cookie.
+    browser.fill("Email", ROOT).await;
+    browser.fill("Password", "Wr0ng!password").await;
+    let wrong = browser.submit("Sign in").await;
+    check(&wrong, 401, "wrong email or password");
+    assert!(browser.cookies().await.is_empty());
+
+    // The right one: back to `rd`, with the session cookie, which page scripts cannot read.
+    browser.back().await;
+    browser.fill("Email", ROOT).await;
+    browser.fill("Password", ROOT_PW).await;
+    let back = browser.submit("Sign in").await;
+    assert_eq!(back.url, rd, "{back:#?}");
+    assert_eq!(back.heading, "Sign up");
+    let cookies = browser.cookies().await;
+    assert_eq!(cookies.len(), 1, "{cookies:#?}");
+    let cookie = &cookies[0];
+    assert_eq!(cookie["name"], "authura_session");
+    assert_eq!(cookie["httpOnly"], true);
+    assert_eq!(cookie["sameSite"], "Lax");
+    assert_eq!(cookie["path"], "/");
+    assert_eq!(cookie["secure"], false);
+    assert_eq!(s(&cookie["value"]).len(), 43);
+    assert_eq!(browser.eval("document.cookie").await, "");
+
+    // The session page knows who is signed in, and offers the logout.
+    let signed_in = browser.goto(&srv.url("/form?action=session")).await;
+    assert_eq!(signed_in.heading, "Signed in", "{signed_in:#?}");
+    assert!(
+        signed_in
+            .text
+            .contains(&format!("You are signed in as {ROOT}.")),
+        "{signed_in:#?}"
+    );
+    check_form(&signed_in, "Signed in", "/logout", &[]);
+    browser
+        .screenshot(&target_dir().join("session-signed-in.png"))
+        .await;
+    // The logout form posts with the page's Origin (the CSRF rule) and comes back here.
+    let out = browser.submit("Sign out").await;
+    assert_eq!(out.url, srv.url("/form?action=session"), "{out:#?}");
+    check_form(&out, "Sign in", "/session", &["email", "password"]);
+    assert!(browser.cookies().await.is_empty());
+    let key = s(&cookie["value"]).to_owned();
+    let after = srv
+        .send(
+            srv.client
+                .get(srv.url("/session"))
+                .header("cookie", format!("authura_session={key}")),
+        )
+        .await;
+    after.expect(401, "invalid_session");
+    browser.close().await;
+}
+
 /// Signs in through `/form?action=login` and checks the result page.
 async fn login(browser: &mut Browser, srv: &TestServer, password: &str, status: u16, says: &str) {
     let form = browser.goto(&srv.url("/form?action=login")).await;
@@ -430,6 +503,14 @@ impl Browser {
 
     async fn eval(&mut self, js: &str) -> Value {
         self.send(json!({"op": "eval", "js": js})).await["value"].take()
+    }
+
+    /// The browser's cookies, as Playwright reports them.
+    async fn cookies(&mut self) -> Vec<Value> {
+        self.send(json!({"op": "cookies"})).await["cookies"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     async fn screenshot(&mut self, path: &Path) {

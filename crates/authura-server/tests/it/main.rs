@@ -18,3 +18,4 @@ mod nfc;
 mod openapi;
 mod order;
 mod postgres;
+mod sessions;
