@@ -193,7 +193,7 @@ async fn listen_once(opener: &Opener, shared: &Shared) -> Result<(), String> {
                 None => break,
             },
             _ = heartbeat.tick() => {
-                let alive = tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query(""))
+                let alive = tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("SELECT 1"))
                     .await
                     .is_ok_and(|answer| answer.is_ok());
                 if !alive {
