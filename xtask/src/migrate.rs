@@ -151,7 +151,8 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
     }
 
-    /// A fresh directory per call: the tests run in parallel in one process.
+    /// A fresh directory per call: the tests run in parallel in one process, and sharing one
+    /// directory let one test delete another's files.
     fn tempfile_dir() -> std::path::PathBuf {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

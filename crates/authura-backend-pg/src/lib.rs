@@ -27,6 +27,7 @@
 //! ```
 
 mod error;
+mod events;
 mod migrate;
 mod state;
 mod statement;
@@ -34,6 +35,7 @@ mod store;
 mod table;
 mod tls;
 
+pub use events::{CHANNEL, PgStateEvents};
 pub use migrate::{MigrationState, status};
 pub use state::{PgStateSettings, PgStateStore};
 pub use store::{PgSettings, PgStore};

@@ -19,6 +19,7 @@ use authura_core::types::{TenantId, UserId};
 use authura_core::{Secret, StoreError};
 
 use crate::error;
+use crate::events::PgStateEvents;
 use crate::migrate::{self, SESSIONS_TABLE};
 use crate::statement::Sql;
 use crate::store::{Opener, build_pool};
@@ -46,6 +47,8 @@ pub struct PgStateStore {
     pool: Pool<AsyncPgConnection>,
     queries: Arc<Queries>,
     query_timeout: Duration,
+    /// Opens the state events' dedicated listening connection.
+    opener: Arc<Opener>,
 }
 
 impl PgStateStore {
@@ -72,7 +75,7 @@ impl PgStateStore {
             migrate::run_state(&mut conn, None).await?;
         }
         let pool = build_pool(&opener, settings.pool_size)?;
-        let store = PgStateStore::new(pool, None, settings.query_timeout);
+        let store = PgStateStore::new(pool, opener, None, settings.query_timeout);
         store.find_session(Uuid::nil()).await?;
         Ok(store)
     }
@@ -80,6 +83,7 @@ impl PgStateStore {
     /// The store over the sessions table in `schema`, on `pool`.
     pub(crate) fn new(
         pool: Pool<AsyncPgConnection>,
+        opener: Arc<Opener>,
         schema: Option<&str>,
         query_timeout: Duration,
     ) -> PgStateStore {
@@ -87,7 +91,30 @@ impl PgStateStore {
             pool,
             queries: Arc::new(Queries::new(&migrate::quoted_in(schema, SESSIONS_TABLE))),
             query_timeout,
+            opener,
         }
+    }
+
+    /// State events between the instances on this database (`LISTEN/NOTIFY` on
+    /// `authura_state`): publishing through this store's pool, listening on a dedicated
+    /// connection of its own. Starts the listener task, so call it within a Tokio runtime.
+    pub fn events(&self) -> PgStateEvents {
+        PgStateEvents::start(self.clone(), Arc::clone(&self.opener))
+    }
+
+    /// Sends `payload` on `channel` (`pg_notify`) through the pool.
+    pub(crate) async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        let channel = channel.to_owned();
+        let payload = payload.to_owned();
+        self.run(async move |conn| {
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<Text, _>(channel)
+                .bind::<Text, _>(payload)
+                .execute(conn)
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     /// Runs `work` on a pooled connection within the query timeout; a connection that did not

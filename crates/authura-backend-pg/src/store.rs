@@ -70,6 +70,8 @@ pub struct PgStore {
     table: UsersTable,
     ssl_mode: SslMode,
     query_timeout: Duration,
+    /// Opens connections outside the pool (the state events' listener).
+    opener: Arc<Opener>,
 }
 
 impl PgStore {
@@ -115,6 +117,7 @@ impl PgStore {
             table: settings.table.clone(),
             ssl_mode: opener.dsn.ssl_mode,
             query_timeout: settings.query_timeout,
+            opener,
         };
         store.ping().await?;
         Ok(store)
@@ -160,6 +163,7 @@ impl PgStore {
         drop(conn);
         Ok(PgStateStore::new(
             self.pool.clone(),
+            Arc::clone(&self.opener),
             self.table.schema(),
             self.query_timeout,
         ))
@@ -467,7 +471,7 @@ fn tenant_key(tenant: Option<&TenantId>) -> &str {
 /// Opens connections: the parsed DSN and the TLS connector for its `sslmode`.
 pub(crate) struct Opener {
     pub(crate) dsn: Dsn,
-    tls: MakeRustlsConnect,
+    pub(crate) tls: MakeRustlsConnect,
 }
 
 impl Opener {

@@ -1,22 +1,23 @@
 //! The session policy: what opening, using, rotating and ending a session means, over a
 //! `SessionStore` and a `Clock`. The store keeps records and does compare-and-set; every rule
 //! (expiry, idleness, the `last_seen_at` throttle, the rotation grace, reuse) is decided here.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! With [`SessionPolicy::with_cache`] and [`SessionPolicy::with_events`], every session it ends
+//! is dropped from this instance's cache and announced to the others.
 
 use async_trait::async_trait;
 use authura_core::clock::Clock;
 use authura_core::sessions::{Sessions, SignIn};
-use authura_core::state::{Session, SessionMethod, SessionStore};
+use authura_core::state::{Session, SessionMethod, SessionStore, StateEvent, StateEvents};
 use authura_core::token::SessionBinding;
 use authura_core::{CoreError, TenantId, User, UserId};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::cache::Invalidate;
 use crate::error::SessionError;
 use crate::key::SessionKey;
-use crate::settings::{LAST_SEEN_GRANULARITY, SessionSettings, USER_AGENT_CHARS};
+use crate::settings::{LAST_SEEN_GRANULARITY, SessionSettings, USER_AGENT_CHARS, chrono_duration};
 
 /// Sessions over a store, a clock and the settings. Cheap to clone.
 #[derive(Clone)]
@@ -24,12 +25,18 @@ pub struct SessionPolicy {
     store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     settings: SessionSettings,
+    /// Where ended sessions and other changes are announced to every instance.
+    events: Option<Arc<dyn StateEvents>>,
+    /// This instance's cache, updated before the others are told.
+    cache: Option<Arc<dyn Invalidate>>,
 }
 
 impl std::fmt::Debug for SessionPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionPolicy")
             .field("settings", &self.settings)
+            .field("events", &self.events)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -85,7 +92,58 @@ impl SessionPolicy {
             store,
             clock,
             settings,
+            events: None,
+            cache: None,
         }
+    }
+
+    /// The policy announcing what it ends through `events` (every instance's caches drop it).
+    pub fn with_events(mut self, events: Arc<dyn StateEvents>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The policy dropping what it ends from `cache` (this instance's) at once, before
+    /// announcing it: a logout is never answered from this instance's cache afterwards.
+    pub fn with_cache(mut self, cache: Arc<dyn Invalidate>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Tells this instance's cache, then every instance, that `event` happened (SPEC §8: the
+    /// database first, then the local cache, then the others). The policy calls it for what it
+    /// ends; the server calls it for what it changes elsewhere (`UserChanged` after an email,
+    /// role, permit, lock or archive change; `All` after a role group's change).
+    ///
+    /// A failure to publish is logged, not returned: the change is already in the database,
+    /// and other instances' caches then hold it at most `SESSION_CACHE_TTL` longer.
+    pub async fn announce(&self, event: StateEvent) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(&event);
+        }
+        if let Some(events) = &self.events
+            && let Err(e) = events.publish(event).await
+        {
+            tracing::warn!(
+                error = %e,
+                "a state event could not be published; other instances' session caches may \
+                 keep stale entries until they expire"
+            );
+        }
+    }
+
+    async fn announce_ended(&self, sessions: &[Session]) {
+        for session in sessions {
+            self.announce(StateEvent::SessionEnded(session.id)).await;
+        }
+    }
+
+    async fn announce_user(&self, tenant: Option<&TenantId>, user_id: &UserId) {
+        self.announce(StateEvent::UserChanged {
+            tenant: tenant.cloned(),
+            user_id: user_id.clone(),
+        })
+        .await;
     }
 
     /// The settings in use.
@@ -123,6 +181,7 @@ impl SessionPolicy {
             .store
             .create_session(session.clone(), self.settings.max_active)
             .await?;
+        self.announce_ended(&ended).await;
         Ok(Opened {
             session: session.truncated(),
             key,
@@ -180,10 +239,13 @@ impl SessionPolicy {
     /// # Errors
     /// `NotFound` when there is no such session; store errors.
     pub async fn end(&self, id: Uuid) -> Result<Session, SessionError> {
-        self.store
+        let ended = self
+            .store
             .end_session(id)
             .await?
-            .ok_or(SessionError::NotFound)
+            .ok_or(SessionError::NotFound)?;
+        self.announce(StateEvent::SessionEnded(id)).await;
+        Ok(ended)
     }
 
     /// Ends one of a user's own sessions; another user's is `NotFound`, as a missing one is.
@@ -212,13 +274,16 @@ impl SessionPolicy {
         user_id: &UserId,
         keep: Uuid,
     ) -> Result<Vec<Session>, SessionError> {
-        Ok(self
+        let ended = self
             .store
             .end_user_sessions(tenant, user_id, Some(keep))
-            .await?)
+            .await?;
+        self.announce_ended(&ended).await;
+        Ok(ended)
     }
 
-    /// Ends every session of a user; returns those ended.
+    /// Ends every session of a user and announces `UserChanged` for them (it is called when
+    /// something about the user changed: a password, a lock); returns those ended.
     ///
     /// # Errors
     /// Store errors.
@@ -227,7 +292,9 @@ impl SessionPolicy {
         tenant: Option<&TenantId>,
         user_id: &UserId,
     ) -> Result<Vec<Session>, SessionError> {
-        Ok(self.store.end_user_sessions(tenant, user_id, None).await?)
+        let ended = self.store.end_user_sessions(tenant, user_id, None).await?;
+        self.announce_user(tenant, user_id).await;
+        Ok(ended)
     }
 
     /// Removes every session past its absolute expiry (idle ones end when next seen); returns
@@ -319,7 +386,10 @@ impl SessionPolicy {
             "refresh.reuse_detected: an older refresh token was presented again; the session is ended"
         );
         match self.store.end_session(session.id).await {
-            Ok(_) => SessionError::RefreshReused,
+            Ok(_) => {
+                self.announce(StateEvent::SessionEnded(session.id)).await;
+                SessionError::RefreshReused
+            }
             Err(e) => SessionError::Store(e),
         }
     }
@@ -330,7 +400,9 @@ impl SessionPolicy {
         if self.is_alive(&session, self.clock.now()) {
             return Ok(session);
         }
-        self.store.end_session(session.id).await?;
+        if self.store.end_session(session.id).await?.is_some() {
+            self.announce(StateEvent::SessionEnded(session.id)).await;
+        }
         Err(SessionError::NotFound)
     }
 
@@ -341,9 +413,7 @@ impl SessionPolicy {
     }
 
     fn is_alive(&self, session: &Session, now: DateTime<Utc>) -> bool {
-        let idle = self.settings.idle_timeout;
-        now < session.expires_at
-            && (idle.is_zero() || now - session.last_seen_at < chrono_duration(idle))
+        self.settings.is_alive(session, now)
     }
 
     /// Writes `last_seen_at` when the stored one is at least [`LAST_SEEN_GRANULARITY`] old.
@@ -405,11 +475,6 @@ fn truncate_chars(text: &str, max: usize) -> String {
         Some((end, _)) => text[..end].to_owned(),
         None => text.to_owned(),
     }
-}
-
-/// A std duration as chrono's, saturating (a configured duration is never near the limit).
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use authura_core::state::Session;
+use chrono::{DateTime, Utc};
+
 /// How sessions behave (SPEC §8). Built by the caller; there is no `Default`, but the SPEC's
 /// defaults are named constants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,20 @@ impl SessionSettings {
     pub const DEFAULT_MAX_ACTIVE: u32 = 0;
     /// `REFRESH_REUSE_INTERVAL`'s default: 10 seconds.
     pub const DEFAULT_REUSE_INTERVAL: Duration = Duration::from_secs(10);
+
+    /// Whether `session` is alive at `now` by the expiry rules: before its absolute
+    /// `expires_at` and, with an idle timeout, seen less than that long ago. The one place the
+    /// rule is written; the policy and the cache both ask it.
+    pub fn is_alive(&self, session: &Session, now: DateTime<Utc>) -> bool {
+        let idle = self.idle_timeout;
+        now < session.expires_at
+            && (idle.is_zero() || now - session.last_seen_at < chrono_duration(idle))
+    }
+}
+
+/// A std duration as chrono's, saturating (a configured duration is never near the limit).
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// `last_seen_at` is written at most this often per session (SPEC §8), so authenticating a busy

@@ -4,8 +4,10 @@
 //!
 //! The SQL backends implement these traits on Authura-owned `authura_*` tables in the users
 //! table's database (or in `STATE_DSN`'s); the `memory` feature adds `MemorySessionStore`.
+//! [`events`] carries state changes between instances, for their session caches.
 //! Stores keep timestamps to the microsecond: a stored time reads back truncated to it.
 
+pub mod events;
 #[cfg(feature = "memory")]
 pub mod memory;
 
@@ -18,6 +20,10 @@ use uuid::Uuid;
 
 use crate::store::StoreError;
 use crate::types::{Secret, TenantId, UserId};
+
+pub use events::{
+    EventHub, LocalStateEvents, StateEvent, StateEvents, StateSignal, StateSubscription,
+};
 
 /// The SHA-256 of a session key: all a store ever keeps of the key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -408,6 +408,11 @@ async fn a_reuse_is_logged_as_a_warning_naming_the_session_and_user() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
+    // With exactly one dispatcher in the process, tracing-core computes a callsite's interest
+    // from the default of whichever thread first reaches it: another test's thread (which
+    // has none) reaching the reuse `warn!` first would cache "never" for every thread. A second
+    // dispatcher, alive throughout, makes it ask every registered dispatcher instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let _default = tracing::subscriber::set_default(subscriber);
 
     let w = world();
