@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authura_backend_pg::{PgSettings, PgStore};
-use authura_core::state::StateDsn;
-use authura_core::{SessionStore, StoreError, UserStore};
+use authura_core::state::{LocalStateEvents, StateDsn};
+use authura_core::{StoreError, UserStore};
 
 use crate::config::BackendConfig;
 use crate::config::sessions::StateConfig;
 use crate::state::StartError;
-use crate::state_store::{StateStoreSettings, open_state_store};
+use crate::state_store::{OpenedState, StateStoreSettings, open_state_store};
 
 /// How long startup waits for an unreachable PostgreSQL before giving up (exit 1). Waiting
 /// does not fix a wrong password, database or certificate: those fail at once.
@@ -26,7 +26,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Stores {
     pub users: Arc<dyn UserStore>,
-    pub state: Option<Arc<dyn SessionStore>>,
+    /// The state store and the events between the instances sharing it.
+    pub state: Option<OpenedState>,
 }
 
 /// How many connections a `STATE_DSN` store keeps at most.
@@ -48,8 +49,11 @@ pub async fn open(
             let store = authura_backend_sqlite::SqliteStore::open(path, *pool_size)
                 .await
                 .map_err(|e| start_error("sqlite", &e))?;
-            let state: Option<Arc<dyn SessionStore>> = match state {
-                Some(_) => Some(Arc::new(store.state().await.map_err(state_error)?)),
+            let state: Option<OpenedState> = match state {
+                Some(_) => Some((
+                    Arc::new(store.state().await.map_err(state_error)?),
+                    Arc::new(LocalStateEvents::new()),
+                )),
                 None => None,
             };
             Ok(Stores {
@@ -59,8 +63,12 @@ pub async fn open(
         }
         BackendConfig::Postgres(settings) => {
             let store = connect_postgres(settings, POSTGRES_STARTUP_WAIT).await?;
-            let state: Option<Arc<dyn SessionStore>> = match state {
-                Some(_) => Some(Arc::new(store.state().await.map_err(state_error)?)),
+            let state: Option<OpenedState> = match state {
+                Some(_) => {
+                    let state = store.state().await.map_err(state_error)?;
+                    let events = Arc::new(state.events());
+                    Some((Arc::new(state), events))
+                }
                 None => None,
             };
             Ok(Stores {
@@ -95,7 +103,7 @@ pub async fn open(
 async fn open_state_dsn(
     state: Option<&StateConfig>,
     extra_ca_pem: Option<&[u8]>,
-) -> Result<Option<Arc<dyn SessionStore>>, StartError> {
+) -> Result<Option<OpenedState>, StartError> {
     let dsn = match state {
         None => return Ok(None),
         Some(StateConfig::Dsn(dsn)) => dsn,

@@ -44,15 +44,20 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let (stores, deferred) = match &config.backend {
         config::BackendConfig::Postgres(settings) => {
             let users = std::sync::Arc::new(backend::DeferredStore::default());
-            let state = config
-                .state
-                .as_ref()
-                .map(|_| std::sync::Arc::new(state_store::DeferredSessionStore::default()));
+            let state = config.state.as_ref().map(|_| {
+                (
+                    std::sync::Arc::new(state_store::DeferredSessionStore::default()),
+                    std::sync::Arc::new(state_store::DeferredStateEvents::default()),
+                )
+            });
             let stores = backend::Stores {
                 users: users.clone(),
-                state: state
-                    .clone()
-                    .map(|s| s as std::sync::Arc<dyn authura_core::SessionStore>),
+                state: state.clone().map(|(store, events)| {
+                    (
+                        store as std::sync::Arc<dyn authura_core::SessionStore>,
+                        events as std::sync::Arc<dyn authura_core::state::StateEvents>,
+                    )
+                }),
             };
             (stores, Some((users, state, settings.clone())))
         }
@@ -81,11 +86,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             let connected = async {
                 let store =
                     backend::connect_postgres(&settings, backend::POSTGRES_STARTUP_WAIT).await?;
-                if let Some(deferred_state) = deferred_state {
+                if let Some((deferred_state, deferred_events)) = deferred_state {
                     let sessions = store
                         .state()
                         .await
                         .map_err(|e| StartError::State(e.to_string()))?;
+                    deferred_events.set(std::sync::Arc::new(sessions.events()));
                     deferred_state.set(std::sync::Arc::new(sessions));
                 }
                 deferred.set(std::sync::Arc::new(store));

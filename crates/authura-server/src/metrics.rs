@@ -149,6 +149,7 @@ impl Metrics {
         mail: &MailStats,
         hashing: &PoolStats,
         backend_pool: Option<authura_core::store::PoolStatus>,
+        session_cache: Option<authura_session::CacheStats>,
     ) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let scrape = Scrape {
@@ -161,6 +162,7 @@ impl Metrics {
                 load(&hashing.rejected),
             ],
             backend_pool,
+            session_cache,
             build: Info::new(BuildLabels {
                 version: env!("CARGO_PKG_VERSION"),
                 backend: self.backend,
@@ -260,6 +262,8 @@ struct Scrape {
     /// Verifications, hashes, rejected jobs.
     hashing: [u64; 3],
     backend_pool: Option<authura_core::store::PoolStatus>,
+    /// The session cache's counters, with sessions on.
+    session_cache: Option<authura_session::CacheStats>,
     build: Info<BuildLabels>,
     /// Seconds since the Unix epoch.
     started: f64,
@@ -342,6 +346,38 @@ impl Collector for Scrape {
             ] {
                 single(&mut encoder, name, help, &ConstGauge::new(value))?;
             }
+        }
+        if let Some(cache) = self.session_cache {
+            for (name, help, count) in [
+                (
+                    "authura_session_cache_hits",
+                    "Session lookups (/check with a session key) answered from this instance's cache.",
+                    cache.hits,
+                ),
+                (
+                    "authura_session_cache_misses",
+                    "Session lookups that went to the state store (absent, too old, dead, or the cache bypassed).",
+                    cache.misses,
+                ),
+                (
+                    "authura_session_cache_evictions",
+                    "Cached sessions pushed out to make room (SESSION_CACHE_SIZE).",
+                    cache.evictions,
+                ),
+                (
+                    "authura_session_cache_invalidations",
+                    "State events and clears applied to the cache (logouts, user changes, lost events).",
+                    cache.invalidations,
+                ),
+            ] {
+                single(&mut encoder, name, help, &ConstCounter::new(count))?;
+            }
+            single(
+                &mut encoder,
+                "authura_session_cache_entries",
+                "Sessions held in this instance's cache now.",
+                &ConstGauge::new(cache.entries),
+            )?;
         }
         // An info metric: `authura_build_info{…} 1`, typed gauge in this format.
         single(
@@ -461,7 +497,7 @@ mod tests {
         m.observe("/user", 200, Duration::from_millis(3));
         m.observe("/user", 401, Duration::from_secs(20));
         m.observe("/nope/../etc", 404, Duration::from_micros(1));
-        let text = m.render(&MailStats::default(), &PoolStats::default(), None);
+        let text = m.render(&MailStats::default(), &PoolStats::default(), None, None);
         for line in [
             "authura_http_requests_total{route=\"/user\",code=\"200\"} 2",
             "authura_http_requests_total{route=\"/user\",code=\"401\"} 1",

@@ -61,6 +61,15 @@ impl SessionCredentials {
         self.found.as_ref().map(|(kind, _)| *kind)
     }
 
+    /// The session key presented (cookie or `Authorization: Session`), if that is the
+    /// credential; `None` for a Bearer token or none.
+    pub fn key(&self) -> Option<&str> {
+        match &self.found {
+            Some((CredentialKind::Cookie | CredentialKind::SessionHeader, key)) => Some(key),
+            _ => None,
+        }
+    }
+
     /// The live session the credential opens, in the request's tenant, and its user.
     ///
     /// # Errors

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use authura_core::CoreError;
 use authura_core::SessionStore;
+use authura_core::User;
 use authura_core::clock::SystemClock;
 use authura_core::flows::{self, Context, FlowSettings};
 use authura_core::hook::NoHook;
@@ -16,7 +17,7 @@ use authura_core::redirect::RedirectPolicy;
 use authura_core::sessions::Sessions;
 use authura_core::store::UserStore;
 use authura_core::token::Tokens;
-use authura_session::SessionPolicy;
+use authura_session::{CacheSettings, SessionCache, SessionPolicy, follow_events};
 
 use crate::backend::Stores;
 use crate::captcha::Turnstile;
@@ -50,6 +51,8 @@ const SESSION_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub struct SessionsState {
     policy: SessionPolicy,
     store: Arc<dyn SessionStore>,
+    /// Key hash → the session and its user, for `/check` (SPEC §8 "The cache").
+    cache: Arc<SessionCache<User>>,
     config: SessionsConfig,
 }
 
@@ -58,6 +61,12 @@ impl SessionsState {
     /// `Context::sessions`).
     pub fn policy(&self) -> &SessionPolicy {
         &self.policy
+    }
+
+    /// This instance's session cache (`SESSION_CACHE_SIZE`, `SESSION_CACHE_TTL`), kept in step
+    /// with the other instances by the state events.
+    pub fn cache(&self) -> &SessionCache<User> {
+        &self.cache
     }
 
     /// The state store itself (for `/readyz`).
@@ -341,15 +350,27 @@ pub async fn build_state_with_stores(
     } = stores;
     let sessions = match (&config.sessions, state) {
         (None, _) => None,
-        (Some(sessions), Some(store)) => Some(SessionsState {
-            policy: SessionPolicy::new(
-                Arc::clone(&store),
-                Arc::new(SystemClock),
+        (Some(sessions), Some((store, events))) => {
+            let clock: Arc<dyn authura_core::clock::Clock> = Arc::new(SystemClock);
+            let cache = Arc::new(SessionCache::new(
+                CacheSettings {
+                    capacity: sessions.cache_size,
+                    ttl: sessions.cache_ttl,
+                },
                 sessions.settings.clone(),
-            ),
-            store,
-            config: sessions.clone(),
-        }),
+                Arc::clone(&clock),
+            ));
+            // Subscribed before the first lookup, so no event is missed.
+            tokio::spawn(follow_events(Arc::clone(&cache), events.subscribe()));
+            Some(SessionsState {
+                policy: SessionPolicy::new(Arc::clone(&store), clock, sessions.settings.clone())
+                    .with_events(events)
+                    .with_cache(cache.clone()),
+                store,
+                cache,
+                config: sessions.clone(),
+            })
+        }
         (Some(_), None) => {
             return Err(StartError::State(
                 "SESSIONS_ENABLED=true, but no state store was opened".into(),

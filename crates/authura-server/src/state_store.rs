@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
-use authura_core::state::{KeyHash, Rotation, Session, StateDsn};
+use authura_core::state::{
+    EventHub, KeyHash, LocalStateEvents, Rotation, Session, StateDsn, StateEvent, StateEvents,
+    StateSignal, StateSubscription,
+};
 use authura_core::{SessionStore, StoreError, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -24,9 +27,13 @@ pub struct StateStoreSettings {
     pub query_timeout: Duration,
 }
 
+/// A state store and the events between the instances sharing it.
+pub type OpenedState = (Arc<dyn SessionStore>, Arc<dyn StateEvents>);
+
 /// Opens the state store `dsn` names and applies its state migrations: an SQLite file (created
-/// if missing, holding no users table) or a PostgreSQL database, through the same openers, pool
-/// and TLS settings as the users backends.
+/// if missing, holding no users table; events stay in this process, SQLite being one instance)
+/// or a PostgreSQL database (events by `LISTEN/NOTIFY`), through the same openers, pool and TLS
+/// settings as the users backends.
 ///
 /// # Errors
 /// `Unavailable` when the database cannot be reached; `Backend` for a bad PostgreSQL DSN, a
@@ -34,19 +41,74 @@ pub struct StateStoreSettings {
 pub async fn open_state_store(
     dsn: &StateDsn,
     settings: &StateStoreSettings,
-) -> Result<Arc<dyn SessionStore>, StoreError> {
+) -> Result<OpenedState, StoreError> {
     Ok(match dsn {
-        StateDsn::Sqlite(path) => Arc::new(SqliteStateStore::open(path, settings.pool_size).await?),
-        StateDsn::Postgres(url) => Arc::new(
-            PgStateStore::connect(&PgStateSettings {
+        StateDsn::Sqlite(path) => (
+            Arc::new(SqliteStateStore::open(path, settings.pool_size).await?),
+            Arc::new(LocalStateEvents::new()),
+        ),
+        StateDsn::Postgres(url) => {
+            let store = PgStateStore::connect(&PgStateSettings {
                 dsn: url.clone(),
                 pool_size: settings.pool_size,
                 extra_ca_pem: settings.extra_ca_pem.clone(),
                 query_timeout: settings.query_timeout,
             })
-            .await?,
-        ),
+            .await?;
+            let events = Arc::new(store.events());
+            (Arc::new(store), events)
+        }
     })
+}
+
+/// State events before the PostgreSQL they travel through is connected (`serve` listens
+/// first): subscriptions start `Lost` (a session cache stays bypassed) and follow the real
+/// transport's signals once [`DeferredStateEvents::set`] hands it over; publishing answers
+/// `Unavailable` until then.
+#[derive(Default)]
+pub struct DeferredStateEvents {
+    hub: Arc<EventHub>,
+    inner: std::sync::OnceLock<Arc<dyn StateEvents>>,
+}
+
+impl std::fmt::Debug for DeferredStateEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredStateEvents")
+            .field("connected", &self.inner.get().is_some())
+            .finish()
+    }
+}
+
+impl DeferredStateEvents {
+    /// Connects the real transport: its signals are forwarded to every subscription made here.
+    pub fn set(&self, events: Arc<dyn StateEvents>) {
+        let mut subscription = events.subscribe();
+        if self.inner.set(events).is_ok() {
+            let hub = Arc::clone(&self.hub);
+            tokio::spawn(async move {
+                while let Some(signal) = subscription.next().await {
+                    hub.send(signal);
+                }
+                hub.send(StateSignal::Lost);
+            });
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl StateEvents for DeferredStateEvents {
+    async fn publish(&self, event: StateEvent) -> Result<(), StoreError> {
+        match self.inner.get() {
+            Some(events) => events.publish(event).await,
+            None => Err(StoreError::Unavailable(
+                "the state store is still connecting".into(),
+            )),
+        }
+    }
+
+    fn subscribe(&self) -> StateSubscription {
+        self.hub.subscribe()
+    }
 }
 
 /// A session store that is not connected yet: every call answers `Unavailable` (503, and
@@ -173,10 +235,10 @@ mod tests {
             generation: 0,
             generation_changed_at: now,
         };
-        let first = open_state_store(&dsn, &SETTINGS).await.unwrap();
+        let (first, _) = open_state_store(&dsn, &SETTINGS).await.unwrap();
         first.create_session(session.clone(), 0).await.unwrap();
         drop(first);
-        let second = open_state_store(&dsn, &SETTINGS).await.unwrap();
+        let (second, _) = open_state_store(&dsn, &SETTINGS).await.unwrap();
         assert_eq!(
             second.find_session_by_key(&session.key_hash).await.unwrap(),
             Some(session.truncated())

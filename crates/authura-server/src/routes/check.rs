@@ -19,6 +19,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use authura_core::state::Session;
 use authura_core::types::format_time;
 use authura_core::{CoreError, Email, Secret, TenantId, User, flows};
+use authura_session::{LAST_SEEN_GRANULARITY, SessionKey};
 use base64::Engine as _;
 use serde::Serialize;
 use std::future::{Ready, ready};
@@ -29,7 +30,7 @@ use crate::error::ApiError;
 use crate::extract::{State, Tenant};
 use crate::principal::SessionCredentials;
 use crate::routes::resource;
-use crate::state::AppState;
+use crate::state::{AppState, SessionsState};
 
 /// The identity headers of a 200 answer, in this order. Always all of them: a header left out
 /// could otherwise be supplied by the client and passed on by a proxy that copies what it gets.
@@ -208,6 +209,11 @@ pub async fn identify(
     tenant: Option<&TenantId>,
     credentials: &CheckCredentials,
 ) -> Result<Identity, ApiError> {
+    if let (Some(key), Some(sessions)) = (credentials.session.key(), state.sessions())
+        && let Some(key) = SessionKey::parse(key)
+    {
+        return cached(sessions, &key, tenant, &credentials.session).await;
+    }
     if credentials.session.kind().is_some() {
         let principal = credentials.session.resolve(tenant).await?;
         return Ok(Identity {
@@ -225,6 +231,39 @@ pub async fn identify(
         }
         _ => Err(CoreError::InvalidSession.into()),
     }
+}
+
+/// A session key through this instance's cache (SPEC §8 "The cache"): a hit answers without
+/// touching any database; a miss resolves the key as any session credential and fills the
+/// cache. A hit whose `last_seen_at` is [`LAST_SEEN_GRANULARITY`] old is taken as a miss, so
+/// the store's `last_seen_at` stays as current as without a cache (the idle timeout keeps
+/// working) at one database round trip per session per minute at most. The ticket is taken
+/// before the database is read, so an invalidation racing the fill wins.
+async fn cached(
+    sessions: &SessionsState,
+    key: &SessionKey,
+    tenant: Option<&TenantId>,
+    credentials: &SessionCredentials,
+) -> Result<Identity, ApiError> {
+    let cache = sessions.cache();
+    let hash = key.hash();
+    if let Some(hit) = cache.get(&hash)
+        && hit.session.tenant.as_ref() == tenant
+        && chrono::Utc::now() - hit.session.last_seen_at
+            < chrono::Duration::from_std(LAST_SEEN_GRANULARITY).unwrap_or(chrono::Duration::MAX)
+    {
+        return Ok(Identity {
+            user: hit.value.clone(),
+            session: Some(hit.session.clone()),
+        });
+    }
+    let ticket = cache.ticket();
+    let principal = credentials.resolve(tenant).await?;
+    cache.insert(ticket, principal.session.clone(), principal.user.clone());
+    Ok(Identity {
+        user: principal.user,
+        session: Some(principal.session),
+    })
 }
 
 /// A once-off password check of `base64(email:password)` (RFC 7617: the password may contain

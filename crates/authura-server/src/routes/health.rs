@@ -81,6 +81,7 @@ pub async fn metrics(state: State) -> Answer {
         state.mail_stats(),
         state.hash_pool().stats(),
         state.ctx().store.pool_status(),
+        state.sessions().map(|s| s.cache().stats()),
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -12,6 +12,7 @@ mod harness;
 mod hasura_backend;
 mod hooks;
 mod http_backend;
+mod instances;
 mod legacy;
 mod metrics;
 mod nfc;
