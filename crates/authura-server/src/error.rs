@@ -119,6 +119,18 @@ impl ApiError {
         )
     }
 
+    /// 408 `invalid_body`: the body did not arrive within `REQUEST_TIMEOUT` (or the server is
+    /// stopping). SPEC §3a has no code of its own for it; the body is what is at fault, so it
+    /// is `invalid_body`, with the status that tells a client the request was not processed.
+    /// The connection is closed after it: what is left of the body is never read.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_body",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 429 `rate_limited` with `Retry-After`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut e = Self::new(
@@ -267,6 +279,9 @@ impl ResponseError for ApiError {
         }
         if self.status == StatusCode::UNAUTHORIZED && self.code == "invalid_token" {
             res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            res.force_close();
         }
         res.json(body)
     }

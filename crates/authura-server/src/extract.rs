@@ -108,9 +108,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let json = is_json(req);
-        let payload = payload.take();
+        let mut payload = payload.take();
+        let timing = state_of(req).map(|s| (s.request_timeout(), s.stopping()));
         Box::pin(async move {
-            let bytes = read_limited(payload, declared).await?;
+            let (timeout, stopping) = timing?;
+            let read = read_in_time(read_limited(&mut payload, declared), timeout, stopping).await;
+            let bytes = read.inspect_err(|_| keep_until_closed(payload))?;
             let parsed = if json {
                 serde_json::from_slice(&bytes)
                     .map_err(|e| ApiError::invalid_body(format!("invalid JSON body: {e}")))
@@ -138,10 +141,50 @@ fn is_json(req: &HttpRequest) -> bool {
     content_type == "application/json" || content_type.ends_with("+json")
 }
 
+/// How long a body still arriving when the server begins to stop may take to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `read` until `timeout` has passed, or [`SHUTDOWN_GRACE`] after the server began to stop
+/// if that is sooner: 408 then. A body that stops arriving (a `Content-Length` body cut short, a
+/// chunked body that never ends) so holds its connection no longer than `REQUEST_TIMEOUT`, and
+/// never holds up a shutdown.
+async fn read_in_time<T>(
+    read: impl std::future::Future<Output = Result<T, ApiError>>,
+    timeout: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<T, ApiError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stopped = async move {
+        // A closed channel (the state dropped) never stops anything.
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + SHUTDOWN_GRACE)).await;
+    };
+    tokio::select! {
+        result = read => result,
+        () = tokio::time::sleep_until(deadline) => Err(ApiError::request_timeout()),
+        () = stopped => Err(ApiError::request_timeout()),
+    }
+}
+
+/// Keeps the unread rest of a refused body from being dropped while the answer is written.
+///
+/// actix-web drains a chunked body whose reader was dropped, to keep the connection: for a
+/// chunked body that never ends, that would hold the connection for ever. A body still held
+/// when the answer is written makes it close the connection instead (after a short linger), so
+/// the payload is held a little longer than that takes.
+fn keep_until_closed(payload: Payload) {
+    actix_web::rt::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        drop(payload);
+    });
+}
+
 /// Reads the whole payload, refusing a declared or actual length over [`BODY_LIMIT`] without
 /// reading further.
 async fn read_limited(
-    mut payload: Payload,
+    payload: &mut Payload,
     declared: Option<usize>,
 ) -> Result<web::BytesMut, ApiError> {
     if declared.is_some_and(|n| n > BODY_LIMIT) {

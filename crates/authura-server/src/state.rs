@@ -58,6 +58,10 @@ pub struct AppState {
     allowed_origins: Vec<String>,
     /// `EXTERNAL_URL`'s origin, lower-cased.
     external_origin: String,
+    /// `REQUEST_TIMEOUT`: how long a body may take to arrive.
+    request_timeout: std::time::Duration,
+    /// `true` once the server has begun to stop ([`AppState::begin_shutdown`]).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why the service could not start.
@@ -158,6 +162,23 @@ impl AppState {
     /// `EXTERNAL_URL`'s origin, lower-cased (always allowed by CORS).
     pub(crate) fn external_origin(&self) -> &str {
         &self.external_origin
+    }
+
+    /// `REQUEST_TIMEOUT`: how long a request's body may take to arrive after its head.
+    pub(crate) fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
+    }
+
+    /// Tells requests whose body is still arriving that the server is stopping: each gets a
+    /// short grace to finish, not its whole `REQUEST_TIMEOUT`. [`crate::serve`] calls it on
+    /// SIGTERM/SIGINT; an embedder stopping the server itself calls it first.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Watches for [`AppState::begin_shutdown`].
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
@@ -311,6 +332,8 @@ pub async fn build_state_with_store(
             .origin()
             .ascii_serialization()
             .to_ascii_lowercase(),
+        request_timeout: config.request_timeout,
+        stopping: tokio::sync::watch::channel(false).0,
     }))
 }
 
