@@ -17,3 +17,4 @@ mod nfc;
 mod openapi;
 mod order;
 mod postgres;
+mod races;
