@@ -75,6 +75,16 @@ impl ApiError {
         )
     }
 
+    /// 400 `tenant_required`: the tenant header is there but is not one valid tenant (not
+    /// visible ASCII, empty, too long, or sent more than once). Never replaced by the host's.
+    pub fn tenant_invalid(header: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "tenant_required",
+            format!("the {header} header must be sent once, with a valid tenant id"),
+        )
+    }
+
     /// 400 `captcha_failed`.
     pub fn captcha_failed() -> Self {
         Self::new(

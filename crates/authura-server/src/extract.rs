@@ -37,8 +37,8 @@ fn state_of(req: &HttpRequest) -> Result<&AppState, ApiError> {
 }
 
 /// The request's tenant: `TENANT_ID_HEADER`, else the host read from `HOST_HEADER` (port
-/// dropped); `None` when multi-tenancy is off. Neither, or an invalid tenant: 400
-/// `tenant_required`.
+/// dropped); `None` when multi-tenancy is off. Neither, an invalid tenant, or the tenant header
+/// sent twice: 400 `tenant_required`.
 #[derive(Debug)]
 pub struct Tenant(pub Option<TenantId>);
 
@@ -53,24 +53,29 @@ impl Tenant {
         if !state.multi_tenant() {
             return Ok(Tenant(None));
         }
-        let header_value = |name: &str| {
-            req.headers()
-                .get(name)
+        let required = || ApiError::tenant_required(state.tenant_header());
+        let invalid = || ApiError::tenant_invalid(state.tenant_header());
+        // A tenant header that is there decides, whatever it holds: one that is not a valid
+        // tenant (not visible ASCII, empty, too long) or is sent more than once is refused,
+        // never replaced by the host's tenant.
+        let mut sent = req.headers().get_all(state.tenant_header());
+        let tenant = match (sent.next(), sent.next()) {
+            (Some(_), Some(_)) => return Err(invalid()),
+            (Some(value), None) => value.to_str().map_err(|_| invalid())?.to_owned(),
+            (None, _) => match req
+                .headers()
+                .get(state.host_header())
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
-        };
-        let required = || ApiError::tenant_required(state.tenant_header());
-        let tenant = match header_value(state.tenant_header()) {
-            Some(t) => t.to_owned(),
-            None => match header_value(state.host_header()) {
+            {
                 Some(host) => strip_port(host).to_ascii_lowercase(),
                 None => return Err(required()),
             },
         };
         TenantId::parse(&tenant)
             .map(|t| Tenant(Some(t)))
-            .map_err(|_| required())
+            .map_err(|_| invalid())
     }
 }
 
@@ -203,7 +208,11 @@ async fn read_limited(
 
 /// The `Authorization` header, checked as a Bearer token by [`Bearer::token`] (after the body:
 /// see the module's notes). Extracting it never fails.
-pub struct Bearer(Option<HeaderValue>);
+pub struct Bearer {
+    value: Option<HeaderValue>,
+    /// More than one `Authorization` header was sent.
+    repeated: bool,
+}
 
 impl std::fmt::Debug for Bearer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -214,16 +223,23 @@ impl std::fmt::Debug for Bearer {
 impl Bearer {
     /// Whether the request has an `Authorization` header at all.
     pub fn is_present(&self) -> bool {
-        self.0.is_some()
+        self.value.is_some()
     }
 
     /// The token.
     ///
     /// # Errors
     /// 401 `invalid_token` (with `WWW-Authenticate: Bearer`) when the header is missing, is not
-    /// `Bearer <token>`, or the token is empty.
+    /// `Bearer <token>`, or the token is empty; 400 `invalid_body` when the request has more
+    /// than one `Authorization` header (a malformed request: which one would count is exactly
+    /// what two parties in its path may disagree on).
     pub fn token(&self) -> Result<&str, ApiError> {
-        self.0
+        if self.repeated {
+            return Err(ApiError::invalid_body(
+                "the request has more than one Authorization header",
+            ));
+        }
+        self.value
             .as_ref()
             // UTF-8 rather than `HeaderValue::to_str`'s byte-by-byte check for visible ASCII:
             // the token is checked strictly by its verifier, and this runs on every authorized
@@ -244,9 +260,12 @@ impl FromRequest for Bearer {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // A header value shares the request's buffer: cloning it copies no bytes.
-        ready(Ok(Bearer(
-            req.headers().get(header::AUTHORIZATION).cloned(),
-        )))
+        let mut sent = req.headers().get_all(header::AUTHORIZATION);
+        let value = sent.next().cloned();
+        ready(Ok(Bearer {
+            value,
+            repeated: sent.next().is_some(),
+        }))
     }
 }
 

@@ -9,6 +9,7 @@ mod edges;
 mod flows;
 mod harness;
 mod hasura_backend;
+mod headers;
 mod hooks;
 mod http_backend;
 mod legacy;
