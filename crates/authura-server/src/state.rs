@@ -62,6 +62,8 @@ pub struct AppState {
     request_timeout: std::time::Duration,
     /// `true` once the server has begun to stop ([`AppState::begin_shutdown`]).
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The `Content-Security-Policy` of the HTML pages, built once.
+    content_security_policy: actix_web::http::header::HeaderValue,
 }
 
 /// Why the service could not start.
@@ -174,6 +176,11 @@ impl AppState {
     /// SIGTERM/SIGINT; an embedder stopping the server itself calls it first.
     pub fn begin_shutdown(&self) {
         self.stopping.send_replace(true);
+    }
+
+    /// The `Content-Security-Policy` of the HTML pages.
+    pub(crate) fn content_security_policy(&self) -> &actix_web::http::header::HeaderValue {
+        &self.content_security_policy
     }
 
     /// Watches for [`AppState::begin_shutdown`].
@@ -334,6 +341,11 @@ pub async fn build_state_with_store(
             .to_ascii_lowercase(),
         request_timeout: config.request_timeout,
         stopping: tokio::sync::watch::channel(false).0,
+        content_security_policy: crate::html::content_security_policy(
+            config.captcha.as_ref().map(|c| &c.script),
+        )
+        .try_into()
+        .map_err(|_| StartError::Captcha("TURNSTILE_SCRIPT cannot be named in a header".into()))?,
     }))
 }
 

@@ -90,3 +90,96 @@ async fn two_authorization_headers_are_refused() {
     srv.send(change).await.expect(400, "invalid_body");
     srv.login("two@example.com", PW).await;
 }
+
+/// Browser security headers (issue 19, defect 5): every answer is `nosniff` and not frameable;
+/// every HTML answer (a `/form` page, a result page, an HTML error) has a Content-Security-
+/// Policy with no inline script, `frame-ancestors 'none'`, and with a captcha the widget's
+/// origin only.
+#[tokio::test]
+async fn every_answer_has_the_browser_security_headers() {
+    let srv = TestServer::with(&[
+        ("CAPTCHA", "turnstile"),
+        ("TURNSTILE_SECRET_KEY", "turnstile-secret"),
+        ("TURNSTILE_SITE_KEY", "site-key"),
+        (
+            "TURNSTILE_SCRIPT",
+            "https://widget.example.net/turnstile/v0/api.js",
+        ),
+    ])
+    .await;
+    let html = |path: &str| srv.client.get(srv.url(path)).header("Accept", "text/html");
+    let answers = [
+        (
+            "form page",
+            srv.send(html("/form?action=signup")).await,
+            true,
+        ),
+        (
+            "html error",
+            srv.send(html("/form?action=nope")).await,
+            true,
+        ),
+        (
+            "html result",
+            srv.send(
+                srv.client
+                    .post(srv.url("/token"))
+                    .header("Accept", "text/html")
+                    .form(&[("email", "a@example.com"), ("password", "x")]),
+            )
+            .await,
+            true,
+        ),
+        ("json", srv.get("/healthz", None).await, false),
+        ("json error", srv.get("/nowhere", None).await, false),
+    ];
+    for (what, res, is_html) in answers {
+        let header = |name: &str| {
+            res.headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{what}");
+        let csp = header("content-security-policy");
+        if !is_html {
+            assert_eq!(csp, None, "{what}");
+            continue;
+        }
+        assert!(
+            header("content-type").unwrap().starts_with("text/html"),
+            "{what}: {res:?}"
+        );
+        let csp = csp.unwrap_or_else(|| panic!("{what}: no CSP"));
+        for part in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "script-src https://widget.example.net",
+            "frame-src https://widget.example.net",
+        ] {
+            assert!(csp.contains(part), "{what}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+        assert!(!csp.contains("unsafe-eval"), "{what}: {csp}");
+        // The inline style sheet is allowed by its hash, and is the page's only inline code.
+        let style = res
+            .text
+            .split_once("<style>")
+            .and_then(|(_, rest)| rest.split_once("</style>"))
+            .map(|(style, _)| style)
+            .unwrap_or_else(|| panic!("{what}: no style sheet"));
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style));
+        assert!(
+            csp.contains(&format!("style-src 'sha256-{hash}'")),
+            "{what}: {csp}"
+        );
+        assert!(!res.text.contains("<script>"), "{what}: inline script");
+    }
+}
