@@ -141,6 +141,16 @@ impl ApiError {
         )
     }
 
+    /// 415 `invalid_body`: the body has a `Content-Encoding` (gzip, br, …) this service does
+    /// not decode. SPEC §3a has no code of its own for it; the body is what cannot be read.
+    pub fn unsupported_encoding() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_body",
+            "the body's Content-Encoding is not supported; send it uncompressed",
+        )
+    }
+
     /// 429 `rate_limited` with `Retry-After`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut e = Self::new(

@@ -113,6 +113,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let json = is_json(req);
+        let encoded = req
+            .headers()
+            .get_all(header::CONTENT_ENCODING)
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            // This service decodes no content coding: read as it is, a compressed body would
+            // be refused as unparsable, which misleads the client about what to fix.
+            return Box::pin(std::future::ready(Err(ApiError::unsupported_encoding())));
+        }
         let mut payload = payload.take();
         let timing = state_of(req).map(|s| (s.request_timeout(), s.stopping()));
         Box::pin(async move {

@@ -164,3 +164,30 @@ fn stalled_clients_do_not_hold_up_a_shutdown() {
     }
     drop(heads);
 }
+
+/// Malformed HTTP (issue 19, item 7) is the client's fault: answered 400 by the HTTP layer and
+/// logged, if at all, below WARN, so a client cannot fill the error log.
+#[test]
+fn malformed_http_is_not_logged_as_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.push(("RUST_LOG", "info"));
+    let proc = spawn(&["serve"], &vars, dir.path());
+    let garbage: [&[u8]; 4] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"POST /signup HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+        b"POST /signup HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ];
+    for bytes in garbage {
+        let mut conn = connect(proc.port);
+        conn.write_all(bytes).unwrap();
+        let res = answer(conn);
+        assert!(res.is_empty() || res.starts_with("HTTP/1.1 400"), "{res}");
+    }
+    let health = healthz(proc.port);
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let log = proc.log();
+    assert!(!log.contains("ERROR"), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}

@@ -183,3 +183,27 @@ async fn every_answer_has_the_browser_security_headers() {
         assert!(!res.text.contains("<script>"), "{what}: inline script");
     }
 }
+
+/// A body in a content coding the service does not decode (issue 19, item 7) is 415
+/// `invalid_body`, not a parse error; `identity` is no coding.
+#[tokio::test]
+async fn an_unknown_content_encoding_is_415() {
+    let srv = TestServer::start().await;
+    let signup = |encoding: &str| {
+        srv.client
+            .post(srv.url("/signup"))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", encoding)
+            .body(r#"{"email": "enc@example.com"}"#)
+    };
+    for encoding in ["gzip", "br", "deflate", "x-unknown", "identity, gzip"] {
+        let res = srv.send(signup(encoding)).await;
+        assert_eq!(
+            (res.status, res.code()),
+            (415, "invalid_body"),
+            "{encoding}"
+        );
+    }
+    srv.send(signup("identity")).await.ok();
+    assert_eq!(srv.mails_requested(), 1);
+}
