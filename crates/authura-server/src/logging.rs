@@ -37,10 +37,10 @@ pub fn env_filter(rust_log: Option<&str>) -> EnvFilter {
     let mut env = rust_log
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    if !rust_log.is_some_and(|v| v.contains("actix_http")) {
-        if let Ok(off) = format!("{MALFORMED_HTTP_TARGET}=off").parse() {
-            env = env.add_directive(off);
-        }
+    if !rust_log.is_some_and(|v| v.contains("actix_http"))
+        && let Ok(off) = format!("{MALFORMED_HTTP_TARGET}=off").parse()
+    {
+        env = env.add_directive(off);
     }
     env
 }
