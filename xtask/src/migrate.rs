@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn new_numbers_after_the_last_and_dates_sqlite() {
-        let root = tempfile_dir();
+        let root = tempfile_dir("users");
         fs::create_dir_all(root.join(PG_DIR)).unwrap();
         fs::create_dir_all(root.join(SQLITE_DIR)).unwrap();
         fs::write(root.join(PG_DIR).join("0001_create_users.sql"), "").unwrap();
@@ -133,8 +133,7 @@ mod tests {
 
     #[test]
     fn new_state_migrations_go_to_the_state_directories() {
-        let root = tempfile_dir().with_extension("state");
-        let _ = fs::remove_dir_all(&root);
+        let root = tempfile_dir("state");
         for dir in [PG_DIR, SQLITE_DIR, PG_STATE_DIR, SQLITE_STATE_DIR] {
             fs::create_dir_all(root.join(dir)).unwrap();
         }
@@ -152,8 +151,10 @@ mod tests {
         fs::remove_dir_all(&root).unwrap();
     }
 
-    fn tempfile_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-migrate-{}", std::process::id()));
+    /// A fresh directory of this test's own: the tests run at once, in one process, so the
+    /// name is the test's too (removing a shared one removed the other test's files).
+    fn tempfile_dir(test: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-migrate-{}-{test}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
