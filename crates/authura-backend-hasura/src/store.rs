@@ -133,6 +133,9 @@ const CREATE: &str = "mutation AuthuraCreateUser($object: users_insert_input!) {
 const UPDATE: &str = "mutation AuthuraUpdateUser($id: Int!, $set: users_set_input!) { \
      update_users_by_pk(pk_columns: {id: $id}, _set: $set) \
      { id email role password tenant_id verified_at } }";
+const UPDATE_IF: &str = "mutation AuthuraUpdateUserIf($where: users_bool_exp!, $set: users_set_input!) { \
+     update_users(where: $where, _set: $set) \
+     { affected_rows returning { id email role password tenant_id verified_at } } }";
 const DELETE: &str = "mutation AuthuraDeleteUser($id: Int!) { \
      delete_users_by_pk(id: $id) { id } }";
 const PING: &str = "query AuthuraPing { users(limit: 1) { id } }";
@@ -207,19 +210,7 @@ impl UserStore for HasuraStore {
         let Some(current) = self.find_by_id(tenant, id).await? else {
             return Err(StoreError::NotFound);
         };
-        let mut set = Map::new();
-        if let Some(email) = &changes.email {
-            set.insert("email".into(), email.as_str().into());
-        }
-        if let Some(role) = &changes.role {
-            set.insert("role".into(), role.as_str().into());
-        }
-        if let Some(hash) = &changes.password_hash {
-            set.insert("password".into(), hash.as_str().into());
-        }
-        if let Some(at) = &changes.verified_at {
-            set.insert("verified_at".into(), timestamp(at).into());
-        }
+        let set = set_input(&changes);
         if set.is_empty() {
             return Ok(current);
         }
@@ -238,10 +229,79 @@ impl UserStore for HasuraStore {
             .into_user()
     }
 
+    async fn update_if(
+        &self,
+        tenant: Option<&TenantId>,
+        expected: &User,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let set = set_input(&changes);
+        let Some(id) = row_id(&expected.id) else {
+            return Err(StoreError::NotFound);
+        };
+        let gone_or_changed = || async {
+            match self.find_by_id(tenant, &expected.id).await? {
+                Some(_) => Err(StoreError::Changed),
+                None => Err(StoreError::NotFound),
+            }
+        };
+        if set.is_empty() {
+            return match self.find_by_id(tenant, &expected.id).await? {
+                Some(u)
+                    if u.email == expected.email && u.password_hash == expected.password_hash =>
+                {
+                    Ok(u)
+                }
+                _ => gone_or_changed().await,
+            };
+        }
+        // `update_users` with the expected state in `where`: Hasura runs it as one conditional
+        // UPDATE, so of racing calls with the same expectation exactly one changes a row. The
+        // tenant is in the condition too.
+        let filter = json!({
+            "id": { "_eq": id },
+            "tenant_id": tenant_filter(tenant),
+            "email": { "_eq": expected.email.as_str() },
+            "password": { "_eq": expected.password_hash.as_str() },
+        });
+        let data: UpdateIfData = self
+            .run(
+                "AuthuraUpdateUserIf",
+                UPDATE_IF,
+                json!({ "where": filter, "set": Value::Object(set) }),
+            )
+            .await?;
+        match data
+            .update_users
+            .and_then(|r| r.returning.into_iter().next())
+        {
+            Some(row) => row.into_user(),
+            None => gone_or_changed().await,
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let _: PingData = self.run("AuthuraPing", PING, json!({})).await?;
         Ok(())
     }
+}
+
+/// The changes as a `users_set_input`.
+fn set_input(changes: &UserChanges) -> Map<String, Value> {
+    let mut set = Map::new();
+    if let Some(email) = &changes.email {
+        set.insert("email".into(), email.as_str().into());
+    }
+    if let Some(role) = &changes.role {
+        set.insert("role".into(), role.as_str().into());
+    }
+    if let Some(hash) = &changes.password_hash {
+        set.insert("password".into(), hash.as_str().into());
+    }
+    if let Some(at) = &changes.verified_at {
+        set.insert("verified_at".into(), timestamp(at).into());
+    }
+    set
 }
 
 /// The tenant as a `String_comparison_exp`: `_eq` a tenant, or `_is_null` for none.
@@ -284,6 +344,16 @@ struct InsertData {
 #[derive(Debug, Deserialize)]
 struct UpdateData {
     update_users_by_pk: Option<UserRow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateIfData {
+    update_users: Option<MutationResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MutationResponse {
+    returning: Vec<UserRow>,
 }
 
 #[derive(Debug, Deserialize)]

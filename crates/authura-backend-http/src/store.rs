@@ -271,6 +271,30 @@ impl UserStore for HttpStore {
         }
     }
 
+    /// `PATCH` with `expected`: the service answers 412 when the stored email or password
+    /// hash differs (and writes nothing).
+    async fn update_if(
+        &self,
+        tenant: Option<&TenantId>,
+        expected: &User,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        const OP: &str = "update_if";
+        let url = Self::with_tenant(self.item(&expected.id), tenant);
+        let request = self
+            .client
+            .request(Method::PATCH, url)
+            .json(&PatchBody::conditional(&changes, expected));
+        let (status, body) = self.send(OP, request).await?;
+        match status {
+            StatusCode::OK => user(OP, &body),
+            StatusCode::NOT_FOUND => Err(StoreError::NotFound),
+            StatusCode::CONFLICT => Err(StoreError::Conflict),
+            StatusCode::PRECONDITION_FAILED => Err(StoreError::Changed),
+            other => Err(unexpected(OP, other, &body)),
+        }
+    }
+
     /// A lookup of an address that cannot exist (`readiness-probe@authura.invalid`): any 200 or
     /// 404 means the service is there and accepts our credential.
     async fn ping(&self) -> Result<(), StoreError> {

@@ -89,6 +89,16 @@ pub(crate) struct PatchBody<'a> {
     password: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verified_at: Option<String>,
+    /// The precondition of a conditional update: the user's email and password hash as read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected: Option<Expected<'a>>,
+}
+
+/// `expected` in a `PATCH` body: write only if the stored user still has these.
+#[derive(Serialize)]
+pub(crate) struct Expected<'a> {
+    email: &'a str,
+    password: &'a str,
 }
 
 impl<'a> PatchBody<'a> {
@@ -98,6 +108,18 @@ impl<'a> PatchBody<'a> {
             role: changes.role.as_ref().map(Role::as_str),
             password: changes.password_hash.as_ref().map(PasswordHash::as_str),
             verified_at: changes.verified_at.map(rfc3339),
+            expected: None,
+        }
+    }
+
+    /// The body of a conditional update: `changes`, if the user still is as `expected`.
+    pub(crate) fn conditional(changes: &'a UserChanges, expected: &'a User) -> Self {
+        PatchBody {
+            expected: Some(Expected {
+                email: expected.email.as_str(),
+                password: expected.password_hash.as_str(),
+            }),
+            ..PatchBody::new(changes)
         }
     }
 }

@@ -309,6 +309,46 @@ impl UserStore for PgStore {
             .into_user()
     }
 
+    async fn update_if(
+        &self,
+        tenant: Option<&TenantId>,
+        expected: &User,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let Some(id) = row_id(&expected.id) else {
+            return Err(StoreError::NotFound);
+        };
+        let mut conn = self.conn().await?;
+        // One conditional statement: under READ COMMITTED a racing UPDATE waits for the row
+        // lock, then re-checks the condition against the row as the winner left it, so of
+        // concurrent calls with the same expectation exactly one matches.
+        let query = self
+            .queries
+            .update_if
+            .bind::<Nullable<Text>, _>(changes.email.as_ref().map(Email::as_str))
+            .bind::<Nullable<Text>, _>(changes.role.as_ref().map(Role::as_str))
+            .bind::<Nullable<Text>, _>(changes.password_hash.as_ref().map(PasswordHash::as_str))
+            .bind::<Nullable<Timestamptz>, _>(changes.verified_at)
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(tenant_key(tenant))
+            .bind::<Text, _>(expected.email.as_str())
+            .bind::<Text, _>(expected.password_hash.as_str());
+        let answer = self
+            .within_deadline(query.get_result::<UserRow>(&mut *conn))
+            .await;
+        let updated = self
+            .settle(conn, answer)?
+            .optional()
+            .map_err(error::query)?;
+        match updated {
+            Some(row) => row.into_user(),
+            None => match self.find_by_id(tenant, &expected.id).await? {
+                Some(_) => Err(StoreError::Changed),
+                None => Err(StoreError::NotFound),
+            },
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         // Touches the users table, so a database without it is not "ready".
@@ -336,6 +376,7 @@ struct Queries {
     find_by_id: Sql,
     create: Sql,
     update: Sql,
+    update_if: Sql,
     delete: Sql,
     ping: Sql,
 }
@@ -364,6 +405,12 @@ impl Queries {
                 "UPDATE {t} SET email = coalesce($1, email), role = coalesce($2, role), \
                  password = coalesce($3, password), verified_at = coalesce($4, verified_at) \
                  WHERE id = $5 AND {same_tenant}$6 RETURNING {columns}"
+            )),
+            update_if: Sql::new(&format!(
+                "UPDATE {t} SET email = coalesce($1, email), role = coalesce($2, role), \
+                 password = coalesce($3, password), verified_at = coalesce($4, verified_at) \
+                 WHERE id = $5 AND {same_tenant}$6 AND lower(email) = $7 AND password = $8 \
+                 RETURNING {columns}"
             )),
             delete: Sql::new(&format!(
                 "DELETE FROM {t} WHERE id = $1 AND {same_tenant}$2"
@@ -524,7 +571,13 @@ mod tests {
                 .text()
                 .starts_with(r#"INSERT INTO "auth"."accounts" "#)
         );
-        for sql in [&q.find_by_email, &q.find_by_id, &q.update, &q.delete] {
+        for sql in [
+            &q.find_by_email,
+            &q.find_by_id,
+            &q.update,
+            &q.update_if,
+            &q.delete,
+        ] {
             let text = sql.text();
             assert!(text.contains(r#""auth"."accounts""#), "{text}");
             assert!(text.contains("coalesce(tenant_id, '') = $"), "{text}");
@@ -534,11 +587,12 @@ mod tests {
             &q.find_by_id,
             &q.create,
             &q.update,
+            &q.update_if,
             &q.delete,
             &q.ping,
         ]
         .map(Sql::parameters);
-        assert_eq!(counts, [2, 2, 5, 6, 2, 0]);
+        assert_eq!(counts, [2, 2, 5, 6, 8, 2, 0]);
         // A table name with `$` is part of the text, not a parameter.
         let q = Queries::new(&UsersTable::parse("a$1").unwrap());
         assert!(q.find_by_id.text().contains(r#"FROM "a$1" WHERE id = $1 "#));

@@ -22,7 +22,7 @@ use authura_core::{StoreError, UserStore};
 use crate::error;
 use crate::migrate;
 use crate::read::Readers;
-use crate::schema::{ChangeRow, NewRow, UserRow, row_id, users};
+use crate::schema::{ChangeRow, NewRow, UserRow, lower, row_id, users};
 use crate::state::SqliteStateStore;
 
 /// A pooled async connection: diesel's synchronous SQLite connection run on Tokio's blocking
@@ -228,6 +228,54 @@ impl UserStore for SqliteStore {
         .map_err(error::query)?
         .ok_or(StoreError::NotFound)?
         .into_user()
+    }
+
+    async fn update_if(
+        &self,
+        tenant: Option<&TenantId>,
+        expected: &User,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let changed = || async {
+            match self.find_by_id(tenant, &expected.id).await? {
+                Some(_) => Err(StoreError::Changed),
+                None => Err(StoreError::NotFound),
+            }
+        };
+        let Some(changes) = ChangeRow::new(&changes) else {
+            return match self.find_by_id(tenant, &expected.id).await? {
+                Some(u)
+                    if u.email == expected.email && u.password_hash == expected.password_hash =>
+                {
+                    Ok(u)
+                }
+                _ => changed().await,
+            };
+        };
+        let Some(id) = row_id(&expected.id) else {
+            return Err(StoreError::NotFound);
+        };
+        let mut conn = self.conn().await?;
+        // One statement: SQLite evaluates the condition and writes under its write lock, so
+        // of two racing calls the second finds the row changed.
+        let updated = diesel::update(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::tenant_id.is(tenant.map(TenantId::as_str)))
+                .filter(lower(users::email).eq(expected.email.as_str()))
+                .filter(users::password.eq(expected.password_hash.as_str())),
+        )
+        .set(changes)
+        .returning(UserRow::as_returning())
+        .get_result(&mut *conn)
+        .await
+        .optional()
+        .map_err(error::query)?;
+        drop(conn);
+        match updated {
+            Some(row) => row.into_user(),
+            None => changed().await,
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

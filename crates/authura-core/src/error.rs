@@ -77,6 +77,9 @@ impl From<crate::store::StoreError> for CoreError {
             StoreError::Unavailable(m) => CoreError::BackendUnavailable(m),
             StoreError::Backend(m) => CoreError::Backend(m),
             StoreError::ReadOnly => CoreError::ManagedByDirectory,
+            // A mail link's conditional write lost to another use of the same state; flows
+            // where it means something else (`/change-password`) map it at the call site.
+            StoreError::Changed => CoreError::TokenUsed,
         }
     }
 }

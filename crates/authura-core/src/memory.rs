@@ -114,6 +114,33 @@ impl UserStore for MemoryStore {
         Ok(user.clone())
     }
 
+    async fn update_if(
+        &self,
+        tenant: Option<&TenantId>,
+        expected: &User,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let mut state = self.lock();
+        if let Some(email) = &changes.email
+            && state
+                .users
+                .iter()
+                .any(|u| &u.email == email && u.tenant.as_ref() == tenant && u.id != expected.id)
+        {
+            return Err(StoreError::Conflict);
+        }
+        let user = state
+            .users
+            .iter_mut()
+            .find(|u| u.id == expected.id && u.tenant.as_ref() == tenant)
+            .ok_or(StoreError::NotFound)?;
+        if user.email != expected.email || user.password_hash != expected.password_hash {
+            return Err(StoreError::Changed);
+        }
+        changes.apply_to(user);
+        Ok(user.clone())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The backend does not accept writes (a directory).
     #[error("the backend is read-only")]
     ReadOnly,
+    /// A conditional update ([`UserStore::update_if`]) found the user changed since it was read:
+    /// nothing was written.
+    #[error("the user changed since it was read")]
+    Changed,
     /// The backend cannot do this operation at all (an optional part of its contract it lacks),
     /// named in the text.
     #[error("the backend does not support {0}")]
@@ -68,6 +72,23 @@ pub trait UserStore: Send + Sync + 'static {
         &self,
         tenant: Option<&TenantId>,
         id: &UserId,
+        changes: UserChanges,
+    ) -> Result<User, StoreError>;
+
+    /// Updates `expected.id` only if its stored email and password hash are still `expected`'s,
+    /// in one atomic step (a compare-and-set): of concurrent calls made with the same `expected`
+    /// record and changing either, exactly one succeeds. This is what makes mail links and
+    /// `/change-password` single-use under concurrency: every token-driven write changes the
+    /// email or the password hash, the state the token (or the old password) was checked
+    /// against.
+    ///
+    /// # Errors
+    /// `Changed` when the user's email or password hash differs from `expected`'s (nothing is
+    /// written); `NotFound` when the user is gone; `Conflict` when the new email is taken.
+    async fn update_if(
+        &self,
+        tenant: Option<&TenantId>,
+        expected: &User,
         changes: UserChanges,
     ) -> Result<User, StoreError>;
 

@@ -331,6 +331,15 @@ impl UserStore for DeferredStore {
         self.get()?.update(tenant, id, changes).await
     }
 
+    async fn update_if(
+        &self,
+        tenant: Option<&authura_core::TenantId>,
+        expected: &authura_core::User,
+        changes: authura_core::UserChanges,
+    ) -> Result<authura_core::User, StoreError> {
+        self.get()?.update_if(tenant, expected, changes).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.get()?.ping().await
     }

@@ -75,6 +75,16 @@ impl ApiError {
         )
     }
 
+    /// 400 `tenant_required`: the tenant header is there but is not one valid tenant (not
+    /// visible ASCII, empty, too long, or sent more than once). Never replaced by the host's.
+    pub fn tenant_invalid(header: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "tenant_required",
+            format!("the {header} header must be sent once, with a valid tenant id"),
+        )
+    }
+
     /// 400 `captcha_failed`.
     pub fn captcha_failed() -> Self {
         Self::new(
@@ -136,6 +146,28 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the body is larger than {} KiB", limit / 1024),
+        )
+    }
+
+    /// 408 `invalid_body`: the body did not arrive within `REQUEST_TIMEOUT` (or the server is
+    /// stopping). SPEC §3a has no code of its own for it; the body is what is at fault, so it
+    /// is `invalid_body`, with the status that tells a client the request was not processed.
+    /// The connection is closed after it: what is left of the body is never read.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_body",
+            "the request body did not arrive in time",
+        )
+    }
+
+    /// 415 `invalid_body`: the body has a `Content-Encoding` (gzip, br, …) this service does
+    /// not decode. SPEC §3a has no code of its own for it; the body is what cannot be read.
+    pub fn unsupported_encoding() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_body",
+            "the body's Content-Encoding is not supported; send it uncompressed",
         )
     }
 
@@ -294,6 +326,9 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Session"),
             ));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            res.force_close();
         }
         res.json(body)
     }

@@ -38,8 +38,8 @@ fn state_of(req: &HttpRequest) -> Result<&AppState, ApiError> {
 }
 
 /// The request's tenant: `TENANT_ID_HEADER`, else the host read from `HOST_HEADER` (port
-/// dropped); `None` when multi-tenancy is off. Neither, or an invalid tenant: 400
-/// `tenant_required`.
+/// dropped); `None` when multi-tenancy is off. Neither, an invalid tenant, or the tenant header
+/// sent twice: 400 `tenant_required`.
 #[derive(Debug)]
 pub struct Tenant(pub Option<TenantId>);
 
@@ -54,24 +54,29 @@ impl Tenant {
         if !state.multi_tenant() {
             return Ok(Tenant(None));
         }
-        let header_value = |name: &str| {
-            req.headers()
-                .get(name)
+        let required = || ApiError::tenant_required(state.tenant_header());
+        let invalid = || ApiError::tenant_invalid(state.tenant_header());
+        // A tenant header that is there decides, whatever it holds: one that is not a valid
+        // tenant (not visible ASCII, empty, too long) or is sent more than once is refused,
+        // never replaced by the host's tenant.
+        let mut sent = req.headers().get_all(state.tenant_header());
+        let tenant = match (sent.next(), sent.next()) {
+            (Some(_), Some(_)) => return Err(invalid()),
+            (Some(value), None) => value.to_str().map_err(|_| invalid())?.to_owned(),
+            (None, _) => match req
+                .headers()
+                .get(state.host_header())
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
-        };
-        let required = || ApiError::tenant_required(state.tenant_header());
-        let tenant = match header_value(state.tenant_header()) {
-            Some(t) => t.to_owned(),
-            None => match header_value(state.host_header()) {
+            {
                 Some(host) => strip_port(host).to_ascii_lowercase(),
                 None => return Err(required()),
             },
         };
         TenantId::parse(&tenant)
             .map(|t| Tenant(Some(t)))
-            .map_err(|_| required())
+            .map_err(|_| invalid())
     }
 }
 
@@ -109,9 +114,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let json = is_json(req);
-        let payload = payload.take();
+        let encoded = req
+            .headers()
+            .get_all(header::CONTENT_ENCODING)
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            // This service decodes no content coding: read as it is, a compressed body would
+            // be refused as unparsable, which misleads the client about what to fix.
+            return Box::pin(std::future::ready(Err(ApiError::unsupported_encoding())));
+        }
+        let mut payload = payload.take();
+        let timing = state_of(req).map(|s| (s.request_timeout(), s.stopping()));
         Box::pin(async move {
-            let bytes = read_limited(payload, declared).await?;
+            let (timeout, stopping) = timing?;
+            let read = read_in_time(read_limited(&mut payload, declared), timeout, stopping).await;
+            let bytes = read.inspect_err(|_| keep_until_closed(payload))?;
             let parsed = if json {
                 serde_json::from_slice(&bytes)
                     .map_err(|e| ApiError::invalid_body(format!("invalid JSON body: {e}")))
@@ -139,10 +156,50 @@ fn is_json(req: &HttpRequest) -> bool {
     content_type == "application/json" || content_type.ends_with("+json")
 }
 
+/// How long a body still arriving when the server begins to stop may take to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `read` until `timeout` has passed, or [`SHUTDOWN_GRACE`] after the server began to stop
+/// if that is sooner: 408 then. A body that stops arriving (a `Content-Length` body cut short, a
+/// chunked body that never ends) so holds its connection no longer than `REQUEST_TIMEOUT`, and
+/// never holds up a shutdown.
+async fn read_in_time<T>(
+    read: impl std::future::Future<Output = Result<T, ApiError>>,
+    timeout: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<T, ApiError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stopped = async move {
+        // A closed channel (the state dropped) never stops anything.
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + SHUTDOWN_GRACE)).await;
+    };
+    tokio::select! {
+        result = read => result,
+        () = tokio::time::sleep_until(deadline) => Err(ApiError::request_timeout()),
+        () = stopped => Err(ApiError::request_timeout()),
+    }
+}
+
+/// Keeps the unread rest of a refused body from being dropped while the answer is written.
+///
+/// actix-web drains a chunked body whose reader was dropped, to keep the connection: for a
+/// chunked body that never ends, that would hold the connection for ever. A body still held
+/// when the answer is written makes it close the connection instead (after a short linger), so
+/// the payload is held a little longer than that takes.
+fn keep_until_closed(payload: Payload) {
+    actix_web::rt::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        drop(payload);
+    });
+}
+
 /// Reads the whole payload, refusing a declared or actual length over [`BODY_LIMIT`] without
 /// reading further.
 async fn read_limited(
-    mut payload: Payload,
+    payload: &mut Payload,
     declared: Option<usize>,
 ) -> Result<web::BytesMut, ApiError> {
     if declared.is_some_and(|n| n > BODY_LIMIT) {
@@ -161,7 +218,11 @@ async fn read_limited(
 
 /// The `Authorization` header, checked as a Bearer token by [`Bearer::token`] (after the body:
 /// see the module's notes). Extracting it never fails.
-pub struct Bearer(Option<HeaderValue>);
+pub struct Bearer {
+    value: Option<HeaderValue>,
+    /// More than one `Authorization` header was sent.
+    repeated: bool,
+}
 
 impl std::fmt::Debug for Bearer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,16 +233,23 @@ impl std::fmt::Debug for Bearer {
 impl Bearer {
     /// Whether the request has an `Authorization` header at all.
     pub fn is_present(&self) -> bool {
-        self.0.is_some()
+        self.value.is_some()
     }
 
     /// The token.
     ///
     /// # Errors
     /// 401 `invalid_token` (with `WWW-Authenticate: Bearer`) when the header is missing, is not
-    /// `Bearer <token>`, or the token is empty.
+    /// `Bearer <token>`, or the token is empty; 400 `invalid_body` when the request has more
+    /// than one `Authorization` header (a malformed request: which one would count is exactly
+    /// what two parties in its path may disagree on).
     pub fn token(&self) -> Result<&str, ApiError> {
-        self.0
+        if self.repeated {
+            return Err(ApiError::invalid_body(
+                "the request has more than one Authorization header",
+            ));
+        }
+        self.value
             .as_ref()
             // UTF-8 rather than `HeaderValue::to_str`'s byte-by-byte check for visible ASCII:
             // the token is checked strictly by its verifier, and this runs on every authorized
@@ -202,9 +270,12 @@ impl FromRequest for Bearer {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // A header value shares the request's buffer: cloning it copies no bytes.
-        ready(Ok(Bearer(
-            req.headers().get(header::AUTHORIZATION).cloned(),
-        )))
+        let mut sent = req.headers().get_all(header::AUTHORIZATION);
+        let value = sent.next().cloned();
+        ready(Ok(Bearer {
+            value,
+            repeated: sent.next().is_some(),
+        }))
     }
 }
 

@@ -281,6 +281,31 @@ fn rule_text(rule: &str) -> &str {
     }
 }
 
+/// The pages' one style sheet, inline, allowed by its hash in [`content_security_policy`].
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;\
+padding:0 1rem}label,input,button{display:block;width:100%;margin:.4rem 0}input,button{padding:\
+.5rem;box-sizing:border-box}.error{color:#a00}";
+
+/// The `Content-Security-Policy` of every HTML page: nothing but the pages' own style sheet
+/// (by hash), forms posting to this origin, no framing; with a captcha, the widget's origin for
+/// its script, its frame and its calls. No inline script is allowed at all: the pages have none.
+pub fn content_security_policy(captcha_script: Option<&url::Url>) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let style = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE));
+    let mut csp = format!(
+        "default-src 'none'; style-src 'sha256-{style}'; form-action 'self'; base-uri 'none'; \
+         frame-ancestors 'none'"
+    );
+    if let Some(script) = captcha_script {
+        let origin = script.origin().ascii_serialization();
+        csp.push_str(&format!(
+            "; script-src {origin}; frame-src {origin}; connect-src {origin}"
+        ));
+    }
+    csp
+}
+
 fn page(title: &str, content: &str) -> String {
     page_with(title, content, "no-referrer")
 }
@@ -295,7 +320,7 @@ fn page_with(title: &str, content: &str, referrer: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="{referrer}">
 <title>{title} · Authura</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}}label,input,button{{display:block;width:100%;margin:.4rem 0}}input,button{{padding:.5rem;box-sizing:border-box}}.error{{color:#a00}}</style>
+<style>{STYLE}</style>
 </head>
 <body>
 <h1>{title}</h1>

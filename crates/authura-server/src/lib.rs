@@ -76,6 +76,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         ensure_initial_user(state.ctx(), &config).await?;
     }
     let running = bind(state, &config, 0)?;
+    let signals = tokio::spawn(shutdown_on_signal(std::sync::Arc::clone(&running.state)));
     let connecting = deferred.map(|(deferred, deferred_state, settings)| {
         let (handle, state, config) = (
             running.server.handle(),
@@ -139,6 +140,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let state = std::sync::Arc::clone(&running.state);
     running.server.await?;
+    signals.abort();
     if let Some(task) = connecting {
         if task.is_finished() {
             task.await
@@ -150,6 +152,31 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     drain_mail(&state, std::time::Duration::from_secs(10)).await;
     tracing::info!("authura stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and tells the in-flight requests (actix-web, which receives the
+/// same signal, stops the server itself): a body still arriving gets a short grace, not its
+/// whole `REQUEST_TIMEOUT`, so a stalled client cannot hold up the shutdown.
+async fn shutdown_on_signal(state: std::sync::Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    state.begin_shutdown();
 }
 
 /// Waits (up to `limit`) for mail queued by finished requests to be handed to the relay, and

@@ -11,9 +11,6 @@ use crate::state::{AppState, StartError};
 /// How long in-flight requests get when the server stops.
 const SHUTDOWN_SECS: u64 = 30;
 
-/// How long a client may take to send a request's head.
-const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A bound, not yet awaited server.
 pub struct Running {
     /// The address it listens on (useful with port 0).
@@ -54,7 +51,7 @@ pub fn bind_to(
     let data = web::Data::from(Arc::clone(&state));
     let mut server = HttpServer::new(move || crate::routes::app(data.clone()))
         .shutdown_timeout(SHUTDOWN_SECS)
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT);
+        .client_request_timeout(config.header_timeout);
     if workers > 0 {
         server = server.workers(workers);
     }

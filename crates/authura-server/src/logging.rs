@@ -25,9 +25,29 @@ pub fn secret_cap() -> Targets {
         })
 }
 
+/// The HTTP layer's target that reports each malformed request (a bad request line or header,
+/// a broken chunk) at ERROR: the client's fault, answered 400, and as frequent as a client
+/// likes. It is off unless `RUST_LOG` names `actix_http` (`RUST_LOG=info,actix_http=debug` to
+/// see them), so no client can fill the error log.
+pub const MALFORMED_HTTP_TARGET: &str = "actix_http::h1::dispatcher";
+
+/// `RUST_LOG`'s filter (default `info`), with [`MALFORMED_HTTP_TARGET`] off unless it names
+/// `actix_http` itself.
+pub fn env_filter(rust_log: Option<&str>) -> EnvFilter {
+    let mut env = rust_log
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    if !rust_log.is_some_and(|v| v.contains("actix_http"))
+        && let Ok(off) = format!("{MALFORMED_HTTP_TARGET}=off").parse()
+    {
+        env = env.add_directive(off);
+    }
+    env
+}
+
 /// Installs the global subscriber; later calls are no-ops.
 pub fn init(format: LogFormat) {
-    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let env = env_filter(std::env::var("RUST_LOG").ok().as_deref());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

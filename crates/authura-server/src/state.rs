@@ -116,6 +116,12 @@ pub struct AppState {
     sign_in_form: url::Url,
     /// `EXTERNAL_URL` + `/form?action=session`: where a browser's sign-in and logout land.
     session_form_url: String,
+    /// `REQUEST_TIMEOUT`: how long a body may take to arrive.
+    request_timeout: std::time::Duration,
+    /// `true` once the server has begun to stop ([`AppState::begin_shutdown`]).
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// The `Content-Security-Policy` of the HTML pages, built once.
+    content_security_policy: actix_web::http::header::HeaderValue,
 }
 
 /// Why the service could not start.
@@ -235,6 +241,28 @@ impl AppState {
     /// never from a request's Host).
     pub(crate) fn session_form_url(&self) -> &str {
         &self.session_form_url
+    }
+
+    /// `REQUEST_TIMEOUT`: how long a request's body may take to arrive after its head.
+    pub(crate) fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
+    }
+
+    /// Tells requests whose body is still arriving that the server is stopping: each gets a
+    /// short grace to finish, not its whole `REQUEST_TIMEOUT`. [`crate::serve`] calls it on
+    /// SIGTERM/SIGINT; an embedder stopping the server itself calls it first.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// The `Content-Security-Policy` of the HTML pages.
+    pub(crate) fn content_security_policy(&self) -> &actix_web::http::header::HeaderValue {
+        &self.content_security_policy
+    }
+
+    /// Watches for [`AppState::begin_shutdown`].
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
@@ -453,6 +481,13 @@ pub async fn build_state_with_stores(
             "{}/form?action=session",
             config.external_url.as_str().trim_end_matches('/')
         ),
+        request_timeout: config.request_timeout,
+        stopping: tokio::sync::watch::channel(false).0,
+        content_security_policy: crate::html::content_security_policy(
+            config.captcha.as_ref().map(|c| &c.script),
+        )
+        .try_into()
+        .map_err(|_| StartError::Captcha("TURNSTILE_SCRIPT cannot be named in a header".into()))?,
     }))
 }
 

@@ -4,8 +4,10 @@
 //! The schema is served by a real GraphQL implementation (async-graphql) with the names Hasura
 //! generates for a tracked `users` table: the `users` type, `users(where:, limit:, offset:)`,
 //! `users_by_pk(id:)`, `insert_users_one(object:)`, `update_users_by_pk(pk_columns:, _set:)`,
-//! `delete_users_by_pk(id:)`, and the input types `users_bool_exp` (`_eq`, `_neq`, `_is_null`
-//! on `id`, `email`, `role`, `tenant_id`, plus `_and`), `String_comparison_exp`,
+//! `update_users(where:, _set:)` (answering `users_mutation_response`: `affected_rows`,
+//! `returning`; its `where` checked in the writing statement, so a compare-and-set as in
+//! Hasura), `delete_users_by_pk(id:)`, and the input types `users_bool_exp` (`_eq`, `_neq`,
+//! `_is_null` on `id`, `email`, `role`, `password`, `tenant_id`, plus `_and`), `String_comparison_exp`,
 //! `Int_comparison_exp`, `users_pk_columns_input`, `users_set_input`, `users_insert_input` and
 //! the `timestamptz` scalar. Anything else (an unknown field, argument or type, a variable of
 //! the wrong type) is refused by GraphQL validation, as Hasura refuses it, with code
@@ -297,6 +299,16 @@ struct Users {
     verified_at: Option<Timestamptz>,
 }
 
+/// `users_mutation_response`: what `update_users` answers.
+#[derive(Clone, Debug, SimpleObject)]
+#[graphql(name = "users_mutation_response")]
+struct UsersMutationResponse {
+    #[graphql(name = "affected_rows")]
+    affected_rows: i32,
+    #[graphql(name = "returning")]
+    returning: Vec<Users>,
+}
+
 #[derive(Debug, InputObject)]
 #[graphql(name = "String_comparison_exp")]
 struct StringComparisonExp {
@@ -330,6 +342,8 @@ struct UsersBoolExp {
     email: Option<StringComparisonExp>,
     #[graphql(name = "role")]
     role: Option<StringComparisonExp>,
+    #[graphql(name = "password")]
+    password: Option<StringComparisonExp>,
     #[graphql(name = "tenant_id")]
     tenant_id: Option<StringComparisonExp>,
 }
@@ -469,31 +483,7 @@ impl MutationRoot {
         #[graphql(name = "pk_columns")] pk_columns: UsersPkColumnsInput,
         #[graphql(name = "_set")] set: Option<UsersSetInput>,
     ) -> async_graphql::Result<Option<Users>> {
-        let mut assignments = Vec::new();
-        if let Some(set) = set {
-            let id = set.id.map_value(|v| v.to_string());
-            for (column, value) in [
-                ("email", set.email),
-                ("role", set.role),
-                ("password", set.password),
-                ("tenant_id", set.tenant_id),
-                (
-                    "verified_at",
-                    set.verified_at.map_value(|t| stored_time(&t)),
-                ),
-            ] {
-                match value {
-                    MaybeUndefined::Undefined => {}
-                    MaybeUndefined::Null => assignments.push((column, Param::Text(None))),
-                    MaybeUndefined::Value(v) => assignments.push((column, Param::Text(Some(v)))),
-                }
-            }
-            match id {
-                MaybeUndefined::Undefined => {}
-                MaybeUndefined::Null => assignments.push(("id", Param::Text(None))),
-                MaybeUndefined::Value(v) => assignments.push(("id", Param::Text(Some(v)))),
-            }
-        }
+        let assignments = assignments(set);
         let db = ctx.data::<Db>()?;
         if assignments.is_empty() {
             // Hasura answers the row as it is.
@@ -502,17 +492,44 @@ impl MutationRoot {
             return Ok(db.rows(sql)?.into_iter().next());
         }
         let mut sql = Sql::new("UPDATE users SET ".to_owned());
-        for (i, (column, value)) in assignments.into_iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push(&format!("{column} = "));
-            sql.param(value);
-        }
+        sql.assign(assignments);
         sql.push(" WHERE id = ");
         sql.int(pk_columns.id);
         sql.push(&format!(" RETURNING {COLUMNS}"));
         Ok(db.rows(sql)?.into_iter().next())
+    }
+
+    /// update data of the table: "users"
+    ///
+    /// Hasura's `where` is evaluated by the same statement that writes (one `UPDATE`), so a
+    /// condition on the row's current values is a compare-and-set, as it is in Hasura over
+    /// PostgreSQL.
+    #[graphql(name = "update_users")]
+    async fn update_users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: UsersBoolExp,
+        #[graphql(name = "_set")] set: Option<UsersSetInput>,
+    ) -> async_graphql::Result<Option<UsersMutationResponse>> {
+        let assignments = assignments(set);
+        let db = ctx.data::<Db>()?;
+        let mut sql = if assignments.is_empty() {
+            Sql::new(format!("SELECT {COLUMNS} FROM users WHERE "))
+        } else {
+            let mut sql = Sql::new("UPDATE users SET ".to_owned());
+            sql.assign(assignments);
+            sql.push(" WHERE ");
+            sql
+        };
+        sql.bool_exp(&filter);
+        if sql.text.starts_with("UPDATE") {
+            sql.push(&format!(" RETURNING {COLUMNS}"));
+        }
+        let returning = db.rows(sql)?;
+        Ok(Some(UsersMutationResponse {
+            affected_rows: i32::try_from(returning.len()).unwrap_or(i32::MAX),
+            returning,
+        }))
     }
 
     /// delete single row from the table: "users"
@@ -527,6 +544,32 @@ impl MutationRoot {
         sql.push(&format!(" RETURNING {COLUMNS}"));
         Ok(ctx.data::<Db>()?.rows(sql)?.into_iter().next())
     }
+}
+
+/// The column assignments of a `users_set_input` (an explicit `null` sets NULL).
+fn assignments(set: Option<UsersSetInput>) -> Vec<(&'static str, Param)> {
+    let mut assignments = Vec::new();
+    if let Some(set) = set {
+        let id = set.id.map_value(|v| v.to_string());
+        for (column, value) in [
+            ("email", set.email),
+            ("role", set.role),
+            ("password", set.password),
+            ("tenant_id", set.tenant_id),
+            (
+                "verified_at",
+                set.verified_at.map_value(|t| stored_time(&t)),
+            ),
+            ("id", id),
+        ] {
+            match value {
+                MaybeUndefined::Undefined => {}
+                MaybeUndefined::Null => assignments.push((column, Param::Text(None))),
+                MaybeUndefined::Value(v) => assignments.push((column, Param::Text(Some(v)))),
+            }
+        }
+    }
+    assignments
 }
 
 /// A timestamp as stored: RFC 3339 UTC with microseconds (PostgreSQL's precision).
@@ -567,6 +610,17 @@ impl Sql {
         self.params.push(value);
     }
 
+    /// `column = ?, …` for each assignment.
+    fn assign(&mut self, assignments: Vec<(&'static str, Param)>) {
+        for (i, (column, value)) in assignments.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.push(&format!("{column} = "));
+            self.param(value);
+        }
+    }
+
     fn int(&mut self, value: i32) {
         self.param(Param::Int(value));
     }
@@ -588,6 +642,7 @@ impl Sql {
         for (column, cmp) in [
             ("email", &exp.email),
             ("role", &exp.role),
+            ("password", &exp.password),
             ("tenant_id", &exp.tenant_id),
         ] {
             if let Some(cmp) = cmp {

@@ -233,6 +233,16 @@ struct PatchBody {
     role: Option<String>,
     password: Option<String>,
     verified_at: Option<DateTime<Utc>>,
+    /// The precondition: write only if the stored user still has this email and hash.
+    expected: Option<ExpectedBody>,
+}
+
+/// `expected` in a `PATCH` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedBody {
+    email: String,
+    password: String,
 }
 
 type Reply = Result<HttpResponse, Refusal>;
@@ -391,7 +401,25 @@ async fn update(
     let Some(id) = id(&path) else {
         return Err(not_found());
     };
-    match store.update(tenant.as_ref(), &id, changes).await {
+    let updated = match body.expected {
+        None => store.update(tenant.as_ref(), &id, changes).await,
+        // The precondition goes to the store's own compare-and-set (one conditional UPDATE),
+        // never a look-then-write here.
+        Some(expected) => {
+            // `update_if` compares only the email and the password hash; the rest is filler.
+            let expected = User {
+                id,
+                email: Email::parse(&expected.email)
+                    .map_err(|_| invalid("expected.email is not an address"))?,
+                role: Role::parse("user").map_err(|_| invalid("role"))?,
+                tenant: tenant.clone(),
+                password_hash: hash(expected.password)?,
+                verified_at: None,
+            };
+            store.update_if(tenant.as_ref(), &expected, changes).await
+        }
+    };
+    match updated {
         Ok(user) => Ok(HttpResponse::Ok().json(user_json(&user))),
         Err(e) => Err(store_error(&e)),
     }
@@ -470,6 +498,11 @@ fn store_error(err: &StoreError) -> Refusal {
             StatusCode::CONFLICT,
             "email_taken",
             "a user with this email exists in this tenant",
+        ),
+        StoreError::Changed => error(
+            StatusCode::PRECONDITION_FAILED,
+            "changed",
+            "the user's email or password is no longer the expected one",
         ),
         other => error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -69,6 +69,10 @@ macro_rules! conformance_tests {
             update_of_a_missing_user_is_not_found,
             ids_are_distinct,
             concurrent_creates_of_one_email_give_one_success,
+            conditional_update_writes_when_the_user_is_as_expected,
+            conditional_update_of_a_changed_user_is_refused_and_changes_nothing,
+            conditional_update_of_a_missing_user_is_not_found,
+            concurrent_conditional_updates_give_one_success,
             ping_works,
         );
     };
@@ -426,6 +430,169 @@ pub async fn concurrent_creates_of_one_email_give_one_success(store: Arc<dyn Use
                 Ok(user) => winners.push(user),
                 Err(StoreError::Conflict) => {}
                 Err(other) => panic!("tenant {t:?}: expected Conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "tenant {t:?}: winners {winners:?}");
+        check_found(&*store, &winners[0]).await;
+    }
+}
+
+/// `update_if` with the record as read writes the changes and returns the record as stored,
+/// also with no changes; a new email taken by another user is still a `Conflict`.
+pub async fn conditional_update_writes_when_the_user_is_as_expected(store: Arc<dyn UserStore>) {
+    for t in [Some("acme"), None] {
+        let tid = t.map(tenant);
+        let user = create(&*store, new_user("cas@example.com", t)).await;
+        let same = store
+            .update_if(tid.as_ref(), &user, UserChanges::default())
+            .await
+            .expect("update_if without changes");
+        assert_eq!(same, user);
+        let change = UserChanges {
+            password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$next")),
+            verified_at: Some(at(1_767_225_600, 654_321)),
+            ..UserChanges::default()
+        };
+        let mut expected = user.clone();
+        change.apply_to(&mut expected);
+        let updated = store
+            .update_if(tid.as_ref(), &user, change)
+            .await
+            .expect("update_if");
+        assert_eq!(updated, expected);
+        check_found(&*store, &expected).await;
+        // The email changes too, compared as stored (lower-case).
+        let moved = UserChanges {
+            email: Some(email("Cas.Moved@example.com")),
+            ..UserChanges::default()
+        };
+        let moved = store
+            .update_if(tid.as_ref(), &updated, moved)
+            .await
+            .expect("update_if of the email");
+        assert_eq!(moved.email, email("cas.moved@example.com"));
+        let taken = create(&*store, new_user("cas.taken@example.com", t)).await;
+        let to_taken = UserChanges {
+            email: Some(taken.email.clone()),
+            ..UserChanges::default()
+        };
+        let result = store.update_if(tid.as_ref(), &moved, to_taken).await;
+        assert!(
+            matches!(result, Err(StoreError::Conflict)),
+            "got {result:?}"
+        );
+        check_found(&*store, &moved).await;
+    }
+}
+
+/// `update_if` with a record whose password hash or email has changed since (a stale read) is
+/// `Changed`, and writes nothing: not even fields the stale record agrees on.
+pub async fn conditional_update_of_a_changed_user_is_refused_and_changes_nothing(
+    store: Arc<dyn UserStore>,
+) {
+    let t = tenant("acme");
+    let stale = create(&*store, new_user("stale@example.com", Some("acme"))).await;
+    let new_hash = UserChanges {
+        password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$changed")),
+        ..UserChanges::default()
+    };
+    let current = store
+        .update(Some(&t), &stale.id, new_hash)
+        .await
+        .expect("update");
+    let attempt = UserChanges {
+        password_hash: Some(PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$late")),
+        role: Some(role("admin")),
+        verified_at: Some(at(1_767_225_600, 1)),
+        ..UserChanges::default()
+    };
+    let result = store.update_if(Some(&t), &stale, attempt.clone()).await;
+    assert!(matches!(result, Err(StoreError::Changed)), "got {result:?}");
+    check_found(&*store, &current).await;
+    let empty = store
+        .update_if(Some(&t), &stale, UserChanges::default())
+        .await;
+    assert!(matches!(empty, Err(StoreError::Changed)), "got {empty:?}");
+
+    // The email changed since: also `Changed`.
+    let moved = store
+        .update(
+            Some(&t),
+            &current.id,
+            UserChanges {
+                email: Some(email("moved@example.com")),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .expect("update");
+    let result = store.update_if(Some(&t), &current, attempt).await;
+    assert!(matches!(result, Err(StoreError::Changed)), "got {result:?}");
+    check_found(&*store, &moved).await;
+}
+
+/// `update_if` of a user that is gone, or of another tenant, is `NotFound`.
+pub async fn conditional_update_of_a_missing_user_is_not_found(store: Arc<dyn UserStore>) {
+    let user = create(&*store, new_user("cas.present@example.com", Some("acme"))).await;
+    let change = UserChanges {
+        role: Some(role("admin")),
+        ..UserChanges::default()
+    };
+    let globex = tenant("globex");
+    let mut unknown = user.clone();
+    unknown.id = UserId::Int(i64::from(i32::MAX) - 7);
+    for (t, expected) in [(Some(&globex), &user), (None, &user)] {
+        let result = store.update_if(t, expected, change.clone()).await;
+        assert!(
+            matches!(result, Err(StoreError::NotFound)),
+            "{t:?}: got {result:?}"
+        );
+    }
+    let result = store
+        .update_if(Some(&tenant("acme")), &unknown, change)
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "got {result:?}"
+    );
+    check_found(&*store, &user).await;
+}
+
+/// Many tasks changing one user's password with the same expected record at the same time
+/// (a mail link used twice, one old password sent twice): exactly one succeeds, every other
+/// gets `Changed`, and the winner's hash is what is stored.
+pub async fn concurrent_conditional_updates_give_one_success(store: Arc<dyn UserStore>) {
+    const TASKS: usize = 16;
+    for t in [Some("acme"), None] {
+        let tid = t.map(tenant);
+        let user = create(&*store, new_user("cas.race@example.com", t)).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks = (0..TASKS)
+            .map(|i| {
+                let (store, barrier, user, tid) = (
+                    Arc::clone(&store),
+                    Arc::clone(&barrier),
+                    user.clone(),
+                    tid.clone(),
+                );
+                let change = UserChanges {
+                    password_hash: Some(PasswordHash::new(format!(
+                        "$argon2id$v=19$m=19456,t=2,p=1$racer{i}"
+                    ))),
+                    ..UserChanges::default()
+                };
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.update_if(tid.as_ref(), &user, change).await
+                })
+            })
+            .collect::<Vec<_>>();
+        let mut winners = Vec::new();
+        for task in futures_util::future::join_all(tasks).await {
+            match task.expect("task panicked") {
+                Ok(user) => winners.push(user),
+                Err(StoreError::Changed) => {}
+                Err(other) => panic!("tenant {t:?}: expected Changed, got {other:?}"),
             }
         }
         assert_eq!(winners.len(), 1, "tenant {t:?}: winners {winners:?}");

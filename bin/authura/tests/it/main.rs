@@ -12,4 +12,5 @@ mod health;
 mod jwks;
 mod readme;
 mod run;
+mod slow;
 mod trust;

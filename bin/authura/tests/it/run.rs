@@ -14,7 +14,7 @@ use crate::cli::{GOOD, good_without};
 const BIN: &str = env!("CARGO_BIN_EXE_authura");
 
 pub(crate) struct Proc {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) port: u16,
     log: Arc<Mutex<String>>,
 }
@@ -80,7 +80,7 @@ impl Proc {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 

@@ -4,6 +4,7 @@ use crate::error::CoreError;
 use crate::flows::{Context, authenticate, end_sessions, mail, redirect_target, user_gone};
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
+use crate::store::StoreError;
 use crate::token::VerifyRequest;
 use crate::types::{Email, Secret, TenantId, UserChanges};
 
@@ -36,11 +37,17 @@ pub async fn change_password(
         password_hash: Some(hash),
         ..UserChanges::default()
     };
+    // Written only if the password is still the one `old_password` was checked against: of
+    // concurrent changes with the same old password, exactly one wins; for the others the old
+    // password is no longer the password (401 `invalid_credentials`).
     let user = ctx
         .store
-        .update(tenant, &auth.user.id, changes)
+        .update_if(tenant, &auth.user, changes)
         .await
-        .map_err(user_gone)?;
+        .map_err(|e| match e {
+            StoreError::Changed => CoreError::InvalidCredentials,
+            e => user_gone(e),
+        })?;
     end_sessions(ctx, &user).await
 }
 

@@ -144,8 +144,14 @@ pub async fn verify_email_from(
                     changes.verified_at = Some(now);
                 }
             } else {
-                if ctx.store.find_by_email(tenant, &email).await?.is_some() {
-                    return Err(CoreError::EmailTaken);
+                if let Some(holder) = ctx.store.find_by_email(tenant, &email).await? {
+                    // The user itself holds the address: another use of this link got there
+                    // first.
+                    return Err(if holder.id == current.id {
+                        CoreError::TokenUsed
+                    } else {
+                        CoreError::EmailTaken
+                    });
                 }
                 changes.email = Some(email);
                 changes.verified_at = Some(now);
@@ -155,9 +161,12 @@ pub async fn verify_email_from(
             ctx.hook
                 .create_or_update_user(&HookUser::from(&after))
                 .await?;
+            // Written only if the user is still as the token was checked against: of
+            // concurrent uses of one link, exactly one gets here first; the others find the
+            // password or email changed (`Changed`, answered `token_used`).
             let user = ctx
                 .store
-                .update(tenant, &current.id, changes)
+                .update_if(tenant, &current, changes)
                 .await
                 .map_err(user_gone)?;
             // A reset password or a changed address ends every session the user had (SPEC §8);

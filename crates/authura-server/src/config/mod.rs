@@ -171,6 +171,10 @@ pub struct Config {
     /// Password hashing threads (`HASH_THREADS`, default one per core).
     pub hash_threads: usize,
     pub login_failure_window: Duration,
+    /// `HEADER_TIMEOUT`: the most a request's head may take to arrive.
+    pub header_timeout: Duration,
+    /// `REQUEST_TIMEOUT`: the most a request's body may take to arrive after its head.
+    pub request_timeout: Duration,
     /// PEM bundle trusted by outgoing TLS clients in addition to the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
     pub admin_role: Role,
@@ -276,6 +280,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let login_failure_window = r.duration(&server::LOGIN_FAILURE_WINDOW);
     let hash_threads = server::read_hash_threads(r);
     let extra_ca_pem = server::read_extra_ca(r);
+    let timeouts = server::read_timeouts(r);
 
     let admin_role = r.role(&flows::ADMIN_ROLE);
     let default_role = r.role(&flows::DEFAULT_ROLE);
@@ -311,6 +316,8 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         login_failures_per_account,
         hash_threads,
         login_failure_window: login_failure_window?,
+        header_timeout: timeouts?.0,
+        request_timeout: timeouts?.1,
         extra_ca_pem,
         admin_role: admin_role?,
         default_role: default_role?,

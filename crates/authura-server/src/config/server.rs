@@ -1,6 +1,8 @@
 //! The server section: listening, CORS and host checks, rate limits, proxies, password hashing
 //! threads, the extra trust store, metrics and logging.
 
+use std::time::Duration;
+
 use crate::config::LogFormat;
 use crate::config::reader::Reader;
 use crate::config::var::{Var, declare};
@@ -106,6 +108,24 @@ declare! {
     )
     .default("false")
     .new_variable();
+    HEADER_TIMEOUT = Var::new(
+        "server",
+        "How long a client may take to send a request's head (request line and headers) once \
+         it has connected, a Go duration. Past it, the connection gets a bare 408 and is \
+         closed (a slow-head, \"slowloris\", client holds nothing longer than this).",
+    )
+    .default("10s")
+    .new_variable();
+    REQUEST_TIMEOUT = Var::new(
+        "server",
+        "How long a request's body may take to arrive once its head has, a Go duration. Past \
+         it (a `Content-Length` body that stops short, a chunked body that never ends), the \
+         request is answered 408 `invalid_body` and the connection closed. So no request takes \
+         longer than `HEADER_TIMEOUT` + `REQUEST_TIMEOUT` to arrive. At shutdown, a body still \
+         arriving gets at most 2 more seconds.",
+    )
+    .default("20s")
+    .new_variable();
     LOG_FORMAT = Var::new(
         "server",
         "`pretty` or `json`. Logs go to standard error.",
@@ -175,6 +195,13 @@ pub fn read_extra_ca(r: &mut Reader) -> Option<Vec<u8>> {
                 None
             }
         })
+}
+
+/// `HEADER_TIMEOUT` and `REQUEST_TIMEOUT`, each longer than zero.
+pub fn read_timeouts(r: &mut Reader) -> Option<(Duration, Duration)> {
+    let header = r.positive_duration(&HEADER_TIMEOUT);
+    let request = r.positive_duration(&REQUEST_TIMEOUT);
+    Some((header?, request?))
 }
 
 /// `LOG_FORMAT`: pretty (the default) or json.

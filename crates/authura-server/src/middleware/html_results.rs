@@ -5,20 +5,44 @@
 use actix_web::HttpResponse;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::html;
-use crate::middleware::is_preflight;
+use crate::middleware::{is_preflight, state_ref};
 
 /// Turns JSON answers into result pages for requests preferring HTML, and refused preflights
-/// into 400 `cors_refused`.
+/// into 400 `cors_refused`; then adds the browser security headers: `X-Content-Type-Options:
+/// nosniff` and `X-Frame-Options: DENY` to every answer, and the `Content-Security-Policy` to
+/// every HTML one (the `/form` pages, result pages, HTML errors).
 ///
 /// # Errors
 /// Only what the inner service returns.
 pub async fn html_results(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let csp = state_ref(&req).map(|s| s.content_security_policy().clone());
+    let mut res = results(req, next).await?;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if let (true, Some(csp)) = (html, csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    Ok(res)
+}
+
+async fn results(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
