@@ -72,14 +72,12 @@ pub fn run(args: &[String]) -> Result<()> {
         .context("argon2_rate output")?;
 
     let sqlite = measure(&bin, "sqlite", &[], seconds)?;
+    let sqlite_check = check_loads(&bin, &[], seconds)?;
     let pg = crate::postgres::start()?;
     let dsn = pg.url().to_owned();
-    let postgres = measure(
-        &bin,
-        "postgres",
-        &[("AUTH_BACKEND", "postgres"), ("POSTGRES_DSN", &dsn)],
-        seconds,
-    )?;
+    let pg_env = [("AUTH_BACKEND", "postgres"), ("POSTGRES_DSN", dsn.as_str())];
+    let postgres = measure(&bin, "postgres", &pg_env, seconds)?;
+    let postgres_check = check_loads(&bin, &pg_env, seconds)?;
     drop(pg);
 
     let binary_mib = std::fs::metadata(&bin)?.len() as f64 / 1024.0 / 1024.0;
@@ -109,6 +107,16 @@ pub fn run(args: &[String]) -> Result<()> {
         ("GET /user", &sqlite.user, &postgres.user),
         ("POST /refresh", &sqlite.refresh, &postgres.refresh),
         ("POST /token", &sqlite.token, &postgres.token),
+        (
+            "GET /check, session key, cached (SESSIONS_ENABLED=true)",
+            &sqlite_check.0,
+            &postgres_check.0,
+        ),
+        (
+            "GET /check, session key, cache off (SESSION_CACHE_SIZE=0)",
+            &sqlite_check.1,
+            &postgres_check.1,
+        ),
     ] {
         let _ = writeln!(table, "| {name} | {} | {} | | |", load(a), load(b));
     }
@@ -195,12 +203,17 @@ pub fn run(args: &[String]) -> Result<()> {
         "≤ 30 MiB",
         binary_mib <= 30.0,
     );
-    let errors = sqlite.errors + postgres.errors;
+    let errors = sqlite.errors
+        + postgres.errors
+        + [&sqlite_check, &postgres_check]
+            .iter()
+            .map(|(a, b)| a.errors + b.errors)
+            .sum::<u64>();
     check(
         &mut table,
         "non-2xx answers during the runs",
-        sqlite.errors.to_string(),
-        postgres.errors.to_string(),
+        (sqlite.errors + sqlite_check.0.errors + sqlite_check.1.errors).to_string(),
+        (postgres.errors + postgres_check.0.errors + postgres_check.1.errors).to_string(),
         "0",
         errors == 0,
     );
@@ -342,6 +355,47 @@ fn measure(bin: &Path, label: &str, env: &[(&str, &str)], seconds: u64) -> Resul
         token_during,
         errors,
     })
+}
+
+/// `GET /check` with a session key (`Authorization: Session`), with sessions on: answered from
+/// the session cache, then with the cache off (every check reads the state store and the
+/// users table).
+fn check_loads(bin: &Path, env: &[(&str, &str)], seconds: u64) -> Result<(Load, Load)> {
+    let mut loads = Vec::new();
+    for cache_size in ["10000", "0"] {
+        eprintln!("bench: /check with SESSION_CACHE_SIZE={cache_size}");
+        let mut all = env.to_vec();
+        all.extend([
+            ("SESSIONS_ENABLED", "true"),
+            ("SESSION_CACHE_SIZE", cache_size),
+        ]);
+        let server = start(bin, &all)?;
+        let body = format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}","return_key":true}}"#);
+        // PostgreSQL connects after the server listens: retry the sign-in for a while.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let res = loop {
+            let res = http(server.port, "POST", "/session", &body)?;
+            if res.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
+                break res;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        if !res.starts_with("HTTP/1.1 200") {
+            bail!("POST /session failed: {res}");
+        }
+        let key = field(&res, "key")?;
+        let script = target_dir().join("bench/check.lua");
+        std::fs::create_dir_all(script.parent().context("bench dir")?)?;
+        std::fs::write(
+            &script,
+            format!("wrk.headers[\"Authorization\"] = \"Session {key}\"\n"),
+        )?;
+        let base = format!("http://127.0.0.1:{}", server.port);
+        loads.push(wrk(&base, "/check", Some(&script), 2, 32, seconds)?);
+    }
+    let off = loads.pop().context("two loads")?;
+    let cached = loads.pop().context("two loads")?;
+    Ok((cached, off))
 }
 
 fn postgres_version() -> String {
