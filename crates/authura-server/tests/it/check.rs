@@ -681,9 +681,9 @@ async fn forward_auth_sends_browsers_to_the_form_and_others_away() {
 // Real reverse proxies.
 
 /// nginx's binary (Debian's `nginx` package; `cargo xtask test` installs it).
-pub(crate) const NGINX: &str = "/usr/sbin/nginx";
+const NGINX: &str = "/usr/sbin/nginx";
 /// Caddy's binary (Debian's `caddy` package; `cargo xtask test` installs it).
-pub(crate) const CADDY: &str = "/usr/bin/caddy";
+const CADDY: &str = "/usr/bin/caddy";
 
 /// A free loopback port (the listener is dropped; the proxy binds it right after).
 pub(crate) fn free_port() -> u16 {
@@ -789,7 +789,7 @@ impl Drop for Proxy {
 }
 
 /// `binary` must exist: a missing proxy fails loudly, it is never skipped.
-pub(crate) fn require(binary: &str, package: &str) {
+fn require(binary: &str, package: &str) {
     assert!(
         Path::new(binary).exists(),
         "{binary} is missing: the forward-auth test needs Debian's {package} package; run \
@@ -995,7 +995,11 @@ pub(crate) async fn start_nginx(port: u16, authura: u16, upstream: u16, pages: b
     require(NGINX, "nginx");
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir.path(), port, authura, upstream, pages)).unwrap();
+    std::fs::write(
+        &conf,
+        nginx_conf(dir.path(), port, authura, upstream, pages),
+    )
+    .unwrap();
     let mut cmd = tokio::process::Command::new(NGINX);
     cmd.arg("-e")
         .arg(dir.path().join("error.log"))
