@@ -315,6 +315,135 @@ async fn a_session_signs_in_through_the_form_and_back_to_rd_then_logs_out() {
     browser.close().await;
 }
 
+/// Which reverse proxy fronts the app in [`signs_in_through_a_proxy`].
+enum ProxyKind {
+    Nginx,
+    Caddy,
+}
+
+#[tokio::test]
+async fn an_app_behind_nginx_signs_in_through_the_form_and_logs_out() {
+    signs_in_through_a_proxy(ProxyKind::Nginx).await;
+}
+
+#[tokio::test]
+async fn an_app_behind_caddy_signs_in_through_the_form_and_logs_out() {
+    signs_in_through_a_proxy(ProxyKind::Caddy).await;
+}
+
+/// Issue 14 end to end: an app behind a real reverse proxy, Authura's sign-in pages served under
+/// the app's own origin (docs/forward-auth.md), so the session cookie is first-party and
+/// `EXTERNAL_URL` is that origin. The anonymous browser is sent to the form with `rd` = where it
+/// was going, signs in, lands back there with the upstream seeing who it is, signs out on the
+/// form page, and is sent to the form again.
+async fn signs_in_through_a_proxy(kind: ProxyKind) {
+    use crate::check::{server, start_caddy, start_nginx, start_upstream};
+    let proxy_port = crate::check::free_port();
+    let origin = format!("http://127.0.0.1:{proxy_port}");
+    let srv = server(&[
+        ("EXTERNAL_URL", &origin),
+        ("ALLOWED_REDIRECT_URLS", &format!("{origin}/")),
+        ("SESSION_COOKIE_SECURE", "false"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
+    let (upstream, upstream_handle) = start_upstream();
+    let proxy = match kind {
+        ProxyKind::Nginx => start_nginx(proxy_port, authura, upstream, true).await,
+        ProxyKind::Caddy => start_caddy(proxy_port, authura, upstream, true).await,
+    };
+    let mut browser = Browser::launch().await;
+    let page = format!("{origin}/reports/2026?view=full&q=a%20b");
+    let encoded: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+    let sign_in = format!("{origin}/form?action=session&rd={encoded}");
+
+    // Anonymous: the proxy sends the browser to the form, under the app's origin, with `rd`.
+    let form = browser.goto(&page).await;
+    assert_eq!(form.url, sign_in, "{form:#?}\n{}", proxy.log());
+    check_form(&form, "Sign in", "/session", &["rd", "email", "password"]);
+    assert_eq!(form.hidden("rd"), page);
+    assert!(browser.cookies().await.is_empty());
+
+    // Signing in lands on the original URL, which the upstream now serves with the identity.
+    browser.fill("Email", ROOT).await;
+    browser.fill("Password", ROOT_PW).await;
+    let back = browser.submit("Sign in").await;
+    assert_eq!(back.url, page, "{back:#?}\n{}", proxy.log());
+    assert_eq!(back.status, Some(200), "{back:#?}");
+    let seen = browser
+        .eval("JSON.parse(document.querySelector('pre').textContent)")
+        .await;
+    assert_eq!(seen["upstream"], true, "{seen}");
+    assert_eq!(seen["uri"], "/reports/2026?view=full&q=a%20b", "{seen}");
+    let cookies = browser.cookies().await;
+    assert_eq!(cookies.len(), 1, "{cookies:#?}");
+    assert_eq!(cookies[0]["name"], "authura_session");
+    let key = s(&cookies[0]["value"]).to_owned();
+    let current = srv
+        .send(
+            srv.client
+                .get(srv.url("/session"))
+                .header("cookie", format!("authura_session={key}")),
+        )
+        .await;
+    let session = &current.ok()["session"];
+    let user = &current.body["user"];
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-authura-email"], ROOT, "{seen}");
+    // (The id as the header writes it, whatever JSON type the backend's ids have.)
+    let id = match &user["id"] {
+        Value::String(id) => id.clone(),
+        other => other.to_string(),
+    };
+    assert_eq!(headers["x-authura-user-id"], id.as_str(), "{seen}");
+    assert_eq!(headers["x-authura-role"], user["role"], "{seen}");
+    // No groups: Caddy copies the empty header; nginx does not send a header set to "" at all
+    // (either way, nothing a client sent under that name gets through).
+    let groups = match kind {
+        ProxyKind::Nginx => Value::Null,
+        ProxyKind::Caddy => json!(""),
+    };
+    assert_eq!(headers["x-authura-groups"], groups, "{seen}");
+    assert_eq!(headers["x-authura-session-id"], session["id"], "{seen}");
+    // Another page of the app: the same session lets it through.
+    browser.goto(&format!("{origin}/other")).await;
+    let other = browser
+        .eval("JSON.parse(document.querySelector('pre').textContent)")
+        .await;
+    assert_eq!(other["uri"], "/other", "{other}");
+    assert_eq!(other["headers"]["x-authura-email"], ROOT, "{other}");
+
+    // The form page, through the proxy, knows who is signed in; signing out closes the app.
+    let signed_in = browser.goto(&format!("{origin}/form?action=session")).await;
+    check_form(&signed_in, "Signed in", "/logout", &[]);
+    assert!(
+        signed_in
+            .text
+            .contains(&format!("You are signed in as {ROOT}.")),
+        "{signed_in:#?}"
+    );
+    let out = browser.submit("Sign out").await;
+    assert_eq!(out.url, format!("{origin}/form?action=session"), "{out:#?}");
+    check_form(&out, "Sign in", "/session", &["email", "password"]);
+    assert!(browser.cookies().await.is_empty());
+    let again = browser.goto(&page).await;
+    assert_eq!(again.url, sign_in, "{again:#?}");
+    check_form(&again, "Sign in", "/session", &["rd", "email", "password"]);
+    // The ended session's key is refused by the proxy too, not only by the browser's forgetting.
+    let res = srv
+        .send(
+            srv.client
+                .get(&page)
+                .header("accept", "application/json")
+                .header("cookie", format!("authura_session={key}")),
+        )
+        .await;
+    res.expect(401, "invalid_session");
+    browser.close().await;
+    upstream_handle.stop(false).await;
+}
+
 /// Signs in through `/form?action=login` and checks the result page.
 async fn login(browser: &mut Browser, srv: &TestServer, password: &str, status: u16, says: &str) {
     let form = browser.goto(&srv.url("/form?action=login")).await;

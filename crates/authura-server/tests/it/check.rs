@@ -686,7 +686,7 @@ const NGINX: &str = "/usr/sbin/nginx";
 const CADDY: &str = "/usr/bin/caddy";
 
 /// A free loopback port (the listener is dropped; the proxy binds it right after).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -695,7 +695,7 @@ fn free_port() -> u16 {
 }
 
 /// The upstream app: answers every request with the method, path and headers it received.
-fn start_upstream() -> (u16, actix_web::dev::ServerHandle) {
+pub(crate) fn start_upstream() -> (u16, actix_web::dev::ServerHandle) {
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
     async fn echo(req: HttpRequest) -> HttpResponse {
         let headers: serde_json::Map<String, Value> = req
@@ -729,7 +729,7 @@ fn start_upstream() -> (u16, actix_web::dev::ServerHandle) {
 }
 
 /// A proxy process, killed when dropped.
-struct Proxy {
+pub(crate) struct Proxy {
     child: tokio::process::Child,
     log: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -777,7 +777,7 @@ impl Proxy {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -800,7 +800,9 @@ fn require(binary: &str, package: &str) {
 /// The configuration docs/forward-auth.md gives for nginx, on loopback ports: `auth_request`
 /// to `/check`, the identity headers passed on, and `error_page 401` to forward auth, which
 /// sends browsers to the sign-in form (nginx's `auth_request` takes only 2xx, 401 and 403).
-fn nginx_conf(dir: &Path, port: u16, authura: u16, upstream: u16) -> String {
+/// With `pages`, Authura's sign-in pages (`/form`, `/session`, `/logout`) are served under the
+/// app's own origin too, as docs/forward-auth.md shows.
+fn nginx_conf(dir: &Path, port: u16, authura: u16, upstream: u16, pages: bool) -> String {
     let d = dir.display();
     let root = std::process::Command::new("id")
         .arg("-u")
@@ -808,6 +810,24 @@ fn nginx_conf(dir: &Path, port: u16, authura: u16, upstream: u16) -> String {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     // As root, nginx's workers would switch to `nobody`, who cannot use the test's directory.
     let user = if root { "user root;" } else { "" };
+    let pages = if pages {
+        r#"
+        location = /form {
+            proxy_pass http://authura;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }
+        location = /session {
+            proxy_pass http://authura;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }
+        location = /logout {
+            proxy_pass http://authura;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }
+"#
+    } else {
+        ""
+    };
     format!(
         r#"
 {user}
@@ -861,14 +881,36 @@ http {{
             proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
             proxy_set_header X-Forwarded-Method $request_method;
         }}
+{pages}
     }}
 }}
 "#
     )
 }
 
-/// The Caddyfile docs/forward-auth.md gives, on loopback ports.
-fn caddyfile(port: u16, authura: u16, upstream: u16) -> String {
+/// The Caddyfile docs/forward-auth.md gives, on loopback ports; with `pages`, Authura's sign-in
+/// pages are served under the app's own origin too.
+fn caddyfile(port: u16, authura: u16, upstream: u16, pages: bool) -> String {
+    let protected = format!(
+        r#"forward_auth 127.0.0.1:{authura} {{
+        uri /check/forward-auth
+        copy_headers X-Authura-User-Id X-Authura-Email X-Authura-Role X-Authura-Groups X-Authura-Session-Id
+    }}
+    reverse_proxy 127.0.0.1:{upstream}"#
+    );
+    let site = if pages {
+        format!(
+            r#"@authura path /form /session /logout
+    handle @authura {{
+        reverse_proxy 127.0.0.1:{authura}
+    }}
+    handle {{
+    {protected}
+    }}"#
+        )
+    } else {
+        protected
+    };
     format!(
         r#"{{
     admin off
@@ -876,11 +918,7 @@ fn caddyfile(port: u16, authura: u16, upstream: u16) -> String {
 }}
 
 http://127.0.0.1:{port} {{
-    forward_auth 127.0.0.1:{authura} {{
-        uri /check/forward-auth
-        copy_headers X-Authura-User-Id X-Authura-Email X-Authura-Role X-Authura-Groups X-Authura-Session-Id
-    }}
-    reverse_proxy 127.0.0.1:{upstream}
+    {site}
 }}
 "#
     )
@@ -951,17 +989,17 @@ async fn behind_a_proxy(srv: &Server, proxy_port: u16, proxy: &Proxy) {
         .expect(401, "invalid_session");
 }
 
-#[tokio::test]
-async fn nginx_auth_request_protects_an_upstream() {
+/// Debian's nginx on `port` in front of `upstream`, protected by the Authura on `authura`
+/// ([`nginx_conf`]).
+pub(crate) async fn start_nginx(port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
     require(NGINX, "nginx");
-    let proxy_port = free_port();
-    let origin = format!("http://127.0.0.1:{proxy_port}/");
-    let srv = server(&[("ALLOWED_REDIRECT_URLS", &origin)]).await;
-    let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
-    let (upstream, upstream_handle) = start_upstream();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir.path(), proxy_port, authura, upstream)).unwrap();
+    std::fs::write(
+        &conf,
+        nginx_conf(dir.path(), port, authura, upstream, pages),
+    )
+    .unwrap();
     let mut cmd = tokio::process::Command::new(NGINX);
     cmd.arg("-e")
         .arg(dir.path().join("error.log"))
@@ -971,22 +1009,16 @@ async fn nginx_auth_request_protects_an_upstream() {
         .arg(&conf)
         .args(["-g", "daemon off;"]);
     let log = dir.path().join("error.log");
-    let proxy = Proxy::start(cmd, proxy_port, log, dir).await;
-    behind_a_proxy(&srv, proxy_port, &proxy).await;
-    upstream_handle.stop(false).await;
+    Proxy::start(cmd, port, log, dir).await
 }
 
-#[tokio::test]
-async fn caddy_forward_auth_protects_an_upstream() {
+/// Debian's Caddy on `port` in front of `upstream`, protected by the Authura on `authura`
+/// ([`caddyfile`]).
+pub(crate) async fn start_caddy(port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
     require(CADDY, "caddy");
-    let proxy_port = free_port();
-    let origin = format!("http://127.0.0.1:{proxy_port}/");
-    let srv = server(&[("ALLOWED_REDIRECT_URLS", &origin)]).await;
-    let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
-    let (upstream, upstream_handle) = start_upstream();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("Caddyfile");
-    std::fs::write(&conf, caddyfile(proxy_port, authura, upstream)).unwrap();
+    std::fs::write(&conf, caddyfile(port, authura, upstream, pages)).unwrap();
     let mut cmd = tokio::process::Command::new(CADDY);
     cmd.args(["run", "--adapter", "caddyfile", "--config"])
         .arg(&conf)
@@ -995,7 +1027,29 @@ async fn caddy_forward_auth_protects_an_upstream() {
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("XDG_DATA_HOME", dir.path().join("data"));
     let log = dir.path().join("stderr.log");
-    let proxy = Proxy::start(cmd, proxy_port, log, dir).await;
+    Proxy::start(cmd, port, log, dir).await
+}
+
+#[tokio::test]
+async fn nginx_auth_request_protects_an_upstream() {
+    let proxy_port = free_port();
+    let origin = format!("http://127.0.0.1:{proxy_port}/");
+    let srv = server(&[("ALLOWED_REDIRECT_URLS", &origin)]).await;
+    let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
+    let (upstream, upstream_handle) = start_upstream();
+    let proxy = start_nginx(proxy_port, authura, upstream, false).await;
+    behind_a_proxy(&srv, proxy_port, &proxy).await;
+    upstream_handle.stop(false).await;
+}
+
+#[tokio::test]
+async fn caddy_forward_auth_protects_an_upstream() {
+    let proxy_port = free_port();
+    let origin = format!("http://127.0.0.1:{proxy_port}/");
+    let srv = server(&[("ALLOWED_REDIRECT_URLS", &origin)]).await;
+    let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
+    let (upstream, upstream_handle) = start_upstream();
+    let proxy = start_caddy(proxy_port, authura, upstream, false).await;
     behind_a_proxy(&srv, proxy_port, &proxy).await;
     upstream_handle.stop(false).await;
 }
