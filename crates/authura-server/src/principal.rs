@@ -8,8 +8,9 @@
 //! (a key is looked up by its SHA-256, a token by its signature).
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest};
+use authura_core::flows;
 use authura_core::state::Session;
 use authura_core::{CoreError, TenantId, User, UserId};
 use authura_session::SessionError;
@@ -17,6 +18,8 @@ use std::future::{Ready, ready};
 
 use crate::error::ApiError;
 use crate::extract::State;
+use crate::middleware::cors::trusted_origin;
+use crate::state::AppState;
 
 /// Where a request's session credential came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum CredentialKind {
 pub struct SessionCredentials {
     state: Option<State>,
     found: Option<(CredentialKind, String)>,
+    /// More than one `Authorization` header was sent.
+    repeated: bool,
 }
 
 impl std::fmt::Debug for SessionCredentials {
@@ -131,6 +136,64 @@ impl SessionCredentials {
     }
 }
 
+/// The caller of an administration endpoint (SPEC §8a, §11): a user of `ADMIN_ROLE`, as their
+/// current record says (a role in a token is never trusted: a demoted admin's token stops
+/// opening these endpoints at once).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The administrator's current record.
+    pub user: User,
+    /// The session the request was authenticated by, if it was (a cookie, `Authorization:
+    /// Session`, or an access token bound to a session); `None` for a stateless access token.
+    pub session: Option<Session>,
+}
+
+impl SessionCredentials {
+    /// The administrator making this request: `Authorization: Bearer <access token>` (bound to a
+    /// session when it carries a `sid`: that session must be live), `Authorization: Session
+    /// <key>` or the session cookie; a state-changing request authenticated by the cookie alone
+    /// must pass the CSRF rule ([`csrf`]).
+    ///
+    /// # Errors
+    /// 400 `invalid_body` for two `Authorization` headers; 401 `invalid_token` for no
+    /// credential or a bad access token, 401 `invalid_session` for a dead session; 403
+    /// `forbidden` when the caller is not of `ADMIN_ROLE` or fails the CSRF rule; backend errors.
+    pub async fn admin(
+        &self,
+        state: &AppState,
+        tenant: Option<&TenantId>,
+        req: &HttpRequest,
+    ) -> Result<Admin, ApiError> {
+        if self.repeated {
+            return Err(ApiError::invalid_body(
+                "the request has more than one Authorization header",
+            ));
+        }
+        let (user, session) = match &self.found {
+            None => return Err(CoreError::InvalidToken.into()),
+            Some((CredentialKind::Bearer, token)) => {
+                let ctx = state.ctx();
+                let claims = ctx.tokens.verify_bearer(token, ctx.clock.now())?;
+                if claims.sid.is_some() && state.sessions().is_some() {
+                    let principal = self.resolve(tenant).await?;
+                    (principal.user, Some(principal.session))
+                } else {
+                    (flows::authenticate(ctx, tenant, token).await?.user, None)
+                }
+            }
+            Some(_) => {
+                csrf(state, self, req)?;
+                let principal = self.resolve(tenant).await?;
+                (principal.user, Some(principal.session))
+            }
+        };
+        if user.role != state.ctx().settings.admin_role {
+            return Err(CoreError::Forbidden.into());
+        }
+        Ok(Admin { user, session })
+    }
+}
+
 /// A session error as the HTTP layer answers it.
 pub fn session_error(e: SessionError) -> ApiError {
     match e {
@@ -166,6 +229,47 @@ impl FromRequest for SessionCredentials {
                     None
                 }
             });
-        ready(Ok(SessionCredentials { state, found }))
+        let repeated = req
+            .headers()
+            .get_all(header::AUTHORIZATION)
+            .nth(1)
+            .is_some();
+        ready(Ok(SessionCredentials {
+            state,
+            found,
+            repeated,
+        }))
+    }
+}
+
+/// SPEC §8's CSRF rule: a state-changing request authenticated by the session cookie alone
+/// must carry an `Origin`, or without one a `Referer`, of a trusted origin
+/// (`EXTERNAL_URL`'s or one listed in `ALLOWED_ORIGINS`, never through
+/// `*`); else 403 `forbidden`. A request with an `Authorization` header is exempt: a page of
+/// another site cannot add one without a CORS preflight, which only trusted origins pass.
+pub fn csrf(
+    state: &AppState,
+    credentials: &SessionCredentials,
+    req: &HttpRequest,
+) -> Result<(), ApiError> {
+    if credentials.kind() != Some(CredentialKind::Cookie)
+        || req.headers().contains_key(header::AUTHORIZATION)
+    {
+        return Ok(());
+    }
+    let header_text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let origin = match header_text(header::ORIGIN) {
+        Some(origin) => Some(origin.to_owned()),
+        None => header_text(header::REFERER)
+            .and_then(|r| url::Url::parse(r).ok())
+            .map(|r| r.origin().ascii_serialization()),
+    };
+    match origin {
+        Some(origin) if trusted_origin(state, &origin) => Ok(()),
+        _ => Err(ApiError::csrf_refused()),
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Credentials are the session cookie, `Authorization: Session <key>` or a Bearer access token
 //! bound to a session ([`SessionCredentials`]). A state-changing request authenticated by the
-//! cookie alone must come from a trusted origin ([`csrf`]): the browser attaches the cookie to
+//! cookie alone must come from a trusted origin ([`csrf`](crate::principal::csrf)): the browser attaches the cookie to
 //! requests any site makes.
 
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -23,8 +23,7 @@ use crate::answer::{self, Answer, UserOut};
 use crate::error::ApiError;
 use crate::extract::{Body, Captcha, CaptchaFields, ClientInfo, State, Tenant};
 use crate::html;
-use crate::middleware::cors::trusted_origin;
-use crate::principal::{CredentialKind, Principal, SessionCredentials, session_error};
+use crate::principal::{CredentialKind, Principal, SessionCredentials, csrf, session_error};
 use crate::routes::refuse_others;
 use crate::state::{AppState, SessionsState};
 
@@ -446,38 +445,6 @@ async fn end_current_session(
         // Ended meanwhile (another tab): the logout holds all the same.
         Ok(_) | Err(SessionError::NotFound) => Ok(principal),
         Err(e) => Err(session_error(e)),
-    }
-}
-
-/// SPEC §8's CSRF rule: a state-changing request authenticated by the session cookie alone
-/// must carry an `Origin`, or without one a `Referer`, of a trusted origin
-/// ([`trusted_origin`]: `EXTERNAL_URL`'s or one listed in `ALLOWED_ORIGINS`, never through
-/// `*`); else 403 `forbidden`. A request with an `Authorization` header is exempt: a page of
-/// another site cannot add one without a CORS preflight, which only trusted origins pass.
-fn csrf(
-    state: &AppState,
-    credentials: &SessionCredentials,
-    req: &HttpRequest,
-) -> Result<(), ApiError> {
-    if credentials.kind() != Some(CredentialKind::Cookie)
-        || req.headers().contains_key(header::AUTHORIZATION)
-    {
-        return Ok(());
-    }
-    let header_text = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let origin = match header_text(header::ORIGIN) {
-        Some(origin) => Some(origin.to_owned()),
-        None => header_text(header::REFERER)
-            .and_then(|r| url::Url::parse(r).ok())
-            .map(|r| r.origin().ascii_serialization()),
-    };
-    match origin {
-        Some(origin) if trusted_origin(state, &origin) => Ok(()),
-        _ => Err(ApiError::csrf_refused()),
     }
 }
 
