@@ -8,6 +8,8 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod dist;
+mod docs;
 mod migrate;
 mod postgres;
 mod services;
@@ -37,14 +39,14 @@ fn main() -> Result<()> {
         }
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz-api") => fuzz_api(&args[1..]),
-        Some("dist") => {
-            run(Command::new("cargo").args(["build", "--release", "--package", "authura"]))
-        }
+        Some("dist") => dist::run_dist(&args[1..]),
+        Some("docs") => docs::run_docs(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
   fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
-  dist         build the release binary
+  docs         build the operator guide (mdBook) into target/book and check its links
+  dist [--no-musl]  release binaries (and a static musl one where the toolchain can) in target/dist, with CycloneDX SBOMs and SHA256SUMS
   migrate [status | new [--state] NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect (--state: the state tables')"
             );
             bail!("unknown or missing task")

@@ -17,7 +17,30 @@ pub fn ensure_all() -> Result<()> {
     ensure_aiosmtpd()?;
     ensure_trust_store()?;
     ensure_proxies()?;
+    ensure_deploy_tools()?;
     ensure_browser()
+}
+
+/// What the deploy recipes' tests (`bin/authura/tests/it/deploy.rs`) run besides Python:
+/// `systemd-analyze` (it verifies and scores the unit offline; no systemd needs to be running)
+/// and `openssl` (the Compose files' key).
+fn ensure_deploy_tools() -> Result<()> {
+    const TOOLS: [(&str, &str); 2] = [("systemd-analyze", "systemd"), ("openssl", "openssl")];
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(tool, _)| !succeeds(Command::new(tool).arg("--version")))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    install_debian(&missing)?;
+    for (tool, package) in TOOLS {
+        if !succeeds(Command::new(tool).arg("--version")) {
+            bail!("{tool} is still missing after installing Debian's {package} package");
+        }
+    }
+    Ok(())
 }
 
 /// The reverse proxies the forward-auth tests put in front of an app (`tests/it/check.rs`):
@@ -107,24 +130,46 @@ pub fn ensure_python_libraries() -> Result<String> {
 
 /// The schemathesis release line the API fuzzing test is written against.
 const SCHEMATHESIS: &str = "schemathesis>=4.32,<5";
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate>=1.32,<2";
+const CYCLONEDX: &str = "cyclonedx-python-lib[json-validation]>=8,<12";
 
 /// schemathesis (PyPI; Debian does not package it) for `python`: the fuzzer that
 /// `bin/authura/tests/it/api_fuzz.rs` runs against the live binary from its `/openapi.json`.
 /// Installed with pip when missing (beside Debian's own packages if `python` is Debian's).
 fn ensure_schemathesis(python: &str) -> Result<()> {
-    let has = || succeeds(Command::new(python).args(["-c", "import schemathesis"]));
+    ensure_pip(python, "schemathesis", SCHEMATHESIS, "the API fuzzer")?;
+    // The deploy tests: an independent YAML parser and the Kubernetes schema validator.
+    ensure_pip(python, "yaml", "pyyaml", "the deploy tests' YAML parser")?;
+    ensure_pip(
+        python,
+        "kubernetes_validate",
+        KUBERNETES_VALIDATE,
+        "the Kubernetes manifests' validator",
+    )?;
+    // xtask's own test of `cargo xtask dist`'s bill of materials.
+    ensure_pip(
+        python,
+        "cyclonedx.validation.json",
+        CYCLONEDX,
+        "the CycloneDX schema validator",
+    )
+}
+
+/// Installs `spec` with pip for `python` unless it imports `module` already.
+fn ensure_pip(python: &str, module: &str, spec: &str, what: &str) -> Result<()> {
+    let has = || succeeds(Command::new(python).args(["-c", &format!("import {module}")]));
     if has() {
         return Ok(());
     }
     if !succeeds(Command::new(python).args(["-m", "pip", "--version"])) && is_root() {
         install_debian(&["python3-pip"])?;
     }
-    eprintln!("xtask: installing {SCHEMATHESIS} (the API fuzzer) for {python} with pip");
+    eprintln!("xtask: installing {spec} ({what}) for {python} with pip");
     let pip = |extra: &[&str]| {
         let _ = Command::new(python)
             .args(["-m", "pip", "install", "--quiet"])
             .args(extra)
-            .arg(SCHEMATHESIS)
+            .arg(spec)
             .status();
     };
     pip(&[]);
@@ -134,9 +179,7 @@ fn ensure_schemathesis(python: &str) -> Result<()> {
     if has() {
         Ok(())
     } else {
-        bail!(
-            "schemathesis is required by the API fuzzing test: run `{python} -m pip install '{SCHEMATHESIS}'`"
-        )
+        bail!("{module} is required by the tests ({what}): run `{python} -m pip install '{spec}'`")
     }
 }
 

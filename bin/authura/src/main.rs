@@ -40,6 +40,9 @@ enum Command {
     /// Ask the service running on HOST:PORT whether it is alive (exit 0) or not (exit 1), for
     /// container health checks.
     Healthcheck(HealthcheckArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP API (what `/openapi.json` serves), needing no
+    /// configuration.
+    Openapi,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         }
         Some(Command::HashPassword) => return hash_password(),
         Some(Command::Healthcheck(h)) => return health(cli.config, &h),
+        Some(Command::Openapi) => return openapi(),
     };
     let flags = listen_flags(args.host, args.port);
     let sources = Sources::from_process(cli.config, flags, args.dev);
@@ -120,6 +124,20 @@ fn main() -> ExitCode {
         tokio::runtime::Builder::new_multi_thread(),
         authura_server::serve(config),
     )
+}
+
+/// `openapi`: the document on standard output.
+fn openapi() -> ExitCode {
+    match authura_server::openapi::document() {
+        Ok(doc) => {
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `--host` and `--port` as the variables they set.

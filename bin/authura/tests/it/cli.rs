@@ -544,3 +544,26 @@ fn migrate_creates_the_sessions_table_only_with_sessions_on() {
     let (_, has_sessions) = run("stateless.db", true);
     assert!(has_sessions);
 }
+
+/// `authura openapi` prints, without any configuration, exactly the document a running server
+/// serves at `/openapi.json` (what `cargo xtask docs` puts into the operator guide).
+#[tokio::test]
+async fn openapi_prints_what_the_server_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authura(&["openapi"], &[], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let proc = crate::run::spawn(&["serve"], GOOD, dir.path());
+    let served: serde_json::Value = reqwest::get(proc.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(printed, served);
+    assert!(printed["paths"]["/token"].is_object());
+}

@@ -7,6 +7,7 @@
 
 mod api_fuzz;
 mod cli;
+mod deploy;
 mod dockerfile;
 mod health;
 mod jwks;

@@ -797,7 +797,8 @@ fn require(binary: &str, package: &str) {
     );
 }
 
-/// The configuration docs/forward-auth.md gives for nginx, on loopback ports: `auth_request`
+/// The shipped nginx example (deploy/nginx/authura-forward-auth.conf, the configuration
+/// docs/forward-auth.md gives), on loopback ports: `auth_request`
 /// to `/check`, the identity headers passed on, and `error_page 401` to forward auth, which
 /// sends browsers to the sign-in form (nginx's `auth_request` takes only 2xx, 401 and 403).
 /// With `pages`, Authura's sign-in pages (`/form`, `/session`, `/logout`) are served under the
@@ -810,24 +811,38 @@ fn nginx_conf(dir: &Path, port: u16, authura: u16, upstream: u16, pages: bool) -
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     // As root, nginx's workers would switch to `nobody`, who cannot use the test's directory.
     let user = if root { "user root;" } else { "" };
-    let pages = if pages {
-        r#"
-        location = /form {
-            proxy_pass http://authura;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }
-        location = /session {
-            proxy_pass http://authura;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }
-        location = /logout {
-            proxy_pass http://authura;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }
-"#
-    } else {
-        ""
-    };
+    // The shipped example, as written but for its ports; without `pages`, Authura's sign-in
+    // pages are not served under the app's origin (its three one-line locations dropped).
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/nginx/authura-forward-auth.conf"
+    ))
+    .unwrap();
+    assert!(
+        example.contains("server 127.0.0.1:9000;")
+            && example.contains("proxy_pass http://127.0.0.1:8080;")
+            && example.contains("listen 80;"),
+        "deploy/nginx/authura-forward-auth.conf no longer has the ports this test moves"
+    );
+    let site: String = example
+        .replace(
+            "server 127.0.0.1:9000;",
+            &format!("server 127.0.0.1:{authura};"),
+        )
+        .replace(
+            "proxy_pass http://127.0.0.1:8080;",
+            &format!("proxy_pass http://127.0.0.1:{upstream};"),
+        )
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .lines()
+        .filter(|line| {
+            let page = ["/form ", "/session ", "/logout "]
+                .iter()
+                .any(|p| line.trim_start().starts_with(&format!("location = {p}")));
+            pages || !page
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
     format!(
         r#"
 {user}
@@ -842,47 +857,7 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-
-    upstream authura {{ server 127.0.0.1:{authura}; }}
-
-    server {{
-        listen 127.0.0.1:{port};
-
-        location / {{
-            auth_request /_authura/check;
-            auth_request_set $authura_user_id $upstream_http_x_authura_user_id;
-            auth_request_set $authura_email $upstream_http_x_authura_email;
-            auth_request_set $authura_role $upstream_http_x_authura_role;
-            auth_request_set $authura_groups $upstream_http_x_authura_groups;
-            auth_request_set $authura_session_id $upstream_http_x_authura_session_id;
-            proxy_set_header X-Authura-User-Id $authura_user_id;
-            proxy_set_header X-Authura-Email $authura_email;
-            proxy_set_header X-Authura-Role $authura_role;
-            proxy_set_header X-Authura-Groups $authura_groups;
-            proxy_set_header X-Authura-Session-Id $authura_session_id;
-            error_page 401 = @authura_sign_in;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-
-        location = /_authura/check {{
-            internal;
-            proxy_pass http://authura/check;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-        }}
-
-        location @authura_sign_in {{
-            rewrite ^ /check/forward-auth? break;
-            proxy_method GET;
-            proxy_pass http://authura;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-            proxy_set_header X-Forwarded-Method $request_method;
-        }}
-{pages}
-    }}
+{site}
 }}
 "#
     )
