@@ -73,11 +73,13 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let sqlite = measure(&bin, "sqlite", &[], seconds)?;
     let sqlite_check = check_loads(&bin, &[], seconds)?;
+    let sqlite_sessions = session_loads(&bin, &[], seconds)?;
     let pg = crate::postgres::start()?;
     let dsn = pg.url().to_owned();
     let pg_env = [("AUTH_BACKEND", "postgres"), ("POSTGRES_DSN", dsn.as_str())];
     let postgres = measure(&bin, "postgres", &pg_env, seconds)?;
     let postgres_check = check_loads(&bin, &pg_env, seconds)?;
+    let postgres_sessions = session_loads(&bin, &pg_env, seconds)?;
     drop(pg);
 
     let binary_mib = std::fs::metadata(&bin)?.len() as f64 / 1024.0 / 1024.0;
@@ -124,7 +126,65 @@ pub fn run(args: &[String]) -> Result<()> {
         table,
         "| raw Argon2id, {cores} threads | {raw_rate:.1} hashes/s | | | |"
     );
+    for (name, a, b) in [
+        (
+            "POST /refresh, a token chain per connection, sessions off",
+            &sqlite_sessions.refresh_stateless,
+            &postgres_sessions.refresh_stateless,
+        ),
+        (
+            "POST /refresh, a token chain per connection, sessions on (rotation)",
+            &sqlite_sessions.refresh_rotating,
+            &postgres_sessions.refresh_rotating,
+        ),
+        (
+            "POST /session (a sign-in with a session)",
+            &sqlite_sessions.session,
+            &postgres_sessions.session,
+        ),
+    ] {
+        let _ = writeln!(table, "| {name} | {} | {} | | |", load(a), load(b));
+    }
     let ratio = |a: f64, b: f64| a / b;
+    check(
+        &mut table,
+        "POST /session ÷ raw Argon2id",
+        pct(ratio(sqlite_sessions.session.rps, raw_rate)),
+        pct(ratio(postgres_sessions.session.rps, raw_rate)),
+        "≥ 85 %",
+        ratio(sqlite_sessions.session.rps, raw_rate) >= 0.85,
+    );
+    check(
+        &mut table,
+        "/refresh with rotation ÷ without sessions",
+        pct(ratio(
+            sqlite_sessions.refresh_rotating.rps,
+            sqlite_sessions.refresh_stateless.rps,
+        )),
+        pct(ratio(
+            postgres_sessions.refresh_rotating.rps,
+            postgres_sessions.refresh_stateless.rps,
+        )),
+        "(PostgreSQL: measured)",
+        true,
+    );
+    let mib_of = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    check(
+        &mut table,
+        "idle RSS, sessions on, 10,000 sessions cached (before filling)",
+        format!(
+            "{} ({})",
+            mib_of(sqlite_sessions.rss_cached),
+            mib_of(sqlite_sessions.rss_empty)
+        ),
+        format!(
+            "{} ({})",
+            mib_of(postgres_sessions.rss_cached),
+            mib_of(postgres_sessions.rss_empty)
+        ),
+        "≤ 40 MiB",
+        sqlite_sessions.rss_cached <= 40 * 1024,
+    );
     check(
         &mut table,
         "/token ÷ raw Argon2id",
@@ -208,12 +268,19 @@ pub fn run(args: &[String]) -> Result<()> {
         + [&sqlite_check, &postgres_check]
             .iter()
             .map(|(a, b)| a.errors + b.errors)
-            .sum::<u64>();
+            .sum::<u64>()
+        + sqlite_sessions.errors()
+        + postgres_sessions.errors();
     check(
         &mut table,
         "non-2xx answers during the runs",
-        (sqlite.errors + sqlite_check.0.errors + sqlite_check.1.errors).to_string(),
-        (postgres.errors + postgres_check.0.errors + postgres_check.1.errors).to_string(),
+        (sqlite.errors + sqlite_check.0.errors + sqlite_check.1.errors + sqlite_sessions.errors())
+            .to_string(),
+        (postgres.errors
+            + postgres_check.0.errors
+            + postgres_check.1.errors
+            + postgres_sessions.errors())
+        .to_string(),
         "0",
         errors == 0,
     );
@@ -398,6 +465,232 @@ fn check_loads(bin: &Path, env: &[(&str, &str)], seconds: u64) -> Result<(Load, 
     Ok((cached, off))
 }
 
+/// What sessions cost (issue 14): signing in with a session, refreshing with rotation against
+/// refreshing statelessly, and the memory 10,000 cached sessions take.
+struct SessionFigures {
+    session: Load,
+    refresh_stateless: Load,
+    refresh_rotating: Load,
+    rss_empty: u64,
+    rss_cached: u64,
+}
+
+impl SessionFigures {
+    fn errors(&self) -> u64 {
+        self.session.errors + self.refresh_stateless.errors + self.refresh_rotating.errors
+    }
+}
+
+/// Connections (one wrk thread each) of the refresh-chain runs.
+const CHAINS: usize = 4;
+
+fn session_loads(bin: &Path, env: &[(&str, &str)], seconds: u64) -> Result<SessionFigures> {
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    // Each connection follows its own chain: it sends its refresh token and keeps the one the
+    // answer carries (a rotated token is single-use: sending an older one again would end the
+    // session). The same script runs without sessions, where tokens are stateless.
+    let chain_script = |tokens: &[String]| -> Result<PathBuf> {
+        let list: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+        let path = dir.join("refresh-chain.lua");
+        std::fs::write(
+            &path,
+            format!(
+                r#"local tokens = {{{}}}
+local n = 0
+function setup(thread)
+  n = n + 1
+  thread:set("token", tokens[n])
+end
+function request()
+  return wrk.format("POST", "/refresh", {{["Content-Type"] = "application/json"}},
+    '{{"refresh_token":"' .. token .. '"}}')
+end
+function response(status, headers, body)
+  local t = body:match('"refresh_token":"([^"]+)"')
+  if t then token = t end
+end
+"#,
+                list.join(", ")
+            ),
+        )?;
+        Ok(path)
+    };
+    let chains = |server: &Server| -> Result<Load> {
+        let mut tokens = Vec::new();
+        for _ in 0..CHAINS {
+            tokens.push(field(&login(server.port)?, "refresh_token")?);
+        }
+        let script = chain_script(&tokens)?;
+        let base = format!("http://127.0.0.1:{}", server.port);
+        wrk(
+            &base,
+            "/refresh",
+            Some(&script),
+            CHAINS as u32,
+            CHAINS as u32,
+            seconds,
+        )
+    };
+
+    eprintln!("bench: /refresh chains, sessions off");
+    let refresh_stateless = chains(&start(bin, env)?)?;
+
+    let mut all = env.to_vec();
+    all.extend([
+        ("SESSIONS_ENABLED", "true"),
+        ("SESSION_CACHE_SIZE", "20000"),
+    ]);
+    eprintln!("bench: /refresh chains and POST /session, sessions on");
+    let server = start(bin, &all)?;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    // PostgreSQL connects after the server listens: the first sign-in may wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while login(server.port).is_err() {
+        if Instant::now() > deadline {
+            bail!("no sign-in with sessions on");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let refresh_rotating = chains(&server)?;
+    let session_script = dir.join("session.lua");
+    std::fs::write(
+        &session_script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{{\"email\":\"{EMAIL}\",\"password\":\"{PASSWORD}\",\"return_key\":true}}'\n"
+        ),
+    )?;
+    let session = wrk(&base, "/session", Some(&session_script), 1, 16, seconds)?;
+    drop(server);
+
+    // Memory: a fresh server, then 10,000 sessions answered once each by /check (so cached).
+    eprintln!("bench: RSS with 10,000 sessions cached");
+    let server = start(bin, &all)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let res = http(
+            server.port,
+            "POST",
+            "/session",
+            &format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}","return_key":true}}"#),
+        )?;
+        if res.starts_with("HTTP/1.1 200") {
+            break res;
+        }
+        if Instant::now() > deadline {
+            bail!("POST /session failed: {res}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    field(&first, "key")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_empty = rss_kib(server.child.id());
+    // Opening 10,000 sessions through POST /session would take 10,000 Argon2id hashes (about
+    // two minutes on two cores): they are written straight into the state table instead, as
+    // the server writes them (the SHA-256 of a 43-character base64url key), then each is
+    // presented once to /check, which caches it.
+    let keys = insert_sessions(&server, env, 10_000)?;
+    for key in &keys {
+        let res = http_with(
+            server.port,
+            "GET",
+            "/check",
+            "",
+            &[("Authorization", &format!("Session {key}"))],
+        )?;
+        if !res.starts_with("HTTP/1.1 200") {
+            bail!("GET /check with a fresh session: {res}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_cached = rss_kib(server.child.id());
+    Ok(SessionFigures {
+        session,
+        refresh_stateless,
+        refresh_rotating,
+        rss_empty,
+        rss_cached,
+    })
+}
+
+/// Writes `n` live sessions of the bench user into the server's state table (SQLite: the
+/// server's file; PostgreSQL: `POSTGRES_DSN` from `env`) and returns their keys.
+fn insert_sessions(server: &Server, env: &[(&str, &str)], n: usize) -> Result<Vec<String>> {
+    const SQLITE: &str = r#"
+import base64, hashlib, os, sqlite3, sys, time, uuid
+db, email, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+con = sqlite3.connect(db, timeout=30)
+(user_id,) = con.execute("SELECT CAST(id AS TEXT) FROM users WHERE email = ?", (email,)).fetchone()
+now = int(time.time() * 1e6)
+keys = [base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode() for _ in range(n)]
+con.executemany(
+    "INSERT INTO authura_sessions VALUES (?, ?, '', ?, 1, ?, ?, ?, NULL, NULL, 'password', 0, ?)",
+    [(uuid.uuid4().bytes, hashlib.sha256(k.encode()).digest(), user_id, now, now, now + 86400 * 10**6, now) for k in keys],
+)
+con.commit()
+print("\n".join(keys))
+"#;
+    const KEYS: &str = r#"
+import base64, os, sys
+print("\n".join(base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode() for _ in range(int(sys.argv[1]))))
+"#;
+    let lines = |out: std::process::Output| -> Result<Vec<String>> {
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    };
+    let dsn = env
+        .iter()
+        .find(|(k, _)| *k == "POSTGRES_DSN")
+        .map(|(_, v)| *v);
+    let Some(dsn) = dsn else {
+        let db = server._dir.path().join("authura.db");
+        return lines(
+            Command::new("python3")
+                .args(["-c", SQLITE])
+                .arg(&db)
+                .args([EMAIL, &n.to_string()])
+                .output()?,
+        );
+    };
+    let keys = lines(
+        Command::new("python3")
+            .args(["-c", KEYS, &n.to_string()])
+            .output()?,
+    )?;
+    let list: Vec<String> = keys.iter().map(|k| format!("'{k}'")).collect();
+    let sql = format!(
+        "INSERT INTO authura_sessions SELECT gen_random_uuid(), sha256(convert_to(k, 'UTF8')), '', \
+         u.id::text, true, now(), now(), now() + interval '1 day', NULL, NULL, 'password', 0, now() \
+         FROM unnest(ARRAY[{}]) AS k, (SELECT id FROM users WHERE email = '{EMAIL}') AS u",
+        list.join(",")
+    );
+    let psql = Command::new("sh")
+        .args([
+            "-c",
+            "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql \"$0\" -q -v ON_ERROR_STOP=1",
+            dsn,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut psql = psql;
+    psql.stdin
+        .take()
+        .context("psql's stdin")?
+        .write_all(sql.as_bytes())?;
+    let out = psql.wait_with_output()?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(keys)
+}
+
 fn postgres_version() -> String {
     Command::new("sh")
         .args([
@@ -475,10 +768,25 @@ fn start(bin: &Path, extra: &[(&str, &str)]) -> Result<Server> {
 
 /// A minimal HTTP/1.1 exchange (enough for readiness and a login).
 fn http(port: u16, method: &str, path: &str, json: &str) -> std::io::Result<String> {
+    http_with(port, method, path, json, &[])
+}
+
+/// [`http`] with extra request headers.
+fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    json: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{json}",
         json.len()
     )?;
     let mut out = String::new();

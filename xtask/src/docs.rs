@@ -115,6 +115,14 @@ pub fn check_links(root: &Path) -> Result<LinkReport> {
             let path = path.split('?').next().unwrap_or("");
             let target = if path.is_empty() {
                 page.clone()
+            } else if let Some(from_root) = path.strip_prefix('/') {
+                // Site-absolute (mdBook's 404 page): the book is served at the site's root.
+                let joined = normalise(&root.join(from_root));
+                if joined.is_dir() {
+                    joined.join("index.html")
+                } else {
+                    joined
+                }
             } else {
                 let joined = normalise(&page.parent().unwrap_or(root).join(path));
                 if joined.is_dir() {

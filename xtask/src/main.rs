@@ -41,10 +41,12 @@ fn main() -> Result<()> {
         Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("dist") => dist::run_dist(&args[1..]),
         Some("docs") => docs::run_docs(&args[1..]),
+        Some("publish-check") => publish_check(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
   fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
+  publish-check  cargo publish --dry-run of every library crate (packaged, then built from the packages alone)
   docs         build the operator guide (mdBook) into target/book and check its links
   dist [--no-musl]  release binaries (and a static musl one where the toolchain can) in target/dist, with CycloneDX SBOMs and SHA256SUMS
   migrate [status | new [--state] NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect (--state: the state tables')"
@@ -52,6 +54,32 @@ fn main() -> Result<()> {
             bail!("unknown or missing task")
         }
     }
+}
+
+/// The crates a Rust developer takes from crates.io: each is packaged and built from its
+/// `.crate` file alone (`cargo publish --dry-run`, all together so that they resolve each other
+/// before any is on crates.io). The binary, the server and the test helpers are not libraries
+/// meant for embedding (the last two are `publish = false`).
+fn publish_check(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask publish-check");
+    }
+    run(Command::new("cargo").args([
+        "publish",
+        "--dry-run",
+        "--allow-dirty",
+        "--workspace",
+        "--exclude",
+        "authura",
+        "--exclude",
+        "authura-server",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "authura-testkit",
+        "--exclude",
+        "authura-standins",
+    ]))
 }
 
 /// Prepares every service the suite needs, then runs it.
