@@ -10,6 +10,8 @@ use anyhow::{Context as _, Result, bail};
 mod bench;
 mod dist;
 mod docs;
+#[cfg(test)]
+mod embed_test;
 mod migrate;
 mod postgres;
 mod services;

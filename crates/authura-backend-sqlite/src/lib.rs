@@ -16,6 +16,10 @@
 //! # Ok(())
 //! # }
 //! ```
+#![doc = ""]
+#![doc = "## Embedding it with authura-core"]
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 
 mod error;
 mod migrate;
