@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer tasks. `test` prepares the real services the test suite talks to
 //! (installing missing system packages when it runs as root) and runs every test; it fails loudly,
-//! never skips. `ci` adds the formatting and lint gates; `fuzz-api` runs the API fuzzer longer.
+//! never skips. `ci` adds the formatting and lint gates and a short run of every
+//! fuzz target (`fuzz`); `fuzz-api` runs the API fuzzer longer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,9 +9,11 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 mod bench;
+mod fuzz;
 mod migrate;
 mod postgres;
 mod services;
+mod soak;
 mod tidy;
 
 fn main() -> Result<()> {
@@ -33,9 +36,12 @@ fn main() -> Result<()> {
             run(Command::new("cargo")
                 .args(["doc", "--workspace", "--no-deps", "--quiet"])
                 .env("RUSTDOCFLAGS", "-D warnings"))?;
-            test(&args[1..])
+            test(&args[1..])?;
+            fuzz::run(&[])
         }
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("dist") => {
             run(Command::new("cargo").args(["build", "--release", "--package", "authura"]))
@@ -43,6 +49,8 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
+  fuzz [--seconds N] [TARGET]  the cargo-fuzz targets in fuzz/, N seconds each (10); installs cargo-fuzz
+  soak [--minutes N]  the release server under a mixed workload at 80 % of its capacity for N minutes (10); writes docs/PERFORMANCE.md
   fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
   dist         build the release binary
   migrate [status | new [--state] NAME]  apply or list the configured backend's migrations (.env), or add one to every dialect (--state: the state tables')"

@@ -21,6 +21,7 @@ mod error;
 mod migrate;
 mod read;
 mod schema;
+mod space;
 mod state;
 mod store;
 

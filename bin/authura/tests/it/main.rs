@@ -10,6 +10,7 @@ mod cli;
 mod dockerfile;
 mod health;
 mod jwks;
+mod kill;
 mod readme;
 mod run;
 mod slow;
