@@ -17,7 +17,7 @@ const PASSWORD: &str = "Kill-Passw0rd!";
 /// Signups in flight at the kill (within the hashing queue's 32, so none is `overloaded`).
 const SIGNUPS: usize = 30;
 /// Answered signups before the kill.
-const ANSWERED_BEFORE_KILL: usize = 4;
+const ANSWERED_BEFORE_KILL: usize = 10;
 
 /// The users table's rows (email, password hash, verification time) and `PRAGMA
 /// integrity_check` of the SQLite file at `db`, read by Python's own `sqlite3`.
@@ -26,7 +26,7 @@ fn read_users(db: &std::path::Path) -> (Vec<Value>, String) {
 import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 rows = [dict(email=e, password_hash=h, verified_at=v)
-        for (e, h, v) in db.execute('SELECT email, password_hash, verified_at FROM users')]
+        for (e, h, v) in db.execute('SELECT email, password, verified_at FROM users')]
 check = db.execute('PRAGMA integrity_check').fetchone()[0]
 print(json.dumps([rows, check]))
 ";
