@@ -200,7 +200,8 @@ fn malformed_http_is_logged_at_debug_under_its_own_target() {
     vars.push(("RUST_LOG", "info,authura::malformed_http=debug"));
     let proc = spawn(&["serve"], &vars, dir.path());
     let mut conn = connect(proc.port);
-    conn.write_all(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n").unwrap();
+    conn.write_all(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
+        .unwrap();
     let res = answer(conn);
     assert!(res.is_empty() || res.starts_with("HTTP/1.1 400"), "{res}");
     let log = proc.wait_for_log("malformed request");
