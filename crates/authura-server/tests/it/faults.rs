@@ -253,23 +253,45 @@ async fn a_slow_or_gone_hook_fails_its_requests_502_and_the_service_keeps_servin
 // SQLite on a full disk
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped. Mounting needs root
-/// (CI runs as root): when it fails, the test fails saying so; it is never skipped.
+/// (`.ci/run` runs as root; elsewhere `sudo -n` is tried): when it fails, the test fails saying
+/// so; it is never skipped.
 struct Tmpfs {
     dir: tempfile::TempDir,
+}
+
+/// `program` as root: directly when this process is root, else through `sudo -n`.
+fn as_root(program: &str) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        Command::new(program)
+    } else {
+        let mut cmd = Command::new("sudo");
+        cmd.args(["-n", program]);
+        cmd
+    }
 }
 
 impl Tmpfs {
     fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        let out = as_root("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=1777"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .output()
             .expect("the disk-full test runs `mount` (util-linux)");
         assert!(
             out.status.success(),
             "the disk-full test needs a real full filesystem: `mount -t tmpfs` failed (run the \
-             suite as root, as CI does): {}",
+             suite as root, as .ci/run does, or with password-less sudo): {}",
             String::from_utf8_lossy(&out.stderr)
         );
         Tmpfs { dir }
