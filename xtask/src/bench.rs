@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-const PASSWORD: &str = "Bench-Passw0rd!";
-const EMAIL: &str = "bench@example.com";
+pub(crate) const PASSWORD: &str = "Bench-Passw0rd!";
+pub(crate) const EMAIL: &str = "bench@example.com";
 
 /// One wrk run's figures.
 #[derive(Debug, Clone, Default)]
@@ -26,9 +26,9 @@ struct Load {
     errors: u64,
 }
 
-struct Server {
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
     _dir: tempfile_lite::TempDir,
 }
 
@@ -591,12 +591,12 @@ end
     // presented once to /check, which caches it.
     let keys = insert_sessions(&server, env, 10_000)?;
     for key in &keys {
-        let res = http_with(
+        let res = request(
             server.port,
             "GET",
             "/check",
+            Some(&format!("Session {key}")),
             "",
-            &[("Authorization", &format!("Session {key}"))],
         )?;
         if !res.starts_with("HTTP/1.1 200") {
             bail!("GET /check with a fresh session: {res}");
@@ -713,13 +713,26 @@ fn pct(x: f64) -> String {
 
 /// The target directory, absolute (the server is started in a temp dir, where a relative path
 /// would not resolve).
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn start(bin: &Path, extra: &[(&str, &str)]) -> Result<Server> {
+    start_logged(bin, extra, None)
+}
+
+/// [`start`], with the server's standard error written to `log` when given.
+pub(crate) fn start_logged(
+    bin: &Path,
+    extra: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Result<Server> {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path)?),
+        None => Stdio::null(),
+    };
     let dir = tempfile_lite::TempDir::new()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -749,7 +762,7 @@ fn start(bin: &Path, extra: &[(&str, &str)]) -> Result<Server> {
         ])
         .envs(extra.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()?;
     let server = Server {
         child,
@@ -768,25 +781,22 @@ fn start(bin: &Path, extra: &[(&str, &str)]) -> Result<Server> {
 
 /// A minimal HTTP/1.1 exchange (enough for readiness and a login).
 fn http(port: u16, method: &str, path: &str, json: &str) -> std::io::Result<String> {
-    http_with(port, method, path, json, &[])
+    request(port, method, path, None, json)
 }
 
-/// [`http`] with extra request headers.
-fn http_with(
+/// [`http`] with an optional `Authorization` header.
+pub(crate) fn request(
     port: u16,
     method: &str,
     path: &str,
+    authorization: Option<&str>,
     json: &str,
-    headers: &[(&str, &str)],
 ) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
+    let auth = authorization.map_or_else(String::new, |a| format!("Authorization: {a}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{json}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
         json.len()
     )?;
     let mut out = String::new();
@@ -807,7 +817,7 @@ fn login(port: u16) -> Result<String> {
     Ok(res)
 }
 
-fn field(body: &str, name: &str) -> Result<String> {
+pub(crate) fn field(body: &str, name: &str) -> Result<String> {
     let key = format!("\"{name}\":\"");
     let start = body.find(&key).context("field missing")? + key.len();
     Ok(body[start..]
@@ -927,7 +937,7 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
 }
 
@@ -935,7 +945,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:")
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -962,7 +972,7 @@ fn status_like(path: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
@@ -974,8 +984,17 @@ fn utc_now() -> String {
 
 /// Replaces the generated section of docs/PERFORMANCE.md, keeping the prose around it.
 fn write_report(report: &str) -> Result<()> {
+    write_section("bench", report)
+}
+
+/// Replaces docs/PERFORMANCE.md's section between `<!-- NAME:begin -->` and `<!-- NAME:end -->`.
+pub(crate) fn write_section(name: &str, report: &str) -> Result<()> {
     let path = Path::new("docs/PERFORMANCE.md");
-    let (begin, end) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+    let (begin, end) = (
+        format!("<!-- {name}:begin -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let (begin, end) = (begin.as_str(), end.as_str());
     let doc = std::fs::read_to_string(path)
         .unwrap_or_else(|_| format!("# Performance\n\n{begin}\n{end}\n"));
     let (Some(b), Some(e)) = (doc.find(begin), doc.find(end)) else {
@@ -990,7 +1009,7 @@ fn write_report(report: &str) -> Result<()> {
 mod tempfile_lite {
     use std::path::{Path, PathBuf};
 
-    pub struct TempDir(PathBuf);
+    pub(crate) struct TempDir(PathBuf);
 
     impl TempDir {
         pub fn new() -> std::io::Result<Self> {

@@ -1,6 +1,7 @@
 //! `cargo xtask`: developer tasks. `test` prepares the real services the test suite talks to
 //! (installing missing system packages when it runs as root) and runs every test; it fails loudly,
-//! never skips. `ci` adds the formatting and lint gates; `fuzz-api` runs the API fuzzer longer.
+//! never skips. `ci` adds the formatting and lint gates and a short run of every
+//! fuzz target (`fuzz`); `fuzz-api` runs the API fuzzer longer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,9 +13,11 @@ mod dist;
 mod docs;
 #[cfg(test)]
 mod embed_test;
+mod fuzz;
 mod migrate;
 mod postgres;
 mod services;
+mod soak;
 mod tidy;
 
 fn main() -> Result<()> {
@@ -37,9 +40,12 @@ fn main() -> Result<()> {
             run(Command::new("cargo")
                 .args(["doc", "--workspace", "--no-deps", "--quiet"])
                 .env("RUSTDOCFLAGS", "-D warnings"))?;
-            test(&args[1..])
+            test(&args[1..])?;
+            fuzz::run(&[])
         }
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("dist") => dist::run_dist(&args[1..]),
         Some("docs") => docs::run_docs(&args[1..]),
@@ -47,6 +53,8 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
+  fuzz [--seconds N] [TARGET]  the cargo-fuzz targets in fuzz/, N seconds each (10); installs cargo-fuzz
+  soak [--minutes N]  the release server under a mixed workload at 80 % of its capacity for N minutes (10); writes docs/PERFORMANCE.md
   fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
   publish-check  cargo publish --dry-run of every library crate (packaged, then built from the packages alone)
   docs         build the operator guide (mdBook) into target/book and check its links

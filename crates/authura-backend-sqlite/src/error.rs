@@ -52,12 +52,16 @@ pub(crate) fn pool(err: PoolError) -> StoreError {
 }
 
 /// SQLite's messages for a database another connection holds locked past the busy timeout
-/// (`SQLITE_BUSY`, `SQLITE_LOCKED`) and for a file that cannot be opened (`SQLITE_CANTOPEN`).
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED`), for a file that cannot be opened (`SQLITE_CANTOPEN`), for
+/// a full filesystem (`SQLITE_FULL`) and for a failed read or write of the file (`SQLITE_IOERR`):
+/// conditions of the host, not of the request, that pass.
 fn is_unavailable(message: &str) -> bool {
     [
         "database is locked",
         "database table is locked",
         "unable to open database file",
+        "database or disk is full",
+        "disk I/O error",
     ]
     .iter()
     .any(|m| message.contains(m))

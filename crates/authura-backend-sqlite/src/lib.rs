@@ -25,6 +25,7 @@ mod error;
 mod migrate;
 mod read;
 mod schema;
+mod space;
 mod state;
 mod store;
 

@@ -23,6 +23,7 @@ use crate::error;
 use crate::migrate;
 use crate::read::Readers;
 use crate::schema::{ChangeRow, NewRow, UserRow, lower, row_id, users};
+use crate::space;
 use crate::state::SqliteStateStore;
 
 /// A pooled async connection: diesel's synchronous SQLite connection run on Tokio's blocking
@@ -279,7 +280,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.readers.ping()
+        self.readers.ping()?;
+        space::check(&self.path)
     }
 }
 

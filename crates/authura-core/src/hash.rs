@@ -233,6 +233,14 @@ fn argon2_matches(password: &[u8], parsed: &argon2::PasswordHash) -> bool {
     hashed.is_ok() && subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()).into()
 }
 
+/// Whether `stored` parses as an Authaus hash (the strict parser [`verify_password`] reads it
+/// with) and, if it does, whether `password` matches it. For the fuzz targets in `fuzz/`, which
+/// reach the parser without the dummy Argon2id work; not an API.
+#[doc(hidden)]
+pub fn authaus_matches(stored: &str, password: &str) -> Option<bool> {
+    authaus::AuthausHash::parse(stored).map(|hash| hash.matches(password))
+}
+
 /// [`verify_password`], or with `None` the same work against a dummy hash, always invalid.
 pub fn verify_or_dummy(password: &str, hash: Option<&PasswordHash>) -> Verification {
     match hash {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use subtle::ConstantTimeEq;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::CoreError;
 
@@ -45,7 +46,9 @@ impl fmt::Display for Secret {
     }
 }
 
-/// An email address: trimmed, lower-cased, within RFC 5321's length limits.
+/// An email address: trimmed, lower-cased, within RFC 5321's length limits, free of control,
+/// white-space and format-class (Unicode `Cf`: zero-width, direction-changing, byte-order mark)
+/// characters, so two addresses that look the same are the same address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Email(String);
 
@@ -55,6 +58,11 @@ fn is_special(c: char) -> bool {
         c,
         '@' | '<' | '>' | '(' | ')' | '[' | ']' | '\\' | ',' | ';' | ':' | '"'
     )
+}
+
+/// Whether `c` is in Unicode's format class (general category `Cf`).
+fn is_format(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
 }
 
 impl Email {
@@ -75,6 +83,11 @@ impl Email {
             input.to_lowercase()
         };
         if email.len() > Self::MAX_LEN {
+            return Err(CoreError::InvalidEmail);
+        }
+        // Invisible and direction-changing characters (U+200B, U+200D, U+202E, U+FEFF, U+2066…)
+        // would let one address be shown as another. ASCII has none.
+        if !email.is_ascii() && email.chars().any(is_format) {
             return Err(CoreError::InvalidEmail);
         }
         let Some((local, domain)) = email.rsplit_once('@') else {
@@ -324,6 +337,38 @@ mod tests {
             Some("a!#$%&'*/=?^_`{|}~b@example.com"),
         );
         check_email("ÄNN@BÜCHER.Example", Some("änn@bücher.example"));
+    }
+
+    /// Every character of Unicode's format class, as an independent table (regex's `\p{Cf}`)
+    /// lists it, is refused anywhere in an address; the class is not empty, and nearby
+    /// visible letters are still accepted.
+    #[test]
+    fn format_class_characters_are_refused_everywhere_in_an_address() {
+        let cf = regex::Regex::new(r"^\p{Cf}$").unwrap();
+        let all: Vec<char> = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .filter(|c| cf.is_match(c.encode_utf8(&mut [0; 4])))
+            .collect();
+        assert!(all.len() > 150, "only {} Cf characters", all.len());
+        for c in [
+            '\u{200B}', '\u{200D}', '\u{202E}', '\u{FEFF}', '\u{2066}', '\u{AD}',
+        ] {
+            assert!(all.contains(&c), "{c:?} not in the table");
+        }
+        for c in &all {
+            for input in [
+                format!("a{c}b@example.com"),
+                format!("{c}ab@example.com"),
+                format!("ab{c}@example.com"),
+                format!("ab@exa{c}mple.com"),
+                format!("ab@example.com{c}"),
+            ] {
+                assert!(Email::parse(&input).is_err(), "{input:?} accepted");
+            }
+        }
+        // The check is the general category, not "anything outside ASCII".
+        check_email("zoë@exämple.com", Some("zoë@exämple.com"));
+        check_email("用户@例子.广告", Some("用户@例子.广告"));
     }
 
     #[test]

@@ -129,15 +129,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             let (timeout, stopping) = timing?;
             let read = read_in_time(read_limited(&mut payload, declared), timeout, stopping).await;
             let bytes = read.inspect_err(|_| keep_until_closed(payload))?;
-            let parsed = if json {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::invalid_body(format!("invalid JSON body: {e}")))
-            } else {
-                serde_urlencoded::from_bytes(&bytes)
-                    .map_err(|e| ApiError::invalid_body(format!("invalid form body: {e}")))
-            };
-            parsed.map(Body)
+            parse_body(json, &bytes).map(Body)
         })
+    }
+}
+
+/// Parses a body that has been read: JSON when `json`, else a form; 400 `invalid_body` when it
+/// does not parse as a `T`. The fuzz targets call it through [`crate::fuzzing`].
+pub(crate) fn parse_body<T: DeserializeOwned>(json: bool, bytes: &[u8]) -> Result<T, ApiError> {
+    if json {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::invalid_body(format!("invalid JSON body: {e}")))
+    } else {
+        serde_urlencoded::from_bytes(bytes)
+            .map_err(|e| ApiError::invalid_body(format!("invalid form body: {e}")))
     }
 }
 

@@ -8,6 +8,8 @@ pub mod captcha;
 pub mod config;
 pub mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hashpool;
 pub mod html;
 pub mod listen;

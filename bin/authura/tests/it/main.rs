@@ -11,6 +11,7 @@ mod deploy;
 mod dockerfile;
 mod health;
 mod jwks;
+mod kill;
 mod readme;
 mod run;
 mod slow;

@@ -191,3 +191,27 @@ fn malformed_http_is_not_logged_as_an_error() {
     assert!(!log.contains("ERROR"), "{log}");
     assert!(!log.contains("WARN"), "{log}");
 }
+
+/// Malformed HTTP is still visible to an operator who asks: at DEBUG, under its own target.
+#[test]
+fn malformed_http_is_logged_at_debug_under_its_own_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.push(("RUST_LOG", "info,authura::malformed_http=debug"));
+    let proc = spawn(&["serve"], &vars, dir.path());
+    let mut conn = connect(proc.port);
+    conn.write_all(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let res = answer(conn);
+    assert!(res.is_empty() || res.starts_with("HTTP/1.1 400"), "{res}");
+    let log = proc.wait_for_log("malformed request");
+    let line = log
+        .lines()
+        .find(|l| l.contains("malformed request"))
+        .unwrap();
+    assert!(
+        line.contains("DEBUG") && line.contains("authura::malformed_http"),
+        "{line}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -29,7 +29,9 @@ declare! {
         "backend",
         "The SQLite file, created if missing. The `users` table and its unique index are created \
          at startup and by `authura migrate`. `:memory:` does not work (each pooled connection \
-         would see its own database).",
+         would see its own database). With less than 1 MiB free on its filesystem, `/readyz` \
+         answers 503 `backend_unavailable`; a write that finds the disk full answers the same, \
+         while reads are still served.",
     )
     .default("./authura.db")
     .backends(&["sqlite"]);

@@ -278,6 +278,37 @@ async fn allowed_hosts() {
     .ok();
 }
 
+/// Invisible and direction-changing characters (Unicode's format class) make an address that
+/// looks like another one: refused as `invalid_email` wherever an address is taken, in JSON and
+/// in forms, before any mail is sent or any account is looked up.
+#[tokio::test]
+async fn emails_with_format_class_characters_are_refused() {
+    let srv = TestServer::start().await;
+    srv.sign_up("ann@example.com", PW).await;
+    let sent = srv.mails_requested();
+    for c in [
+        '\u{200B}', '\u{200D}', '\u{202E}', '\u{FEFF}', '\u{2066}', '\u{AD}',
+    ] {
+        for email in [format!("an{c}n@example.com"), format!("ann@exam{c}ple.com")] {
+            for path in ["/signup", "/reset-password"] {
+                srv.post(path, json!({"email": email}))
+                    .await
+                    .expect(400, "invalid_email");
+            }
+            srv.post("/token", json!({"email": email, "password": PW}))
+                .await
+                .expect(400, "invalid_email");
+            let form = srv
+                .client
+                .post(srv.url("/signup"))
+                .form(&[("email", email.as_str())]);
+            srv.send(form).await.expect(400, "invalid_email");
+        }
+    }
+    assert_eq!(srv.mails_requested(), sent, "no mail for a refused address");
+    srv.login("ann@example.com", PW).await;
+}
+
 both_backends!(bodies_are_parsed_strictly);
 async fn bodies_are_parsed_strictly() {
     let srv = TestServer::start().await;

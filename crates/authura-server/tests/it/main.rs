@@ -7,6 +7,7 @@ mod browser;
 mod captcha;
 mod check;
 mod edges;
+mod faults;
 mod flows;
 mod harness;
 mod hasura_backend;
