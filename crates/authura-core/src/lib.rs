@@ -14,6 +14,7 @@ pub mod flows;
 pub mod hash;
 pub mod hook;
 pub mod lockout;
+pub mod permit;
 pub mod mail;
 #[cfg(feature = "memory")]
 pub mod memory;
