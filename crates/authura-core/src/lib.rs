@@ -14,10 +14,10 @@ pub mod flows;
 pub mod hash;
 pub mod hook;
 pub mod lockout;
-pub mod permit;
 pub mod mail;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod permit;
 pub mod policy;
 pub mod redirect;
 pub mod sessions;

@@ -331,7 +331,10 @@ mod tests {
         }
         assert_eq!(Permit::from_base64("AAA"), Err(InvalidEncoding::Base64));
         assert_eq!(Permit::from_base64("AAAAAQ"), Err(InvalidEncoding::Base64));
-        assert_eq!(Permit::from_base64("AAAAAAA="), Err(InvalidEncoding::Length));
+        assert_eq!(
+            Permit::from_base64("AAAAAAA="),
+            Err(InvalidEncoding::Length)
+        );
         assert_eq!(Permit::from_base64("_-__"), Err(InvalidEncoding::Base64));
     }
 
@@ -341,16 +344,29 @@ mod tests {
         let list = encode_permissions(&set);
         assert_eq!(list, vec![0, 1, 0, 3, 0x12, 0x34, 255, 255]);
         assert_eq!(decode_permissions(&list), Ok(set.clone()));
-        assert_eq!(permissions_from_base64(&permissions_to_base64(&set)), Ok(set));
+        assert_eq!(
+            permissions_from_base64(&permissions_to_base64(&set)),
+            Ok(set)
+        );
         assert_eq!(decode_permissions(&[]), Ok(BTreeSet::new()));
         assert_eq!(decode_permissions(&[0, 1, 0]), Err(InvalidEncoding::Length));
         assert_eq!(permissions_from_base64("AAE"), Err(InvalidEncoding::Base64));
-        assert_eq!(permissions_from_base64("AAEA"), Err(InvalidEncoding::Length));
+        assert_eq!(
+            permissions_from_base64("AAEA"),
+            Err(InvalidEncoding::Length)
+        );
     }
 
     #[test]
     fn group_names_follow_the_rules() {
-        for good in ["admins", "A", "Ops team", "a,b", "ünï 密码", &"x".repeat(128)] {
+        for good in [
+            "admins",
+            "A",
+            "Ops team",
+            "a,b",
+            "ünï 密码",
+            &"x".repeat(128),
+        ] {
             assert_eq!(
                 GroupName::parse(good).map(|n| n.as_str().to_owned()),
                 Ok(good.to_owned())

@@ -74,7 +74,10 @@ pub async fn groups_round_trip_and_list_by_id(store: Arc<dyn PermitStore>) {
         .create_group(None, &name("Ops ünï"), &perms(&[0, 7, u16::MAX]))
         .await
         .unwrap();
-    let b = store.create_group(None, &name("empty"), &perms(&[])).await.unwrap();
+    let b = store
+        .create_group(None, &name("empty"), &perms(&[]))
+        .await
+        .unwrap();
     assert_eq!(a.name, name("Ops ünï"));
     assert_eq!(a.permissions, perms(&[0, 7, u16::MAX]));
     assert!(b.id > a.id);
@@ -86,10 +89,19 @@ pub async fn groups_round_trip_and_list_by_id(store: Arc<dyn PermitStore>) {
 /// A second group of a name is a conflict, on create and on rename; names differing in case
 /// are two groups.
 pub async fn names_are_unique_and_case_sensitive(store: Arc<dyn PermitStore>) {
-    let a = store.create_group(None, &name("admins"), &perms(&[1])).await.unwrap();
-    let err = store.create_group(None, &name("admins"), &perms(&[2])).await.err();
+    let a = store
+        .create_group(None, &name("admins"), &perms(&[1]))
+        .await
+        .unwrap();
+    let err = store
+        .create_group(None, &name("admins"), &perms(&[2]))
+        .await
+        .err();
     assert!(matches!(err, Some(StoreError::Conflict)), "{err:?}");
-    let b = store.create_group(None, &name("Admins"), &perms(&[2])).await.unwrap();
+    let b = store
+        .create_group(None, &name("Admins"), &perms(&[2]))
+        .await
+        .unwrap();
     let renamed = RoleGroup {
         name: name("admins"),
         ..b.clone()
@@ -101,10 +113,19 @@ pub async fn names_are_unique_and_case_sensitive(store: Arc<dyn PermitStore>) {
 
 /// Assigned ids go up and a deleted group's id is not given again.
 pub async fn assigned_ids_are_never_reused(store: Arc<dyn PermitStore>) {
-    let a = store.create_group(None, &name("a"), &perms(&[])).await.unwrap();
-    let b = store.create_group(None, &name("b"), &perms(&[])).await.unwrap();
+    let a = store
+        .create_group(None, &name("a"), &perms(&[]))
+        .await
+        .unwrap();
+    let b = store
+        .create_group(None, &name("b"), &perms(&[]))
+        .await
+        .unwrap();
     assert!(store.delete_group(b.id).await.unwrap());
-    let c = store.create_group(None, &name("c"), &perms(&[])).await.unwrap();
+    let c = store
+        .create_group(None, &name("c"), &perms(&[]))
+        .await
+        .unwrap();
     assert!(c.id > b.id && b.id > a.id, "{a:?} {b:?} {c:?}");
 }
 
@@ -125,7 +146,10 @@ pub async fn given_ids_are_kept_and_conflict(store: Arc<dyn PermitStore>) {
         .await
         .unwrap();
     assert_eq!(big.id, GroupId(u32::MAX - 1));
-    let next = store.create_group(None, &name("next"), &perms(&[])).await.unwrap();
+    let next = store
+        .create_group(None, &name("next"), &perms(&[]))
+        .await
+        .unwrap();
     assert_eq!(next.id, GroupId(u32::MAX));
     assert_eq!(
         store.find_group(GroupId(40)).await.unwrap().map(|g| g.name),
@@ -135,7 +159,10 @@ pub async fn given_ids_are_kept_and_conflict(store: Arc<dyn PermitStore>) {
 
 /// An update replaces the name and the permissions; an unknown id is `false`.
 pub async fn update_replaces_name_and_permissions(store: Arc<dyn PermitStore>) {
-    let g = store.create_group(None, &name("g"), &perms(&[1, 2])).await.unwrap();
+    let g = store
+        .create_group(None, &name("g"), &perms(&[1, 2]))
+        .await
+        .unwrap();
     let changed = RoleGroup {
         id: g.id,
         name: name("h"),
@@ -160,37 +187,76 @@ pub async fn permits_are_per_user_and_tenant(store: Arc<dyn PermitStore>) {
     let five = UserId::Int(5);
     let text_five = UserId::Text("5".into());
     assert_eq!(store.permit(None, &five).await.unwrap(), Permit::default());
-    store.set_permit(None, &five, &permit(&[1, 2])).await.unwrap();
+    store
+        .set_permit(None, &five, &permit(&[1, 2]))
+        .await
+        .unwrap();
     store
         .set_permit(Some(&acme), &five, &permit(&[3]))
         .await
         .unwrap();
-    store.set_permit(None, &text_five, &permit(&[u32::MAX])).await.unwrap();
+    store
+        .set_permit(None, &text_five, &permit(&[u32::MAX]))
+        .await
+        .unwrap();
     assert_eq!(store.permit(None, &five).await.unwrap(), permit(&[1, 2]));
-    assert_eq!(store.permit(Some(&acme), &five).await.unwrap(), permit(&[3]));
-    assert_eq!(store.permit(None, &text_five).await.unwrap(), permit(&[u32::MAX]));
-    store.set_permit(None, &five, &permit(&[2, 7])).await.unwrap();
+    assert_eq!(
+        store.permit(Some(&acme), &five).await.unwrap(),
+        permit(&[3])
+    );
+    assert_eq!(
+        store.permit(None, &text_five).await.unwrap(),
+        permit(&[u32::MAX])
+    );
+    store
+        .set_permit(None, &five, &permit(&[2, 7]))
+        .await
+        .unwrap();
     assert_eq!(store.permit(None, &five).await.unwrap(), permit(&[2, 7]));
     store.set_permit(None, &five, &permit(&[])).await.unwrap();
     assert_eq!(store.permit(None, &five).await.unwrap(), Permit::default());
-    assert_eq!(store.permit(Some(&acme), &five).await.unwrap(), permit(&[3]));
+    assert_eq!(
+        store.permit(Some(&acme), &five).await.unwrap(),
+        permit(&[3])
+    );
 }
 
 /// Deleting a group removes it from every permit that held it, and only it; deleting an
 /// unknown group is `false` and still cleans permits naming it.
 pub async fn deleting_a_group_removes_it_from_every_permit(store: Arc<dyn PermitStore>) {
-    let a = store.create_group(None, &name("a"), &perms(&[1])).await.unwrap();
-    let b = store.create_group(None, &name("b"), &perms(&[2])).await.unwrap();
+    let a = store
+        .create_group(None, &name("a"), &perms(&[1]))
+        .await
+        .unwrap();
+    let b = store
+        .create_group(None, &name("b"), &perms(&[2]))
+        .await
+        .unwrap();
     let (u1, u2, u3) = (UserId::Int(1), UserId::Text("two".into()), UserId::Int(3));
     let acme = tenant("acme");
-    store.set_permit(None, &u1, &permit(&[a.id.0, b.id.0])).await.unwrap();
-    store.set_permit(Some(&acme), &u2, &permit(&[a.id.0])).await.unwrap();
-    store.set_permit(None, &u3, &permit(&[b.id.0, 999])).await.unwrap();
+    store
+        .set_permit(None, &u1, &permit(&[a.id.0, b.id.0]))
+        .await
+        .unwrap();
+    store
+        .set_permit(Some(&acme), &u2, &permit(&[a.id.0]))
+        .await
+        .unwrap();
+    store
+        .set_permit(None, &u3, &permit(&[b.id.0, 999]))
+        .await
+        .unwrap();
     assert!(store.delete_group(a.id).await.unwrap());
     assert_eq!(store.find_group(a.id).await.unwrap(), None);
     assert_eq!(store.permit(None, &u1).await.unwrap(), permit(&[b.id.0]));
-    assert_eq!(store.permit(Some(&acme), &u2).await.unwrap(), Permit::default());
-    assert_eq!(store.permit(None, &u3).await.unwrap(), permit(&[b.id.0, 999]));
+    assert_eq!(
+        store.permit(Some(&acme), &u2).await.unwrap(),
+        Permit::default()
+    );
+    assert_eq!(
+        store.permit(None, &u3).await.unwrap(),
+        permit(&[b.id.0, 999])
+    );
     assert!(!store.delete_group(GroupId(999)).await.unwrap());
     assert_eq!(store.permit(None, &u3).await.unwrap(), permit(&[b.id.0]));
     assert_eq!(store.list_groups().await.unwrap(), vec![b]);
@@ -198,8 +264,14 @@ pub async fn deleting_a_group_removes_it_from_every_permit(store: Arc<dyn Permit
 
 /// `access` resolves a permit against the groups that exist, skipping the missing.
 pub async fn access_resolves_what_exists(store: Arc<dyn PermitStore>) {
-    let a = store.create_group(None, &name("a"), &perms(&[1, 2])).await.unwrap();
-    let b = store.create_group(None, &name("b"), &perms(&[2, 3])).await.unwrap();
+    let a = store
+        .create_group(None, &name("a"), &perms(&[1, 2]))
+        .await
+        .unwrap();
+    let b = store
+        .create_group(None, &name("b"), &perms(&[2, 3]))
+        .await
+        .unwrap();
     let user = UserId::Int(1);
     assert_eq!(store.access(None, &user).await.unwrap(), Access::default());
     let held = permit(&[a.id.0, b.id.0, 12_345]);

@@ -215,8 +215,7 @@ impl PermitStore for MemorySessionStore {
         if !p.groups.contains_key(&group.id) {
             return Ok(false);
         }
-        if p
-            .groups
+        if p.groups
             .values()
             .any(|g| g.name == group.name && g.id != group.id)
         {

@@ -57,8 +57,11 @@ pub trait PermitStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// `Unavailable`, `Backend`.
-    async fn permit(&self, tenant: Option<&TenantId>, user_id: &UserId)
-    -> Result<Permit, StoreError>;
+    async fn permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Permit, StoreError>;
 
     /// Replaces a user's permit (the empty permit removes it).
     ///
