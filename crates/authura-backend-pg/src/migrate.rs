@@ -35,6 +35,15 @@ pub(crate) const STATE_RECORD: &str = "authura_state";
 /// The sessions table's name.
 pub(crate) const SESSIONS_TABLE: &str = "authura_sessions";
 
+/// The role groups' table (SPEC §8a).
+pub(crate) const ROLE_GROUPS_TABLE: &str = "authura_role_groups";
+
+/// The sequence role group ids come from.
+pub(crate) const ROLE_GROUP_IDS: &str = "authura_role_group_ids";
+
+/// The permits' table, one row per (user, group).
+pub(crate) const PERMITS_TABLE: &str = "authura_permits";
+
 /// What one run of migrations works on.
 struct Plan<'a> {
     migrations: &'static [Migration],
@@ -138,7 +147,12 @@ pub(crate) async fn run_state(
         versions: quoted_in(schema, VERSION_TABLE),
         key: STATE_RECORD.to_owned(),
         label: "the state tables".to_owned(),
-        substitutions: vec![("{{sessions}}", quoted_in(schema, SESSIONS_TABLE))],
+        substitutions: vec![
+            ("{{sessions}}", quoted_in(schema, SESSIONS_TABLE)),
+            ("{{role_groups}}", quoted_in(schema, ROLE_GROUPS_TABLE)),
+            ("{{role_group_ids}}", quoted_in(schema, ROLE_GROUP_IDS)),
+            ("{{permits}}", quoted_in(schema, PERMITS_TABLE)),
+        ],
         users: None,
     };
     in_transaction(conn, &plan).await

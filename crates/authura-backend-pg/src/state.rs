@@ -46,6 +46,8 @@ pub struct PgStateSettings {
 pub struct PgStateStore {
     pool: Pool<AsyncPgConnection>,
     queries: Arc<Queries>,
+    /// The role groups' and permits' statements.
+    pub(crate) permit_queries: Arc<crate::permits::Queries>,
     query_timeout: Duration,
     /// Opens the state events' dedicated listening connection.
     opener: Arc<Opener>,
@@ -90,6 +92,7 @@ impl PgStateStore {
         PgStateStore {
             pool,
             queries: Arc::new(Queries::new(&migrate::quoted_in(schema, SESSIONS_TABLE))),
+            permit_queries: Arc::new(crate::permits::Queries::new(schema)),
             query_timeout,
             opener,
         }
@@ -119,7 +122,7 @@ impl PgStateStore {
 
     /// Runs `work` on a pooled connection within the query timeout; a connection that did not
     /// answer in time is closed rather than returned to the pool with a query pending.
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         work: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<T>,
     ) -> Result<T, StoreError> {

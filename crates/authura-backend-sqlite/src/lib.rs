@@ -23,6 +23,7 @@
 
 mod error;
 mod migrate;
+mod permits;
 mod read;
 mod schema;
 mod space;

@@ -17,6 +17,7 @@ pub mod lockout;
 pub mod mail;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod permit;
 pub mod policy;
 pub mod redirect;
 pub mod sessions;

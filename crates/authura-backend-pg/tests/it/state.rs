@@ -35,6 +35,33 @@ mod state_only {
     });
 }
 
+/// The permit store's suite, beside the users table and in a database of its own.
+mod permits {
+    use super::*;
+    use authura_core::state::PermitStore;
+
+    mod beside_users {
+        use super::*;
+
+        authura_testkit::permit_conformance_tests!(async {
+            let db = database().await;
+            let users = users_store(&db, "users").await;
+            let state = users.state().await.unwrap();
+            (Arc::new(state) as Arc<dyn PermitStore>, (users, db))
+        });
+    }
+
+    mod state_only {
+        use super::*;
+
+        authura_testkit::permit_conformance_tests!(async {
+            let db = database().await;
+            let state = state_store(&db).await.unwrap();
+            (Arc::new(state) as Arc<dyn PermitStore>, db)
+        });
+    }
+}
+
 /// Connecting the users store creates no state table; asking for the state store creates it,
 /// once even when asked concurrently, leaves the users table's columns, indexes and migration
 /// record as they were, and the users store still connects after it.
@@ -56,12 +83,13 @@ async fn state_tables_appear_only_on_request_and_leave_users_alone() {
         status(&settings(&db, "users")).await.unwrap(),
         users_migrations
     );
+    // Every state migration, once.
     assert_eq!(
         db.number(
             "SELECT count(*) FROM authura_schema_migrations WHERE users_table = 'authura_state'"
         )
         .await,
-        1
+        state_migrations()
     );
     drop(users.state().await.unwrap());
     drop(state_store(&db).await.unwrap());
@@ -70,8 +98,15 @@ async fn state_tables_appear_only_on_request_and_leave_users_alone() {
     assert_eq!(
         db.number("SELECT count(*) FROM authura_schema_migrations")
             .await,
-        3
+        2 + state_migrations()
     );
+}
+
+/// How many state migrations this build has.
+fn state_migrations() -> i64 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/state_migrations"))
+        .unwrap()
+        .count() as i64
 }
 
 /// A users table in another schema gets its state tables in that schema.

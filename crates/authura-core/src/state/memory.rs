@@ -1,20 +1,32 @@
-//! An in-memory `SessionStore`: a complete implementation (it passes the state conformance
-//! suite), for fast flow tests and for embedders.
+//! An in-memory `SessionStore` and `PermitStore`: complete implementations (they pass the
+//! state conformance suites), for fast flow tests and for embedders.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::state::{KeyHash, Rotation, Session, SessionStore};
+use crate::permit::{GroupId, GroupName, Permission, Permit, RoleGroup};
+use crate::state::{KeyHash, PermitStore, Rotation, Session, SessionStore, stored_owner};
 use crate::store::StoreError;
 use crate::types::{TenantId, UserId};
 
-/// Sessions in a vector behind one lock, so every operation is atomic.
+/// Sessions in a vector, groups and permits in maps, each behind one lock, so every operation
+/// is atomic.
 #[derive(Debug, Default)]
 pub struct MemorySessionStore {
     sessions: Mutex<Vec<Session>>,
+    permits: Mutex<Permits>,
+}
+
+/// Groups by id, permits by owner (`stored_owner`'s columns), and the highest id ever used.
+#[derive(Debug, Default)]
+struct Permits {
+    groups: BTreeMap<GroupId, RoleGroup>,
+    permits: BTreeMap<(String, String, bool), Permit>,
+    highest: Option<u32>,
 }
 
 impl MemorySessionStore {
@@ -25,6 +37,10 @@ impl MemorySessionStore {
 
     fn lock(&self) -> MutexGuard<'_, Vec<Session>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_permits(&self) -> MutexGuard<'_, Permits> {
+        self.permits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -154,5 +170,99 @@ impl SessionStore for MemorySessionStore {
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let purged = take(&mut self.lock(), |s| s.expires_at <= now);
         Ok(purged.len() as u64)
+    }
+}
+
+#[async_trait]
+impl PermitStore for MemorySessionStore {
+    async fn list_groups(&self) -> Result<Vec<RoleGroup>, StoreError> {
+        Ok(self.lock_permits().groups.values().cloned().collect())
+    }
+
+    async fn create_group(
+        &self,
+        id: Option<GroupId>,
+        name: &GroupName,
+        permissions: &BTreeSet<Permission>,
+    ) -> Result<RoleGroup, StoreError> {
+        let mut p = self.lock_permits();
+        if p.groups.values().any(|g| &g.name == name)
+            || id.is_some_and(|id| p.groups.contains_key(&id))
+        {
+            return Err(StoreError::Conflict);
+        }
+        let id = match id {
+            Some(id) => id,
+            None => GroupId(match p.highest {
+                None => 1,
+                Some(h) => h.checked_add(1).ok_or_else(|| {
+                    StoreError::Backend("every group id has been used".to_owned())
+                })?,
+            }),
+        };
+        p.highest = Some(p.highest.map_or(id.0, |h| h.max(id.0)));
+        let group = RoleGroup {
+            id,
+            name: name.clone(),
+            permissions: permissions.clone(),
+        };
+        p.groups.insert(id, group.clone());
+        Ok(group)
+    }
+
+    async fn update_group(&self, group: &RoleGroup) -> Result<bool, StoreError> {
+        let mut p = self.lock_permits();
+        if !p.groups.contains_key(&group.id) {
+            return Ok(false);
+        }
+        if p.groups
+            .values()
+            .any(|g| g.name == group.name && g.id != group.id)
+        {
+            return Err(StoreError::Conflict);
+        }
+        p.groups.insert(group.id, group.clone());
+        Ok(true)
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        let mut p = self.lock_permits();
+        let existed = p.groups.remove(&id).is_some();
+        for permit in p.permits.values_mut() {
+            if permit.holds(id) {
+                *permit = Permit::new(permit.groups().filter(|g| *g != id));
+            }
+        }
+        p.permits.retain(|_, permit| !permit.is_empty());
+        Ok(existed)
+    }
+
+    async fn permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Permit, StoreError> {
+        Ok(self
+            .lock_permits()
+            .permits
+            .get(&stored_owner(tenant, user_id))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn set_permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        permit: &Permit,
+    ) -> Result<(), StoreError> {
+        let mut p = self.lock_permits();
+        let owner = stored_owner(tenant, user_id);
+        if permit.is_empty() {
+            p.permits.remove(&owner);
+        } else {
+            p.permits.insert(owner, permit.clone());
+        }
+        Ok(())
     }
 }

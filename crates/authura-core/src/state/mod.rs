@@ -10,6 +10,7 @@
 pub mod events;
 #[cfg(feature = "memory")]
 pub mod memory;
+mod permits;
 
 use std::fmt;
 
@@ -24,6 +25,19 @@ use crate::types::{Secret, TenantId, UserId};
 pub use events::{
     EventHub, LocalStateEvents, StateEvent, StateEvents, StateSignal, StateSubscription,
 };
+pub use permits::PermitStore;
+
+/// Every part of the state store at once: what a backend's state store implements and the
+/// server holds (`Arc<dyn StateStore>` upcasts to each part).
+pub trait StateStore: SessionStore + PermitStore {}
+
+impl<T: SessionStore + PermitStore> StateStore for T {}
+
+impl std::fmt::Debug for dyn StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateStore")
+    }
+}
 
 /// The SHA-256 of a session key: all a store ever keeps of the key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

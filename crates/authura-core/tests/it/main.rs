@@ -7,4 +7,5 @@ mod differential;
 mod flows;
 mod lockout;
 mod nfc;
+mod permits;
 mod tokens;

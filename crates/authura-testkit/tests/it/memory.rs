@@ -18,3 +18,15 @@ mod state {
         Arc::new(MemorySessionStore::new()) as Arc<dyn SessionStore>
     });
 }
+
+/// The permit store's suite on `MemorySessionStore`.
+mod permits {
+    use std::sync::Arc;
+
+    use authura_core::memory::MemorySessionStore;
+    use authura_core::state::PermitStore;
+
+    authura_testkit::permit_conformance_tests!(async {
+        Arc::new(MemorySessionStore::new()) as Arc<dyn PermitStore>
+    });
+}

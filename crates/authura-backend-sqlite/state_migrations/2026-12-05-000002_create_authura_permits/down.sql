@@ -1,0 +1,2 @@
+DROP TABLE authura_permits;
+DROP TABLE authura_role_groups;
