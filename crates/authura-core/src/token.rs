@@ -831,7 +831,13 @@ macro_rules! timed {
     )*};
 }
 
-timed!(AccessClaims, AccessToken, RefreshClaims, VerifyClaims, OAuthStateClaims);
+timed!(
+    AccessClaims,
+    AccessToken,
+    RefreshClaims,
+    VerifyClaims,
+    OAuthStateClaims
+);
 
 fn check_times(
     purpose: Purpose,

@@ -24,16 +24,12 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
         Box::pin(async move {
             let request =
                 reqwest::Request::try_from(request).map_err(|e| HttpError(e.to_string()))?;
-            let response = self
-                .0
-                .execute(request)
-                .await
-                .map_err(|e| {
-                    HttpError(authura_core::error::with_causes(
-                        e.to_string(),
-                        std::error::Error::source(&e),
-                    ))
-                })?;
+            let response = self.0.execute(request).await.map_err(|e| {
+                HttpError(authura_core::error::with_causes(
+                    e.to_string(),
+                    std::error::Error::source(&e),
+                ))
+            })?;
             let mut builder = oauth2::http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
                 builder = builder.header(name, value);

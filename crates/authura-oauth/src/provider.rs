@@ -274,8 +274,10 @@ impl Provider {
             .build()
             .map_err(|e| OAuthError::Misconfigured(e.to_string()))?;
         if settings.kind.is_oidc() && settings.issuer.is_none() {
-            settings.issuer =
-                ProviderSettings::default_issuer(settings.kind, settings.microsoft_tenant.as_deref());
+            settings.issuer = ProviderSettings::default_issuer(
+                settings.kind,
+                settings.microsoft_tenant.as_deref(),
+            );
         }
         if settings.kind.is_oidc() && settings.issuer.is_none() {
             return Err(OAuthError::Misconfigured("no issuer".into()));
@@ -375,15 +377,17 @@ impl Provider {
 
     fn client(&self, endpoints: &Endpoints, redirect_uri: &Url) -> Result<Client, OAuthError> {
         let bad = |e: url::ParseError| OAuthError::Misconfigured(e.to_string());
-        Ok(oauth2::Client::new(ClientId::new(self.settings.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.settings.client_secret.expose().to_owned(),
-            ))
-            // In the body: what Google, GitHub, Microsoft and most providers all take.
-            .set_auth_type(AuthType::RequestBody)
-            .set_auth_uri(AuthUrl::from_url(endpoints.auth.clone()))
-            .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
-            .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(bad)?))
+        Ok(
+            oauth2::Client::new(ClientId::new(self.settings.client_id.clone()))
+                .set_client_secret(ClientSecret::new(
+                    self.settings.client_secret.expose().to_owned(),
+                ))
+                // In the body: what Google, GitHub, Microsoft and most providers all take.
+                .set_auth_type(AuthType::RequestBody)
+                .set_auth_uri(AuthUrl::from_url(endpoints.auth.clone()))
+                .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
+                .set_redirect_uri(RedirectUrl::new(redirect_uri.to_string()).map_err(bad)?),
+        )
     }
 
     /// The endpoints in use, with the JWKS of an OpenID kind: the discovery document's (read
@@ -393,7 +397,8 @@ impl Provider {
     ) -> Result<(Endpoints, Option<std::sync::Arc<JwksCache>>), OAuthError> {
         let s = &self.settings;
         let Some(oidc) = &self.oidc else {
-            let github = |u: &str| Url::parse(u).map_err(|e| OAuthError::Misconfigured(e.to_string()));
+            let github =
+                |u: &str| Url::parse(u).map_err(|e| OAuthError::Misconfigured(e.to_string()));
             return Ok((
                 Endpoints {
                     auth: match &s.auth_url {
@@ -447,7 +452,10 @@ impl Provider {
                     .auth_url
                     .clone()
                     .unwrap_or_else(|| doc.authorization_endpoint.clone()),
-                token: s.token_url.clone().unwrap_or_else(|| doc.token_endpoint.clone()),
+                token: s
+                    .token_url
+                    .clone()
+                    .unwrap_or_else(|| doc.token_endpoint.clone()),
                 userinfo: s
                     .userinfo_url
                     .clone()
@@ -488,7 +496,10 @@ impl Provider {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| invalid(format!("unreadable header: {e}")))?;
         if !ID_TOKEN_ALGORITHMS.contains(&header.alg) {
-            return Err(invalid(format!("algorithm {:?} is not allowed", header.alg)));
+            return Err(invalid(format!(
+                "algorithm {:?} is not allowed",
+                header.alg
+            )));
         }
         let jwk = jwks.key(&self.http, header.kid.as_deref()).await?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| invalid(format!("key: {e}")))?;
@@ -499,7 +510,10 @@ impl Provider {
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
             .map_err(|e| invalid(e.to_string()))?;
         let claims = data.claims;
-        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let expected = self.expected_iss(endpoints, &claims);
         let google_short = self.settings.kind == Kind::Google
             && expected.as_deref() == Some("https://accounts.google.com")
@@ -513,7 +527,10 @@ impl Provider {
         {
             return Err(invalid("several audiences and azp is not us".into()));
         }
-        let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or_default();
+        let sent = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !constant_time_eq(sent.as_bytes(), nonce.as_bytes()) {
             return Err(invalid("nonce mismatch".into()));
         }
@@ -565,7 +582,10 @@ impl Provider {
                 }
             }
         }
-        let email = claims.get("email").and_then(Value::as_str).map(str::to_owned);
+        let email = claims
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let email_verified = match self.settings.kind {
             Kind::Microsoft => self.settings.single_tenant() || truthy(claims.get("xms_edov")),
             _ => truthy(claims.get("email_verified")),
@@ -634,7 +654,10 @@ mod subtle_free {
 
     pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     }
 }
 
@@ -671,7 +694,9 @@ fn token_error<E: std::error::Error>(
     e: &RequestTokenError<E, oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>>,
 ) -> String {
     match e {
-        RequestTokenError::ServerResponse(r) => format!("the token endpoint refused: {}", r.error()),
+        RequestTokenError::ServerResponse(r) => {
+            format!("the token endpoint refused: {}", r.error())
+        }
         RequestTokenError::Request(e) => format!("the token endpoint is unreachable: {e}"),
         RequestTokenError::Parse(_, _) => "the token endpoint's answer is unreadable".into(),
         RequestTokenError::Other(s) => format!("the token endpoint failed: {s}"),

@@ -192,7 +192,9 @@ impl OAuthLinkStore for MemorySessionStore {
         Ok(self
             .links()
             .iter()
-            .find(|l| l.tenant.as_ref() == tenant && l.provider == provider && &l.user_id == user_id)
+            .find(|l| {
+                l.tenant.as_ref() == tenant && l.provider == provider && &l.user_id == user_id
+            })
             .cloned())
     }
 
