@@ -17,14 +17,18 @@ declare! {
     )
     .unset("unset (off)");
     GOOGLE_CLIENT_ID = Var::new("oauth", "Google's OAuth client id.")
-        .required("required with `google` in `OAUTH_PROVIDERS`");
+        .required("required with `google` in `OAUTH_PROVIDERS`")
+        .when("`google` in `OAUTH_PROVIDERS`");
     GOOGLE_CLIENT_SECRET = Var::new("oauth", "Secret (`_FILE` works).")
         .required("required with `google` in `OAUTH_PROVIDERS`")
+        .when("`google` in `OAUTH_PROVIDERS`")
         .secret();
     GITHUB_CLIENT_ID = Var::new("oauth", "The GitHub OAuth app's client id.")
-        .required("required with `github` in `OAUTH_PROVIDERS`");
+        .required("required with `github` in `OAUTH_PROVIDERS`")
+        .when("`github` in `OAUTH_PROVIDERS`");
     GITHUB_CLIENT_SECRET = Var::new("oauth", "Secret (`_FILE` works).")
         .required("required with `github` in `OAUTH_PROVIDERS`")
+        .when("`github` in `OAUTH_PROVIDERS`")
         .secret();
     MICROSOFT_TENANT = Var::new(
         "oauth",
@@ -37,9 +41,11 @@ declare! {
     .new_variable();
     MICROSOFT_CLIENT_ID = Var::new("oauth", "The Entra app's client (application) id.")
         .required("required with `microsoft` in `OAUTH_PROVIDERS`")
+        .when("`microsoft` in `OAUTH_PROVIDERS`")
         .new_variable();
     MICROSOFT_CLIENT_SECRET = Var::new("oauth", "Secret (`_FILE` works).")
         .required("required with `microsoft` in `OAUTH_PROVIDERS`")
+        .when("`microsoft` in `OAUTH_PROVIDERS`")
         .secret()
         .new_variable();
     OIDC_ISSUER_URL = Var::new(
@@ -48,12 +54,15 @@ declare! {
          read (kept an hour) and its `issuer` must equal this value exactly.",
     )
     .required("required with `oidc` in `OAUTH_PROVIDERS`")
+        .when("`oidc` in `OAUTH_PROVIDERS`")
     .new_variable();
     OIDC_CLIENT_ID = Var::new("oauth", "The OpenID client id.")
         .required("required with `oidc` in `OAUTH_PROVIDERS`")
+        .when("`oidc` in `OAUTH_PROVIDERS`")
         .new_variable();
     OIDC_CLIENT_SECRET = Var::new("oauth", "Secret (`_FILE` works).")
         .required("required with `oidc` in `OAUTH_PROVIDERS`")
+        .when("`oidc` in `OAUTH_PROVIDERS`")
         .secret()
         .new_variable();
     GOOGLE_ISSUER_URL = Var::new(
