@@ -51,8 +51,8 @@ pub const ROUTES: &[&str] = &[
     "/sessions",
     "/sessions/{id}",
     "/oauth/token",
-    "/oauth/{id}",
-    "/oauth/{id}/callback",
+    "/oauth/{provider}",
+    "/oauth/{provider}/callback",
 ];
 
 /// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.
