@@ -3,8 +3,8 @@
 //! provider's identity read back from the answer.
 //!
 //! The code flow is the `oauth2` crate's, over the workspace's reqwest (its own default HTTP
-//! client would pull a second reqwest and ring: [`http::HttpClient`] is ours). ID tokens are
-//! checked with jsonwebtoken against the provider's JWKS ([`jwks::JwksCache`]: fetched once,
+//! client would pull a second reqwest and ring: `http::HttpClient` is ours). ID tokens are
+//! checked with jsonwebtoken against the provider's JWKS (`jwks::JwksCache`: fetched once,
 //! kept, fetched again for an unknown `kid` at most once a minute): the signature (asymmetric
 //! algorithms only: never `none`, never HS*), `iss` exactly, `aud` (our client id), `exp`
 //! and the `nonce` we sent. Authura's own token code (`authura_core`'s `jws`) never verifies a
