@@ -574,8 +574,9 @@ pub mod errors {
         ]];
         /// `GET /oauth/{provider}/callback`: what is not redirected.
         OAuthCallback = [EDGE, TENANT, &[Code::NotFound, Code::InvalidState]];
-        /// `POST /oauth/token`.
+        /// `POST /oauth/token`: 404 while no provider is enabled.
         OAuthToken = [EDGE, TENANT, BODY, BACKEND, &[
+            Code::NotFound,
             Code::InvalidCode,
             Code::InvalidToken,
             Code::HookFailed,
