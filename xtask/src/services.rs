@@ -18,7 +18,31 @@ pub fn ensure_all() -> Result<()> {
     ensure_trust_store()?;
     ensure_proxies()?;
     ensure_deploy_tools()?;
-    ensure_browser()
+    ensure_browser()?;
+    ensure_oauth_provider()
+}
+
+/// The OpenID provider the OAuth tests sign in against (`tests/it/oauth.rs`): npm's
+/// `oauth2-mock-server`, from its lockfile, run by Node (installed with the browser's).
+const OAUTH_PROVIDER_DIR: &str = "crates/authura-server/tests/oauth-provider";
+
+fn ensure_oauth_provider() -> Result<()> {
+    let dir = Path::new(OAUTH_PROVIDER_DIR);
+    if dir.join("node_modules/oauth2-mock-server").exists() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: npm ci in {OAUTH_PROVIDER_DIR} (oauth2-mock-server, the OAuth tests' provider)"
+    );
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .context("npm is required by the OAuth tests and could not be run")?;
+    if !status.success() || !dir.join("node_modules/oauth2-mock-server").exists() {
+        bail!("`npm ci` in {OAUTH_PROVIDER_DIR} failed: the OAuth tests need oauth2-mock-server");
+    }
+    Ok(())
 }
 
 /// What the deploy recipes' tests (`bin/authura/tests/it/deploy.rs`) run besides Python:

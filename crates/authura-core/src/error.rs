@@ -19,6 +19,9 @@ pub enum CoreError {
     TokenUsed,
     #[error("the verification token is invalid or expired")]
     InvalidVerificationToken,
+    /// An OAuth sign-in's `state` is tampered with, expired, or not this browser's (SPEC §9).
+    #[error("the sign-in state is invalid or expired")]
+    InvalidState,
     #[error("wrong email or password")]
     InvalidCredentials,
     #[error("the token is missing, invalid or expired")]

@@ -35,6 +35,43 @@ pub enum Purpose {
     Access,
     Refresh,
     Verify,
+    /// An OAuth sign-in's `state` (SPEC §9), signed with the verification key.
+    #[serde(rename = "oauth_state")]
+    OAuthState,
+}
+
+/// How long an OAuth sign-in's `state` holds (SPEC §9).
+pub const OAUTH_STATE_TTL: Duration = Duration::from_secs(600);
+
+/// An OAuth sign-in's `state` (SPEC §9): stateless, signed with `JWT_VERIFY_SECRET`'s key
+/// under its own purpose, valid for [`OAUTH_STATE_TTL`]. It is bound to the browser that
+/// started the sign-in by `bind`, the SHA-256 of the value of a short-lived `HttpOnly` cookie
+/// (which also is the PKCE verifier), and carries the `nonce` the ID token must echo.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OAuthStateClaims {
+    /// The provider's name (`google`, …).
+    pub provider: String,
+    /// Where the browser goes afterwards (validated when the sign-in started).
+    pub redirect_url: String,
+    /// `session` for `mode=session`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The OpenID nonce sent to the provider.
+    pub nonce: String,
+    /// base64url SHA-256 of the browser cookie's value.
+    pub bind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub purpose: Purpose,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// The settings tokens are made with.
@@ -544,6 +581,45 @@ impl Tokens {
         )
     }
 
+    /// Signs an OAuth `state` (the caller fills every field but the times, `jti`, `purpose`,
+    /// `iss` and `aud`, which are set here).
+    ///
+    /// # Errors
+    /// `CoreError::Internal` if signing fails.
+    pub fn issue_oauth_state(
+        &self,
+        mut claims: OAuthStateClaims,
+        now: DateTime<Utc>,
+    ) -> Result<String, CoreError> {
+        let iat = now.timestamp();
+        claims.iat = iat;
+        claims.exp = iat + secs(OAUTH_STATE_TTL);
+        claims.jti = uuid::Uuid::new_v4().to_string();
+        claims.nbf = None;
+        claims.purpose = Purpose::OAuthState;
+        claims.iss.clone_from(&self.settings.issuer);
+        claims.aud.clone_from(&self.settings.audience);
+        self.verify.sign(&claims)
+    }
+
+    /// Verifies an OAuth `state` (signature, purpose, expiry; the browser binding is the
+    /// caller's).
+    ///
+    /// # Errors
+    /// `CoreError::InvalidState` for any fault.
+    pub fn verify_oauth_state(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OAuthStateClaims, CoreError> {
+        checked(
+            self.verify.decode(token, &self.expected),
+            now,
+            Purpose::OAuthState,
+            CoreError::InvalidState,
+        )
+    }
+
     /// The fingerprint a refresh token carries: changes whenever the password hash does.
     pub fn password_fingerprint(&self, hash: &PasswordHash) -> String {
         self.refresh.fingerprint(&["password", hash.as_str()])
@@ -755,7 +831,13 @@ macro_rules! timed {
     )*};
 }
 
-timed!(AccessClaims, AccessToken, RefreshClaims, VerifyClaims);
+timed!(
+    AccessClaims,
+    AccessToken,
+    RefreshClaims,
+    VerifyClaims,
+    OAuthStateClaims
+);
 
 fn check_times(
     purpose: Purpose,

@@ -37,6 +37,27 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_body", message)
     }
 
+    /// 400 `invalid_code`: `POST /oauth/token` with a one-time code that is unknown, used or
+    /// expired.
+    pub fn invalid_code() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_code",
+            "the sign-in code is unknown, used or expired",
+        )
+    }
+
+    /// 502 `backend_error`: an OAuth provider that cannot be asked where to send the browser
+    /// (its discovery document is unreachable or for another issuer). The detail is logged.
+    pub fn provider_unavailable(detail: &str) -> Self {
+        tracing::error!(error = %detail, "OAuth provider failed");
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "backend_error",
+            "the sign-in provider could not be reached",
+        )
+    }
+
     /// 400 `invalid_action` (`/form`).
     pub fn invalid_action(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_action", message)
@@ -245,6 +266,7 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidVerificationToken => {
                 ApiError::new(S::BAD_REQUEST, "invalid_verification_token", msg)
             }
+            CoreError::InvalidState => ApiError::new(S::BAD_REQUEST, "invalid_state", msg),
             CoreError::InvalidCredentials => {
                 ApiError::new(S::UNAUTHORIZED, "invalid_credentials", msg)
             }

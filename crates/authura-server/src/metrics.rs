@@ -50,6 +50,9 @@ pub const ROUTES: &[&str] = &[
     "/logout",
     "/sessions",
     "/sessions/{id}",
+    "/oauth/token",
+    "/oauth/{provider}",
+    "/oauth/{provider}/callback",
 ];
 
 /// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.

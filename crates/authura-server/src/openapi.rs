@@ -54,6 +54,8 @@ pub mod tag {
     pub const META: &str = "meta";
     /// Server-side sessions (only with `SESSIONS_ENABLED=true`).
     pub const SESSION: &str = "session";
+    /// Signing in with an OAuth or OpenID provider.
+    pub const OAUTH: &str = "oauth";
 }
 
 /// The OpenAPI document: every route of the app, and the schemas their bodies and answers use.
@@ -95,6 +97,9 @@ pub mod tag {
         crate::routes::session::list,
         crate::routes::session::end_others,
         crate::routes::session::end_one,
+        crate::routes::oauth::start,
+        crate::routes::oauth::callback,
+        crate::routes::oauth::token,
     ),
     // Schemas only a query parameter names (utoipa collects those of bodies by itself).
     components(schemas(crate::html::FormAction)),
@@ -106,6 +111,7 @@ pub mod tag {
         (name = tag::SESSIONS, description = "Server-side sessions and /check (served with SESSIONS_ENABLED=true)."),
         (name = tag::HEALTH, description = "Probes and Prometheus metrics; not rate limited, not host-checked."),
         (name = tag::META, description = "The public keys that verify access tokens, and this document."),
+        (name = tag::OAUTH, description = "Sign in with Google, GitHub, Microsoft or an OpenID provider (OAUTH_PROVIDERS; a provider not listed is 404)."),
         (name = tag::SESSION, description = "Server-side sessions: only with SESSIONS_ENABLED=true; otherwise these paths are 404. Credentials: the session cookie, `Authorization: Session <key>`, or a Bearer access token bound to a session."),
     ),
 )]
@@ -226,6 +232,8 @@ pub enum Code {
     InvalidVerificationToken,
     InvalidAction,
     InvalidPermission,
+    InvalidState,
+    InvalidCode,
     HostNotAllowed,
     TenantRequired,
     CaptchaFailed,
@@ -256,7 +264,7 @@ enum ErrorHeader {
 
 impl Code {
     /// Every code, in the order of SPEC §3a.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 29] = [
         Code::InvalidBody,
         Code::InvalidEmail,
         Code::WeakPassword,
@@ -265,6 +273,8 @@ impl Code {
         Code::InvalidVerificationToken,
         Code::InvalidAction,
         Code::InvalidPermission,
+        Code::InvalidState,
+        Code::InvalidCode,
         Code::HostNotAllowed,
         Code::TenantRequired,
         Code::CaptchaFailed,
@@ -297,6 +307,8 @@ impl Code {
             Code::InvalidVerificationToken => "invalid_verification_token",
             Code::InvalidAction => "invalid_action",
             Code::InvalidPermission => "invalid_permission",
+            Code::InvalidState => "invalid_state",
+            Code::InvalidCode => "invalid_code",
             Code::HostNotAllowed => "host_not_allowed",
             Code::TenantRequired => "tenant_required",
             Code::CaptchaFailed => "captcha_failed",
@@ -330,6 +342,8 @@ impl Code {
             | Code::InvalidVerificationToken
             | Code::InvalidAction
             | Code::InvalidPermission
+            | Code::InvalidState
+            | Code::InvalidCode
             | Code::HostNotAllowed
             | Code::TenantRequired
             | Code::CaptchaFailed => 400,
@@ -361,6 +375,13 @@ impl Code {
             Code::InvalidAction => "unknown or missing `action`, or `change-password`",
             Code::InvalidPermission => {
                 "a `permission` parameter names no known permission (no names before `PERMISSION_NAMES`)"
+            }
+            Code::InvalidState => {
+                "an OAuth callback whose `state` is tampered with or expired (a valid state \
+                 redirects to its `redirect_url` with `?error=` instead)"
+            }
+            Code::InvalidCode => {
+                "`POST /oauth/token`: the one-time code is unknown, used or expired"
             }
             Code::HostNotAllowed => "`ALLOWED_HOSTS` is set and does not list the request's host",
             Code::TenantRequired => "multi-tenancy is on and the request names no valid tenant",
@@ -542,6 +563,22 @@ pub mod errors {
             Code::InvalidCredentials,
             Code::EmailNotVerified,
             Code::Overloaded,
+            Code::HookFailed,
+        ]];
+        /// `GET /oauth/{provider}`: an unknown or disabled provider is 404; the provider's
+        /// discovery failing is 502.
+        OAuthStart = [EDGE, TENANT, &[
+            Code::NotFound,
+            Code::InvalidRedirectUrl,
+            Code::BackendError,
+        ]];
+        /// `GET /oauth/{provider}/callback`: what is not redirected.
+        OAuthCallback = [EDGE, TENANT, &[Code::NotFound, Code::InvalidState]];
+        /// `POST /oauth/token`: 404 while no provider is enabled.
+        OAuthToken = [EDGE, TENANT, BODY, BACKEND, &[
+            Code::NotFound,
+            Code::InvalidCode,
+            Code::InvalidToken,
             Code::HookFailed,
         ]];
         /// `GET /session`, `GET /sessions`.
@@ -799,6 +836,8 @@ mod tests {
             Code::InvalidVerificationToken => CoreError::InvalidVerificationToken.into(),
             Code::InvalidAction => ApiError::invalid_action("x"),
             Code::InvalidPermission => ApiError::invalid_permission("x"),
+            Code::InvalidState => CoreError::InvalidState.into(),
+            Code::InvalidCode => ApiError::invalid_code(),
             Code::HostNotAllowed => ApiError::host_not_allowed(),
             Code::TenantRequired => ApiError::tenant_required("x-tenant-id"),
             Code::CaptchaFailed => ApiError::captcha_failed(),

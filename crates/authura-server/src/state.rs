@@ -95,6 +95,8 @@ impl SessionsState {
 pub struct AppState {
     ctx: Context,
     sessions: Option<SessionsState>,
+    /// The OAuth providers and one-time codes, when `OAUTH_PROVIDERS` names any.
+    oauth: Option<crate::routes::oauth::OAuthState>,
     hash_pool: HashPool,
     limiter: RateLimiter,
     captcha: Option<Turnstile>,
@@ -141,6 +143,9 @@ pub enum StartError {
     /// The hook client could not be set up.
     #[error("hook: {0}")]
     Hook(String),
+    /// An OAuth provider's client could not be set up.
+    #[error("oauth: {0}")]
+    OAuth(String),
     /// The captcha client could not be set up.
     #[error("captcha: {0}")]
     Captcha(String),
@@ -170,6 +175,11 @@ impl AppState {
     /// The flows' context: store, hasher, hook, tokens, clock and settings.
     pub fn ctx(&self) -> &Context {
         &self.ctx
+    }
+
+    /// The OAuth providers, when `OAUTH_PROVIDERS` names any.
+    pub fn oauth(&self) -> Option<&crate::routes::oauth::OAuthState> {
+        self.oauth.as_ref()
     }
 
     /// Server-side sessions, when `SESSIONS_ENABLED=true`.
@@ -444,9 +454,17 @@ pub async fn build_state_with_stores(
     if let Some(sessions) = &sessions {
         start_session_purge(sessions.policy.clone());
     }
+    let oauth = match config.oauth.as_slice() {
+        [] => None,
+        providers => Some(
+            crate::routes::oauth::OAuthState::new(providers, &config.external_url)
+                .map_err(StartError::OAuth)?,
+        ),
+    };
     Ok(Arc::new(AppState {
         ctx,
         sessions,
+        oauth,
         hash_pool,
         limiter: RateLimiter::new(config.rate_per_minute),
         captcha: match &config.captcha {

@@ -8,6 +8,7 @@
 
 mod account;
 mod login;
+mod oauth;
 mod signup;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use account::{change_email, change_password, reset_password};
 pub use login::{
     check_login, current_user, impersonate, impersonate_from, login, login_from, refresh,
 };
+pub use oauth::{ProviderIdentity, oauth_sign_in, oauth_user};
 pub use signup::{create_verified_user, invite, signup, verify_email, verify_email_from};
 
 /// Flow settings from configuration.

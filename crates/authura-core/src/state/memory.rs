@@ -9,7 +9,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::permit::{GroupId, GroupName, Permission, Permit, RoleGroup};
-use crate::state::{KeyHash, PermitStore, Rotation, Session, SessionStore, stored_owner};
+use crate::state::{
+    KeyHash, OAuthLink, OAuthLinkStore, PermitStore, Rotation, Session, SessionStore, stored_owner,
+};
 use crate::store::StoreError;
 use crate::types::{TenantId, UserId};
 
@@ -19,6 +21,7 @@ use crate::types::{TenantId, UserId};
 pub struct MemorySessionStore {
     sessions: Mutex<Vec<Session>>,
     permits: Mutex<Permits>,
+    links: Mutex<Vec<OAuthLink>>,
 }
 
 /// Groups by id, permits by owner (`stored_owner`'s columns), and the highest id ever used.
@@ -170,6 +173,64 @@ impl SessionStore for MemorySessionStore {
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let purged = take(&mut self.lock(), |s| s.expires_at <= now);
         Ok(purged.len() as u64)
+    }
+
+    fn oauth_links(&self) -> Option<&dyn OAuthLinkStore> {
+        Some(self)
+    }
+}
+
+impl MemorySessionStore {
+    fn links(&self) -> MutexGuard<'_, Vec<OAuthLink>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl OAuthLinkStore for MemorySessionStore {
+    async fn find_oauth_link(
+        &self,
+        tenant: Option<&TenantId>,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<OAuthLink>, StoreError> {
+        Ok(self
+            .links()
+            .iter()
+            .find(|l| l.tenant.as_ref() == tenant && l.provider == provider && l.subject == subject)
+            .cloned())
+    }
+
+    async fn find_user_oauth_link(
+        &self,
+        tenant: Option<&TenantId>,
+        provider: &str,
+        user_id: &UserId,
+    ) -> Result<Option<OAuthLink>, StoreError> {
+        Ok(self
+            .links()
+            .iter()
+            .find(|l| {
+                l.tenant.as_ref() == tenant && l.provider == provider && &l.user_id == user_id
+            })
+            .cloned())
+    }
+
+    async fn create_oauth_link(&self, link: OAuthLink) -> Result<(), StoreError> {
+        let mut links = self.links();
+        let taken = links.iter().any(|l| {
+            l.tenant == link.tenant
+                && l.provider == link.provider
+                && (l.subject == link.subject || l.user_id == link.user_id)
+        });
+        if taken {
+            return Err(StoreError::Conflict);
+        }
+        links.push(OAuthLink {
+            created_at: link.created_at.trunc_subsecs(6),
+            ..link
+        });
+        Ok(())
     }
 }
 

@@ -259,6 +259,103 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError> {
         self.find_session(Uuid::nil()).await.map(drop)
     }
+
+    /// The OAuth identity links kept in the same store (SPEC §9, §13), when it keeps them.
+    fn oauth_links(&self) -> Option<&dyn OAuthLinkStore> {
+        None
+    }
+}
+
+/// An OAuth identity link (SPEC §9): the provider's subject, in a tenant, is this user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthLink {
+    /// The provider's name (`google`, `github`, `microsoft`, `oidc`).
+    pub provider: String,
+    /// The provider's stable id for the user (`sub`, GitHub's `id`).
+    pub subject: String,
+    /// The tenant; `None` without multi-tenancy.
+    pub tenant: Option<TenantId>,
+    /// The user the subject signs into.
+    pub user_id: UserId,
+    /// When it was linked.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where (provider, subject) → user links live: the `authura_oauth_links` table. A subject is
+/// linked to at most one user per tenant and provider, and a user to at most one subject per
+/// provider; both are unique in the store, so racing first sign-ins cannot link twice.
+#[async_trait]
+pub trait OAuthLinkStore: Send + Sync {
+    /// The link of a provider's subject in a tenant.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Backend`.
+    async fn find_oauth_link(
+        &self,
+        tenant: Option<&TenantId>,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<OAuthLink>, StoreError>;
+
+    /// The link of a user with a provider.
+    ///
+    /// # Errors
+    /// `Unavailable`, `Backend`.
+    async fn find_user_oauth_link(
+        &self,
+        tenant: Option<&TenantId>,
+        provider: &str,
+        user_id: &UserId,
+    ) -> Result<Option<OAuthLink>, StoreError>;
+
+    /// Stores a link.
+    ///
+    /// # Errors
+    /// `Conflict` when the subject, or the user, is linked with that provider in that tenant
+    /// already; `Unavailable`, `Backend`.
+    async fn create_oauth_link(&self, link: OAuthLink) -> Result<(), StoreError>;
+}
+
+impl std::fmt::Debug for dyn OAuthLinkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuthLinkStore")
+    }
+}
+
+/// A link's stored columns: (tenant id `""` for none, user id text, whether it is numeric).
+pub fn stored_link_owner(link: &OAuthLink) -> (String, String, bool) {
+    stored_owner(link.tenant.as_ref(), &link.user_id)
+}
+
+/// A link read back from its stored columns.
+///
+/// # Errors
+/// `StoreError::Backend` naming the column at fault.
+pub fn link_from_columns(
+    provider: String,
+    subject: String,
+    tenant_id: &str,
+    user_id: String,
+    user_id_numeric: bool,
+    created_at: DateTime<Utc>,
+) -> Result<OAuthLink, StoreError> {
+    let bad = |column: &str| StoreError::Backend(format!("an OAuth link has an invalid {column}"));
+    let user_id = if user_id_numeric {
+        UserId::Int(user_id.parse().map_err(|_| bad("user_id"))?)
+    } else {
+        UserId::Text(user_id)
+    };
+    let tenant = match tenant_id {
+        "" => None,
+        t => Some(TenantId::parse(t).map_err(|_| bad("tenant_id"))?),
+    };
+    Ok(OAuthLink {
+        provider,
+        subject,
+        tenant,
+        user_id,
+        created_at,
+    })
 }
 
 impl std::fmt::Debug for dyn SessionStore {

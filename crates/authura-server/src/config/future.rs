@@ -4,7 +4,6 @@
 
 use crate::config::var::Var;
 
-const OAUTH: &str = "oauth";
 const LDAP: &str = "the ldap backend";
 const LDAP_SYNC: &str = "ldap sync";
 const ROLE_GROUPS: &str = "role groups";
@@ -15,29 +14,6 @@ const AUDIT: &str = "the audit log";
 
 /// The variables of features not built, in the order of their documentation.
 pub static VARS: &[&Var] = &[
-    &Var::future("OAUTH_PROVIDERS", OAUTH),
-    &Var::future("GOOGLE_CLIENT_ID", OAUTH),
-    &Var::future("GOOGLE_CLIENT_SECRET", OAUTH).secret(),
-    &Var::future("GITHUB_CLIENT_ID", OAUTH),
-    &Var::future("GITHUB_CLIENT_SECRET", OAUTH).secret(),
-    &Var::future("MICROSOFT_TENANT", OAUTH),
-    &Var::future("MICROSOFT_CLIENT_ID", OAUTH),
-    &Var::future("MICROSOFT_CLIENT_SECRET", OAUTH).secret(),
-    &Var::future("OIDC_ISSUER_URL", OAUTH),
-    &Var::future("OIDC_CLIENT_ID", OAUTH),
-    &Var::future("OIDC_CLIENT_SECRET", OAUTH).secret(),
-    &Var::future("GOOGLE_AUTH_URL", OAUTH),
-    &Var::future("GOOGLE_TOKEN_URL", OAUTH),
-    &Var::future("GOOGLE_USERINFO_URL", OAUTH),
-    &Var::future("GITHUB_AUTH_URL", OAUTH),
-    &Var::future("GITHUB_TOKEN_URL", OAUTH),
-    &Var::future("GITHUB_USERINFO_URL", OAUTH),
-    &Var::future("MICROSOFT_AUTH_URL", OAUTH),
-    &Var::future("MICROSOFT_TOKEN_URL", OAUTH),
-    &Var::future("MICROSOFT_USERINFO_URL", OAUTH),
-    &Var::future("OIDC_AUTH_URL", OAUTH),
-    &Var::future("OIDC_TOKEN_URL", OAUTH),
-    &Var::future("OIDC_USERINFO_URL", OAUTH),
     &Var::future("LDAP_URL", LDAP),
     &Var::future("LDAP_STARTTLS", LDAP),
     &Var::future("LDAP_BIND_DN", LDAP),

@@ -32,6 +32,7 @@ mod flows;
 mod future;
 mod hooks;
 mod mail;
+mod oauth;
 mod reader;
 mod server;
 pub mod sessions;
@@ -54,6 +55,7 @@ pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("captcha", captcha::VARS),
     ("hooks", hooks::VARS),
     ("sessions", sessions::VARS),
+    ("oauth", oauth::VARS),
     ("future", future::VARS),
 ];
 
@@ -199,6 +201,8 @@ pub struct Config {
     pub captcha: Option<crate::captcha::CaptchaSettings>,
     /// The webhook (`HOOK_URL`), when one is configured.
     pub hook: Option<authura_hooks::HookSettings>,
+    /// The OAuth providers of `OAUTH_PROVIDERS`, in its order (none: OAuth is off).
+    pub oauth: Vec<authura_oauth::ProviderSettings>,
     /// Server-side sessions, when `SESSIONS_ENABLED=true`.
     pub sessions: Option<sessions::SessionsConfig>,
     /// Where the state store is, when a feature that needs it is on.
@@ -301,6 +305,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let mail_templates_dir = mail::read_templates_dir(r);
     let hook = hooks::read_hook(r, extra_ca_pem.clone());
     let captcha = captcha::read_captcha(r);
+    let oauth = oauth::read_oauth(r, extra_ca_pem.as_ref());
     let sessions_config = sessions::read_sessions(r, sources.dev);
     let state = sessions::read_state(r, &backend_name, sessions_config.is_some());
     let log_format = server::read_log_format(r);
@@ -337,6 +342,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         mail_templates_dir,
         hook,
         captcha,
+        oauth,
         sessions: sessions_config,
         state,
         log_format,

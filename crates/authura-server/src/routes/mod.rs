@@ -27,6 +27,7 @@ pub(crate) mod auth;
 pub(crate) mod check;
 pub(crate) mod form;
 pub(crate) mod health;
+pub(crate) mod oauth;
 pub(crate) mod session;
 
 /// Each area's `configure`, in the order they are registered. An area declared above and
@@ -36,6 +37,7 @@ const AREAS: &[fn(&mut web::ServiceConfig)] = &[
     form::configure,
     auth::configure,
     account::configure,
+    oauth::configure,
 ];
 
 /// The areas served only with sessions on (`SESSIONS_ENABLED=true`).

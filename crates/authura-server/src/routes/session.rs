@@ -449,7 +449,7 @@ async fn end_current_session(
 }
 
 /// A user as answered (`U`): with what the hook adds, as `GET /user` does.
-async fn user_view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
+pub(crate) async fn user_view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
     let hook_data = if ctx.hook.is_active() {
         ctx.hook.get_user(&HookUser::from(&user)).await?
     } else {
@@ -460,7 +460,7 @@ async fn user_view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
 
 /// The session cookie for `key`: `HttpOnly; SameSite=Lax; Path=/`, `Secure` and `Domain` as
 /// configured, `Max-Age` the session's remaining life.
-fn session_cookie<'a>(
+pub(crate) fn session_cookie<'a>(
     sessions: &'a SessionsState,
     key: &'a str,
     session: &Session,
@@ -495,7 +495,7 @@ fn cleared(state: &AppState, mut res: HttpResponse) -> Answer {
     Ok(answer::no_store(res))
 }
 
-fn set_cookie(res: &mut HttpResponse, cookie: &Cookie<'_>) -> Result<(), ApiError> {
+pub(crate) fn set_cookie(res: &mut HttpResponse, cookie: &Cookie<'_>) -> Result<(), ApiError> {
     let value = HeaderValue::from_str(&cookie.to_string())
         .map_err(|_| ApiError::internal("the session cookie is not a header value"))?;
     res.headers_mut().append(header::SET_COOKIE, value);

@@ -18,6 +18,7 @@ mod instances;
 mod legacy;
 mod metrics;
 mod nfc;
+mod oauth;
 mod openapi;
 mod order;
 mod postgres;
