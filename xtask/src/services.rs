@@ -49,18 +49,23 @@ fn ensure_oauth_provider() -> Result<()> {
 /// `systemd-analyze` (it verifies and scores the unit offline; no systemd needs to be running)
 /// and `openssl` (the Compose files' key).
 fn ensure_deploy_tools() -> Result<()> {
-    const TOOLS: [(&str, &str); 2] = [("systemd-analyze", "systemd"), ("openssl", "openssl")];
+    // `openssl` has no `--version` flag (it answers "Invalid command" and fails): each tool is
+    // asked its version its own way.
+    const TOOLS: [(&str, &str, &str); 2] = [
+        ("systemd-analyze", "--version", "systemd"),
+        ("openssl", "version", "openssl"),
+    ];
     let missing: Vec<&str> = TOOLS
         .iter()
-        .filter(|(tool, _)| !succeeds(Command::new(tool).arg("--version")))
-        .map(|(_, package)| *package)
+        .filter(|(tool, flag, _)| !succeeds(Command::new(tool).arg(flag)))
+        .map(|(_, _, package)| *package)
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
     install_debian(&missing)?;
-    for (tool, package) in TOOLS {
-        if !succeeds(Command::new(tool).arg("--version")) {
+    for (tool, flag, package) in TOOLS {
+        if !succeeds(Command::new(tool).arg(flag)) {
             bail!("{tool} is still missing after installing Debian's {package} package");
         }
     }
