@@ -48,7 +48,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             let users = std::sync::Arc::new(backend::DeferredStore::default());
             let state = config.state.as_ref().map(|_| {
                 (
-                    std::sync::Arc::new(state_store::DeferredSessionStore::default()),
+                    std::sync::Arc::new(state_store::DeferredStateStore::default()),
                     std::sync::Arc::new(state_store::DeferredStateEvents::default()),
                 )
             });
@@ -56,7 +56,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 users: users.clone(),
                 state: state.clone().map(|(store, events)| {
                     (
-                        store as std::sync::Arc<dyn authura_core::SessionStore>,
+                        store as std::sync::Arc<dyn authura_core::state::StateStore>,
                         events as std::sync::Arc<dyn authura_core::state::StateEvents>,
                     )
                 }),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authura_core::CoreError;
-use authura_core::SessionStore;
 use authura_core::User;
 use authura_core::clock::SystemClock;
 use authura_core::flows::{self, Context, FlowSettings};
@@ -15,6 +14,7 @@ use authura_core::lockout::FailureLimiter;
 use authura_core::mail::{Mail, Mailer};
 use authura_core::redirect::RedirectPolicy;
 use authura_core::sessions::Sessions;
+use authura_core::state::StateStore;
 use authura_core::store::UserStore;
 use authura_core::token::Tokens;
 use authura_session::{CacheSettings, SessionCache, SessionPolicy, follow_events};
@@ -50,7 +50,7 @@ const SESSION_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 #[derive(Debug)]
 pub struct SessionsState {
     policy: SessionPolicy,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn StateStore>,
     /// Key hash → the session and its user, for `/check` (SPEC §8 "The cache").
     cache: Arc<SessionCache<User>>,
     config: SessionsConfig,
@@ -69,8 +69,8 @@ impl SessionsState {
         &self.cache
     }
 
-    /// The state store itself (for `/readyz`).
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
+    /// The state store itself: sessions, role groups and permits (and `/readyz`'s ping).
+    pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.store
     }
 
@@ -185,6 +185,12 @@ impl AppState {
     /// Server-side sessions, when `SESSIONS_ENABLED=true`.
     pub fn sessions(&self) -> Option<&SessionsState> {
         self.sessions.as_ref()
+    }
+
+    /// The state store (SPEC §13: sessions, role groups, permits), when a feature that needs
+    /// it is on.
+    pub fn state_store(&self) -> Option<&Arc<dyn StateStore>> {
+        self.sessions.as_ref().map(SessionsState::store)
     }
 
     /// The password-hashing pool.
@@ -401,7 +407,7 @@ pub async fn build_state_with_stores(
             // Subscribed before the first lookup, so no event is missed.
             tokio::spawn(follow_events(Arc::clone(&cache), events.subscribe()));
             Some(SessionsState {
-                policy: SessionPolicy::new(Arc::clone(&store), clock, sessions.settings.clone())
+                policy: SessionPolicy::new(store.clone(), clock, sessions.settings.clone())
                     .with_events(events)
                     .with_cache(cache.clone()),
                 store,

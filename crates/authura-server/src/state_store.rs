@@ -1,5 +1,5 @@
 //! Opening the state store (SPEC §13) from a `STATE_DSN`, for the users backends that have no
-//! database of their own (hasura, http, ldap), and [`DeferredSessionStore`], the stand-in that
+//! database of their own (hasura, http, ldap), and [`DeferredStateStore`], the stand-in that
 //! answers `Unavailable` while PostgreSQL is still connecting at startup.
 
 use std::sync::Arc;
@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
+use std::collections::BTreeSet;
+
+use authura_core::permit::{Access, GroupId, GroupName, Permission, Permit, RoleGroup};
 use authura_core::state::{
-    EventHub, KeyHash, LocalStateEvents, Rotation, Session, StateDsn, StateEvent, StateEvents,
-    StateSignal, StateSubscription,
+    EventHub, KeyHash, LocalStateEvents, OAuthLinkStore, PermitStore, Rotation, Session, StateDsn,
+    StateEvent, StateEvents, StateSignal, StateStore, StateSubscription,
 };
 use authura_core::{SessionStore, StoreError, TenantId, UserId};
 use chrono::{DateTime, Utc};
@@ -28,7 +31,7 @@ pub struct StateStoreSettings {
 }
 
 /// A state store and the events between the instances sharing it.
-pub type OpenedState = (Arc<dyn SessionStore>, Arc<dyn StateEvents>);
+pub type OpenedState = (Arc<dyn StateStore>, Arc<dyn StateEvents>);
 
 /// Opens the state store `dsn` names and applies its state migrations: an SQLite file (created
 /// if missing, holding no users table; events stay in this process, SQLite being one instance)
@@ -111,29 +114,29 @@ impl StateEvents for DeferredStateEvents {
     }
 }
 
-/// A session store that is not connected yet: every call answers `Unavailable` (503, and
-/// `/readyz` 503) until [`DeferredSessionStore::set`] hands it the real one, as
+/// A state store that is not connected yet: every call answers `Unavailable` (503, and
+/// `/readyz` 503) until [`DeferredStateStore::set`] hands it the real one, as
 /// `backend::DeferredStore` does for the users table.
 #[derive(Default)]
-pub struct DeferredSessionStore {
-    inner: std::sync::OnceLock<Arc<dyn SessionStore>>,
+pub struct DeferredStateStore {
+    inner: std::sync::OnceLock<Arc<dyn StateStore>>,
 }
 
-impl std::fmt::Debug for DeferredSessionStore {
+impl std::fmt::Debug for DeferredStateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeferredSessionStore")
+        f.debug_struct("DeferredStateStore")
             .field("connected", &self.inner.get().is_some())
             .finish()
     }
 }
 
-impl DeferredSessionStore {
+impl DeferredStateStore {
     /// Connects the real store; later calls go to it.
-    pub fn set(&self, store: Arc<dyn SessionStore>) {
+    pub fn set(&self, store: Arc<dyn StateStore>) {
         let _ = self.inner.set(store);
     }
 
-    fn get(&self) -> Result<&Arc<dyn SessionStore>, StoreError> {
+    fn get(&self) -> Result<&Arc<dyn StateStore>, StoreError> {
         self.inner
             .get()
             .ok_or_else(|| StoreError::Unavailable("the state store is still connecting".into()))
@@ -141,7 +144,7 @@ impl DeferredSessionStore {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for DeferredSessionStore {
+impl SessionStore for DeferredStateStore {
     async fn create_session(
         &self,
         session: Session,
@@ -198,6 +201,63 @@ impl SessionStore for DeferredSessionStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.get()?.ping().await
+    }
+
+    fn oauth_links(&self) -> Option<&dyn OAuthLinkStore> {
+        self.inner.get().and_then(|store| store.oauth_links())
+    }
+}
+
+#[async_trait::async_trait]
+impl PermitStore for DeferredStateStore {
+    async fn list_groups(&self) -> Result<Vec<RoleGroup>, StoreError> {
+        self.get()?.list_groups().await
+    }
+
+    async fn find_group(&self, id: GroupId) -> Result<Option<RoleGroup>, StoreError> {
+        self.get()?.find_group(id).await
+    }
+
+    async fn create_group(
+        &self,
+        id: Option<GroupId>,
+        name: &GroupName,
+        permissions: &BTreeSet<Permission>,
+    ) -> Result<RoleGroup, StoreError> {
+        self.get()?.create_group(id, name, permissions).await
+    }
+
+    async fn update_group(&self, group: &RoleGroup) -> Result<bool, StoreError> {
+        self.get()?.update_group(group).await
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        self.get()?.delete_group(id).await
+    }
+
+    async fn permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Permit, StoreError> {
+        self.get()?.permit(tenant, user_id).await
+    }
+
+    async fn set_permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        permit: &Permit,
+    ) -> Result<(), StoreError> {
+        self.get()?.set_permit(tenant, user_id, permit).await
+    }
+
+    async fn access(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Access, StoreError> {
+        self.get()?.access(tenant, user_id).await
     }
 }
 
