@@ -44,6 +44,9 @@ pub(crate) const ROLE_GROUP_IDS: &str = "authura_role_group_ids";
 /// The permits' table, one row per (user, group).
 pub(crate) const PERMITS_TABLE: &str = "authura_permits";
 
+/// The OAuth identity links' table (SPEC §9).
+pub(crate) const OAUTH_LINKS_TABLE: &str = "authura_oauth_links";
+
 /// What one run of migrations works on.
 struct Plan<'a> {
     migrations: &'static [Migration],
@@ -152,6 +155,7 @@ pub(crate) async fn run_state(
             ("{{role_groups}}", quoted_in(schema, ROLE_GROUPS_TABLE)),
             ("{{role_group_ids}}", quoted_in(schema, ROLE_GROUP_IDS)),
             ("{{permits}}", quoted_in(schema, PERMITS_TABLE)),
+            ("{{oauth_links}}", quoted_in(schema, OAUTH_LINKS_TABLE)),
         ],
         users: None,
     };

@@ -30,3 +30,15 @@ mod permits {
         Arc::new(MemorySessionStore::new()) as Arc<dyn PermitStore>
     });
 }
+
+/// The OAuth link store's suite on `MemorySessionStore`.
+mod oauth_links {
+    use std::sync::Arc;
+
+    use authura_core::memory::MemorySessionStore;
+    use authura_core::state::OAuthLinkStore;
+
+    authura_testkit::oauth_link_conformance_tests!(async {
+        Arc::new(MemorySessionStore::new()) as Arc<dyn OAuthLinkStore>
+    });
+}
