@@ -88,11 +88,12 @@ async fn the_seed_table_with_extra_columns_is_used_without_loss() {
             ],
         ]
     );
-    // The seed's own index is kept; ours is added beside it.
+    // The seed's own index is kept; ours (the unique one, and the listing's (tenant, id)) are
+    // added beside it.
     assert_eq!(
         db.number("SELECT count(*) FROM pg_indexes WHERE tablename = 'users'")
             .await,
-        3
+        4
     );
 }
 
