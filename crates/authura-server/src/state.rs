@@ -116,8 +116,6 @@ pub struct AppState {
     external_origin: String,
     /// `EXTERNAL_URL/form`, where forward auth sends an anonymous browser.
     sign_in_form: url::Url,
-    /// `EXTERNAL_URL` + `/form?action=session`: where a browser's sign-in and logout land.
-    session_form_url: String,
     /// `REQUEST_TIMEOUT`: how long a body may take to arrive.
     request_timeout: std::time::Duration,
     /// `true` once the server has begun to stop ([`AppState::begin_shutdown`]).
@@ -255,8 +253,10 @@ impl AppState {
 
     /// `EXTERNAL_URL` + `/form?action=session`, the sign-in page (built from the configuration,
     /// never from a request's Host).
-    pub(crate) fn session_form_url(&self) -> &str {
-        &self.session_form_url
+    pub(crate) fn session_form_url(&self) -> String {
+        let mut url = self.sign_in_form.clone();
+        url.query_pairs_mut().append_pair("action", "session");
+        url.into()
     }
 
     /// `REQUEST_TIMEOUT`: how long a request's body may take to arrive after its head.
@@ -501,10 +501,6 @@ pub async fn build_state_with_stores(
             .ascii_serialization()
             .to_ascii_lowercase(),
         sign_in_form: crate::routes::check::sign_in_form(&config.external_url),
-        session_form_url: format!(
-            "{}/form?action=session",
-            config.external_url.as_str().trim_end_matches('/')
-        ),
         request_timeout: config.request_timeout,
         stopping: tokio::sync::watch::channel(false).0,
         content_security_policy: crate::html::content_security_policy(
