@@ -8,7 +8,7 @@ mod authaus;
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use argon2::{Argon2, Params, PasswordHasher as _};
+use argon2::{Argon2, Params};
 use async_trait::async_trait;
 use unicode_normalization::{UnicodeNormalization as _, is_nfc};
 
@@ -86,10 +86,45 @@ pub fn nfc(password: &str) -> Cow<'_, str> {
 /// # Errors
 /// `CoreError::Internal` if the system random source fails.
 pub fn hash_password(password: &str) -> Result<PasswordHash, CoreError> {
-    Argon2::default()
-        .hash_password(nfc(password).as_bytes())
-        .map(|h| PasswordHash::new(h.to_string()))
-        .map_err(|e| CoreError::Internal(format!("argon2 hashing failed: {e}")))
+    use base64::Engine as _;
+    // PHC's B64: the standard alphabet without padding.
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let failed =
+        |e: &dyn std::fmt::Display| CoreError::Internal(format!("argon2 hashing failed: {e}"));
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| failed(&e))?;
+    let params = params();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    // Into this thread's reused working memory, as verification does: a fresh 19 MiB per new
+    // hash made glibc keep hundreds of MiB after a burst of sign-ups.
+    BLOCKS
+        .with(|cell| {
+            let mut blocks = cell.borrow_mut();
+            let needed = params.block_count();
+            if blocks.len() < needed {
+                blocks.resize(needed, argon2::Block::default());
+            }
+            Argon2::new(
+                argon2::Algorithm::Argon2id,
+                argon2::Version::V0x13,
+                params.clone(),
+            )
+            .hash_password_into_with_memory(
+                nfc(password).as_bytes(),
+                &salt,
+                &mut out,
+                &mut blocks[..needed],
+            )
+        })
+        .map_err(|e| failed(&e))?;
+    Ok(PasswordHash::new(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        B64.encode(salt),
+        B64.encode(out)
+    )))
 }
 
 /// Verifies a password against an Argon2 (any variant), bcrypt or Authaus hash. Unknown formats
@@ -284,6 +319,7 @@ pub fn random_token(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::PasswordHasher as _;
 
     #[test]
     fn argon2id_round_trip_at_owasp_parameters() {
@@ -307,6 +343,33 @@ mod tests {
                 needs_rehash: false
             }
         );
+    }
+
+    /// A new hash is a PHC string the argon2 crate's own parser and verifier accept (not only
+    /// ours), with a fresh salt each time.
+    #[test]
+    fn new_hashes_are_standard_phc_strings() {
+        use argon2::PasswordVerifier as _;
+        let a = hash_password("Caf\u{e9}-Pa55!").unwrap();
+        let b = hash_password("Caf\u{e9}-Pa55!").unwrap();
+        assert_ne!(a, b, "a fresh salt per hash");
+        let parsed = argon2::PasswordHash::new(a.as_str()).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert_eq!(parsed.salt.map(|s| s.len()), Some(16));
+        Argon2::default()
+            .verify_password("Caf\u{e9}-Pa55!".as_bytes(), &parsed)
+            .unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password("Caf\u{e9}-Pa55?".as_bytes(), &parsed)
+                .is_err()
+        );
+        // And a hash made by the argon2 crate verifies with ours.
+        let theirs = Argon2::default()
+            .hash_password("Caf\u{e9}-Pa55!".as_bytes())
+            .unwrap()
+            .to_string();
+        assert!(verify_password("Caf\u{e9}-Pa55!", &PasswordHash::new(theirs)).valid);
     }
 
     #[test]
