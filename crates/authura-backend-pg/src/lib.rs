@@ -29,6 +29,7 @@
 mod error;
 mod events;
 mod migrate;
+mod policy;
 mod state;
 mod statement;
 mod store;

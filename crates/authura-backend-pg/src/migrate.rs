@@ -35,6 +35,15 @@ pub(crate) const STATE_RECORD: &str = "authura_state";
 /// The sessions table's name.
 pub(crate) const SESSIONS_TABLE: &str = "authura_sessions";
 
+/// The account state table's name (SPEC §11).
+pub(crate) const ACCOUNT_STATE_TABLE: &str = "authura_account_state";
+
+/// The password history table's name (SPEC §11).
+pub(crate) const PASSWORD_HISTORY_TABLE: &str = "authura_password_history";
+
+/// The audit log table's name (SPEC §11).
+pub(crate) const AUDIT_TABLE: &str = "authura_audit";
+
 /// What one run of migrations works on.
 struct Plan<'a> {
     migrations: &'static [Migration],
@@ -138,7 +147,15 @@ pub(crate) async fn run_state(
         versions: quoted_in(schema, VERSION_TABLE),
         key: STATE_RECORD.to_owned(),
         label: "the state tables".to_owned(),
-        substitutions: vec![("{{sessions}}", quoted_in(schema, SESSIONS_TABLE))],
+        substitutions: vec![
+            ("{{sessions}}", quoted_in(schema, SESSIONS_TABLE)),
+            ("{{account_state}}", quoted_in(schema, ACCOUNT_STATE_TABLE)),
+            (
+                "{{password_history}}",
+                quoted_in(schema, PASSWORD_HISTORY_TABLE),
+            ),
+            ("{{audit}}", quoted_in(schema, AUDIT_TABLE)),
+        ],
         users: None,
     };
     in_transaction(conn, &plan).await

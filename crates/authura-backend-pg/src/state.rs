@@ -21,6 +21,7 @@ use authura_core::{Secret, StoreError};
 use crate::error;
 use crate::events::PgStateEvents;
 use crate::migrate::{self, SESSIONS_TABLE};
+use crate::policy::PolicyQueries;
 use crate::statement::Sql;
 use crate::store::{Opener, build_pool};
 
@@ -46,6 +47,8 @@ pub struct PgStateSettings {
 pub struct PgStateStore {
     pool: Pool<AsyncPgConnection>,
     queries: Arc<Queries>,
+    /// The account state, history and audit statements (`policy.rs`).
+    pub(crate) policy: Arc<PolicyQueries>,
     query_timeout: Duration,
     /// Opens the state events' dedicated listening connection.
     opener: Arc<Opener>,
@@ -90,6 +93,7 @@ impl PgStateStore {
         PgStateStore {
             pool,
             queries: Arc::new(Queries::new(&migrate::quoted_in(schema, SESSIONS_TABLE))),
+            policy: Arc::new(PolicyQueries::new(schema)),
             query_timeout,
             opener,
         }
@@ -119,7 +123,7 @@ impl PgStateStore {
 
     /// Runs `work` on a pooled connection within the query timeout; a connection that did not
     /// answer in time is closed rather than returned to the pool with a query pending.
-    async fn run<T>(
+    pub(crate) async fn run<T>(
         &self,
         work: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<T>,
     ) -> Result<T, StoreError> {

@@ -19,6 +19,7 @@
 
 mod error;
 mod migrate;
+mod policy;
 mod read;
 mod schema;
 mod state;

@@ -74,7 +74,7 @@ impl SqliteStateStore {
     }
 
     /// Runs `task` on a pooled connection, on a blocking thread.
-    async fn run<R: Send + 'static>(
+    pub(crate) async fn run<R: Send + 'static>(
         &self,
         task: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
     ) -> Result<R, StoreError> {

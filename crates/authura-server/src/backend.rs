@@ -50,10 +50,10 @@ pub async fn open(
                 .await
                 .map_err(|e| start_error("sqlite", &e))?;
             let state: Option<OpenedState> = match state {
-                Some(_) => Some((
-                    Arc::new(store.state().await.map_err(state_error)?),
-                    Arc::new(LocalStateEvents::new()),
-                )),
+                Some(_) => {
+                    let state = Arc::new(store.state().await.map_err(state_error)?);
+                    Some((state.clone(), Arc::new(LocalStateEvents::new()), state))
+                }
                 None => None,
             };
             Ok(Stores {
@@ -67,7 +67,8 @@ pub async fn open(
                 Some(_) => {
                     let state = store.state().await.map_err(state_error)?;
                     let events = Arc::new(state.events());
-                    Some((Arc::new(state), events))
+                    let state = Arc::new(state);
+                    Some((state.clone(), events, state))
                 }
                 None => None,
             };

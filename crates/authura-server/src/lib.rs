@@ -3,6 +3,7 @@
 //! status codes. `bin/authura` is a thin shell around [`serve`].
 
 mod answer;
+pub mod audit;
 pub mod backend;
 pub mod captcha;
 pub mod config;
@@ -48,14 +49,16 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 (
                     std::sync::Arc::new(state_store::DeferredSessionStore::default()),
                     std::sync::Arc::new(state_store::DeferredStateEvents::default()),
+                    std::sync::Arc::new(state_store::DeferredPolicyStore::default()),
                 )
             });
             let stores = backend::Stores {
                 users: users.clone(),
-                state: state.clone().map(|(store, events)| {
+                state: state.clone().map(|(store, events, policy)| {
                     (
                         store as std::sync::Arc<dyn authura_core::SessionStore>,
                         events as std::sync::Arc<dyn authura_core::state::StateEvents>,
+                        policy as std::sync::Arc<dyn authura_core::state::PolicyStore>,
                     )
                 }),
             };
@@ -87,13 +90,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             let connected = async {
                 let store =
                     backend::connect_postgres(&settings, backend::POSTGRES_STARTUP_WAIT).await?;
-                if let Some((deferred_state, deferred_events)) = deferred_state {
+                if let Some((deferred_state, deferred_events, deferred_policy)) = deferred_state {
                     let sessions = store
                         .state()
                         .await
                         .map_err(|e| StartError::State(e.to_string()))?;
                     deferred_events.set(std::sync::Arc::new(sessions.events()));
-                    deferred_state.set(std::sync::Arc::new(sessions));
+                    let sessions = std::sync::Arc::new(sessions);
+                    deferred_policy.set(sessions.clone());
+                    deferred_state.set(sessions);
                 }
                 deferred.set(std::sync::Arc::new(store));
                 ensure_initial_user(state.ctx(), &config).await

@@ -8,9 +8,11 @@ use std::time::Duration;
 use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
 use authura_core::state::{
-    EventHub, KeyHash, LocalStateEvents, Rotation, Session, StateDsn, StateEvent, StateEvents,
-    StateSignal, StateSubscription,
+    AccountChange, AccountState, AccountStore, AuditEvent, AuditQuery, AuditStore, EventHub,
+    KeyHash, LocalStateEvents, PolicyStore, Rotation, Session, StateDsn, StateEvent, StateEvents,
+    StateSignal, StateSubscription, StoredAuditEvent,
 };
+use authura_core::types::PasswordHash;
 use authura_core::{SessionStore, StoreError, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -27,8 +29,13 @@ pub struct StateStoreSettings {
     pub query_timeout: Duration,
 }
 
-/// A state store and the events between the instances sharing it.
-pub type OpenedState = (Arc<dyn SessionStore>, Arc<dyn StateEvents>);
+/// A state store (its sessions and its policy parts) and the events between the instances
+/// sharing it.
+pub type OpenedState = (
+    Arc<dyn SessionStore>,
+    Arc<dyn StateEvents>,
+    Arc<dyn PolicyStore>,
+);
 
 /// Opens the state store `dsn` names and applies its state migrations: an SQLite file (created
 /// if missing, holding no users table; events stay in this process, SQLite being one instance)
@@ -43,10 +50,10 @@ pub async fn open_state_store(
     settings: &StateStoreSettings,
 ) -> Result<OpenedState, StoreError> {
     Ok(match dsn {
-        StateDsn::Sqlite(path) => (
-            Arc::new(SqliteStateStore::open(path, settings.pool_size).await?),
-            Arc::new(LocalStateEvents::new()),
-        ),
+        StateDsn::Sqlite(path) => {
+            let store = Arc::new(SqliteStateStore::open(path, settings.pool_size).await?);
+            (store.clone(), Arc::new(LocalStateEvents::new()), store)
+        }
         StateDsn::Postgres(url) => {
             let store = PgStateStore::connect(&PgStateSettings {
                 dsn: url.clone(),
@@ -56,7 +63,8 @@ pub async fn open_state_store(
             })
             .await?;
             let events = Arc::new(store.events());
-            (Arc::new(store), events)
+            let store = Arc::new(store);
+            (store.clone(), events, store)
         }
     })
 }
@@ -201,6 +209,99 @@ impl SessionStore for DeferredSessionStore {
     }
 }
 
+/// The policy parts of a state store that is not connected yet: `Unavailable` until
+/// [`DeferredPolicyStore::set`], as [`DeferredSessionStore`].
+#[derive(Default)]
+pub struct DeferredPolicyStore {
+    inner: std::sync::OnceLock<Arc<dyn PolicyStore>>,
+}
+
+impl std::fmt::Debug for DeferredPolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeferredPolicyStore")
+            .field("connected", &self.inner.get().is_some())
+            .finish()
+    }
+}
+
+impl DeferredPolicyStore {
+    /// Connects the real store; later calls go to it.
+    pub fn set(&self, store: Arc<dyn PolicyStore>) {
+        let _ = self.inner.set(store);
+    }
+
+    fn get(&self) -> Result<&Arc<dyn PolicyStore>, StoreError> {
+        self.inner
+            .get()
+            .ok_or_else(|| StoreError::Unavailable("the state store is still connecting".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountStore for DeferredPolicyStore {
+    async fn account_state(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<AccountState, StoreError> {
+        self.get()?.account_state(tenant, user_id).await
+    }
+
+    async fn update_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        change: &AccountChange,
+    ) -> Result<(AccountState, AccountState), StoreError> {
+        self.get()?.update_account(tenant, user_id, change).await
+    }
+
+    async fn push_password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        at: DateTime<Utc>,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        self.get()?
+            .push_password_history(tenant, user_id, hash, at, keep)
+            .await
+    }
+
+    async fn password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        limit: u32,
+    ) -> Result<Vec<PasswordHash>, StoreError> {
+        self.get()?.password_history(tenant, user_id, limit).await
+    }
+
+    async fn forget_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        self.get()?.forget_account(tenant, user_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for DeferredPolicyStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.get()?.append_audit(events).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        self.get()?.list_audit(query).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.get()?.prune_audit(before).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -235,10 +336,10 @@ mod tests {
             generation: 0,
             generation_changed_at: now,
         };
-        let (first, _) = open_state_store(&dsn, &SETTINGS).await.unwrap();
+        let (first, _, _) = open_state_store(&dsn, &SETTINGS).await.unwrap();
         first.create_session(session.clone(), 0).await.unwrap();
         drop(first);
-        let (second, _) = open_state_store(&dsn, &SETTINGS).await.unwrap();
+        let (second, _, _) = open_state_store(&dsn, &SETTINGS).await.unwrap();
         assert_eq!(
             second.find_session_by_key(&session.key_hash).await.unwrap(),
             Some(session.truncated())

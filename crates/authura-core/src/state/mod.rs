@@ -1,15 +1,20 @@
 //! The state store (SPEC §13): what Authura keeps itself, behind narrow traits beside
-//! `UserStore`. Sessions (SPEC §8) are the first part; account state, groups, permits, audit and
-//! OAuth links join later as traits of their own.
+//! `UserStore`: sessions (SPEC §8, [`SessionStore`]), account state and password history
+//! ([`AccountStore`]) and the audit log ([`AuditStore`]) (SPEC §11); groups, permits and
+//! OAuth links join as traits of their own.
 //!
 //! The SQL backends implement these traits on Authura-owned `authura_*` tables in the users
 //! table's database (or in `STATE_DSN`'s); the `memory` feature adds `MemorySessionStore`.
 //! [`events`] carries state changes between instances, for their session caches.
 //! Stores keep timestamps to the microsecond: a stored time reads back truncated to it.
 
+pub mod account;
+pub mod audit;
 pub mod events;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "memory")]
+pub mod memory_policy;
 
 use std::fmt;
 
@@ -21,6 +26,8 @@ use uuid::Uuid;
 use crate::store::StoreError;
 use crate::types::{Secret, TenantId, UserId};
 
+pub use account::{AccountChange, AccountState, AccountStore};
+pub use audit::{AuditEvent, AuditQuery, AuditSink, AuditStore, LogAudit, StoredAuditEvent};
 pub use events::{
     EventHub, LocalStateEvents, StateEvent, StateEvents, StateSignal, StateSubscription,
 };
@@ -244,6 +251,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `Unavailable`, `Backend`.
     async fn ping(&self) -> Result<(), StoreError> {
         self.find_session(Uuid::nil()).await.map(drop)
+    }
+}
+
+/// The policy parts of a state store together ([`AccountStore`] and [`AuditStore`]), as every
+/// SQL store and the memory store implement them; hand out either part by upcasting.
+pub trait PolicyStore: AccountStore + AuditStore {}
+
+impl<T: AccountStore + AuditStore> PolicyStore for T {}
+
+impl std::fmt::Debug for dyn PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyStore")
     }
 }
 

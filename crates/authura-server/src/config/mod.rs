@@ -32,6 +32,7 @@ mod flows;
 mod future;
 mod hooks;
 mod mail;
+pub mod policies;
 mod reader;
 mod server;
 pub mod sessions;
@@ -54,6 +55,7 @@ pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("captcha", captcha::VARS),
     ("hooks", hooks::VARS),
     ("sessions", sessions::VARS),
+    ("policies", policies::VARS),
     ("future", future::VARS),
 ];
 
@@ -201,6 +203,8 @@ pub struct Config {
     pub hook: Option<authura_hooks::HookSettings>,
     /// Server-side sessions, when `SESSIONS_ENABLED=true`.
     pub sessions: Option<sessions::SessionsConfig>,
+    /// The account policies and the audit log (SPEC §11).
+    pub policies: policies::PoliciesConfig,
     /// Where the state store is, when a feature that needs it is on.
     pub state: Option<sessions::StateConfig>,
     pub log_format: LogFormat,
@@ -302,7 +306,13 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let hook = hooks::read_hook(r, extra_ca_pem.clone());
     let captcha = captcha::read_captcha(r);
     let sessions_config = sessions::read_sessions(r, sources.dev);
-    let state = sessions::read_state(r, &backend_name, sessions_config.is_some());
+    let policies = policies::read_policies(r);
+    let mut stateful = Vec::new();
+    if sessions_config.is_some() {
+        stateful.push("SESSIONS_ENABLED=true".to_owned());
+    }
+    stateful.extend(policies.iter().flat_map(policies::PoliciesConfig::stateful));
+    let state = sessions::read_state(r, &backend_name, &stateful);
     let log_format = server::read_log_format(r);
 
     Some(Config {
@@ -338,6 +348,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         hook,
         captcha,
         sessions: sessions_config,
+        policies: policies?,
         state,
         log_format,
         dev: sources.dev,
@@ -368,8 +379,16 @@ pub fn load_backend(sources: &Sources) -> Result<(Storage, Vec<String>), ConfigE
     let mut r = Reader::new(sources);
     let extra_ca_pem = server::read_extra_ca(&mut r);
     let (backend_name, backend) = backend::read_backend(&mut r, extra_ca_pem.as_ref());
-    let stateful = r.bool(&sessions::SESSIONS_ENABLED);
-    let state = sessions::read_state(&mut r, &backend_name, stateful);
+    let mut stateful = Vec::new();
+    if r.bool(&sessions::SESSIONS_ENABLED) {
+        stateful.push("SESSIONS_ENABLED=true".to_owned());
+    }
+    stateful.extend(
+        policies::read_policies(&mut r)
+            .iter()
+            .flat_map(policies::PoliciesConfig::stateful),
+    );
+    let state = sessions::read_state(&mut r, &backend_name, &stateful);
     match backend {
         Some(backend) if r.problems.is_empty() => Ok((
             Storage {

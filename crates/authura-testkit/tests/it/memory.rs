@@ -18,3 +18,15 @@ mod state {
         Arc::new(MemorySessionStore::new()) as Arc<dyn SessionStore>
     });
 }
+
+/// The policy stores' suite on `MemoryPolicyStore`.
+mod policy {
+    use std::sync::Arc;
+
+    use authura_core::memory::MemoryPolicyStore;
+    use authura_core::state::PolicyStore;
+
+    authura_testkit::policy_conformance_tests!(async {
+        Arc::new(MemoryPolicyStore::new()) as Arc<dyn PolicyStore>
+    });
+}
