@@ -32,7 +32,7 @@ pub(crate) struct PolicyQueries {
     forget_account: Sql,
     forget_history: Sql,
     append: Sql,
-    list: Sql,
+    list: String,
     prune: Sql,
 }
 
@@ -58,16 +58,17 @@ impl PolicyQueries {
             )),
             find_account: Sql::new(&format!("SELECT {ACCOUNT_COLUMNS} FROM {a} WHERE {owner}")),
             write_account: Sql::new(&format!(
-                "UPDATE {a} SET locked_at = $4, locked_until = $5, archived_at = $6, \
-                 failed_logins = $7, password_changed_at = $8, last_login_at = $9 WHERE {owner}"
+                "UPDATE {a} SET locked_at = $1, locked_until = $2, archived_at = $3, \
+                 failed_logins = $4, password_changed_at = $5, last_login_at = $6 \
+                 WHERE tenant_id = $7 AND user_id = $8 AND user_id_numeric = $9"
             )),
             push_history: Sql::new(&format!(
                 "INSERT INTO {h} (tenant_id, user_id, user_id_numeric, password_hash, created_at) \
                  VALUES ($1, $2, $3, $4, $5)"
             )),
             trim_history: Sql::new(&format!(
-                "DELETE FROM {h} WHERE {owner} AND id NOT IN (SELECT id FROM {h} WHERE {owner} \
-                 ORDER BY id DESC LIMIT $4)"
+                "DELETE FROM {h} WHERE id IN (SELECT id FROM {h} WHERE {owner} \
+                 ORDER BY id DESC OFFSET $4)"
             )),
             history: Sql::new(&format!(
                 "SELECT password_hash FROM {h} WHERE {owner} ORDER BY id DESC LIMIT $4"
@@ -80,7 +81,7 @@ impl PolicyQueries {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)"
             )),
             // One statement for every combination of filters, prepared once.
-            list: Sql::new(&format!(
+            list: format!(
                 "SELECT {AUDIT_COLUMNS} FROM {au} WHERE tenant_id = $1 \
                  AND ($2::text IS NULL OR (user_id = $2 AND user_id_numeric = $3)) \
                  AND ($4::text IS NULL OR event = $4) \
@@ -88,7 +89,7 @@ impl PolicyQueries {
                  AND ($6::timestamptz IS NULL OR at < $6) \
                  AND ($7::bigint IS NULL OR id < $7) \
                  ORDER BY id DESC LIMIT $8"
-            )),
+            ),
             prune: Sql::new(&format!("DELETE FROM {au} WHERE at < $1")),
         }
     }
@@ -181,15 +182,15 @@ impl AccountStore for PgStateStore {
                     .into_state();
                 let after = change.apply(before.clone());
                 q.write_account
-                    .bind::<Text, _>(&tenant)
-                    .bind::<Text, _>(&user)
-                    .bind::<Bool, _>(numeric)
                     .bind::<Nullable<Timestamptz>, _>(after.locked_at)
                     .bind::<Nullable<Timestamptz>, _>(after.locked_until)
                     .bind::<Nullable<Timestamptz>, _>(after.archived_at)
                     .bind::<Integer, _>(i32::try_from(after.failed_logins).unwrap_or(i32::MAX))
                     .bind::<Nullable<Timestamptz>, _>(after.password_changed_at)
                     .bind::<Nullable<Timestamptz>, _>(after.last_login_at)
+                    .bind::<Text, _>(&tenant)
+                    .bind::<Text, _>(&user)
+                    .bind::<Bool, _>(numeric)
                     .execute(&mut *conn)
                     .await?;
                 Ok::<_, diesel::result::Error>((before, after))
@@ -389,9 +390,8 @@ impl AuditStore for PgStateStore {
     async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
         let tenant = tenant_text(q.tenant.as_ref());
         let (user, numeric) = stored_user(q.user_id.as_ref());
-        let query = self
-            .policy
-            .list
+        // Parameters are used twice, which `Sql` does not allow: a plain query.
+        let query = diesel::sql_query(self.policy.list.clone())
             .bind::<Text, _>(&tenant)
             .bind::<Nullable<Text>, _>(&user)
             .bind::<Bool, _>(numeric)
