@@ -359,6 +359,7 @@ mod tests {
                 "Reset your password",
                 "Confirm your new email address",
                 "You're invited to acme",
+                "Your account has been locked",
             ]
         );
         let invite = templates

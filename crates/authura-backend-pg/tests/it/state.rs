@@ -89,7 +89,8 @@ async fn state_tables_appear_only_on_request_and_leave_users_alone() {
             "SELECT count(*) FROM authura_schema_migrations WHERE users_table = 'authura_state'"
         )
         .await,
-        1
+        3,
+        "sessions, account state, audit"
     );
     drop(users.state().await.unwrap());
     drop(state_store(&db).await.unwrap());
