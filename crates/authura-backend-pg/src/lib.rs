@@ -30,6 +30,7 @@ mod error;
 mod events;
 mod migrate;
 mod permits;
+mod policy;
 mod state;
 mod statement;
 mod store;

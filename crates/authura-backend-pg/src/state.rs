@@ -21,6 +21,7 @@ use authura_core::{Secret, StoreError};
 use crate::error;
 use crate::events::PgStateEvents;
 use crate::migrate::{self, SESSIONS_TABLE};
+use crate::policy::PolicyQueries;
 use crate::statement::Sql;
 use crate::store::{Opener, build_pool};
 
@@ -48,6 +49,8 @@ pub struct PgStateStore {
     queries: Arc<Queries>,
     /// The role groups' and permits' statements.
     pub(crate) permit_queries: Arc<crate::permits::Queries>,
+    /// The account state, history and audit statements (`policy.rs`).
+    pub(crate) policy: Arc<PolicyQueries>,
     query_timeout: Duration,
     /// Opens the state events' dedicated listening connection.
     opener: Arc<Opener>,
@@ -93,6 +96,7 @@ impl PgStateStore {
             pool,
             queries: Arc::new(Queries::new(&migrate::quoted_in(schema, SESSIONS_TABLE))),
             permit_queries: Arc::new(crate::permits::Queries::new(schema)),
+            policy: Arc::new(PolicyQueries::new(schema)),
             query_timeout,
             opener,
         }

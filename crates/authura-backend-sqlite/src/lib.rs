@@ -24,6 +24,7 @@
 mod error;
 mod migrate;
 mod permits;
+mod policy;
 mod read;
 mod schema;
 mod space;

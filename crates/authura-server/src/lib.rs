@@ -3,6 +3,7 @@
 //! status codes. `bin/authura` is a thin shell around [`serve`].
 
 mod answer;
+pub mod audit;
 pub mod backend;
 pub mod captcha;
 pub mod config;
@@ -56,7 +57,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                 users: users.clone(),
                 state: state.clone().map(|(store, events)| {
                     (
-                        store as std::sync::Arc<dyn authura_core::SessionStore>,
+                        store as std::sync::Arc<dyn authura_core::state::StateStore>,
                         events as std::sync::Arc<dyn authura_core::state::StateEvents>,
                     )
                 }),

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
+use authura_core::permit::{GroupId, GroupName, Permission, Permit, RoleGroup};
 use authura_core::state::{
-    EventHub, KeyHash, LocalStateEvents, Rotation, Session, StateDsn, StateEvent, StateEvents,
-    StateSignal, StateSubscription,
+    AccountChange, AccountState, AccountStore, AuditEvent, AuditQuery, AuditStore, EventHub,
+    KeyHash, LocalStateEvents, OAuthLinkStore, PermitStore, Rotation, Session, StateDsn,
+    StateEvent, StateEvents, StateSignal, StateStore, StateSubscription, StoredAuditEvent,
 };
+use authura_core::types::PasswordHash;
 use authura_core::{SessionStore, StoreError, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -27,8 +30,9 @@ pub struct StateStoreSettings {
     pub query_timeout: Duration,
 }
 
-/// A state store and the events between the instances sharing it.
-pub type OpenedState = (Arc<dyn SessionStore>, Arc<dyn StateEvents>);
+/// A state store (every part: sessions, permits, account state and audit, as one
+/// `Arc<dyn StateStore>`) and the events between the instances sharing it.
+pub type OpenedState = (Arc<dyn StateStore>, Arc<dyn StateEvents>);
 
 /// Opens the state store `dsn` names and applies its state migrations: an SQLite file (created
 /// if missing, holding no users table; events stay in this process, SQLite being one instance)
@@ -43,10 +47,10 @@ pub async fn open_state_store(
     settings: &StateStoreSettings,
 ) -> Result<OpenedState, StoreError> {
     Ok(match dsn {
-        StateDsn::Sqlite(path) => (
-            Arc::new(SqliteStateStore::open(path, settings.pool_size).await?),
-            Arc::new(LocalStateEvents::new()),
-        ),
+        StateDsn::Sqlite(path) => {
+            let store = Arc::new(SqliteStateStore::open(path, settings.pool_size).await?);
+            (store, Arc::new(LocalStateEvents::new()))
+        }
         StateDsn::Postgres(url) => {
             let store = PgStateStore::connect(&PgStateSettings {
                 dsn: url.clone(),
@@ -111,12 +115,13 @@ impl StateEvents for DeferredStateEvents {
     }
 }
 
-/// A session store that is not connected yet: every call answers `Unavailable` (503, and
-/// `/readyz` 503) until [`DeferredSessionStore::set`] hands it the real one, as
-/// `backend::DeferredStore` does for the users table.
+/// A state store that is not connected yet: every call of every part (sessions, permits,
+/// account state, audit) answers `Unavailable` (503, and `/readyz` 503) until
+/// [`DeferredSessionStore::set`] hands it the real one, as `backend::DeferredStore` does for
+/// the users table.
 #[derive(Default)]
 pub struct DeferredSessionStore {
-    inner: std::sync::OnceLock<Arc<dyn SessionStore>>,
+    inner: std::sync::OnceLock<Arc<dyn StateStore>>,
 }
 
 impl std::fmt::Debug for DeferredSessionStore {
@@ -129,11 +134,11 @@ impl std::fmt::Debug for DeferredSessionStore {
 
 impl DeferredSessionStore {
     /// Connects the real store; later calls go to it.
-    pub fn set(&self, store: Arc<dyn SessionStore>) {
+    pub fn set(&self, store: Arc<dyn StateStore>) {
         let _ = self.inner.set(store);
     }
 
-    fn get(&self) -> Result<&Arc<dyn SessionStore>, StoreError> {
+    fn get(&self) -> Result<&Arc<dyn StateStore>, StoreError> {
         self.inner
             .get()
             .ok_or_else(|| StoreError::Unavailable("the state store is still connecting".into()))
@@ -198,6 +203,128 @@ impl SessionStore for DeferredSessionStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.get()?.ping().await
+    }
+
+    fn oauth_links(&self) -> Option<&dyn OAuthLinkStore> {
+        self.inner.get().and_then(|store| store.oauth_links())
+    }
+}
+
+#[async_trait::async_trait]
+impl PermitStore for DeferredSessionStore {
+    async fn list_groups(&self) -> Result<Vec<RoleGroup>, StoreError> {
+        self.get()?.list_groups().await
+    }
+
+    async fn find_group(&self, id: GroupId) -> Result<Option<RoleGroup>, StoreError> {
+        self.get()?.find_group(id).await
+    }
+
+    async fn create_group(
+        &self,
+        id: Option<GroupId>,
+        name: &GroupName,
+        permissions: &std::collections::BTreeSet<Permission>,
+    ) -> Result<RoleGroup, StoreError> {
+        self.get()?.create_group(id, name, permissions).await
+    }
+
+    async fn update_group(&self, group: &RoleGroup) -> Result<bool, StoreError> {
+        self.get()?.update_group(group).await
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        self.get()?.delete_group(id).await
+    }
+
+    async fn permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<Permit, StoreError> {
+        self.get()?.permit(tenant, user_id).await
+    }
+
+    async fn set_permit(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        permit: &Permit,
+    ) -> Result<(), StoreError> {
+        self.get()?.set_permit(tenant, user_id, permit).await
+    }
+
+    async fn access(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<authura_core::permit::Access, StoreError> {
+        self.get()?.access(tenant, user_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountStore for DeferredSessionStore {
+    async fn account_state(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<AccountState, StoreError> {
+        self.get()?.account_state(tenant, user_id).await
+    }
+
+    async fn update_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        change: &AccountChange,
+    ) -> Result<(AccountState, AccountState), StoreError> {
+        self.get()?.update_account(tenant, user_id, change).await
+    }
+
+    async fn push_password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        at: DateTime<Utc>,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        self.get()?
+            .push_password_history(tenant, user_id, hash, at, keep)
+            .await
+    }
+
+    async fn password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        limit: u32,
+    ) -> Result<Vec<PasswordHash>, StoreError> {
+        self.get()?.password_history(tenant, user_id, limit).await
+    }
+
+    async fn forget_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        self.get()?.forget_account(tenant, user_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for DeferredSessionStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.get()?.append_audit(events).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        self.get()?.list_audit(query).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.get()?.prune_audit(before).await
     }
 }
 

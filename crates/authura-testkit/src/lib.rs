@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod conformance;
 pub mod permit_conformance;
+pub mod policy_conformance;
 pub mod postgres;
 pub mod python;
 pub mod scripted;

@@ -30,3 +30,15 @@ mod permits {
         Arc::new(MemorySessionStore::new()) as Arc<dyn PermitStore>
     });
 }
+
+/// The policy stores' suite on `MemorySessionStore`.
+mod policy {
+    use std::sync::Arc;
+
+    use authura_core::memory::MemorySessionStore;
+    use authura_core::state::PolicyStore;
+
+    authura_testkit::policy_conformance_tests!(async {
+        Arc::new(MemorySessionStore::new()) as Arc<dyn PolicyStore>
+    });
+}
