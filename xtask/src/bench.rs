@@ -769,8 +769,10 @@ pub(crate) fn start_logged(
         port,
         _dir: dir,
     };
+    // Ready, not just live: the users backend (and the state store) open after the server
+    // listens, and a sign-in before that answers 503 `backend_unavailable`.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while http(port, "GET", "/healthz", "").map_or(true, |r| !r.starts_with("HTTP/1.1 200")) {
+    while http(port, "GET", "/readyz", "").map_or(true, |r| !r.starts_with("HTTP/1.1 200")) {
         if Instant::now() > deadline {
             bail!("the server did not become ready");
         }

@@ -95,7 +95,78 @@ pub struct Widget<'a> {
 
 /// Renders the form for `action`, with `token` (escaped) as a hidden field where one is needed,
 /// and the captcha widget on the forms whose endpoint needs one.
-pub fn form_page(action: FormAction, token: &str, widget: Option<Widget<'_>>) -> String {
+/// The sign-in buttons of the enabled OAuth providers (SPEC §9) on the login and session pages,
+/// and what the last provider sign-in handed back to the page.
+#[derive(Debug, Clone, Default)]
+pub struct OAuthPanel<'a> {
+    /// `(name, label)` of each enabled provider, in the configured order.
+    pub providers: Vec<(&'static str, &'static str)>,
+    /// Where the provider's sign-in comes back to (an `EXTERNAL_URL/form` page, so allowed).
+    pub redirect_url: String,
+    /// `mode=session` (the session page's buttons).
+    pub session: bool,
+    /// The one-time code a sign-in handed back: the login page offers to trade it for tokens.
+    pub code: Option<&'a str>,
+    /// The error code a failed sign-in handed back.
+    pub error: Option<&'a str>,
+}
+
+impl OAuthPanel<'_> {
+    fn html(&self) -> String {
+        let mut html = String::new();
+        if let Some(error) = self.error {
+            let why = match error {
+                "access_denied" => "access was not granted at the provider",
+                "email_not_verified" => "the provider has not verified your email address",
+                "signup_disabled" => "new accounts cannot sign up here",
+                "invalid_state" => "the sign-in expired or was started in another browser",
+                _ => "the provider's answer could not be used",
+            };
+            html.push_str(&format!(
+                "<p class=\"error\" role=\"alert\">Signing in with the provider failed: {why} (<code>{}</code>).</p>\n",
+                escape(error)
+            ));
+        }
+        if let Some(code) = self.code {
+            html.push_str(&format!(
+                r#"<form method="post" action="/oauth/token">
+<input type="hidden" name="code" value="{}">
+<button type="submit">Finish signing in</button>
+</form>
+"#,
+                escape(code)
+            ));
+        }
+        if self.providers.is_empty() {
+            return html;
+        }
+        // Links, not forms: the CSP's `form-action 'self'` also covers where a form's answer
+        // redirects to, and the start of a sign-in redirects to the provider.
+        html.push_str("<div class=\"providers\">\n");
+        for (name, label) in &self.providers {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("redirect_url", &self.redirect_url);
+            if self.session {
+                query.append_pair("mode", "session");
+            }
+            html.push_str(&format!(
+                "<p><a class=\"button\" href=\"/oauth/{name}?{}\">Sign in with {label}</a></p>\n",
+                escape(&query.finish())
+            ));
+        }
+        html.push_str("</div>\n");
+        html
+    }
+}
+
+/// The page of `/form?action=…`. Every value from a request is escaped; `oauth` adds the
+/// provider buttons to the login page.
+pub fn form_page(
+    action: FormAction,
+    token: &str,
+    widget: Option<Widget<'_>>,
+    oauth: Option<&OAuthPanel<'_>>,
+) -> String {
     let token_field = format!(
         r#"<input type="hidden" name="token" value="{}">"#,
         escape(token)
@@ -130,7 +201,9 @@ pub fn form_page(action: FormAction, token: &str, widget: Option<Widget<'_>>) ->
             r#"<label>Email <input type="email" name="email" required autocomplete="email"></label>"#.to_owned(),
             "Send reset link",
         ),
-        FormAction::Session => return session_page(&SessionPage::SignIn { rd: None }, widget),
+        FormAction::Session => {
+            return session_page(&SessionPage::SignIn { rd: None }, widget, oauth);
+        }
     };
     let needs_captcha = matches!(
         action,
@@ -149,13 +222,18 @@ pub fn form_page(action: FormAction, token: &str, widget: Option<Widget<'_>>) ->
         ),
         None => (String::new(), String::new()),
     };
+    let panel = match oauth.filter(|_| action == FormAction::Login) {
+        Some(p) => p.html(),
+        None => String::new(),
+    };
     page(
         title,
         &format!(
             r#"{script}<form method="post" action="{target}">
 {fields}
 {widget}<button type="submit">{button}</button>
-</form>"#
+</form>
+{panel}"#
         ),
     )
 }
@@ -177,7 +255,11 @@ pub enum SessionPage<'a> {
 pub const SESSION_REFERRER_POLICY: &str = "same-origin";
 
 /// The page of `/form?action=session`. Every value from a request is escaped.
-pub fn session_page(which: &SessionPage<'_>, widget: Option<Widget<'_>>) -> String {
+pub fn session_page(
+    which: &SessionPage<'_>,
+    widget: Option<Widget<'_>>,
+    oauth: Option<&OAuthPanel<'_>>,
+) -> String {
     let content = match which {
         SessionPage::SignIn { rd } => {
             let rd_field = rd.map_or(String::new(), |rd| {
@@ -204,7 +286,9 @@ pub fn session_page(which: &SessionPage<'_>, widget: Option<Widget<'_>>) -> Stri
 {rd_field}<label>Email <input type="email" name="email" required autocomplete="email"></label>
 <label>Password <input type="password" name="password" required autocomplete="current-password"></label>
 {widget}<button type="submit">Sign in</button>
-</form>"#
+</form>
+{}"#,
+                oauth.map(OAuthPanel::html).unwrap_or_default()
             )
         }
         SessionPage::SignedIn { email, rd } => {
@@ -263,7 +347,7 @@ pub fn result_page(path: &str, status: u16, body: &Value) -> String {
             Some(e) => format!("All set: you are signed in as {e}."),
             None => "All set.".to_owned(),
         },
-        "/token" => "You are signed in.".to_owned(),
+        "/token" | "/oauth/token" => "You are signed in.".to_owned(),
         _ => "Done.".to_owned(),
     };
     page("Done", &format!("<p class=\"ok\">{text}</p>"))
@@ -284,7 +368,8 @@ fn rule_text(rule: &str) -> &str {
 /// The pages' one style sheet, inline, allowed by its hash in [`content_security_policy`].
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;\
 padding:0 1rem}label,input,button{display:block;width:100%;margin:.4rem 0}input,button{padding:\
-.5rem;box-sizing:border-box}.error{color:#a00}";
+.5rem;box-sizing:border-box}.error{color:#a00}a.button{display:block;padding:.5rem;\
+border:1px solid #888;border-radius:2px;text-align:center;color:inherit;text-decoration:none}";
 
 /// The `Content-Security-Policy` of every HTML page: nothing but the pages' own style sheet
 /// (by hash), forms posting to this origin, no framing; with a captcha, the widget's origin for
@@ -350,7 +435,7 @@ mod tests {
     #[test]
     fn session_pages_escape_and_carry_rd() {
         let evil = r#"https://app.example.com/"><script>alert(1)</script>"#;
-        let sign_in = session_page(&SessionPage::SignIn { rd: Some(evil) }, None);
+        let sign_in = session_page(&SessionPage::SignIn { rd: Some(evil) }, None, None);
         assert!(!sign_in.contains("<script>alert"));
         assert!(sign_in.contains(r#"action="/session""#));
         assert!(sign_in.contains(r#"name="rd" value="https://app.example.com/&quot;&gt;"#));
@@ -360,6 +445,7 @@ mod tests {
                 email: "<b>@example.com",
                 rd: None,
             },
+            None,
             None,
         );
         assert!(signed_in.contains("signed in as &lt;b&gt;@example.com."));
@@ -373,10 +459,40 @@ mod tests {
             FormAction::VerifyEmail,
             r#""><script>alert(1)</script>"#,
             None,
+            None,
         );
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&quot;&gt;&lt;script&gt;"));
         assert!(html.contains(r#"action="/verify-email""#));
         assert_eq!(FormAction::parse("change-password"), None);
+    }
+
+    #[test]
+    fn provider_buttons_escape_what_came_back() {
+        let panel = OAuthPanel {
+            providers: vec![("google", "Google"), ("github", "GitHub")],
+            redirect_url: "http://localhost:9000/form?action=login&x=\"><b>".into(),
+            session: false,
+            code: Some(r#""><script>alert(1)</script>"#),
+            error: Some("<i>provider_error</i>"),
+        };
+        let html = form_page(FormAction::Login, "", None, Some(&panel));
+        assert!(!html.contains("<script>alert") && !html.contains("<i>") && !html.contains("<b>"));
+        assert!(html.contains(r#"href="/oauth/google?redirect_url=http%3A%2F%2Flocalhost%3A9000%2Fform%3Faction%3Dlogin%26x%3D%22%3E%3Cb%3E""#));
+        assert!(html.contains("Sign in with GitHub"));
+        assert!(html.contains(r#"action="/oauth/token""#));
+        assert!(html.contains("&lt;i&gt;provider_error"));
+        assert!(!html.contains("mode=session"));
+        // Only the login page shows them.
+        assert!(!form_page(FormAction::Signup, "", None, Some(&panel)).contains("/oauth/"));
+        let session = OAuthPanel {
+            session: true,
+            code: None,
+            error: None,
+            ..panel
+        };
+        let html = session_page(&SessionPage::SignIn { rd: None }, None, Some(&session));
+        assert!(html.contains("&amp;mode=session\">Sign in with Google</a>"));
+        assert!(!html.contains("/oauth/token"));
     }
 }

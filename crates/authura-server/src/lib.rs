@@ -49,7 +49,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             let users = std::sync::Arc::new(backend::DeferredStore::default());
             let state = config.state.as_ref().map(|_| {
                 (
-                    std::sync::Arc::new(state_store::DeferredSessionStore::default()),
+                    std::sync::Arc::new(state_store::DeferredStateStore::default()),
                     std::sync::Arc::new(state_store::DeferredStateEvents::default()),
                 )
             });

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authura_core::CoreError;
-use authura_core::SessionStore;
 use authura_core::User;
 use authura_core::clock::SystemClock;
 use authura_core::flows::Policies;
@@ -53,7 +52,7 @@ const SESSION_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 #[derive(Debug)]
 pub struct SessionsState {
     policy: SessionPolicy,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn StateStore>,
     /// Key hash → the session and its user, for `/check` (SPEC §8 "The cache").
     cache: Arc<SessionCache<User>>,
     config: SessionsConfig,
@@ -72,8 +71,8 @@ impl SessionsState {
         &self.cache
     }
 
-    /// The state store itself (for `/readyz`).
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
+    /// The state store itself: sessions, role groups and permits (and `/readyz`'s ping).
+    pub fn store(&self) -> &Arc<dyn StateStore> {
         &self.store
     }
 
@@ -231,8 +230,8 @@ impl AppState {
         self.audit_store.as_ref()
     }
 
-    /// The state store (sessions, permits, account state, audit: take the part needed by
-    /// upcasting), when a feature that needs it is on.
+    /// The state store (SPEC §13: sessions, role groups, permits, account state, audit; take
+    /// the part needed by upcasting), when a feature that needs it is on.
     pub fn state_store(&self) -> Option<&Arc<dyn StateStore>> {
         self.state_store.as_ref()
     }
@@ -433,7 +432,6 @@ pub async fn build_state_with_stores(
     let sessions = match (&config.sessions, state) {
         (None, _) => None,
         (Some(sessions), Some((store, events))) => {
-            let store = store as Arc<dyn SessionStore>;
             let clock: Arc<dyn authura_core::clock::Clock> = Arc::new(SystemClock);
             let cache = Arc::new(SessionCache::new(
                 CacheSettings {
@@ -446,7 +444,7 @@ pub async fn build_state_with_stores(
             // Subscribed before the first lookup, so no event is missed.
             tokio::spawn(follow_events(Arc::clone(&cache), events.subscribe()));
             Some(SessionsState {
-                policy: SessionPolicy::new(Arc::clone(&store), clock, sessions.settings.clone())
+                policy: SessionPolicy::new(store.clone(), clock, sessions.settings.clone())
                     .with_events(events)
                     .with_cache(cache.clone()),
                 store,

@@ -1,5 +1,5 @@
 //! Opening the state store (SPEC §13) from a `STATE_DSN`, for the users backends that have no
-//! database of their own (hasura, http, ldap), and [`DeferredSessionStore`], the stand-in that
+//! database of their own (hasura, http, ldap), and [`DeferredStateStore`], the stand-in that
 //! answers `Unavailable` while PostgreSQL is still connecting at startup.
 
 use std::sync::Arc;
@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use authura_backend_pg::{PgStateSettings, PgStateStore};
 use authura_backend_sqlite::SqliteStateStore;
-use authura_core::permit::{GroupId, GroupName, Permission, Permit, RoleGroup};
+use std::collections::BTreeSet;
+
+use authura_core::permit::{Access, GroupId, GroupName, Permission, Permit, RoleGroup};
 use authura_core::state::{
     AccountChange, AccountState, AccountStore, AuditEvent, AuditQuery, AuditStore, EventHub,
     KeyHash, LocalStateEvents, OAuthLinkStore, PermitStore, Rotation, Session, StateDsn,
@@ -47,10 +49,10 @@ pub async fn open_state_store(
     settings: &StateStoreSettings,
 ) -> Result<OpenedState, StoreError> {
     Ok(match dsn {
-        StateDsn::Sqlite(path) => {
-            let store = Arc::new(SqliteStateStore::open(path, settings.pool_size).await?);
-            (store, Arc::new(LocalStateEvents::new()))
-        }
+        StateDsn::Sqlite(path) => (
+            Arc::new(SqliteStateStore::open(path, settings.pool_size).await?),
+            Arc::new(LocalStateEvents::new()),
+        ),
         StateDsn::Postgres(url) => {
             let store = PgStateStore::connect(&PgStateSettings {
                 dsn: url.clone(),
@@ -116,23 +118,22 @@ impl StateEvents for DeferredStateEvents {
 }
 
 /// A state store that is not connected yet: every call of every part (sessions, permits,
-/// account state, audit) answers `Unavailable` (503, and `/readyz` 503) until
-/// [`DeferredSessionStore::set`] hands it the real one, as `backend::DeferredStore` does for
-/// the users table.
+/// account state, audit) answers `Unavailable` (503, and `/readyz` 503) until [`DeferredStateStore::set`] hands it the real one, as
+/// `backend::DeferredStore` does for the users table.
 #[derive(Default)]
-pub struct DeferredSessionStore {
+pub struct DeferredStateStore {
     inner: std::sync::OnceLock<Arc<dyn StateStore>>,
 }
 
-impl std::fmt::Debug for DeferredSessionStore {
+impl std::fmt::Debug for DeferredStateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeferredSessionStore")
+        f.debug_struct("DeferredStateStore")
             .field("connected", &self.inner.get().is_some())
             .finish()
     }
 }
 
-impl DeferredSessionStore {
+impl DeferredStateStore {
     /// Connects the real store; later calls go to it.
     pub fn set(&self, store: Arc<dyn StateStore>) {
         let _ = self.inner.set(store);
@@ -146,7 +147,7 @@ impl DeferredSessionStore {
 }
 
 #[async_trait::async_trait]
-impl SessionStore for DeferredSessionStore {
+impl SessionStore for DeferredStateStore {
     async fn create_session(
         &self,
         session: Session,
@@ -211,7 +212,7 @@ impl SessionStore for DeferredSessionStore {
 }
 
 #[async_trait::async_trait]
-impl PermitStore for DeferredSessionStore {
+impl PermitStore for DeferredStateStore {
     async fn list_groups(&self) -> Result<Vec<RoleGroup>, StoreError> {
         self.get()?.list_groups().await
     }
@@ -224,7 +225,7 @@ impl PermitStore for DeferredSessionStore {
         &self,
         id: Option<GroupId>,
         name: &GroupName,
-        permissions: &std::collections::BTreeSet<Permission>,
+        permissions: &BTreeSet<Permission>,
     ) -> Result<RoleGroup, StoreError> {
         self.get()?.create_group(id, name, permissions).await
     }
@@ -258,13 +259,13 @@ impl PermitStore for DeferredSessionStore {
         &self,
         tenant: Option<&TenantId>,
         user_id: &UserId,
-    ) -> Result<authura_core::permit::Access, StoreError> {
+    ) -> Result<Access, StoreError> {
         self.get()?.access(tenant, user_id).await
     }
 }
 
 #[async_trait::async_trait]
-impl AccountStore for DeferredSessionStore {
+impl AccountStore for DeferredStateStore {
     async fn account_state(
         &self,
         tenant: Option<&TenantId>,
@@ -314,7 +315,7 @@ impl AccountStore for DeferredSessionStore {
 }
 
 #[async_trait::async_trait]
-impl AuditStore for DeferredSessionStore {
+impl AuditStore for DeferredStateStore {
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.get()?.append_audit(events).await
     }

@@ -28,6 +28,11 @@ pub struct FormQuery {
     /// `action=session`: where to send the browser once signed in; must pass
     /// `ALLOWED_REDIRECT_URLS` (else 400 `invalid_redirect_url`).
     rd: Option<String>,
+    /// `action=login`: the one-time code an OAuth sign-in handed back (SPEC §9); the page
+    /// offers to trade it for tokens at `POST /oauth/token`.
+    code: Option<String>,
+    /// `action=login` or `session`: the error code a failed OAuth sign-in handed back.
+    error: Option<String>,
 }
 
 /// `GET /form?action=…&token=…`: the page for `action`, with the captcha widget when one is
@@ -67,6 +72,16 @@ pub async fn form(
         script: t.settings().script.as_str(),
         site_key: &t.settings().site_key,
     });
+    let form_base = state.sign_in_form();
+    let panel = |session: bool, back: String| {
+        state.oauth().map(|oauth| html::OAuthPanel {
+            providers: oauth.buttons(),
+            redirect_url: back,
+            session,
+            code: query.code.as_deref().filter(|_| !session),
+            error: query.error.as_deref(),
+        })
+    };
     let (page, referrer) = if action == FormAction::Session {
         let rd = match query.rd.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(rd) => Some(state.ctx().settings.redirects.check(rd)?.to_string()),
@@ -88,17 +103,35 @@ pub async fn form(
             },
             None => SessionPage::SignIn { rd: rd.as_deref() },
         };
+        // A provider's sign-in comes back to this page (signed in, with the way on to `rd`).
+        let mut back = form_url(form_base, "session");
+        if let Some(rd) = &rd {
+            back.query_pairs_mut().append_pair("rd", rd);
+        }
+        let oauth = panel(true, back.to_string()).filter(|_| state.sessions().is_some());
         (
-            html::session_page(&which, widget),
+            html::session_page(&which, widget, oauth.as_ref()),
             html::SESSION_REFERRER_POLICY,
         )
     } else {
         let token = query.token.as_deref().unwrap_or("");
-        (html::form_page(action, token, widget), "no-referrer")
+        let oauth = panel(false, form_url(form_base, "login").to_string());
+        (
+            html::form_page(action, token, widget, oauth.as_ref()),
+            "no-referrer",
+        )
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("Referrer-Policy", referrer))
         .content_type("text/html; charset=utf-8")
         .body(page))
+}
+
+/// `EXTERNAL_URL/form?action=<action>`, from `EXTERNAL_URL/form`.
+fn form_url(form: &url::Url, action: &str) -> url::Url {
+    let mut url = form.clone();
+    url.set_query(None);
+    url.query_pairs_mut().append_pair("action", action);
+    url
 }

@@ -99,6 +99,14 @@ impl OAuthState {
         self.providers.iter().map(|p| p.kind()).collect()
     }
 
+    /// `(name, label)` of each enabled provider, for the sign-in buttons of the form pages.
+    pub fn buttons(&self) -> Vec<(&'static str, &'static str)> {
+        self.providers
+            .iter()
+            .map(|p| (p.kind().name(), p.kind().label()))
+            .collect()
+    }
+
     fn provider(&self, name: &str) -> Result<&Arc<Provider>, ApiError> {
         self.providers
             .iter()

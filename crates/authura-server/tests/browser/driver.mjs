@@ -8,6 +8,8 @@
 //   {"op":"goto","url":U}                  -> page state
 //   {"op":"fill","label":L,"value":V}      -> {}   (the input labelled L, as a person finds it)
 //   {"op":"submit","button":B}             -> page state of the page the click navigates to
+//   {"op":"follow","link":L}               -> page state of the page the link (named L) leads to,
+//                                             after every redirect
 //   {"op":"back"}                          -> page state
 //   {"op":"eval","js":EXPR}                -> {"value": EXPR evaluated in the page}
 //   {"op":"screenshot","path":P}           -> {}   (full page, PNG)
@@ -103,6 +105,13 @@ async function run(cmd) {
       const [response] = await Promise.all([
         page.waitForNavigation({ waitUntil: "load" }),
         page.getByRole("button", { name: cmd.button, exact: true }).click(),
+      ]);
+      return state(response);
+    }
+    case "follow": {
+      const [response] = await Promise.all([
+        page.waitForNavigation({ waitUntil: "load" }),
+        page.getByRole("link", { name: cmd.link, exact: true }).click(),
       ]);
       return state(response);
     }

@@ -315,6 +315,98 @@ async fn a_session_signs_in_through_the_form_and_back_to_rd_then_logs_out() {
     browser.close().await;
 }
 
+#[tokio::test]
+async fn provider_buttons_sign_in_through_a_real_openid_provider() {
+    let provider = crate::oauth::start_provider();
+    let client = "client-browser";
+    crate::oauth::set_profile(
+        &provider,
+        client,
+        json!({"sub": "b-1", "claims": {"email": "Ola@Example.org", "email_verified": true}}),
+    )
+    .await;
+    let srv = TestServer::with(&[
+        ("OAUTH_PROVIDERS", "oidc"),
+        ("OIDC_ISSUER_URL", provider.url.as_str()),
+        ("OIDC_CLIENT_ID", client),
+        ("OIDC_CLIENT_SECRET", "provider-secret"),
+        ("SESSIONS_ENABLED", "true"),
+        ("SESSION_COOKIE_SECURE", "false"),
+    ])
+    .await;
+    let mut browser = Browser::launch().await;
+
+    // The login page: the password form, and a button per provider.
+    let form = browser.goto(&srv.url("/form?action=login")).await;
+    check_form(&form, "Sign in", "/token", &["email", "password"]);
+    assert!(
+        form.text.contains("Sign in with single sign-on"),
+        "{form:#?}"
+    );
+    // Through the provider and back to the login page with a one-time code, never tokens.
+    let back = browser.follow("Sign in with single sign-on").await;
+    assert!(
+        back.url.starts_with(&srv.url("/form?action=login&code=")),
+        "{back:#?}"
+    );
+    assert!(!back.url.contains("token="), "{back:#?}");
+    assert!(
+        back.dialogs.is_empty() && back.errors.is_empty(),
+        "{back:#?}"
+    );
+    let done = browser.submit("Finish signing in").await;
+    check(&done, 200, "You are signed in.");
+    // The page's code was single-use: going back and submitting again fails.
+    browser.back().await;
+    let again = browser.submit("Finish signing in").await;
+    check(&again, 400, "");
+    let email = authura_core::Email::parse("ola@example.org").unwrap();
+    let user = srv
+        .state
+        .ctx()
+        .store
+        .find_by_email(None, &email)
+        .await
+        .unwrap()
+        .expect("the provider's sign-in created the user");
+    assert!(user.verified_at.is_some());
+
+    // The session page: the provider's button signs in with `mode=session` (the cookie).
+    assert!(browser.cookies().await.is_empty());
+    let form = browser.goto(&srv.url("/form?action=session")).await;
+    check_form(&form, "Sign in", "/session", &["email", "password"]);
+    let signed_in = browser.follow("Sign in with single sign-on").await;
+    assert_eq!(signed_in.heading, "Signed in", "{signed_in:#?}");
+    assert!(
+        signed_in
+            .text
+            .contains("You are signed in as ola@example.org."),
+        "{signed_in:#?}"
+    );
+    let cookies = browser.cookies().await;
+    assert!(
+        cookies.iter().any(|c| c["name"] == "authura_session"),
+        "{cookies:#?}"
+    );
+    browser.submit("Sign out").await;
+
+    // Consent denied at the provider: the login page says so.
+    crate::oauth::set_profile(&provider, client, json!({"sub": "b-1", "deny": true})).await;
+    browser.goto(&srv.url("/form?action=login")).await;
+    let denied = browser.follow("Sign in with single sign-on").await;
+    assert!(denied.url.contains("error=access_denied"), "{denied:#?}");
+    assert!(
+        denied
+            .text
+            .contains("access was not granted at the provider"),
+        "{denied:#?}"
+    );
+    browser
+        .screenshot(&target_dir().join("oauth-denied.png"))
+        .await;
+    browser.close().await;
+}
+
 /// Which reverse proxy fronts the app in [`signs_in_through_a_proxy`].
 enum ProxyKind {
     Nginx,
@@ -624,6 +716,10 @@ impl Browser {
     /// Clicks the button named `button` and returns the page the form's post leads to.
     async fn submit(&mut self, button: &str) -> Page {
         self.page(json!({"op": "submit", "button": button})).await
+    }
+
+    async fn follow(&mut self, link: &str) -> Page {
+        self.page(json!({"op": "follow", "link": link})).await
     }
 
     async fn back(&mut self) -> Page {

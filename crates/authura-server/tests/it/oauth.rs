@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use crate::harness::TestServer;
 
 /// The provider process; it stops when its stdin closes (on drop).
-struct ProviderProcess {
-    url: String,
+pub(crate) struct ProviderProcess {
+    pub(crate) url: String,
     child: Child,
     _stdin: ChildStdin,
 }
@@ -23,7 +23,7 @@ impl Drop for ProviderProcess {
     }
 }
 
-fn start_provider() -> ProviderProcess {
+pub(crate) fn start_provider() -> ProviderProcess {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oauth-provider");
     assert!(
         std::path::Path::new(dir)
@@ -51,7 +51,7 @@ fn start_provider() -> ProviderProcess {
     }
 }
 
-async fn set_profile(provider: &ProviderProcess, client_id: &str, profile: Value) {
+pub(crate) async fn set_profile(provider: &ProviderProcess, client_id: &str, profile: Value) {
     let res = reqwest::Client::new()
         .put(format!("{}/__profile/{client_id}", provider.url))
         .json(&profile)
@@ -248,4 +248,311 @@ async fn a_tampered_state_is_400_and_a_missing_cookie_redirects_invalid_state() 
             .unwrap()
             .is_none()
     );
+}
+
+/// No user with this address exists (in the default tenant).
+async fn assert_no_user(server: &TestServer, email: &str) {
+    let email = authura_core::Email::parse(email).unwrap();
+    assert!(
+        server
+            .state
+            .ctx()
+            .store
+            .find_by_email(None, &email)
+            .await
+            .unwrap()
+            .is_none(),
+        "{email} must not exist"
+    );
+}
+
+/// Exchanges the one-time code of a successful sign-in and returns the signed-in user.
+async fn user_of(server: &TestServer, back: &url::Url) -> Value {
+    assert_eq!(param(back, "error"), None, "{back}");
+    let code = param(back, "code").expect("a one-time code");
+    let tokens = server.post("/oauth/token", json!({"code": code})).await;
+    let access = tokens.ok()["access_token"].as_str().unwrap().to_owned();
+    server.get("/user", Some(&access)).await.ok()["user"].clone()
+}
+
+#[tokio::test]
+async fn forged_id_tokens_are_refused_and_change_nothing() {
+    let provider = start_provider();
+    let client = "client-forge";
+    let server = oidc_server(&provider, client, &[]).await;
+    let past = (chrono::Utc::now() - chrono::Duration::hours(2)).timestamp();
+    let evil = format!("{}/evil", provider.url);
+    let forgeries = [
+        (
+            "nonce",
+            json!({"claims": {"nonce": "not-the-nonce-we-sent"}}),
+        ),
+        ("aud", json!({"claims": {"aud": "another-client"}})),
+        ("iss", json!({"claims": {"iss": evil}})),
+        ("exp", json!({"claims": {"exp": past}})),
+        (
+            "unknown kid",
+            json!({"kid": "a-key-the-jwks-does-not-have"}),
+        ),
+        ("alg none", json!({"id_token": "alg-none"})),
+        ("hs256 with the public key", json!({"id_token": "hs256"})),
+        ("foreign key", json!({"id_token": "foreign-key"})),
+        (
+            "tampered payload",
+            json!({"id_token": "tampered", "tamper_email": "victim@example.org"}),
+        ),
+    ];
+    for (i, (what, forgery)) in forgeries.into_iter().enumerate() {
+        let email = format!("forged-{i}@example.org");
+        let mut profile = json!({"sub": format!("forged-{i}"),
+            "claims": {"email": email, "email_verified": true}});
+        for (k, v) in forgery.as_object().unwrap() {
+            if k == "claims" {
+                for (ck, cv) in v.as_object().unwrap() {
+                    profile["claims"][ck] = cv.clone();
+                }
+            } else {
+                profile[k] = v.clone();
+            }
+        }
+        set_profile(&provider, client, profile).await;
+        let back = sign_in(&server, "oidc", &server.url("/form")).await;
+        assert_eq!(
+            param(&back, "error").as_deref(),
+            Some("provider_error"),
+            "{what}: {back}"
+        );
+        assert_eq!(param(&back, "code"), None, "{what}");
+        assert_no_user(&server, &email).await;
+    }
+    assert_no_user(&server, "victim@example.org").await;
+    // The same provider and client, honest this time: the refusals were the forgeries'.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "honest", "claims": {"email": "honest@example.org", "email_verified": true}}),
+    )
+    .await;
+    let back = sign_in(&server, "oidc", &server.url("/form")).await;
+    assert_eq!(user_of(&server, &back).await["email"], "honest@example.org");
+}
+
+#[tokio::test]
+async fn a_replayed_callback_and_racing_code_exchanges_sign_in_once() {
+    let provider = start_provider();
+    let client = "client-replay";
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "replay", "claims": {"email": "replay@example.org", "email_verified": true}}),
+    )
+    .await;
+    let server = oidc_server(&provider, client, &[]).await;
+    // A browser whose cookie the attacker copied: the cookie header is sent by hand.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = browser
+        .get(server.url("/oauth/oidc?redirect_url=") + &server.url("/form"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = start
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let at_provider = browser.get(location(&start)).send().await.unwrap();
+    let callback = location(&at_provider);
+    let first = browser
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let first = url::Url::parse(&location(&first)).unwrap();
+    let code = param(&first, "code").expect("the first callback signs in");
+    // The same callback again, with the same cookie: the provider refuses its used code.
+    let again = browser
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let again = url::Url::parse(&location(&again)).unwrap();
+    assert_eq!(param(&again, "error").as_deref(), Some("provider_error"));
+    assert_eq!(param(&again, "code"), None);
+
+    // Twenty exchanges of one code at once: exactly one gets tokens.
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| server.post("/oauth/token", json!({"code": code}))),
+    )
+    .await;
+    let won = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(won, 1, "exactly one exchange wins");
+    for a in answers.iter().filter(|a| a.status != 200) {
+        a.expect(400, "invalid_code");
+    }
+}
+
+#[tokio::test]
+async fn google_signs_in_through_its_discovery_document() {
+    let provider = start_provider();
+    let client = "client-google";
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "108", "claims": {"email": "grace@example.org", "email_verified": true}}),
+    )
+    .await;
+    let server = TestServer::with(&[
+        ("OAUTH_PROVIDERS", "google"),
+        ("GOOGLE_ISSUER_URL", provider.url.as_str()),
+        ("GOOGLE_CLIENT_ID", client),
+        ("GOOGLE_CLIENT_SECRET", "provider-secret"),
+    ])
+    .await;
+    let back = sign_in(&server, "google", &server.url("/form")).await;
+    assert_eq!(user_of(&server, &back).await["email"], "grace@example.org");
+    // Google's unverified address: nothing.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "109", "claims": {"email": "gus@example.org", "email_verified": false}}),
+    )
+    .await;
+    let back = sign_in(&server, "google", &server.url("/form")).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("email_not_verified"));
+    assert_no_user(&server, "gus@example.org").await;
+}
+
+#[tokio::test]
+async fn a_multi_tenant_microsoft_app_needs_xms_edov_and_a_single_tenant_one_does_not() {
+    let provider = start_provider();
+    let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let token_iss = format!("{}/{tid}/v2.0", provider.url);
+    let common = format!("{}/common/v2.0", provider.url);
+    let client = "client-entra-common";
+    let server = TestServer::with(&[
+        ("OAUTH_PROVIDERS", "microsoft"),
+        ("MICROSOFT_TENANT", "common"),
+        ("MICROSOFT_ISSUER_URL", common.as_str()),
+        ("MICROSOFT_CLIENT_ID", client),
+        ("MICROSOFT_CLIENT_SECRET", "provider-secret"),
+    ])
+    .await;
+    // nOAuth: an `email` an attacker's tenant can set, without `xms_edov`: refused.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "m1", "claims": {"email": "ceo@example.org", "tid": tid, "iss": token_iss}}),
+    )
+    .await;
+    let back = sign_in(&server, "microsoft", &server.url("/form")).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("email_not_verified"));
+    assert_no_user(&server, "ceo@example.org").await;
+    // A token whose `iss` names another tenant than its `tid`: refused.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "m2", "claims": {"email": "m2@example.org", "xms_edov": true,
+            "tid": tid, "iss": format!("{}/another-tenant/v2.0", provider.url)}}),
+    )
+    .await;
+    let back = sign_in(&server, "microsoft", &server.url("/form")).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("provider_error"));
+    assert_no_user(&server, "m2@example.org").await;
+    // The domain owner verified: signed in.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "m3", "claims": {"email": "Verified@Example.org", "xms_edov": true,
+            "tid": tid, "iss": token_iss}}),
+    )
+    .await;
+    let back = sign_in(&server, "microsoft", &server.url("/form")).await;
+    assert_eq!(
+        user_of(&server, &back).await["email"],
+        "verified@example.org"
+    );
+
+    // A single-tenant app: the tenant's own users, no `xms_edov` needed.
+    let client = "client-entra-single";
+    let single = format!("{}/{tid}/v2.0", provider.url);
+    let server = TestServer::with(&[
+        ("OAUTH_PROVIDERS", "microsoft"),
+        ("MICROSOFT_TENANT", tid),
+        ("MICROSOFT_ISSUER_URL", single.as_str()),
+        ("MICROSOFT_CLIENT_ID", client),
+        ("MICROSOFT_CLIENT_SECRET", "provider-secret"),
+    ])
+    .await;
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "m4", "claims": {"email": "staff@example.org", "tid": tid, "iss": token_iss}}),
+    )
+    .await;
+    let back = sign_in(&server, "microsoft", &server.url("/form")).await;
+    assert_eq!(user_of(&server, &back).await["email"], "staff@example.org");
+}
+
+#[tokio::test]
+async fn github_signs_in_with_the_primary_verified_address_only() {
+    let provider = start_provider();
+    let client = "client-github";
+    let gh = |path: &str| format!("{}/github{path}", provider.url);
+    let (auth, token, user) = (
+        gh("/login/oauth/authorize"),
+        gh("/login/oauth/access_token"),
+        gh("/api/user"),
+    );
+    let server = TestServer::with(&[
+        ("OAUTH_PROVIDERS", "github"),
+        ("GITHUB_CLIENT_ID", client),
+        ("GITHUB_CLIENT_SECRET", "provider-secret"),
+        ("GITHUB_AUTH_URL", auth.as_str()),
+        ("GITHUB_TOKEN_URL", token.as_str()),
+        ("GITHUB_USERINFO_URL", user.as_str()),
+    ])
+    .await;
+    // The primary address is unverified; a verified secondary one does not count.
+    set_profile(
+        &provider,
+        client,
+        json!({"github": {"id": 1001, "login": "mona", "emails": [
+            {"email": "mona@example.org", "primary": true, "verified": false, "visibility": "public"},
+            {"email": "mona@work.example", "primary": false, "verified": true, "visibility": null}
+        ]}}),
+    )
+    .await;
+    let back = sign_in(&server, "github", &server.url("/form")).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("email_not_verified"));
+    assert_no_user(&server, "mona@example.org").await;
+    assert_no_user(&server, "mona@work.example").await;
+    // Primary and verified (and private: `/user` shows no address): signed in with it.
+    set_profile(
+        &provider,
+        client,
+        json!({"github": {"id": 583231, "login": "octocat", "emails": [
+            {"email": "octo@work.example", "primary": false, "verified": true, "visibility": null},
+            {"email": "Octocat@Example.org", "primary": true, "verified": true, "visibility": "private"}
+        ]}}),
+    )
+    .await;
+    let back = sign_in(&server, "github", &server.url("/form")).await;
+    assert_eq!(
+        user_of(&server, &back).await["email"],
+        "octocat@example.org"
+    );
+    // Denied at GitHub.
+    set_profile(&provider, client, json!({"deny": true})).await;
+    let back = sign_in(&server, "github", &server.url("/form")).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
 }
