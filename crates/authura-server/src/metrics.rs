@@ -53,6 +53,11 @@ pub const ROUTES: &[&str] = &[
     "/oauth/token",
     "/oauth/{provider}",
     "/oauth/{provider}/callback",
+    "/admin/users/{id}/lock",
+    "/admin/users/{id}/unlock",
+    "/admin/users/{id}/archive",
+    "/admin/users/{id}/restore",
+    "/admin/audit",
 ];
 
 /// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.
