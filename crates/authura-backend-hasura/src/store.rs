@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use authura_core::error::with_causes;
 use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
-use authura_core::{Secret, StoreError, UserStore};
+use authura_core::{Secret, StoreError, UserPage, UserQuery, UserStore};
 
 use crate::graphql::execute;
 
@@ -78,25 +78,6 @@ impl HasuraStore {
         &self.url
     }
 
-    /// Deletes the user with this id in this tenant (`delete_users_by_pk` after a tenant
-    /// check); whether there was one. Not part of `UserStore` (the service never deletes
-    /// users): for operators and tests.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Backend` when Hasura fails.
-    pub async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
-        if self.find_by_id(tenant, id).await?.is_none() {
-            return Ok(false);
-        }
-        let Some(id) = row_id(id) else {
-            return Ok(false);
-        };
-        let data: DeleteData = self
-            .run("AuthuraDeleteUser", DELETE, json!({ "id": id }))
-            .await?;
-        Ok(data.delete_users_by_pk.is_some())
-    }
-
     async fn run<T: serde::de::DeserializeOwned>(
         &self,
         operation: &'static str,
@@ -138,6 +119,9 @@ const UPDATE_IF: &str = "mutation AuthuraUpdateUserIf($where: users_bool_exp!, $
      { affected_rows returning { id email role password tenant_id verified_at } } }";
 const DELETE: &str = "mutation AuthuraDeleteUser($id: Int!) { \
      delete_users_by_pk(id: $id) { id } }";
+const LIST: &str = "query AuthuraListUsers($where: users_bool_exp!, $limit: Int!) { \
+     users(where: $where, order_by: {id: asc}, limit: $limit) \
+     { id email role password tenant_id verified_at } }";
 const PING: &str = "query AuthuraPing { users(limit: 1) { id } }";
 
 #[async_trait]
@@ -280,6 +264,56 @@ impl UserStore for HasuraStore {
         }
     }
 
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let mut all = vec![json!({ "tenant_id": tenant_filter(query.tenant.as_ref()) })];
+        if let Some(after) = &query.after {
+            // The id is an `Int`: a cursor beyond it (or not a number) sorts after every row.
+            match row_id(after) {
+                Some(after) => all.push(json!({ "id": { "_gt": after } })),
+                None => return Ok(UserPage::default()),
+            }
+        }
+        if let Some(text) = query.filter() {
+            let mut any =
+                vec![json!({ "email": { "_ilike": format!("%{}%", like_escaped(&text)) } })];
+            if let Some(id) = row_id(&UserId::from_subject(&text))
+                && id.to_string() == text
+            {
+                any.push(json!({ "id": { "_eq": id } }));
+            }
+            all.push(json!({ "_or": any }));
+        }
+        let limit = i32::try_from(query.page_size() + 1).unwrap_or(i32::MAX);
+        let data: UsersData = self
+            .run(
+                "AuthuraListUsers",
+                LIST,
+                json!({ "where": { "_and": all }, "limit": limit }),
+            )
+            .await?;
+        let found = data
+            .users
+            .into_iter()
+            .map(UserRow::into_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(query.page(found))
+    }
+
+    async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        // `delete_users_by_pk` cannot also filter on the tenant: check it first (the id is the
+        // primary key and never changes, so the user found is the one deleted).
+        if self.find_by_id(tenant, id).await?.is_none() {
+            return Ok(false);
+        }
+        let Some(id) = row_id(id) else {
+            return Ok(false);
+        };
+        let data: DeleteData = self
+            .run("AuthuraDeleteUser", DELETE, json!({ "id": id }))
+            .await?;
+        Ok(data.delete_users_by_pk.is_some())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let _: PingData = self.run("AuthuraPing", PING, json!({})).await?;
         Ok(())
@@ -319,6 +353,19 @@ fn row_id(id: &UserId) -> Option<i32> {
         UserId::Int(n) => i32::try_from(*n).ok(),
         UserId::Text(s) => s.parse().ok(),
     }
+}
+
+/// `text` with `ILIKE`'s wildcards (`%`, `_`) and its escape character (`\\`) escaped, so it
+/// matches only itself.
+fn like_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// A `timestamptz` literal, microseconds kept.
@@ -443,6 +490,12 @@ mod tests {
         assert_eq!(row_id(&UserId::Text("7".into())), Some(7));
         assert_eq!(row_id(&UserId::Int(i64::MAX)), None);
         assert_eq!(row_id(&UserId::Text("no-such-user".into())), None);
+    }
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_escaped("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(like_escaped("plain@example.com"), "plain@example.com");
     }
 
     #[test]

@@ -11,9 +11,9 @@ use url::Url;
 
 use authura_core::error::with_causes;
 use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
-use authura_core::{Secret, StoreError, UserStore};
+use authura_core::{Secret, StoreError, UserPage, UserQuery, UserStore};
 
-use crate::wire::{CreateBody, PatchBody, WireUser};
+use crate::wire::{CreateBody, PatchBody, WirePage, WireUser};
 
 /// How to reach the service (`HTTP_URL`, `HTTP_AUTH_HEADER_KEY`, `HTTP_AUTH_HEADER_VALUE`).
 #[derive(Debug, Clone)]
@@ -291,6 +291,71 @@ impl UserStore for HttpStore {
             StatusCode::NOT_FOUND => Err(StoreError::NotFound),
             StatusCode::CONFLICT => Err(StoreError::Conflict),
             StatusCode::PRECONDITION_FAILED => Err(StoreError::Changed),
+            other => Err(unexpected(OP, other, &body)),
+        }
+    }
+
+    /// `GET ?query=&after=&limit=&tenant_id=` (optional in the contract): 404, 405 or 501 mean
+    /// the service does not list.
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        const OP: &str = "list";
+        let limit = query.page_size();
+        let mut url = self.base.clone();
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(text) = query.filter() {
+                pairs.append_pair("query", &text);
+            }
+            if let Some(after) = &query.after {
+                pairs.append_pair("after", &after.to_string());
+            }
+            pairs.append_pair("limit", &limit.to_string());
+        }
+        let url = Self::with_tenant(url, query.tenant.as_ref());
+        let (status, body) = self.send(OP, self.client.get(url)).await?;
+        match status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => {
+                return Err(StoreError::Unsupported("listing users".into()));
+            }
+            other => return Err(unexpected(OP, other, &body)),
+        }
+        let page: WirePage = serde_json::from_str(&body).map_err(|e| {
+            StoreError::Backend(format!("{OP}: the service's answer is not a page: {e}"))
+        })?;
+        let page = page.into_page()?;
+        if page.users.len() > limit
+            || page
+                .users
+                .iter()
+                .any(|u| u.tenant != query.tenant || !query.matches(u))
+        {
+            return Err(StoreError::Backend(format!(
+                "{OP}: the service answered more users than asked for, or users the query does \
+                 not match"
+            )));
+        }
+        Ok(page)
+    }
+
+    /// `DELETE /{id}?tenant_id=` (optional in the contract). 404 is both "no such user" and
+    /// what a service without the call answers, so a 404 is followed by a lookup: a user who is
+    /// still there means the service does not delete.
+    async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        const OP: &str = "delete";
+        let url = Self::with_tenant(self.item(id), tenant);
+        let (status, body) = self.send(OP, self.client.delete(url)).await?;
+        match status {
+            StatusCode::NO_CONTENT | StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => match self.find_by_id(tenant, id).await? {
+                None => Ok(false),
+                Some(_) => Err(StoreError::Unsupported("deleting users".into())),
+            },
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => {
+                Err(StoreError::Unsupported("deleting users".into()))
+            }
             other => Err(unexpected(OP, other, &body)),
         }
     }

@@ -21,6 +21,27 @@ pub(crate) struct WireUser {
     verified_at: Option<DateTime<Utc>>,
 }
 
+/// A page as the service returns it: `{"users": [U…], "next": id or null}`.
+#[derive(Deserialize)]
+pub(crate) struct WirePage {
+    users: Vec<WireUser>,
+    #[serde(default)]
+    next: Option<WireId>,
+}
+
+impl WirePage {
+    /// The domain page; a user that does not validate is the service's error.
+    pub(crate) fn into_page(self) -> Result<authura_core::UserPage, StoreError> {
+        let users = self
+            .users
+            .into_iter()
+            .map(WireUser::into_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = self.next.map(WireId::into_id).transpose()?;
+        Ok(authura_core::UserPage { users, next })
+    }
+}
+
 /// An id as the service returns it: a JSON number or a JSON string, kept as it is.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -29,15 +50,23 @@ enum WireId {
     Text(String),
 }
 
+impl WireId {
+    fn into_id(self) -> Result<UserId, StoreError> {
+        match self {
+            WireId::Int(n) => Ok(UserId::Int(n)),
+            WireId::Text(s) if s.is_empty() => Err(StoreError::Backend(
+                "the service returned an empty id".into(),
+            )),
+            WireId::Text(s) => Ok(UserId::Text(s)),
+        }
+    }
+}
+
 impl WireUser {
     /// The domain user; a field that does not validate is the service's error.
     pub(crate) fn into_user(self) -> Result<User, StoreError> {
         let bad = |what: &str| StoreError::Backend(format!("the service returned {what}"));
-        let id = match self.id {
-            WireId::Int(n) => UserId::Int(n),
-            WireId::Text(s) if s.is_empty() => return Err(bad("an empty id")),
-            WireId::Text(s) => UserId::Text(s),
-        };
+        let id = self.id.into_id()?;
         let tenant = match self.tenant_id {
             None => None,
             Some(t) => Some(TenantId::parse(&t).map_err(|_| bad("an invalid tenant_id"))?),

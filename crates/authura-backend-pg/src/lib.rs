@@ -29,6 +29,7 @@
 mod error;
 mod events;
 mod migrate;
+mod oauth_links;
 mod permits;
 mod policy;
 mod state;

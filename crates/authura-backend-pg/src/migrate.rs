@@ -43,6 +43,7 @@ pub(crate) const ROLE_GROUP_IDS: &str = "authura_role_group_ids";
 
 /// The permits' table, one row per (user, group).
 pub(crate) const PERMITS_TABLE: &str = "authura_permits";
+
 /// The account state table's name (SPEC §11).
 pub(crate) const ACCOUNT_STATE_TABLE: &str = "authura_account_state";
 
@@ -51,6 +52,9 @@ pub(crate) const PASSWORD_HISTORY_TABLE: &str = "authura_password_history";
 
 /// The audit log table's name (SPEC §11).
 pub(crate) const AUDIT_TABLE: &str = "authura_audit";
+
+/// The OAuth identity links' table (SPEC §9).
+pub(crate) const OAUTH_LINKS_TABLE: &str = "authura_oauth_links";
 
 /// What one run of migrations works on.
 struct Plan<'a> {
@@ -166,6 +170,7 @@ pub(crate) async fn run_state(
                 quoted_in(schema, PASSWORD_HISTORY_TABLE),
             ),
             ("{{audit}}", quoted_in(schema, AUDIT_TABLE)),
+            ("{{oauth_links}}", quoted_in(schema, OAUTH_LINKS_TABLE)),
         ],
         users: None,
     };

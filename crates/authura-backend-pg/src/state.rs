@@ -51,6 +51,8 @@ pub struct PgStateStore {
     pub(crate) permit_queries: Arc<crate::permits::Queries>,
     /// The account state, history and audit statements (`policy.rs`).
     pub(crate) policy: Arc<PolicyQueries>,
+    /// The OAuth links' statements.
+    pub(crate) oauth_link_queries: Arc<crate::oauth_links::Queries>,
     query_timeout: Duration,
     /// Opens the state events' dedicated listening connection.
     opener: Arc<Opener>,
@@ -97,6 +99,7 @@ impl PgStateStore {
             queries: Arc::new(Queries::new(&migrate::quoted_in(schema, SESSIONS_TABLE))),
             permit_queries: Arc::new(crate::permits::Queries::new(schema)),
             policy: Arc::new(PolicyQueries::new(schema)),
+            oauth_link_queries: Arc::new(crate::oauth_links::Queries::new(schema)),
             query_timeout,
             opener,
         }
@@ -280,6 +283,10 @@ fn one(row: Option<Row>) -> Result<Option<Session>, StoreError> {
 
 #[async_trait]
 impl SessionStore for PgStateStore {
+    fn oauth_links(&self) -> Option<&dyn authura_core::state::OAuthLinkStore> {
+        Some(self)
+    }
+
     async fn create_session(
         &self,
         session: Session,

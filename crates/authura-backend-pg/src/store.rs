@@ -22,7 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use authura_core::types::{
     Email, NewUser, PasswordHash, Role, TenantId, User, UserChanges, UserId,
 };
-use authura_core::{Secret, StoreError, UserStore};
+use authura_core::{Secret, StoreError, UserPage, UserQuery, UserStore};
 
 use crate::error;
 use crate::migrate;
@@ -121,26 +121,6 @@ impl PgStore {
         };
         store.ping().await?;
         Ok(store)
-    }
-
-    /// Deletes the user with this id in this tenant; whether there was one. Not part of
-    /// `UserStore` (the service never deletes users): for operators and tests.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Backend` when PostgreSQL fails.
-    pub async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
-        let Some(id) = row_id(id) else {
-            return Ok(false);
-        };
-        let mut conn = self.conn().await?;
-        let query = self
-            .queries
-            .delete
-            .bind::<BigInt, _>(id)
-            .bind::<Text, _>(tenant_key(tenant));
-        let answer = self.within_deadline(query.execute(&mut *conn)).await;
-        let deleted = self.settle(conn, answer)?.map_err(error::query)?;
-        Ok(deleted > 0)
     }
 
     /// The users table this store works on.
@@ -349,6 +329,67 @@ impl UserStore for PgStore {
         }
     }
 
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        // Ids are integers: a textual cursor that is no number sorts after every one.
+        let after = match &query.after {
+            None => i64::MIN,
+            Some(after) => match row_id(after) {
+                Some(after) => after,
+                None => return Ok(UserPage::default()),
+            },
+        };
+        let limit = i64::try_from(query.page_size() + 1).unwrap_or(i64::MAX);
+        let tenant = tenant_key(query.tenant.as_ref());
+        let mut conn = self.conn().await?;
+        let answer = match query.filter() {
+            None => {
+                let statement = self
+                    .queries
+                    .list
+                    .bind::<Text, _>(tenant)
+                    .bind::<BigInt, _>(after)
+                    .bind::<BigInt, _>(limit);
+                self.within_deadline(statement.load::<UserRow>(&mut *conn))
+                    .await
+            }
+            Some(text) => {
+                let id = text.parse::<i64>().ok().filter(|n| n.to_string() == text);
+                let statement = self
+                    .queries
+                    .list_filtered
+                    .bind::<Text, _>(tenant)
+                    .bind::<BigInt, _>(after)
+                    .bind::<Text, _>(text)
+                    .bind::<Nullable<BigInt>, _>(id)
+                    .bind::<BigInt, _>(limit);
+                self.within_deadline(statement.load::<UserRow>(&mut *conn))
+                    .await
+            }
+        };
+        let found = self
+            .settle(conn, answer)?
+            .map_err(error::query)?
+            .into_iter()
+            .map(UserRow::into_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(query.page(found))
+    }
+
+    async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let query = self
+            .queries
+            .delete
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(tenant_key(tenant));
+        let answer = self.within_deadline(query.execute(&mut *conn)).await;
+        let deleted = self.settle(conn, answer)?.map_err(error::query)?;
+        Ok(deleted > 0)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         // Touches the users table, so a database without it is not "ready".
@@ -378,6 +419,8 @@ struct Queries {
     update: Sql,
     update_if: Sql,
     delete: Sql,
+    list: Sql,
+    list_filtered: Sql,
     ping: Sql,
 }
 
@@ -414,6 +457,16 @@ impl Queries {
             )),
             delete: Sql::new(&format!(
                 "DELETE FROM {t} WHERE id = $1 AND {same_tenant}$2"
+            )),
+            // Keyset paging on the (tenant, id) index of migration 0003: one index descent per
+            // page at any depth.
+            list: Sql::new(&format!(
+                "SELECT {columns} FROM {t} WHERE {same_tenant}$1 AND id > $2 ORDER BY id LIMIT $3"
+            )),
+            // `strpos`, not `LIKE`: no character of the filter is a wildcard.
+            list_filtered: Sql::new(&format!(
+                "SELECT {columns} FROM {t} WHERE {same_tenant}$1 AND id > $2 \
+                 AND (strpos(lower(email), $3) > 0 OR id = $4) ORDER BY id LIMIT $5"
             )),
             ping: Sql::new(&format!("SELECT 1 FROM {t} LIMIT 1")),
         }
@@ -577,6 +630,8 @@ mod tests {
             &q.update,
             &q.update_if,
             &q.delete,
+            &q.list,
+            &q.list_filtered,
         ] {
             let text = sql.text();
             assert!(text.contains(r#""auth"."accounts""#), "{text}");
@@ -589,10 +644,12 @@ mod tests {
             &q.update,
             &q.update_if,
             &q.delete,
+            &q.list,
+            &q.list_filtered,
             &q.ping,
         ]
         .map(Sql::parameters);
-        assert_eq!(counts, [2, 2, 5, 6, 8, 2, 0]);
+        assert_eq!(counts, [2, 2, 5, 6, 8, 2, 3, 5, 0]);
         // A table name with `$` is part of the text, not a parameter.
         let q = Queries::new(&UsersTable::parse("a$1").unwrap());
         assert!(q.find_by_id.text().contains(r#"FROM "a$1" WHERE id = $1 "#));

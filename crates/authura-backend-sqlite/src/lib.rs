@@ -23,6 +23,7 @@
 
 mod error;
 mod migrate;
+mod oauth_links;
 mod permits;
 mod policy;
 mod read;

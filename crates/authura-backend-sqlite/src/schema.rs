@@ -28,6 +28,12 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+diesel::define_sql_function! {
+    /// SQLite's `instr()`: where the filter text starts in the email (0: nowhere). Unlike
+    /// `LIKE`, no character of the text is a wildcard.
+    fn instr(haystack: diesel::sql_types::Text, needle: diesel::sql_types::Text) -> diesel::sql_types::Integer;
+}
+
 /// A stored row, as selected (and returned by `RETURNING`).
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(Sqlite))]

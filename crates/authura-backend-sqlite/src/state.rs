@@ -167,6 +167,10 @@ fn sessions(rows: Vec<Row>) -> Result<Vec<Session>, StoreError> {
 
 #[async_trait]
 impl SessionStore for SqliteStateStore {
+    fn oauth_links(&self) -> Option<&dyn authura_core::state::OAuthLinkStore> {
+        Some(self)
+    }
+
     async fn create_session(
         &self,
         session: Session,

@@ -17,12 +17,12 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use authura_core::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
-use authura_core::{StoreError, UserStore};
+use authura_core::{StoreError, UserPage, UserQuery, UserStore};
 
 use crate::error;
 use crate::migrate;
 use crate::read::Readers;
-use crate::schema::{ChangeRow, NewRow, UserRow, lower, row_id, users};
+use crate::schema::{ChangeRow, NewRow, UserRow, instr, lower, row_id, users};
 use crate::space;
 use crate::state::SqliteStateStore;
 
@@ -37,7 +37,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A `UserStore` over one SQLite database file. Cloning is cheap and shares the pool.
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Writes (and `delete`) on Tokio's blocking threads.
+    /// Writes (and `list`) on Tokio's blocking threads.
     pool: Pool<Conn>,
     /// Reads, inline (see `read.rs`).
     readers: Arc<Readers>,
@@ -82,27 +82,6 @@ impl SqliteStore {
             .map_err(error::query)?;
         drop(conn);
         Ok(store)
-    }
-
-    /// Deletes the user with this id in this tenant; whether there was one. Not part of
-    /// `UserStore` (the service never deletes users): for operators and tests.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Backend` when SQLite fails.
-    pub async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
-        let Some(id) = row_id(id) else {
-            return Ok(false);
-        };
-        let mut conn = self.conn().await?;
-        let deleted = diesel::delete(
-            users::table
-                .filter(users::id.eq(id))
-                .filter(users::tenant_id.is(tenant.map(TenantId::as_str))),
-        )
-        .execute(&mut *conn)
-        .await
-        .map_err(error::query)?;
-        Ok(deleted > 0)
     }
 
     /// The state store in this database (SPEC §13), sharing this store's connection pool,
@@ -277,6 +256,58 @@ impl UserStore for SqliteStore {
             Some(row) => row.into_user(),
             None => changed().await,
         }
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let mut select = users::table
+            .filter(users::tenant_id.is(query.tenant.as_ref().map(TenantId::as_str)))
+            .select(UserRow::as_select())
+            .order(users::id.asc())
+            .limit(i64::try_from(query.page_size() + 1).unwrap_or(i64::MAX))
+            .into_boxed();
+        if let Some(after) = &query.after {
+            // Ids are integers: a textual cursor that is no number sorts after every one.
+            match row_id(after) {
+                Some(after) => select = select.filter(users::id.gt(after)),
+                None => return Ok(UserPage::default()),
+            }
+        }
+        if let Some(text) = query.filter() {
+            let in_email = instr(lower(users::email), text.clone()).gt(0);
+            select = match text.parse::<i64>() {
+                Ok(id) if id.to_string() == text => select.filter(in_email.or(users::id.eq(id))),
+                _ => select.filter(in_email),
+            };
+        }
+        // On the pool's blocking threads, not inline: a filter that matches few rows of a large
+        // table reads many of them.
+        let mut conn = self.conn().await?;
+        let rows = select
+            .load::<UserRow>(&mut *conn)
+            .await
+            .map_err(error::query)?;
+        drop(conn);
+        let found = rows
+            .into_iter()
+            .map(UserRow::into_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(query.page(found))
+    }
+
+    async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        let Some(id) = row_id(id) else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let deleted = diesel::delete(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::tenant_id.is(tenant.map(TenantId::as_str))),
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(error::query)?;
+        Ok(deleted > 0)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

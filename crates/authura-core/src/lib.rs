@@ -29,5 +29,5 @@ pub mod types;
 pub use crypto::keys;
 pub use error::CoreError;
 pub use state::SessionStore;
-pub use store::{StoreError, UserStore};
+pub use store::{StoreError, UserPage, UserQuery, UserStore};
 pub use types::{Email, NewUser, PasswordHash, Role, Secret, TenantId, User, UserChanges, UserId};

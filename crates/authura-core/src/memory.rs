@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::store::{StoreError, UserStore};
+use crate::store::{StoreError, UserPage, UserQuery, UserStore, id_order};
 use crate::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
 
 pub use crate::state::memory::MemorySessionStore;
@@ -27,11 +27,6 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
-    }
-
-    /// Removes a user (there is no delete in the trait; operators delete in their own database).
-    pub fn delete(&self, id: &UserId) {
-        self.lock().users.retain(|u| &u.id != id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -140,6 +135,34 @@ impl UserStore for MemoryStore {
         }
         changes.apply_to(user);
         Ok(user.clone())
+    }
+
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<User> = state
+            .users
+            .iter()
+            .filter(|u| u.tenant == query.tenant && query.matches(u))
+            .filter(|u| {
+                query
+                    .after
+                    .as_ref()
+                    .is_none_or(|after| id_order(&u.id, after).is_gt())
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| id_order(&a.id, &b.id));
+        found.truncate(query.page_size() + 1);
+        Ok(query.page(found))
+    }
+
+    async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let before = state.users.len();
+        state
+            .users
+            .retain(|u| !(&u.id == id && u.tenant.as_ref() == tenant));
+        Ok(state.users.len() < before)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -92,6 +92,25 @@ pub trait UserStore: Send + Sync + 'static {
         changes: UserChanges,
     ) -> Result<User, StoreError>;
 
+    /// One page of the users of `query.tenant`, in ascending id order, after `query.after`
+    /// (exclusive), at most `query.limit` of them (clamped to 1..=[`UserQuery::MAX_LIMIT`]),
+    /// only those `query.text` matches ([`UserQuery`]). The order is by id, a key that never
+    /// changes, so paging with `after` = the last id of the previous page neither skips nor
+    /// repeats a user, also while users are created between pages (a new user comes on a later
+    /// page, or not at all if its id sorts before the cursor).
+    ///
+    /// # Errors
+    /// `Unsupported` when the backend cannot list (an HTTP backend without the optional list
+    /// endpoint); `ReadOnly` never; `Unavailable` or `Backend` when the backend fails.
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
+
+    /// Deletes the user with this id in this tenant; whether there was one.
+    ///
+    /// # Errors
+    /// `Unsupported` when the backend cannot delete (an HTTP backend without the optional
+    /// delete endpoint); `ReadOnly` for a directory; `Unavailable` or `Backend` when it fails.
+    async fn delete(&self, tenant: Option<&TenantId>, id: &UserId) -> Result<bool, StoreError>;
+
     /// Whether the backend is reachable (`/readyz`).
     ///
     /// # Errors
@@ -102,6 +121,86 @@ pub trait UserStore: Send + Sync + 'static {
     /// one of its own to report (the default).
     fn pool_status(&self) -> Option<PoolStatus> {
         None
+    }
+}
+
+/// What [`UserStore::list`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// The tenant whose users are listed (`None`: the users without a tenant).
+    pub tenant: Option<TenantId>,
+    /// A filter: a user matches when their email contains this text, compared
+    /// case-insensitively, or when their id's text is exactly this text. `None` (or empty):
+    /// every user matches.
+    pub text: Option<String>,
+    /// The cursor: only users whose id sorts after this one (the last id of the previous
+    /// page). Numeric ids sort as numbers, textual ids as text.
+    pub after: Option<UserId>,
+    /// The most users on the page; clamped to 1..=[`UserQuery::MAX_LIMIT`].
+    pub limit: usize,
+}
+
+impl UserQuery {
+    /// The largest page (SPEC §11).
+    pub const MAX_LIMIT: usize = 200;
+    /// The page size when a caller names none.
+    pub const DEFAULT_LIMIT: usize = 50;
+
+    /// `limit` clamped to 1..=[`UserQuery::MAX_LIMIT`]: what every store returns at most.
+    pub fn page_size(&self) -> usize {
+        self.limit.clamp(1, Self::MAX_LIMIT)
+    }
+
+    /// The filter text, lower-cased and trimmed; `None` when there is none.
+    pub fn filter(&self) -> Option<String> {
+        self.text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_lowercase)
+    }
+
+    /// Whether `user` passes the filter (for stores that filter in memory).
+    pub fn matches(&self, user: &User) -> bool {
+        match self.filter() {
+            None => true,
+            Some(text) => user.email.as_str().contains(&text) || user.id.to_string() == text,
+        }
+    }
+
+    /// The page from `found`, the matching users after the cursor in id order, of which the
+    /// store read at most one more than [`UserQuery::page_size`]: that extra one only tells
+    /// that there is a next page.
+    pub fn page(&self, mut found: Vec<User>) -> UserPage {
+        let size = self.page_size();
+        let more = found.len() > size;
+        found.truncate(size);
+        let next = if more {
+            found.last().map(|u| u.id.clone())
+        } else {
+            None
+        };
+        UserPage { users: found, next }
+    }
+}
+
+/// One page of [`UserStore::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPage {
+    /// The users, in ascending id order.
+    pub users: Vec<User>,
+    /// The cursor of the next page (the last user's id), `None` on the last page.
+    pub next: Option<UserId>,
+}
+
+/// Orders user ids as every store lists them: numbers by value, before texts, texts by their
+/// bytes.
+pub fn id_order(a: &UserId, b: &UserId) -> std::cmp::Ordering {
+    match (a, b) {
+        (UserId::Int(a), UserId::Int(b)) => a.cmp(b),
+        (UserId::Int(_), UserId::Text(_)) => std::cmp::Ordering::Less,
+        (UserId::Text(_), UserId::Int(_)) => std::cmp::Ordering::Greater,
+        (UserId::Text(a), UserId::Text(b)) => a.cmp(b),
     }
 }
 

@@ -21,6 +21,8 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// The audit table's counters (`/metrics`: `authura_audit_events_total{result}`).
 #[derive(Debug, Default)]
 pub struct AuditStats {
+    /// Events queued for the table.
+    pub queued: AtomicU64,
     /// Events written to the table.
     pub written: AtomicU64,
     /// Events the table refused (the database failed; logged).
@@ -74,16 +76,39 @@ impl AuditQueue {
     pub fn is_enabled(&self) -> bool {
         self.queue.is_some()
     }
+
+    /// Waits until every event queued so far is written (or refused), for at most `limit`:
+    /// what a short-lived process (the command line) does before it exits, so its events reach
+    /// the table. Returns whether they all did.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        let started = tokio::time::Instant::now();
+        loop {
+            let done = self.stats.written.load(Ordering::Relaxed)
+                + self.stats.failed.load(Ordering::Relaxed);
+            if done >= self.stats.queued.load(Ordering::Relaxed) {
+                return true;
+            }
+            if started.elapsed() >= limit {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 impl AuditSink for AuditQueue {
     fn record(&self, event: AuditEvent) {
         event.log();
-        if let Some(queue) = &self.queue
-            && let Err(e) = queue.try_send(event)
-        {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "audit queue full; event dropped from the table (it is in the log)");
+        if let Some(queue) = &self.queue {
+            match queue.try_send(event) {
+                Ok(()) => {
+                    self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "audit queue full; event dropped from the table (it is in the log)");
+                }
+            }
         }
     }
 }

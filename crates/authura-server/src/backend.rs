@@ -340,6 +340,21 @@ impl UserStore for DeferredStore {
         self.get()?.update_if(tenant, expected, changes).await
     }
 
+    async fn list(
+        &self,
+        query: &authura_core::UserQuery,
+    ) -> Result<authura_core::UserPage, StoreError> {
+        self.get()?.list(query).await
+    }
+
+    async fn delete(
+        &self,
+        tenant: Option<&authura_core::TenantId>,
+        id: &authura_core::UserId,
+    ) -> Result<bool, StoreError> {
+        self.get()?.delete(tenant, id).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.get()?.ping().await
     }

@@ -6,6 +6,7 @@ mod answer;
 pub mod audit;
 pub mod backend;
 pub mod captcha;
+pub mod cli;
 pub mod config;
 pub mod error;
 mod extract;

@@ -124,8 +124,6 @@ pub struct AppState {
     external_origin: String,
     /// `EXTERNAL_URL/form`, where forward auth sends an anonymous browser.
     sign_in_form: url::Url,
-    /// `EXTERNAL_URL` + `/form?action=session`: where a browser's sign-in and logout land.
-    session_form_url: String,
     /// `REQUEST_TIMEOUT`: how long a body may take to arrive.
     request_timeout: std::time::Duration,
     /// `true` once the server has begun to stop ([`AppState::begin_shutdown`]).
@@ -273,8 +271,10 @@ impl AppState {
 
     /// `EXTERNAL_URL` + `/form?action=session`, the sign-in page (built from the configuration,
     /// never from a request's Host).
-    pub(crate) fn session_form_url(&self) -> &str {
-        &self.session_form_url
+    pub(crate) fn session_form_url(&self) -> String {
+        let mut url = self.sign_in_form.clone();
+        url.query_pairs_mut().append_pair("action", "session");
+        url.into()
     }
 
     /// `REQUEST_TIMEOUT`: how long a request's body may take to arrive after its head.
@@ -574,10 +574,6 @@ pub async fn build_state_with_stores(
             .ascii_serialization()
             .to_ascii_lowercase(),
         sign_in_form: crate::routes::check::sign_in_form(&config.external_url),
-        session_form_url: format!(
-            "{}/form?action=session",
-            config.external_url.as_str().trim_end_matches('/')
-        ),
         request_timeout: config.request_timeout,
         stopping: tokio::sync::watch::channel(false).0,
         content_security_policy: crate::html::content_security_policy(
@@ -606,7 +602,7 @@ fn start_session_purge(policy: SessionPolicy) {
 }
 
 /// The configured mailer, with its templates loaded (and test-rendered).
-fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
     let templates = match &config.mail_templates_dir {
         Some(dir) => {
             authura_mail::Templates::load(dir).map_err(|e| StartError::Mail(e.to_string()))?

@@ -2,17 +2,20 @@
 //! without Hasura's engine (which no registry here ships).
 //!
 //! The schema is served by a real GraphQL implementation (async-graphql) with the names Hasura
-//! generates for a tracked `users` table: the `users` type, `users(where:, limit:, offset:)`,
+//! generates for a tracked `users` table: the `users` type, `users(where:, order_by:, limit:,
+//! offset:)` (`order_by` on `id` only),
 //! `users_by_pk(id:)`, `insert_users_one(object:)`, `update_users_by_pk(pk_columns:, _set:)`,
 //! `update_users(where:, _set:)` (answering `users_mutation_response`: `affected_rows`,
 //! `returning`; its `where` checked in the writing statement, so a compare-and-set as in
 //! Hasura), `delete_users_by_pk(id:)`, and the input types `users_bool_exp` (`_eq`, `_neq`,
-//! `_is_null` on `id`, `email`, `role`, `password`, `tenant_id`, plus `_and`), `String_comparison_exp`,
-//! `Int_comparison_exp`, `users_pk_columns_input`, `users_set_input`, `users_insert_input` and
+//! `_is_null` on `id`, `email`, `role`, `password`, `tenant_id`, `_gt`/`_lt` on `id`, `_ilike`
+//! on the text columns (PostgreSQL's `ILIKE`: `%`, `_`, `\` escapes), plus `_and` and `_or`),
+//! `String_comparison_exp`, `Int_comparison_exp`, `users_order_by` with the `order_by` enum,
+//! `users_pk_columns_input`, `users_set_input`, `users_insert_input` and
 //! the `timestamptz` scalar. Anything else (an unknown field, argument or type, a variable of
 //! the wrong type) is refused by GraphQL validation, as Hasura refuses it, with code
-//! `validation-failed`. Hasura's other comparison operators and arguments (`_like`, `order_by`,
-//! `distinct_on`, aggregates, `on_conflict`) are left out: Authura does not use them, and a
+//! `validation-failed`. Hasura's other comparison operators and arguments (`_like`, `order_by`
+//! on other columns, `distinct_on`, aggregates, `on_conflict`) are left out: Authura does not use them, and a
 //! backend that started to would fail here loudly rather than pass on a guess.
 //!
 //! Rows live in a SQLite file (one diesel connection behind a mutex) whose table has the
@@ -318,6 +321,9 @@ struct StringComparisonExp {
     neq: Option<String>,
     #[graphql(name = "_is_null")]
     is_null: Option<bool>,
+    /// PostgreSQL's `ILIKE`: `%` any text, `_` one character, `\` escapes the next one.
+    #[graphql(name = "_ilike")]
+    ilike: Option<String>,
 }
 
 #[derive(Debug, InputObject)]
@@ -329,6 +335,30 @@ struct IntComparisonExp {
     neq: Option<i32>,
     #[graphql(name = "_is_null")]
     is_null: Option<bool>,
+    #[graphql(name = "_gt")]
+    gt: Option<i32>,
+    #[graphql(name = "_lt")]
+    lt: Option<i32>,
+}
+
+/// Hasura's `order_by` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "order_by", rename_items = "snake_case")]
+enum OrderBy {
+    Asc,
+    AscNullsFirst,
+    AscNullsLast,
+    Desc,
+    DescNullsFirst,
+    DescNullsLast,
+}
+
+/// `users_order_by`: the columns a listing can be ordered by (`id` only, here).
+#[derive(Debug, InputObject)]
+#[graphql(name = "users_order_by")]
+struct UsersOrderBy {
+    #[graphql(name = "id")]
+    id: Option<OrderBy>,
 }
 
 #[derive(Debug, InputObject)]
@@ -336,6 +366,8 @@ struct IntComparisonExp {
 struct UsersBoolExp {
     #[graphql(name = "_and")]
     and: Option<Vec<UsersBoolExp>>,
+    #[graphql(name = "_or")]
+    or: Option<Vec<UsersBoolExp>>,
     #[graphql(name = "id")]
     id: Option<IntComparisonExp>,
     #[graphql(name = "email")]
@@ -399,6 +431,7 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(name = "where")] filter: Option<UsersBoolExp>,
+        #[graphql(name = "order_by")] order_by: Option<Vec<UsersOrderBy>>,
         #[graphql(name = "limit")] limit: Option<i32>,
         #[graphql(name = "offset")] offset: Option<i32>,
     ) -> async_graphql::Result<Vec<Users>> {
@@ -407,7 +440,22 @@ impl QueryRoot {
             Some(f) => sql.bool_exp(f),
             None => sql.push("1 = 1"),
         }
-        sql.push(" ORDER BY id");
+        // Without `order_by` Hasura promises no order; the stand-in uses the id's.
+        let descending = order_by
+            .iter()
+            .flatten()
+            .find_map(|o| o.id)
+            .is_some_and(|o| {
+                matches!(
+                    o,
+                    OrderBy::Desc | OrderBy::DescNullsFirst | OrderBy::DescNullsLast
+                )
+            });
+        sql.push(if descending {
+            " ORDER BY id DESC"
+        } else {
+            " ORDER BY id"
+        });
         sql.push(" LIMIT ");
         sql.int(limit.unwrap_or(-1));
         sql.push(" OFFSET ");
@@ -631,6 +679,17 @@ impl Sql {
             self.push(" AND ");
             self.bool_exp(inner);
         }
+        if let Some(any) = &exp.or {
+            // Hasura: an empty `_or` is true, like an empty `_and`.
+            if !any.is_empty() {
+                self.push(" AND (1 = 0");
+                for inner in any {
+                    self.push(" OR ");
+                    self.bool_exp(inner);
+                }
+                self.push(")");
+            }
+        }
         if let Some(id) = &exp.id {
             self.comparison(
                 "id",
@@ -638,6 +697,14 @@ impl Sql {
                 id.neq.map(Param::Int),
                 id.is_null,
             );
+            if let Some(v) = id.gt {
+                self.push(" AND id > ");
+                self.int(v);
+            }
+            if let Some(v) = id.lt {
+                self.push(" AND id < ");
+                self.int(v);
+            }
         }
         for (column, cmp) in [
             ("email", &exp.email),
@@ -652,6 +719,13 @@ impl Sql {
                     cmp.neq.clone().map(|v| Param::Text(Some(v))),
                     cmp.is_null,
                 );
+                if let Some(pattern) = &cmp.ilike {
+                    // SQLite's `LIKE` is case-insensitive (for ASCII) and takes the same
+                    // wildcards; PostgreSQL's default escape character is the backslash.
+                    self.push(&format!(" AND {column} LIKE "));
+                    self.param(Param::Text(Some(pattern.clone())));
+                    self.push(" ESCAPE '\\'");
+                }
             }
         }
         self.push(")");

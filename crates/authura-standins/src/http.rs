@@ -8,7 +8,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -48,6 +48,7 @@ pub struct HttpStandin {
     url: String,
     auth: (String, String),
     failure: Arc<AtomicU8>,
+    optional: Arc<AtomicBool>,
     handle: Option<ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -74,6 +75,7 @@ impl HttpStandin {
         let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let failure = Arc::new(AtomicU8::new(Failure::None as u8));
+        let optional = Arc::new(AtomicBool::new(true));
         let state = web::Data::new(State {
             store: None,
             auth: (
@@ -82,6 +84,7 @@ impl HttpStandin {
                 value.to_owned(),
             ),
             failure: Arc::clone(&failure),
+            optional: Arc::clone(&optional),
         });
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -94,6 +97,7 @@ impl HttpStandin {
                         store: Some(store),
                         auth: state.auth.clone(),
                         failure: Arc::clone(&state.failure),
+                        optional: Arc::clone(&state.optional),
                     });
                     let server = HttpServer::new(move || {
                         let failure = Arc::clone(&state.failure);
@@ -157,6 +161,7 @@ impl HttpStandin {
             url: format!("http://127.0.0.1:{port}{USERS_PATH}"),
             auth: (key.to_owned(), value.to_owned()),
             failure,
+            optional,
             handle: Some(handle),
             thread: Some(thread),
             _dir: dir,
@@ -176,6 +181,12 @@ impl HttpStandin {
     /// Makes every following request fail this way (or, with [`Failure::None`], work again).
     pub fn fail(&self, failure: Failure) {
         self.failure.store(failure as u8, Ordering::SeqCst);
+    }
+
+    /// Serves the contract's optional calls (the default), or answers them as a service without
+    /// them does: the listing 404 (a `GET` without `email`), `DELETE` 405.
+    pub fn serve_optional_calls(&self, on: bool) {
+        self.optional.store(on, Ordering::SeqCst);
     }
 
     /// Stops the server and waits until it has: later requests are refused at connect.
@@ -205,13 +216,18 @@ struct State {
     store: Option<SqliteStore>,
     auth: (actix_web::http::header::HeaderName, String),
     failure: Arc<AtomicU8>,
+    /// Whether the contract's optional calls (list, delete) are served.
+    optional: Arc<AtomicBool>,
 }
 
-/// `?email=&tenant_id=` and `?tenant_id=`.
+/// `?email=&tenant_id=`, `?tenant_id=`, and the listing's `?query=&after=&limit=&tenant_id=`.
 #[derive(Deserialize)]
 struct Query {
     email: Option<String>,
     tenant_id: Option<String>,
+    query: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
 }
 
 /// `POST` body: every field; `tenant_id` and `verified_at` may be null.
@@ -330,11 +346,7 @@ async fn find_by_email(
     let store = admit(&state, &req)?;
     let tenant = tenant(query.tenant_id.as_deref())?;
     let Some(raw) = query.email.as_deref() else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "email is required",
-        ));
+        return list(&state, store, tenant, &query).await;
     };
     let email = Email::parse(raw).map_err(|_| {
         error(
@@ -425,7 +437,40 @@ async fn update(
     }
 }
 
-/// Optional in the contract; Authura never calls it (tests delete users through it).
+/// `GET ?query=&after=&limit=` (optional in the contract): `{"users": [U…], "next"}`, in id
+/// order, through the store's own keyset listing.
+async fn list(
+    state: &State,
+    store: &SqliteStore,
+    tenant: Option<TenantId>,
+    query: &Query,
+) -> Reply {
+    let Some(limit) = query.limit else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "email or limit is required",
+        ));
+    };
+    if !state.optional.load(Ordering::SeqCst) {
+        return Err(not_found());
+    }
+    let request = authura_core::UserQuery {
+        tenant,
+        text: query.query.clone(),
+        after: query.after.as_deref().map(UserId::from_subject),
+        limit,
+    };
+    match store.list(&request).await {
+        Ok(page) => Ok(HttpResponse::Ok().json(json!({
+            "users": page.users.iter().map(user_json).collect::<Vec<_>>(),
+            "next": page.next.as_ref().map(UserId::to_json),
+        }))),
+        Err(e) => Err(store_error(&e)),
+    }
+}
+
+/// Optional in the contract (the admin API's and `authura user delete`'s deletes).
 async fn delete(
     state: web::Data<State>,
     req: HttpRequest,
@@ -433,6 +478,13 @@ async fn delete(
     query: web::Query<Query>,
 ) -> Reply {
     let store = admit(&state, &req)?;
+    if !state.optional.load(Ordering::SeqCst) {
+        return Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this service does not delete users",
+        ));
+    }
     let tenant = tenant(query.tenant_id.as_deref())?;
     let Some(id) = id(&path) else {
         return Err(not_found());

@@ -28,10 +28,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use authura_core::store::id_order;
 use authura_core::types::{
     Email, NewUser, PasswordHash, Role, TenantId, User, UserChanges, UserId,
 };
-use authura_core::{StoreError, UserStore};
+use authura_core::{StoreError, UserPage, UserQuery, UserStore};
+use futures_util::StreamExt as _;
 
 /// Expands to one `#[tokio::test]` per conformance case. The argument is an expression, usually
 /// an `async` block, evaluated once per case, that yields a fresh, empty store: either an
@@ -73,6 +75,10 @@ macro_rules! conformance_tests {
             conditional_update_of_a_changed_user_is_refused_and_changes_nothing,
             conditional_update_of_a_missing_user_is_not_found,
             concurrent_conditional_updates_give_one_success,
+            list_pages_through_every_user_once_while_users_are_created,
+            list_filters_by_email_text_or_id,
+            list_pages_are_limited_and_end_without_a_cursor,
+            delete_removes_only_that_user_in_its_tenant,
             ping_works,
         );
     };
@@ -598,6 +604,219 @@ pub async fn concurrent_conditional_updates_give_one_success(store: Arc<dyn User
         assert_eq!(winners.len(), 1, "tenant {t:?}: winners {winners:?}");
         check_found(&*store, &winners[0]).await;
     }
+}
+
+/// Paging through 2,000 users of a tenant, 200 at a time (the largest page), while 25 users
+/// are created in that tenant, in another and without one between any two pages: every user
+/// that existed before the first page is listed exactly once, nothing is repeated, each page is
+/// in ascending id order and after the cursor, and no user of another tenant appears.
+pub async fn list_pages_through_every_user_once_while_users_are_created(store: Arc<dyn UserStore>) {
+    const USERS: usize = 2_000;
+    let acme = Some(tenant("acme"));
+    let mut existing = HashSet::new();
+    let created = futures_util::stream::iter(0..USERS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            async move {
+                // Interleaved with users of another tenant and of none.
+                let t = match i % 10 {
+                    3 => Some("globex"),
+                    7 => None,
+                    _ => Some("acme"),
+                };
+                create(&*store, new_user(&format!("page{i}@example.com"), t)).await
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    for user in &created {
+        if user.tenant == acme {
+            existing.insert(user.id.clone());
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let query = UserQuery {
+            tenant: acme.clone(),
+            text: None,
+            after: after.clone(),
+            limit: UserQuery::MAX_LIMIT,
+        };
+        let page = store.list(&query).await.expect("list");
+        pages += 1;
+        assert!(pages < 100, "the listing does not end");
+        assert!(page.users.len() <= UserQuery::MAX_LIMIT);
+        let mut previous = after.clone();
+        for user in &page.users {
+            assert_eq!(user.tenant, acme, "a user of another tenant: {user:?}");
+            if let Some(previous) = &previous {
+                assert!(
+                    id_order(previous, &user.id).is_lt(),
+                    "not in id order, or not after the cursor: {previous} then {}",
+                    user.id
+                );
+            }
+            previous = Some(user.id.clone());
+            assert!(seen.insert(user.id.clone()), "{} listed twice", user.id);
+        }
+        match page.next {
+            None => break,
+            Some(next) => {
+                assert_eq!(Some(&next), page.users.last().map(|u| &u.id));
+                after = Some(next);
+            }
+        }
+        for (i, t) in [Some("acme"), Some("globex"), None]
+            .into_iter()
+            .cycle()
+            .take(25)
+            .enumerate()
+        {
+            create(
+                &*store,
+                new_user(&format!("late{pages}-{i}@example.com"), t),
+            )
+            .await;
+        }
+    }
+    let missing = existing.difference(&seen).count();
+    assert_eq!(missing, 0, "{missing} users were skipped");
+    assert!(pages > 1);
+}
+
+/// The filter matches a part of the email, case-insensitively and literally (no wildcards),
+/// or the whole id; within the tenant only.
+pub async fn list_filters_by_email_text_or_id(store: Arc<dyn UserStore>) {
+    let ada = create(&*store, new_user("ada.lovelace@example.com", Some("acme"))).await;
+    let bob = create(&*store, new_user("bob_smith@example.org", Some("acme"))).await;
+    let _other = create(&*store, new_user("ada@example.net", Some("globex"))).await;
+    let none = create(&*store, new_user("ada@example.com", None)).await;
+    let list = |t: Option<&str>, text: &str| {
+        let store = Arc::clone(&store);
+        let query = UserQuery {
+            tenant: t.map(tenant),
+            text: Some(text.to_owned()),
+            after: None,
+            limit: 50,
+        };
+        async move {
+            let page = store.list(&query).await.expect("list");
+            assert_eq!(page.next, None);
+            page.users.into_iter().map(|u| u.email).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(Some("acme"), "ADA").await, vec![ada.email.clone()]);
+    assert_eq!(
+        list(Some("acme"), " lovelace@ ").await,
+        vec![ada.email.clone()]
+    );
+    assert_eq!(
+        list(Some("acme"), "example").await,
+        vec![ada.email.clone(), bob.email.clone()]
+    );
+    assert_eq!(list(Some("acme"), "b_s").await, vec![bob.email.clone()]);
+    // `_` and `%` are no wildcards.
+    assert_eq!(list(Some("acme"), "a_a").await, Vec::<Email>::new());
+    assert_eq!(list(Some("acme"), "%").await, Vec::<Email>::new());
+    assert_eq!(list(Some("acme"), "nobody").await, Vec::<Email>::new());
+    // The whole id finds the user (their email holds no digit).
+    assert_eq!(
+        list(Some("acme"), &bob.id.to_string()).await,
+        vec![bob.email.clone()]
+    );
+    assert_eq!(list(None, "ada").await, vec![none.email.clone()]);
+    // An empty filter is none.
+    assert_eq!(list(None, "  ").await, vec![none.email.clone()]);
+}
+
+/// A page holds at most `limit` users (at least one, at most 200); `next` is the last id while
+/// more follow and `None` on the last page; a cursor after every user gives an empty page.
+pub async fn list_pages_are_limited_and_end_without_a_cursor(store: Arc<dyn UserStore>) {
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(create(&*store, new_user(&format!("limit{i}@example.com"), None)).await);
+    }
+    users.sort_by(|a, b| id_order(&a.id, &b.id));
+    let page = |after: Option<UserId>, limit: usize| {
+        let store = Arc::clone(&store);
+        async move {
+            let query = UserQuery {
+                tenant: None,
+                text: None,
+                after,
+                limit,
+            };
+            store.list(&query).await.expect("list")
+        }
+    };
+    let ids = |page: &UserPage| page.users.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+    let all = users.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+
+    let first = page(None, 2).await;
+    assert_eq!(ids(&first), all[..2]);
+    assert_eq!(first.next, Some(all[1].clone()));
+    let second = page(first.next, 2).await;
+    assert_eq!(ids(&second), all[2..4]);
+    let last = page(second.next, 2).await;
+    assert_eq!(ids(&last), all[4..]);
+    assert_eq!(last.next, None);
+    // Exactly full: no cursor either, since nothing follows.
+    let exact = page(None, 5).await;
+    assert_eq!((ids(&exact), exact.next), (all.clone(), None));
+    // 0 is taken as 1.
+    let one = page(None, 0).await;
+    assert_eq!(ids(&one), all[..1]);
+    assert_eq!(page(Some(all[4].clone()), 50).await, UserPage::default());
+    // Users are listed as stored.
+    assert_eq!(page(None, 50).await.users, users);
+}
+
+/// `delete` removes the user of that id in that tenant only, says whether it did, and frees
+/// the address; the same id in another tenant, or an id that names nobody, deletes nothing.
+pub async fn delete_removes_only_that_user_in_its_tenant(store: Arc<dyn UserStore>) {
+    let acme = create(&*store, new_user("gone@example.com", Some("acme"))).await;
+    let keep = create(&*store, new_user("stay@example.com", Some("acme"))).await;
+    let none = create(&*store, new_user("gone@example.com", None)).await;
+    let acme_id = Some(tenant("acme"));
+    assert!(!store.delete(None, &acme.id).await.expect("delete"));
+    assert!(
+        !store
+            .delete(Some(&tenant("globex")), &acme.id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete(acme_id.as_ref(), &UserId::Text("no-such-user".into()))
+            .await
+            .expect("delete")
+    );
+    assert!(
+        store
+            .delete(acme_id.as_ref(), &acme.id)
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        store
+            .find_by_id(acme_id.as_ref(), &acme.id)
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(
+        !store
+            .delete(acme_id.as_ref(), &acme.id)
+            .await
+            .expect("delete")
+    );
+    check_found(&*store, &keep).await;
+    check_found(&*store, &none).await;
+    // The address is free again.
+    create(&*store, new_user("gone@example.com", Some("acme"))).await;
 }
 
 /// `ping` answers for a store that works.

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod config;
 pub mod conformance;
+pub mod oauth_link_conformance;
 pub mod permit_conformance;
 pub mod policy_conformance;
 pub mod postgres;

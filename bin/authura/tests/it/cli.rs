@@ -326,7 +326,8 @@ fn migrate_status_then_migrate_on_postgres() {
     assert_eq!(
         status(),
         "0001_create_users  pending  (table users)\n\
-         0002_unique_email_tenant  pending  (table users)\n"
+         0002_unique_email_tenant  pending  (table users)\n\
+         0003_tenant_id_index  pending  (table users)\n"
     );
     let out = authura(&["migrate"], &vars, dir.path());
     assert_eq!(out.status.code(), Some(0), "{out:?}");

@@ -168,3 +168,40 @@ async fn answers_outside_the_contract_are_backend_errors() {
     );
     check(&*store, |e| matches!(e, StoreError::Unavailable(_))).await;
 }
+
+/// A service without the contract's optional calls (the listing answered 404, `DELETE` 405):
+/// both are `Unsupported` (501 `not_supported` to an admin client), and the user is still there.
+/// Served again, they list and delete.
+#[tokio::test]
+async fn a_service_without_the_optional_calls_is_unsupported() {
+    let standin = HttpStandin::start().unwrap();
+    let store = crate::store(&standin);
+    let user = store.create(new_user("kept@example.com")).await.unwrap();
+    standin.serve_optional_calls(false);
+    let query = authura_core::UserQuery {
+        tenant: None,
+        text: None,
+        after: None,
+        limit: 50,
+    };
+    let listed = store.list(&query).await;
+    assert!(
+        matches!(listed, Err(StoreError::Unsupported(_))),
+        "{listed:?}"
+    );
+    let deleted = store.delete(None, &user.id).await;
+    assert!(
+        matches!(deleted, Err(StoreError::Unsupported(_))),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        store.find_by_id(None, &user.id).await.unwrap(),
+        Some(user.clone())
+    );
+
+    standin.serve_optional_calls(true);
+    let page = store.list(&query).await.unwrap();
+    assert_eq!(page.users, vec![user.clone()]);
+    assert!(store.delete(None, &user.id).await.unwrap());
+    assert!(!store.delete(None, &user.id).await.unwrap());
+}

@@ -88,11 +88,12 @@ async fn the_seed_table_with_extra_columns_is_used_without_loss() {
             ],
         ]
     );
-    // The seed's own index is kept; ours is added beside it.
+    // The seed's own index is kept; ours (the unique one, and the listing's (tenant, id)) are
+    // added beside it.
     assert_eq!(
         db.number("SELECT count(*) FROM pg_indexes WHERE tablename = 'users'")
             .await,
-        3
+        4
     );
 }
 
@@ -150,7 +151,7 @@ async fn another_table_in_another_schema_is_separate() {
     assert_eq!(
         db.number("SELECT count(*) FROM auth.authura_schema_migrations WHERE users_table = 'auth.accounts'")
             .await,
-        2
+        3
     );
     assert_eq!(
         db.number("SELECT count(*) FROM pg_indexes WHERE indexname = 'accounts_email_tenant_key' AND schemaname = 'auth'")
@@ -167,7 +168,8 @@ async fn migrations_are_recorded_once_and_reported() {
         before,
         vec![
             state(1, "create_users", false),
-            state(2, "unique_email_tenant", false)
+            state(2, "unique_email_tenant", false),
+            state(3, "tenant_id_index", false)
         ]
     );
     let store = connect(&db, "users").await.unwrap();
@@ -192,14 +194,15 @@ async fn migrations_are_recorded_once_and_reported() {
     assert_eq!(
         db.number("SELECT count(*) FROM authura_schema_migrations")
             .await,
-        2
+        3
     );
     let after = status(&settings(&db, "users")).await.unwrap();
     assert_eq!(
         after,
         vec![
             state(1, "create_users", true),
-            state(2, "unique_email_tenant", true)
+            state(2, "unique_email_tenant", true),
+            state(3, "tenant_id_index", true)
         ]
     );
 }

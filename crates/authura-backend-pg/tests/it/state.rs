@@ -90,6 +90,33 @@ mod policy {
     }
 }
 
+/// The OAuth link store's suite, beside the users table and in a database of its own.
+mod oauth_links {
+    use super::*;
+    use authura_core::state::OAuthLinkStore;
+
+    mod beside_users {
+        use super::*;
+
+        authura_testkit::oauth_link_conformance_tests!(async {
+            let db = database().await;
+            let users = users_store(&db, "users").await;
+            let state = users.state().await.unwrap();
+            (Arc::new(state) as Arc<dyn OAuthLinkStore>, (users, db))
+        });
+    }
+
+    mod state_only {
+        use super::*;
+
+        authura_testkit::oauth_link_conformance_tests!(async {
+            let db = database().await;
+            let state = state_store(&db).await.unwrap();
+            (Arc::new(state) as Arc<dyn OAuthLinkStore>, db)
+        });
+    }
+}
+
 /// Connecting the users store creates no state table; asking for the state store creates it,
 /// once even when asked concurrently, leaves the users table's columns, indexes and migration
 /// record as they were, and the users store still connects after it.
@@ -123,10 +150,11 @@ async fn state_tables_appear_only_on_request_and_leave_users_alone() {
     drop(state_store(&db).await.unwrap());
     drop(users);
     drop(users_store(&db, "users").await);
+    // The users table's three and every state migration.
     assert_eq!(
         db.number("SELECT count(*) FROM authura_schema_migrations")
             .await,
-        2 + state_migrations()
+        3 + state_migrations()
     );
 }
 

@@ -99,6 +99,37 @@ mod policy {
     }
 }
 
+/// The OAuth link store's suite, beside the users table and in a state-only file.
+mod oauth_links {
+    use super::*;
+    use authura_core::state::OAuthLinkStore;
+
+    mod beside_users {
+        use super::*;
+
+        authura_testkit::oauth_link_conformance_tests!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let users = SqliteStore::open(dir.path().join("users.db"), 4)
+                .await
+                .unwrap();
+            let state = users.state().await.unwrap();
+            (Arc::new(state) as Arc<dyn OAuthLinkStore>, (users, dir))
+        });
+    }
+
+    mod state_only {
+        use super::*;
+
+        authura_testkit::oauth_link_conformance_tests!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let state = SqliteStateStore::open(dir.path().join("state.db"), 4)
+                .await
+                .unwrap();
+            (Arc::new(state) as Arc<dyn OAuthLinkStore>, dir)
+        });
+    }
+}
+
 const STATE_TABLE: &str = "SELECT count(*) AS n FROM sqlite_master WHERE name = 'authura_sessions'";
 
 /// Opening the users store creates no state table; asking for the state store creates it, once,

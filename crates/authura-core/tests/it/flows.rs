@@ -532,7 +532,7 @@ async fn password_change_revokes_refresh_tokens() {
 async fn deleted_users_tokens_fail() {
     let w = world();
     let s = w.user(None, "ann@example.com", PW).await;
-    w.store.delete(&s.user.user.id);
+    assert!(w.store.delete(None, &s.user.user.id).await.unwrap());
     check(
         "bearer",
         flows::current_user(&w.ctx, None, &s.tokens.access_token).await,

@@ -223,7 +223,7 @@ pub async fn create(
     let cookie = session_cookie(sessions, opened.key.expose(), &opened.session, ctx);
     let location = match rd {
         Some(rd) => Some(rd.to_string()),
-        None if from_browser_form(&req) => Some(state.session_form_url().to_owned()),
+        None if from_browser_form(&req) => Some(state.session_form_url()),
         None => None,
     };
     let mut res = match location {
@@ -316,7 +316,7 @@ pub async fn logout(
 ) -> Answer {
     end_current_session(&state, &tenant, &credentials, &req).await?;
     let res = if from_browser_form(&req) {
-        see_other(state.session_form_url())
+        see_other(&state.session_form_url())
     } else {
         HttpResponse::Ok().json(serde_json::json!({}))
     };

@@ -16,10 +16,12 @@ use serde_json::{Value, json};
 
 use crate::harness::{self, Backend, PW, ROOT, ROOT_PW, Resp, TestServer, both_backends, s};
 
-/// A server with sessions on, and the directory of its `STATE_DSN` when the backend needs one.
+/// A server with sessions on, and what its state store lives in when the backend has no
+/// database of its own (`STATE_DSN`): hasura keeps its state in a SQLite file, http in a
+/// PostgreSQL database, so both state stores run behind a stateless backend.
 pub struct Server {
     pub srv: TestServer,
-    _state: Option<tempfile::TempDir>,
+    _state: Option<Box<dyn std::any::Any>>,
 }
 
 impl std::ops::Deref for Server {
@@ -32,18 +34,25 @@ impl std::ops::Deref for Server {
 /// A server of the test's backend with sessions on and `vars` on top.
 pub async fn server(vars: &[(&str, &str)]) -> Server {
     let mut all = vec![("SESSIONS_ENABLED", "true")];
-    let dir = matches!(harness::backend(), Backend::Hasura | Backend::Http)
-        .then(|| tempfile::tempdir().unwrap());
-    let dsn = dir
-        .as_ref()
-        .map(|d| format!("sqlite:{}", d.path().join("state.db").display()));
+    let (dsn, state): (Option<String>, Option<Box<dyn std::any::Any>>) = match harness::backend() {
+        Backend::Hasura => {
+            let dir = tempfile::tempdir().unwrap();
+            let dsn = format!("sqlite:{}", dir.path().join("state.db").display());
+            (Some(dsn), Some(Box::new(dir)))
+        }
+        Backend::Http => {
+            let db = authura_testkit::postgres::database().await;
+            (Some(db.url.clone()), Some(Box::new(db)))
+        }
+        Backend::Sqlite | Backend::Postgres => (None, None),
+    };
     if let Some(dsn) = &dsn {
         all.push(("STATE_DSN", dsn));
     }
     all.extend_from_slice(vars);
     Server {
         srv: TestServer::with(&all).await,
-        _state: dir,
+        _state: state,
     }
 }
 

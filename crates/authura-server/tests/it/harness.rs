@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use authura_backend_pg::{PgSettings, PgStore, UsersTable};
 use authura_backend_sqlite::SqliteStore;
-use authura_core::{Secret, TenantId, UserId};
+use authura_core::{Secret, TenantId, UserId, UserStore as _};
 use authura_server::config::{self, Sources};
 use authura_server::{AppState, bind_to, build_state};
 use authura_testkit::postgres::Database;

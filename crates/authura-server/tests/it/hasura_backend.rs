@@ -2,7 +2,7 @@
 //! real GraphQL server over a real users table, `authura_standins::hasura`).
 
 use authura_backend_hasura::{DEFAULT_TIMEOUT, HasuraSettings, HasuraStore};
-use authura_core::{Secret, TenantId, UserId};
+use authura_core::{Secret, TenantId, UserId, UserStore as _};
 use authura_standins::hasura::{Failure, HasuraStandin};
 use serde_json::json;
 

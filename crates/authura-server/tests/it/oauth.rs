@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, both_backends};
 
 /// The provider process; it stops when its stdin closes (on drop).
 pub(crate) struct ProviderProcess {
@@ -555,4 +555,161 @@ async fn github_signs_in_with_the_primary_verified_address_only() {
     set_profile(&provider, client, json!({"deny": true})).await;
     let back = sign_in(&server, "github", &server.url("/form")).await;
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+}
+
+/// SPEC §9's links, on every state store: the first sign-in links (provider, subject) to the
+/// user; a later one with a changed provider address reaches the same user; another subject
+/// showing up with a linked user's address is refused.
+async fn a_linked_subject_keeps_its_user() {
+    let provider = start_provider();
+    let client = "client-link";
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "link-1", "claims": {"email": "first@example.org", "email_verified": true}}),
+    )
+    .await;
+    let issuer = provider.url.clone();
+    let server = crate::check::server(&[
+        ("OAUTH_PROVIDERS", "oidc"),
+        ("OIDC_ISSUER_URL", issuer.as_str()),
+        ("OIDC_CLIENT_ID", client),
+        ("OIDC_CLIENT_SECRET", "provider-secret"),
+        ("SESSION_COOKIE_SECURE", "false"),
+    ])
+    .await;
+    let links = server
+        .state
+        .state_store()
+        .expect("sessions on: a state store")
+        .oauth_links()
+        .expect("every state store keeps OAuth links");
+    let back = sign_in(&server, "oidc", &server.url("/form")).await;
+    let first = user_of(&server, &back).await;
+    assert_eq!(first["email"], "first@example.org");
+    let link = links
+        .find_oauth_link(None, "oidc", "link-1")
+        .await
+        .unwrap()
+        .expect("the first sign-in links the subject");
+    assert_eq!(link.user_id.to_json(), first["id"]);
+
+    // The provider's address changed: the link still reaches the same user (whose own address
+    // stays), and no account is made for the new address.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "link-1", "claims": {"email": "renamed@example.org", "email_verified": true}}),
+    )
+    .await;
+    let back = sign_in(&server, "oidc", &server.url("/form")).await;
+    let again = user_of(&server, &back).await;
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["email"], "first@example.org");
+    assert_no_user(&server, "renamed@example.org").await;
+
+    // Another subject of the same provider with the linked user's address: refused, not linked.
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "link-2", "claims": {"email": "first@example.org", "email_verified": true}}),
+    )
+    .await;
+    let back = sign_in(&server, "oidc", &server.url("/form")).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(
+        links.find_oauth_link(None, "oidc", "link-2").await.unwrap(),
+        None
+    );
+}
+both_backends!(a_linked_subject_keeps_its_user);
+
+#[tokio::test]
+async fn a_sign_in_stays_in_the_tenant_that_started_it() {
+    let provider = start_provider();
+    let client = "client-tenant";
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "t-1", "claims": {"email": "tess@example.org", "email_verified": true}}),
+    )
+    .await;
+    let server = oidc_server(
+        &provider,
+        client,
+        &[
+            ("MULTI_TENANT_ENABLED", "true"),
+            ("SQLITE_INITIAL_USER", ""),
+            ("SQLITE_INITIAL_USER_PASSWORD", ""),
+        ],
+    )
+    .await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let start = browser
+        .get(server.url("/oauth/oidc?redirect_url=") + &server.url("/form"))
+        .header("X-Tenant-ID", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status().as_u16(), 302);
+    let at_provider = browser.get(location(&start)).send().await.unwrap();
+    let callback = location(&at_provider);
+    // The callback arriving in another tenant: its state is not for this one.
+    let elsewhere = browser
+        .get(&callback)
+        .header("X-Tenant-ID", "globex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status().as_u16(), 400);
+    let body: Value = elsewhere.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_state");
+    // In its own tenant it signs in; the code works only there.
+    let home = browser
+        .get(&callback)
+        .header("X-Tenant-ID", "acme")
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(&location(&home)).unwrap();
+    let code = param(&back, "code").expect("a one-time code");
+    let in_tenant = |t: &'static str| {
+        server
+            .client
+            .post(server.url("/oauth/token"))
+            .header("X-Tenant-ID", t)
+            .json(&json!({"code": code}))
+    };
+    // A code presented in another tenant is refused, and burnt: a leaked code is worth one try.
+    server
+        .send(in_tenant("globex"))
+        .await
+        .expect(400, "invalid_code");
+    server
+        .send(in_tenant("acme"))
+        .await
+        .expect(400, "invalid_code");
+    // The user the callback found or made is in the tenant that started the sign-in only.
+    let email = authura_core::Email::parse("tess@example.org").unwrap();
+    let store = &server.state.ctx().store;
+    let acme = authura_core::types::TenantId::parse("acme").unwrap();
+    let globex = authura_core::types::TenantId::parse("globex").unwrap();
+    assert!(
+        store
+            .find_by_email(Some(&acme), &email)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_by_email(Some(&globex), &email)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -569,3 +569,74 @@ async fn without_a_captcha_the_per_account_limit_stays() {
     token(&srv, ROOT, ROOT_PW).await.expect(429, "rate_limited");
 }
 sql_backends!(without_a_captcha_the_per_account_limit_stays);
+
+/// The counter `authura_audit_events_total{result="<result>"}` in `srv`'s `/metrics`.
+async fn audit_metric(srv: &TestServer, result: &str) -> u64 {
+    let text = srv.get("/metrics", None).await.text;
+    let name = format!("authura_audit_events_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&name)?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))
+}
+
+/// A table that cannot keep up never holds a request: with the audit table locked by another
+/// session (`psql` holding `LOCK TABLE`), a queue of one keeps one event, drops the rest and
+/// counts them; every request is answered; once the lock goes, what was kept is written.
+#[tokio::test]
+async fn a_full_audit_queue_drops_and_counts_and_never_blocks_a_request() {
+    use std::io::{BufRead as _, Write as _};
+
+    let srv = crate::harness::on(
+        Backend::Postgres,
+        TestServer::with(&[
+            ("AUDIT_ENABLED", "true"),
+            ("AUDIT_QUEUE_SIZE", "1"),
+            ("METRICS_ENABLED", "true"),
+        ]),
+    )
+    .await;
+    let mut psql = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", srv.dsn.as_deref().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    let mut stdin = psql.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "BEGIN; LOCK TABLE authura_audit IN ACCESS EXCLUSIVE MODE; SELECT 'locked';"
+    )
+    .unwrap();
+    let mut stdout = std::io::BufReader::new(psql.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("locked") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "psql ended");
+    }
+    // Five events: the writer waits on the lock with at most one, the queue holds one.
+    for _ in 0..5 {
+        token(&srv, ANN, WRONG)
+            .await
+            .expect(401, "invalid_credentials");
+    }
+    let dropped = audit_metric(&srv, "dropped").await;
+    assert!((3..=4).contains(&dropped), "dropped {dropped}");
+    assert_eq!(audit_metric(&srv, "written").await, 0);
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(stdin);
+    assert!(psql.wait().unwrap().success());
+    let started = Instant::now();
+    while audit_metric(&srv, "written").await < 5 - dropped {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the kept events were never written"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let admin = srv.admin_token().await;
+    let events = audit_until(&srv, &admin, "?event=login.failed&limit=200", |events| {
+        events.len() as u64 >= 5 - dropped
+    })
+    .await;
+    assert_eq!(events.len() as u64, 5 - dropped);
+}

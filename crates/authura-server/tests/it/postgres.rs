@@ -1,5 +1,6 @@
-//! The service over a PostgreSQL that goes away: killed under traffic (503s, `/readyz` 503, then
-//! recovery without restarting Authura, no user lost or duplicated), and down at startup (the
+//! The service over a PostgreSQL that goes away: killed under traffic with concurrent writers
+//! racing on the same links (503s, `/readyz` 503, then recovery without restarting Authura, no
+//! user lost or duplicated, no link used twice), and down at startup (the
 //! service waits for it).
 
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use crate::harness::{PW, TestServer};
 
 /// Addresses signed up before the outage and verified during it.
 const ADDRESSES: usize = 12;
+
+/// Concurrent writers verifying every address's link.
+const WRITERS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_postgres_under_traffic_gives_503s_then_recovery_without_restart() {
@@ -51,27 +55,33 @@ async fn killing_postgres_under_traffic_gives_503s_then_recovery_without_restart
             }
         }));
     }
-    let writer = {
-        let (srv, seen) = (Arc::clone(&srv), Arc::clone(&seen));
-        tokio::spawn(async move {
-            let mut answers = Vec::new();
-            for token in tokens {
-                loop {
-                    let r = srv
-                        .post("/verify-email", json!({"token": token, "password": PW}))
-                        .await;
-                    seen.lock().await.record(r.status, r.code());
-                    if r.status != 503 {
-                        answers.push((r.status, r.code().to_owned()));
-                        break;
+    // Three writers verify every link, each starting at another place in the list, so two or
+    // three race on the same link at times: concurrent writes across the outage, each counted
+    // once.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (srv, seen, tokens) = (Arc::clone(&srv), Arc::clone(&seen), tokens.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for k in 0..tokens.len() {
+                    let i = (k + w * tokens.len() / WRITERS) % tokens.len();
+                    loop {
+                        let r = srv
+                            .post("/verify-email", json!({"token": tokens[i], "password": PW}))
+                            .await;
+                        seen.lock().await.record(r.status, r.code());
+                        if r.status != 503 {
+                            answers.push((i, r.status, r.code().to_owned()));
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            answers
+                answers
+            })
         })
-    };
+        .collect();
 
     // Let some traffic through, then kill the database.
     wait_until("traffic succeeds", || async { seen.lock().await.ok >= 5 }).await;
@@ -99,7 +109,10 @@ async fn killing_postgres_under_traffic_gives_503s_then_recovery_without_restart
         seen.lock().await.ok > ok_while_down + 5
     })
     .await;
-    let answers = writer.await.unwrap();
+    let mut answers = Vec::new();
+    for writer in writers {
+        answers.extend(writer.await.unwrap());
+    }
     stop.store(true, Ordering::Relaxed);
     for t in traffic {
         t.await.unwrap();
@@ -111,9 +124,11 @@ async fn killing_postgres_under_traffic_gives_503s_then_recovery_without_restart
         "answers other than 200 and 503 backend_unavailable: {:?}",
         seen.other
     );
-    // Each link made its user once: a write that committed as the server died answers
-    // token_used (or email_taken) when retried, never a second user.
-    for (status, code) in &answers {
+    // Each link made its user once: every writer got a final answer for every link; at most
+    // one of them a 200 (a write that committed as the database died answers token_used, or
+    // email_taken, when retried), never a second user.
+    assert_eq!(answers.len(), WRITERS * ADDRESSES);
+    for (_, status, code) in &answers {
         assert!(
             matches!(
                 (*status, code.as_str()),
@@ -121,6 +136,13 @@ async fn killing_postgres_under_traffic_gives_503s_then_recovery_without_restart
             ),
             "{answers:?}"
         );
+    }
+    for i in 0..ADDRESSES {
+        let wins = answers
+            .iter()
+            .filter(|(t, status, _)| *t == i && *status == 200)
+            .count();
+        assert!(wins <= 1, "link {i} was used {wins} times: {answers:?}");
     }
     assert_eq!(
         db.number("SELECT count(*) FROM users").await,

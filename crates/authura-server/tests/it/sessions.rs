@@ -12,56 +12,19 @@ use authura_testkit::scripted::{Answer, Scripted};
 use reqwest::RequestBuilder;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, PW, ROOT, ROOT_PW, Resp, TestServer, backend, both_backends, s};
+use crate::harness::{PW, ROOT, ROOT_PW, Resp, TestServer, both_backends, s};
 
 const UA: &str = "authura-sessions-test/1.0 (+https://example.com)";
 const APP: &str = "https://app.example.com";
 const ANN: &str = "ann@example.com";
 const COOKIE: &str = "authura_session";
 
-/// A test server with sessions on, and what its state store lives in.
-struct Srv {
-    srv: TestServer,
-    _state: Option<Box<dyn std::any::Any>>,
-}
-
-impl std::ops::Deref for Srv {
-    type Target = TestServer;
-
-    fn deref(&self) -> &TestServer {
-        &self.srv
-    }
-}
-
-/// A server with `SESSIONS_ENABLED=true` on the test's backend: hasura keeps its state in a
-/// SQLite file, http in a PostgreSQL database (`STATE_DSN`).
-async fn server(vars: &[(&str, &str)]) -> Srv {
-    let mut all = vec![("SESSIONS_ENABLED", "true")];
-    let (dsn, state): (Option<String>, Option<Box<dyn std::any::Any>>) = match backend() {
-        Backend::Hasura => {
-            let dir = tempfile::tempdir().unwrap();
-            let dsn = format!("sqlite:{}", dir.path().join("state.db").display());
-            (Some(dsn), Some(Box::new(dir)))
-        }
-        Backend::Http => {
-            let db = authura_testkit::postgres::database().await;
-            (Some(db.url.clone()), Some(Box::new(db)))
-        }
-        Backend::Sqlite | Backend::Postgres => (None, None),
-    };
-    if let Some(dsn) = &dsn {
-        all.push(("STATE_DSN", dsn));
-    }
-    all.extend_from_slice(vars);
-    Srv {
-        srv: TestServer::with(&all).await,
-        _state: state,
-    }
-}
+/// The sessions-on server of the test's backend (one helper for every sessions test file).
+use crate::check::{Server as Srv, server};
 
 impl Srv {
     /// `POST /session` with a password, from [`UA`].
-    async fn open(&self, email: &str, password: &str, extra: Value) -> Resp {
+    async fn post_session(&self, email: &str, password: &str, extra: Value) -> Resp {
         let mut body = json!({"email": email, "password": password});
         body.as_object_mut()
             .unwrap()
@@ -77,7 +40,7 @@ impl Srv {
 
     /// Signs in with the cookie; returns the answer and the cookie's value (the key).
     async fn cookie_session(&self, email: &str, password: &str) -> (Value, String) {
-        let res = self.open(email, password, json!({})).await;
+        let res = self.post_session(email, password, json!({})).await;
         let body = res.ok().clone();
         let cookie = set_cookie(&res);
         assert_eq!(cookie.name, COOKIE);
@@ -87,7 +50,7 @@ impl Srv {
     /// Signs in with `return_key`; returns the answer and `session.key`.
     async fn key_session(&self, email: &str, password: &str) -> (Value, String) {
         let res = self
-            .open(email, password, json!({"return_key": true}))
+            .post_session(email, password, json!({"return_key": true}))
             .await;
         let body = res.ok().clone();
         assert!(
@@ -241,7 +204,7 @@ async fn every_endpoint() {
     let ann_sid = s(&payload(ann_access)["sid"]).to_owned();
 
     // Signing in with the cookie: {"user", "session"} and the cookie, exactly.
-    let res = srv.open(ROOT, ROOT_PW, json!({})).await;
+    let res = srv.post_session(ROOT, ROOT_PW, json!({})).await;
     let signed = res.ok().clone();
     assert_eq!(res.headers["cache-control"], "no-store");
     assert_eq!(keys(&signed), ["session", "user"]);
@@ -507,7 +470,7 @@ both_backends!(max_active_sessions_ends_the_oldest);
 async fn sessions_expire_absolutely_and_when_idle() {
     // Absolute: the cookie lives as long as the session.
     let srv = server(&[("SESSION_EXPIRATION", "3s")]).await;
-    let res = srv.open(ROOT, ROOT_PW, json!({})).await;
+    let res = srv.post_session(ROOT, ROOT_PW, json!({})).await;
     res.ok();
     let cookie = set_cookie(&res);
     assert!(
@@ -728,13 +691,13 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
     ])
     .await;
     // Wrong password and unknown address alike; a malformed address; a missing field.
-    srv.open(ROOT, "Wr0ng!password", json!({}))
+    srv.post_session(ROOT, "Wr0ng!password", json!({}))
         .await
         .expect(401, "invalid_credentials");
-    srv.open("nobody@example.com", ROOT_PW, json!({}))
+    srv.post_session("nobody@example.com", ROOT_PW, json!({}))
         .await
         .expect(401, "invalid_credentials");
-    srv.open("not an address", ROOT_PW, json!({}))
+    srv.post_session("not an address", ROOT_PW, json!({}))
         .await
         .expect(400, "invalid_email");
     srv.post("/session", json!({"email": ROOT}))
@@ -748,11 +711,11 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
     .expect(400, "invalid_body");
 
     // `rd` must be allowed; then a 303 to it, with the cookie.
-    srv.open(ROOT, ROOT_PW, json!({"rd": "https://evil.example/x"}))
+    srv.post_session(ROOT, ROOT_PW, json!({"rd": "https://evil.example/x"}))
         .await
         .expect(400, "invalid_redirect_url");
     let rd = "https://app.example.com/private/page?x=1";
-    let res = srv.open(ROOT, ROOT_PW, json!({"rd": rd})).await;
+    let res = srv.post_session(ROOT, ROOT_PW, json!({"rd": rd})).await;
     assert_eq!(res.status, 303, "{}", res.text);
     assert_eq!(res.headers["location"], rd);
     assert_eq!(res.headers["cache-control"], "no-store");
@@ -844,10 +807,10 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
         .expect(401, "invalid_session");
 
     // The per-account limit is the one `/token` counts: three failures, then refused.
-    srv.open(ROOT, "Wr0ng!password", json!({}))
+    srv.post_session(ROOT, "Wr0ng!password", json!({}))
         .await
         .expect(401, "invalid_credentials");
-    srv.open(ROOT, "Wr0ng!password", json!({}))
+    srv.post_session(ROOT, "Wr0ng!password", json!({}))
         .await
         .expect(401, "invalid_credentials");
     srv.post(
@@ -856,7 +819,7 @@ async fn signing_in_answers_as_token_does_and_redirects_browsers() {
     )
     .await
     .expect(401, "invalid_credentials");
-    let limited = srv.open(ROOT, ROOT_PW, json!({})).await;
+    let limited = srv.post_session(ROOT, ROOT_PW, json!({})).await;
     limited.expect(429, "rate_limited");
     assert!(limited.headers.contains_key("retry-after"));
 }
@@ -897,7 +860,7 @@ async fn cookie_settings_are_applied() {
         ("SESSION_COOKIE_DOMAIN", "example.com"),
     ])
     .await;
-    let res = srv.open(ROOT, ROOT_PW, json!({})).await;
+    let res = srv.post_session(ROOT, ROOT_PW, json!({})).await;
     res.ok();
     let cookie = set_cookie(&res);
     assert_eq!(cookie.name, "sid_cookie");

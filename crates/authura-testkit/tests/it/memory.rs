@@ -42,3 +42,15 @@ mod policy {
         Arc::new(MemorySessionStore::new()) as Arc<dyn PolicyStore>
     });
 }
+
+/// The OAuth link store's suite on `MemorySessionStore`.
+mod oauth_links {
+    use std::sync::Arc;
+
+    use authura_core::memory::MemorySessionStore;
+    use authura_core::state::OAuthLinkStore;
+
+    authura_testkit::oauth_link_conformance_tests!(async {
+        Arc::new(MemorySessionStore::new()) as Arc<dyn OAuthLinkStore>
+    });
+}
