@@ -61,6 +61,17 @@ async fn account_commands_reach_a_running_server_on_postgres() {
     ]);
     let server = spawn(&[], &vars, dir.path());
     let http = reqwest::Client::new();
+    // PostgreSQL is connected after the listener: ready once `/readyz` says so.
+    let started = Instant::now();
+    while http
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let login = async || {
         http.post(server.url("/token"))
             .json(&json!({"email": ROOT, "password": ROOT_PW}))
@@ -68,9 +79,10 @@ async fn account_commands_reach_a_running_server_on_postgres() {
             .await
             .unwrap()
     };
-    let access = login().await.json::<Value>().await.unwrap()["access_token"]
+    let first = login().await.json::<Value>().await.unwrap();
+    let access = first["access_token"]
         .as_str()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{first}"))
         .to_owned();
     let me: Value = http
         .get(server.url("/user"))
@@ -85,7 +97,10 @@ async fn account_commands_reach_a_running_server_on_postgres() {
 
     // Locked on the command line: the server answers the right password as a wrong one.
     let state = user_json(&["lock", &id], &vars, dir.path());
-    assert_eq!((&state["user_id"], &state["locked"]), (&json!(id), &json!(true)));
+    assert_eq!(
+        (&state["user_id"], &state["locked"]),
+        (&json!(id), &json!(true))
+    );
     assert_eq!(login().await.status(), 401);
     let out = user(&["unlock", &id], &vars, dir.path());
     assert_eq!(out.status.code(), Some(0));

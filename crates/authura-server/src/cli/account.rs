@@ -84,5 +84,9 @@ pub async fn run(config: &Config, args: AccountArgs) -> Result<String, Failure> 
         AccountOperation::Archive => "archived; their sessions ended",
         AccountOperation::Restore => "restored",
     };
-    Ok(format!("user {} ({}): {what}", user.id, user.email.as_str()))
+    Ok(format!(
+        "user {} ({}): {what}",
+        user.id,
+        user.email.as_str()
+    ))
 }

@@ -596,7 +596,13 @@ async fn a_full_audit_queue_drops_and_counts_and_never_blocks_a_request() {
     )
     .await;
     let mut psql = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", srv.dsn.as_deref().unwrap()])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            srv.dsn.as_deref().unwrap(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
