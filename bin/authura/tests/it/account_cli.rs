@@ -61,17 +61,6 @@ async fn account_commands_reach_a_running_server_on_postgres() {
     ]);
     let server = spawn(&[], &vars, dir.path());
     let http = reqwest::Client::new();
-    // PostgreSQL is connected after the listener: ready once `/readyz` says so.
-    let started = Instant::now();
-    while http
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "never ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let login = async || {
         http.post(server.url("/token"))
             .json(&json!({"email": ROOT, "password": ROOT_PW}))
@@ -79,7 +68,19 @@ async fn account_commands_reach_a_running_server_on_postgres() {
             .await
             .unwrap()
     };
-    let first = login().await.json::<Value>().await.unwrap();
+    // PostgreSQL is connected, and the initial user created, after the listener: poll.
+    let started = Instant::now();
+    let first = loop {
+        let res = login().await;
+        if res.status() == 200 {
+            break res.json::<Value>().await.unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never signed in"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let access = first["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("{first}"))
