@@ -43,6 +43,45 @@ enum Command {
     /// Print the OpenAPI 3.1 document of the HTTP API (what `/openapi.json` serves), needing no
     /// configuration.
     Openapi,
+    /// Manage users on the configured backend and state store, no server needed (the
+    /// `/admin/users` API's operations).
+    User(UserCli),
+}
+
+#[derive(Args, Debug)]
+struct UserCli {
+    /// The users' tenant (required with MULTI_TENANT_ENABLED=true).
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+    /// Print JSON, as the HTTP API answers (errors as `{"error", "message"}`).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: UserSub,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserSub {
+    /// Lock an account until it is unlocked (every password then answers as a wrong one).
+    Lock {
+        /// The user's id.
+        id: String,
+    },
+    /// Lift an account's lock and clear its failed logins.
+    Unlock {
+        /// The user's id.
+        id: String,
+    },
+    /// Archive a user: no sign-in, refresh, reset or invite; their sessions end.
+    Archive {
+        /// The user's id.
+        id: String,
+    },
+    /// Bring an archived user back as they were.
+    Restore {
+        /// The user's id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -97,6 +136,7 @@ fn main() -> ExitCode {
         Some(Command::HashPassword) => return hash_password(),
         Some(Command::Healthcheck(h)) => return health(cli.config, &h),
         Some(Command::Openapi) => return openapi(),
+        Some(Command::User(user)) => return user_command(cli.config, user),
     };
     let flags = listen_flags(args.host, args.port);
     let sources = Sources::from_process(cli.config, flags, args.dev);
@@ -135,6 +175,59 @@ fn openapi() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `user …`: loads the whole configuration (the flows need the policy and the state store as
+/// the server has them) and runs the operation. Exit 0; 1 when the operation fails (the reason
+/// on standard error, and as JSON on standard output with `--json`); 2 for an invalid
+/// configuration.
+fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
+    use authura_core::flows::AccountOperation;
+    use authura_server::cli::account::{AccountArgs, run};
+    let (operation, id) = match user.command {
+        UserSub::Lock { id } => (AccountOperation::Lock, id),
+        UserSub::Unlock { id } => (AccountOperation::Unlock, id),
+        UserSub::Archive { id } => (AccountOperation::Archive, id),
+        UserSub::Restore { id } => (AccountOperation::Restore, id),
+    };
+    let sources = Sources::from_process(file, BTreeMap::new(), false);
+    let config = match config::load(&sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = user.json;
+    let args = AccountArgs {
+        tenant: user.tenant,
+        json,
+        id,
+        operation,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&config, args)) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            if json {
+                println!("{}", failure.json());
+            }
+            eprintln!("authura user: {failure}");
             ExitCode::FAILURE
         }
     }

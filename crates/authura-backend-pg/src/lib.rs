@@ -31,6 +31,7 @@ mod events;
 mod migrate;
 mod oauth_links;
 mod permits;
+mod policy;
 mod state;
 mod statement;
 mod store;

@@ -44,6 +44,15 @@ pub(crate) const ROLE_GROUP_IDS: &str = "authura_role_group_ids";
 /// The permits' table, one row per (user, group).
 pub(crate) const PERMITS_TABLE: &str = "authura_permits";
 
+/// The account state table's name (SPEC §11).
+pub(crate) const ACCOUNT_STATE_TABLE: &str = "authura_account_state";
+
+/// The password history table's name (SPEC §11).
+pub(crate) const PASSWORD_HISTORY_TABLE: &str = "authura_password_history";
+
+/// The audit log table's name (SPEC §11).
+pub(crate) const AUDIT_TABLE: &str = "authura_audit";
+
 /// The OAuth identity links' table (SPEC §9).
 pub(crate) const OAUTH_LINKS_TABLE: &str = "authura_oauth_links";
 
@@ -155,6 +164,12 @@ pub(crate) async fn run_state(
             ("{{role_groups}}", quoted_in(schema, ROLE_GROUPS_TABLE)),
             ("{{role_group_ids}}", quoted_in(schema, ROLE_GROUP_IDS)),
             ("{{permits}}", quoted_in(schema, PERMITS_TABLE)),
+            ("{{account_state}}", quoted_in(schema, ACCOUNT_STATE_TABLE)),
+            (
+                "{{password_history}}",
+                quoted_in(schema, PASSWORD_HISTORY_TABLE),
+            ),
+            ("{{audit}}", quoted_in(schema, AUDIT_TABLE)),
             ("{{oauth_links}}", quoted_in(schema, OAUTH_LINKS_TABLE)),
         ],
         users: None,

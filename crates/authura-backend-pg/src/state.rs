@@ -21,6 +21,7 @@ use authura_core::{Secret, StoreError};
 use crate::error;
 use crate::events::PgStateEvents;
 use crate::migrate::{self, SESSIONS_TABLE};
+use crate::policy::PolicyQueries;
 use crate::statement::Sql;
 use crate::store::{Opener, build_pool};
 
@@ -48,6 +49,8 @@ pub struct PgStateStore {
     queries: Arc<Queries>,
     /// The role groups' and permits' statements.
     pub(crate) permit_queries: Arc<crate::permits::Queries>,
+    /// The account state, history and audit statements (`policy.rs`).
+    pub(crate) policy: Arc<PolicyQueries>,
     /// The OAuth links' statements.
     pub(crate) oauth_link_queries: Arc<crate::oauth_links::Queries>,
     query_timeout: Duration,
@@ -95,6 +98,7 @@ impl PgStateStore {
             pool,
             queries: Arc::new(Queries::new(&migrate::quoted_in(schema, SESSIONS_TABLE))),
             permit_queries: Arc::new(crate::permits::Queries::new(schema)),
+            policy: Arc::new(PolicyQueries::new(schema)),
             oauth_link_queries: Arc::new(crate::oauth_links::Queries::new(schema)),
             query_timeout,
             opener,

@@ -25,6 +25,7 @@ mod error;
 mod migrate;
 mod oauth_links;
 mod permits;
+mod policy;
 mod read;
 mod schema;
 mod space;

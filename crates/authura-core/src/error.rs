@@ -57,6 +57,25 @@ pub enum CoreError {
     /// `retry_after` has passed.
     #[error("too many failed logins; try again later")]
     TooManyAttempts { retry_after: std::time::Duration },
+    /// A refresh token of an older generation was presented and its session ended (SPEC §8):
+    /// what `Sessions::rotate_for_refresh` reports so the refresh flow can audit it; the flow
+    /// answers `InvalidToken`.
+    #[error("a refresh token was reused; its session is ended")]
+    RefreshReused,
+    /// The new password is one of the last `PASSWORD_HISTORY` (SPEC §11).
+    #[error("the password was used recently; choose another")]
+    PasswordReused,
+    /// A correct password older than `PASSWORD_MAX_AGE` (SPEC §11): no sign-in, but a short-lived
+    /// `reset-password` verification token that `/verify-email` accepts with a new password.
+    #[error("the password has expired; choose a new one")]
+    PasswordExpired { reset_token: crate::types::Secret },
+    /// The account is over its per-account failure limit and captcha is configured: this sign-in
+    /// must carry a solved captcha (SPEC §3).
+    #[error("this account needs a captcha to sign in")]
+    CaptchaRequired,
+    /// An admin tried to delete, archive, lock or demote their own account (SPEC §11).
+    #[error("an admin cannot do this to their own account")]
+    SelfModification,
     /// What the request names does not exist (an admin asking for a missing user).
     #[error("not found")]
     NotFound,

@@ -7,22 +7,26 @@ use async_trait::async_trait;
 
 use crate::types::{Email, Role, TenantId};
 
-/// The four actions a mail link can carry.
+/// The mails Authura sends: the four actions a mail link can carry, and the notice that an
+/// account was locked (SPEC §11), whose link is a password reset's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     VerifyEmail,
     ResetPassword,
     ChangeEmail,
     Invite,
+    /// Not an action of a link: `/verify-email` refuses a token naming it.
+    AccountLocked,
 }
 
 impl Action {
-    /// Every action.
-    pub const ALL: [Action; 4] = [
+    /// Every mail, each with its templates.
+    pub const ALL: [Action; 5] = [
         Action::VerifyEmail,
         Action::ResetPassword,
         Action::ChangeEmail,
         Action::Invite,
+        Action::AccountLocked,
     ];
 
     /// The wire name (`verify-email`, …), also the template name.
@@ -32,6 +36,7 @@ impl Action {
             Action::ResetPassword => "reset-password",
             Action::ChangeEmail => "change-email",
             Action::Invite => "invite",
+            Action::AccountLocked => "account-locked",
         }
     }
 
@@ -64,6 +69,23 @@ impl fmt::Debug for Mail {
             .field("tenant", &self.tenant)
             .field("role", &self.role)
             .finish()
+    }
+}
+
+/// Where a flow posts mail that is not part of its answer (the `account-locked` notice, sent
+/// while the flow answers a failed login): queued, never awaited, never failing the flow.
+pub trait Outbox: Send + Sync + fmt::Debug + 'static {
+    /// Queues one mail.
+    fn post(&self, mail: Mail);
+}
+
+/// An outbox that drops every mail (embedders and tests without mail).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoOutbox;
+
+impl Outbox for NoOutbox {
+    fn post(&self, mail: Mail) {
+        tracing::debug!(action = mail.action.as_str(), "no outbox; mail dropped");
     }
 }
 

@@ -9,6 +9,7 @@ use crate::store::{StoreError, UserPage, UserQuery, UserStore, id_order};
 use crate::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
 
 pub use crate::state::memory::MemorySessionStore;
+pub use crate::state::memory_policy::MemoryPolicyStore;
 
 /// Users in a vector behind a lock; ids are sequential numbers from 1.
 #[derive(Debug, Default)]

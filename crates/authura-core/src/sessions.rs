@@ -19,6 +19,9 @@ pub struct Client<'a> {
     pub ip: Option<&'a str>,
     /// The client's `User-Agent`.
     pub user_agent: Option<&'a str>,
+    /// Whether the request carried a captcha the transport checked and accepted (an account
+    /// over its per-account failure limit may then still sign in, SPEC §3).
+    pub captcha_passed: bool,
 }
 
 /// A sign-in that opens a session.
@@ -32,6 +35,8 @@ pub struct SignIn<'a> {
     pub ip: Option<&'a str>,
     /// The client's `User-Agent`, when it sent one (the implementation truncates it).
     pub user_agent: Option<&'a str>,
+    /// The latest the session may end: when the password expires (SPEC §11), if it does.
+    pub expires_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Sessions as the flows need them.
@@ -48,8 +53,8 @@ pub trait Sessions: Send + Sync + std::fmt::Debug + 'static {
     /// current one again, anything else ends the session as a reuse.
     ///
     /// # Errors
-    /// `InvalidToken` when the session is gone, expired, idle, not `user`'s, or the token is a
-    /// reuse; store errors.
+    /// `InvalidToken` when the session is gone, expired, idle or not `user`'s; `RefreshReused`
+    /// when the token is a reuse (the session is then ended); store errors.
     async fn rotate_for_refresh(
         &self,
         user: &User,

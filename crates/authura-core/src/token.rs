@@ -494,6 +494,20 @@ impl Tokens {
         req: &VerifyRequest<'_>,
         now: DateTime<Utc>,
     ) -> Result<String, CoreError> {
+        self.issue_verify_for(req, now, self.settings.verify_ttl)
+    }
+
+    /// [`Tokens::issue_verify`] with its own lifetime instead of `JWT_VERIFY_EXPIRATION` (the
+    /// `password_expired` answer's 10-minute reset token).
+    ///
+    /// # Errors
+    /// As [`Tokens::issue_verify`].
+    pub fn issue_verify_for(
+        &self,
+        req: &VerifyRequest<'_>,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<String, CoreError> {
         let s = &self.settings;
         let iat = now.timestamp();
         let claims = VerifyClaims {
@@ -504,7 +518,7 @@ impl Tokens {
             role: req.role.map(|r| r.as_str().to_owned()),
             state: self.state_fingerprint(req.user),
             iat,
-            exp: iat + secs(s.verify_ttl),
+            exp: iat + secs(ttl),
             jti: uuid::Uuid::new_v4().to_string(),
             purpose: Purpose::Verify,
             nbf: None,

@@ -271,6 +271,9 @@ fn builtin_text(action: Action, part: &str) -> &'static str {
         (Action::Invite, SUBJECT) => include_str!("../templates/invite.subject"),
         (Action::Invite, TEXT) => include_str!("../templates/invite.txt"),
         (Action::Invite, _) => include_str!("../templates/invite.html"),
+        (Action::AccountLocked, SUBJECT) => include_str!("../templates/account-locked.subject"),
+        (Action::AccountLocked, TEXT) => include_str!("../templates/account-locked.txt"),
+        (Action::AccountLocked, _) => include_str!("../templates/account-locked.html"),
     }
 }
 
@@ -356,6 +359,7 @@ mod tests {
                 "Reset your password",
                 "Confirm your new email address",
                 "You're invited to acme",
+                "Your account has been locked",
             ]
         );
         let invite = templates

@@ -50,10 +50,10 @@ pub async fn open(
                 .await
                 .map_err(|e| start_error("sqlite", &e))?;
             let state: Option<OpenedState> = match state {
-                Some(_) => Some((
-                    Arc::new(store.state().await.map_err(state_error)?),
-                    Arc::new(LocalStateEvents::new()),
-                )),
+                Some(_) => {
+                    let state = Arc::new(store.state().await.map_err(state_error)?);
+                    Some((state, Arc::new(LocalStateEvents::new())))
+                }
                 None => None,
             };
             Ok(Stores {

@@ -317,6 +317,24 @@ impl From<CoreError> for ApiError {
                 ApiError::rate_limited(retry_after.as_secs())
             }
             CoreError::NotFound => ApiError::new(S::NOT_FOUND, "not_found", msg),
+            // The refresh flow answers `InvalidToken` itself; a reuse reaching here is the same.
+            CoreError::RefreshReused => ApiError::new(
+                S::UNAUTHORIZED,
+                "invalid_token",
+                CoreError::InvalidToken.to_string(),
+            ),
+            CoreError::PasswordReused => ApiError::new(S::BAD_REQUEST, "password_reused", msg),
+            CoreError::PasswordExpired { reset_token } => {
+                let mut e = ApiError::new(S::FORBIDDEN, "password_expired", msg);
+                e.extra = Some(("reset_token", reset_token.expose().into()));
+                e
+            }
+            CoreError::CaptchaRequired => ApiError::new(
+                S::BAD_REQUEST,
+                "captcha_failed",
+                "too many failed logins on this account: solve the captcha to sign in",
+            ),
+            CoreError::SelfModification => ApiError::new(S::CONFLICT, "self_modification", msg),
             CoreError::Unsupported(_) => ApiError::new(S::NOT_IMPLEMENTED, "not_supported", msg),
             CoreError::Internal(detail) => ApiError::internal(&detail),
         }

@@ -285,8 +285,8 @@ impl FromRequest for Bearer {
 }
 
 /// Who sent the request, as far as the transport knows: the client's address (the peer, or
-/// what a trusted proxy says) and its `User-Agent`. Recorded on the sessions sign-ins open.
-/// Extracting it never fails and is only done with sessions on.
+/// what a trusted proxy says) and its `User-Agent`. Recorded on the sessions sign-ins open and
+/// in the audit events. Extracting it never fails.
 #[derive(Debug, Default)]
 pub struct ClientInfo {
     ip: Option<String>,
@@ -299,6 +299,17 @@ impl ClientInfo {
         Client {
             ip: self.ip.as_deref(),
             user_agent: self.user_agent.as_deref(),
+            captcha_passed: false,
+        }
+    }
+
+    /// [`ClientInfo::client`] for a request whose captcha [`Captcha::check`] accepted:
+    /// `captcha_passed` when a captcha is configured (an account over its per-account limit
+    /// may then still sign in).
+    pub fn client_after_captcha(&self, captcha: &Captcha) -> Client<'_> {
+        Client {
+            captcha_passed: captcha.check.is_some(),
+            ..self.client()
         }
     }
 }
@@ -308,10 +319,7 @@ impl FromRequest for ClientInfo {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req
-            .app_data::<State>()
-            .filter(|state| state.sessions().is_some())
-        else {
+        let Some(state) = req.app_data::<State>() else {
             return ready(Ok(ClientInfo::default()));
         };
         // A User-Agent that is not visible ASCII is kept as far as it is readable.

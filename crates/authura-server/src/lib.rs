@@ -3,8 +3,10 @@
 //! status codes. `bin/authura` is a thin shell around [`serve`].
 
 mod answer;
+pub mod audit;
 pub mod backend;
 pub mod captcha;
+pub mod cli;
 pub mod config;
 pub mod error;
 mod extract;

@@ -53,6 +53,11 @@ pub const ROUTES: &[&str] = &[
     "/oauth/token",
     "/oauth/{provider}",
     "/oauth/{provider}/callback",
+    "/admin/users/{id}/lock",
+    "/admin/users/{id}/unlock",
+    "/admin/users/{id}/archive",
+    "/admin/users/{id}/restore",
+    "/admin/audit",
 ];
 
 /// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.
@@ -153,12 +158,14 @@ impl Metrics {
         hashing: &PoolStats,
         backend_pool: Option<authura_core::store::PoolStatus>,
         session_cache: Option<authura_session::CacheStats>,
+        audit: Option<&crate::audit::AuditStats>,
     ) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let scrape = Scrape {
             requests: self.requests(),
             durations: self.durations(),
             mail: [load(&mail.sent), load(&mail.failed), load(&mail.dropped)],
+            audit: audit.map(|a| [load(&a.written), load(&a.failed), load(&a.dropped)]),
             hashing: [
                 load(&hashing.verifications),
                 load(&hashing.hashes),
@@ -262,6 +269,8 @@ struct Scrape {
     durations: Vec<(RouteLabels, Durations)>,
     /// Sent, failed, dropped.
     mail: [u64; 3],
+    /// Audit events written, failed, dropped (`AUDIT_ENABLED=true`).
+    audit: Option<[u64; 3]>,
     /// Verifications, hashes, rejected jobs.
     hashing: [u64; 3],
     backend_pool: Option<authura_core::store::PoolStatus>,
@@ -304,6 +313,17 @@ impl Collector for Scrape {
         )?;
         for (result, count) in ["sent", "failed", "dropped"].into_iter().zip(self.mail) {
             ConstCounter::new(count).encode(mail.encode_family(&[("result", result)])?)?;
+        }
+        if let Some(audit) = self.audit {
+            let mut events = encoder.encode_descriptor(
+                "authura_audit_events",
+                "Audit events for the table by outcome: written, failed (the database refused; they are in the log), dropped (the queue was full; they are in the log).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, count) in ["written", "failed", "dropped"].into_iter().zip(audit) {
+                ConstCounter::new(count).encode(events.encode_family(&[("result", result)])?)?;
+            }
         }
         for (name, help, count) in [
             (
@@ -500,7 +520,13 @@ mod tests {
         m.observe("/user", 200, Duration::from_millis(3));
         m.observe("/user", 401, Duration::from_secs(20));
         m.observe("/nope/../etc", 404, Duration::from_micros(1));
-        let text = m.render(&MailStats::default(), &PoolStats::default(), None, None);
+        let text = m.render(
+            &MailStats::default(),
+            &PoolStats::default(),
+            None,
+            None,
+            None,
+        );
         for line in [
             "authura_http_requests_total{route=\"/user\",code=\"200\"} 2",
             "authura_http_requests_total{route=\"/user\",code=\"401\"} 1",

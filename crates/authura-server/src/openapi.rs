@@ -56,6 +56,8 @@ pub mod tag {
     pub const SESSION: &str = "session";
     /// Signing in with an OAuth or OpenID provider.
     pub const OAUTH: &str = "oauth";
+    /// User administration (`ADMIN_ROLE` only).
+    pub const ADMIN: &str = "admin";
 }
 
 /// The OpenAPI document: every route of the app, and the schemas their bodies and answers use.
@@ -100,6 +102,11 @@ pub mod tag {
         crate::routes::oauth::start,
         crate::routes::oauth::callback,
         crate::routes::oauth::token,
+        crate::routes::admin::account::lock,
+        crate::routes::admin::account::unlock,
+        crate::routes::admin::account::archive,
+        crate::routes::admin::account::restore,
+        crate::routes::admin::audit::list,
     ),
     // Schemas only a query parameter names (utoipa collects those of bodies by itself).
     components(schemas(crate::html::FormAction)),
@@ -112,6 +119,7 @@ pub mod tag {
         (name = tag::HEALTH, description = "Probes and Prometheus metrics; not rate limited, not host-checked."),
         (name = tag::META, description = "The public keys that verify access tokens, and this document."),
         (name = tag::OAUTH, description = "Sign in with Google, GitHub, Microsoft or an OpenID provider (OAUTH_PROVIDERS; a provider not listed is 404)."),
+        (name = tag::ADMIN, description = "User administration (SPEC §11): a Bearer access token or a session of an ADMIN_ROLE user, whose current record is read on every request."),
         (name = tag::SESSION, description = "Server-side sessions: only with SESSIONS_ENABLED=true; otherwise these paths are 404. Credentials: the session cookie, `Authorization: Session <key>`, or a Bearer access token bound to a session."),
     ),
 )]
@@ -231,6 +239,7 @@ pub enum Code {
     TokenUsed,
     InvalidVerificationToken,
     InvalidAction,
+    PasswordReused,
     InvalidPermission,
     InvalidState,
     InvalidCode,
@@ -243,8 +252,10 @@ pub enum Code {
     Forbidden,
     SignupDisabled,
     EmailNotVerified,
+    PasswordExpired,
     NotFound,
     EmailTaken,
+    SelfModification,
     BodyTooLarge,
     RateLimited,
     BackendError,
@@ -252,6 +263,7 @@ pub enum Code {
     BackendUnavailable,
     CaptchaUnavailable,
     Overloaded,
+    NotSupported,
     InternalError,
 }
 
@@ -264,7 +276,7 @@ enum ErrorHeader {
 
 impl Code {
     /// Every code, in the order of SPEC §3a.
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 33] = [
         Code::InvalidBody,
         Code::InvalidEmail,
         Code::WeakPassword,
@@ -272,6 +284,7 @@ impl Code {
         Code::TokenUsed,
         Code::InvalidVerificationToken,
         Code::InvalidAction,
+        Code::PasswordReused,
         Code::InvalidPermission,
         Code::InvalidState,
         Code::InvalidCode,
@@ -284,8 +297,10 @@ impl Code {
         Code::Forbidden,
         Code::SignupDisabled,
         Code::EmailNotVerified,
+        Code::PasswordExpired,
         Code::NotFound,
         Code::EmailTaken,
+        Code::SelfModification,
         Code::BodyTooLarge,
         Code::RateLimited,
         Code::BackendError,
@@ -293,6 +308,7 @@ impl Code {
         Code::BackendUnavailable,
         Code::CaptchaUnavailable,
         Code::Overloaded,
+        Code::NotSupported,
         Code::InternalError,
     ];
 
@@ -306,6 +322,8 @@ impl Code {
             Code::TokenUsed => "token_used",
             Code::InvalidVerificationToken => "invalid_verification_token",
             Code::InvalidAction => "invalid_action",
+            Code::PasswordReused => "password_reused",
+            Code::PasswordExpired => "password_expired",
             Code::InvalidPermission => "invalid_permission",
             Code::InvalidState => "invalid_state",
             Code::InvalidCode => "invalid_code",
@@ -320,6 +338,8 @@ impl Code {
             Code::EmailNotVerified => "email_not_verified",
             Code::NotFound => "not_found",
             Code::EmailTaken => "email_taken",
+            Code::SelfModification => "self_modification",
+            Code::NotSupported => "not_supported",
             Code::BodyTooLarge => "body_too_large",
             Code::RateLimited => "rate_limited",
             Code::BackendError => "backend_error",
@@ -341,6 +361,7 @@ impl Code {
             | Code::TokenUsed
             | Code::InvalidVerificationToken
             | Code::InvalidAction
+            | Code::PasswordReused
             | Code::InvalidPermission
             | Code::InvalidState
             | Code::InvalidCode
@@ -348,9 +369,13 @@ impl Code {
             | Code::TenantRequired
             | Code::CaptchaFailed => 400,
             Code::InvalidCredentials | Code::InvalidToken | Code::InvalidSession => 401,
-            Code::Forbidden | Code::SignupDisabled | Code::EmailNotVerified => 403,
+            Code::Forbidden
+            | Code::SignupDisabled
+            | Code::EmailNotVerified
+            | Code::PasswordExpired => 403,
             Code::NotFound => 404,
-            Code::EmailTaken => 409,
+            Code::EmailTaken | Code::SelfModification => 409,
+            Code::NotSupported => 501,
             Code::BodyTooLarge => 413,
             Code::RateLimited => 429,
             Code::BackendError | Code::HookFailed => 502,
@@ -373,6 +398,13 @@ impl Code {
                 "the mail link's token is malformed, expired, of another kind or tenant"
             }
             Code::InvalidAction => "unknown or missing `action`, or `change-password`",
+            Code::PasswordReused => {
+                "the new password is the current one or one of the last `PASSWORD_HISTORY`"
+            }
+            Code::PasswordExpired => {
+                "the right password, older than `PASSWORD_MAX_AGE`; `reset_token` sets a new one \
+                 through `/verify-email`"
+            }
             Code::InvalidPermission => {
                 "a `permission` parameter names no known permission (no names before `PERMISSION_NAMES`)"
             }
@@ -406,6 +438,13 @@ impl Code {
                  `SESSIONS_ENABLED` is not true; `/sessions/{id}`: not one of the user's)"
             }
             Code::EmailTaken => "the address has a user",
+            Code::SelfModification => {
+                "an administrator tried to delete, archive, lock or demote their own account"
+            }
+            Code::NotSupported => {
+                "the users backend cannot do this (an HTTP backend without the optional list or \
+                 delete endpoints of its contract)"
+            }
             Code::BodyTooLarge => "the body is over 64 KiB",
             Code::RateLimited => "the client's (or the account's) rate limit is used up",
             Code::BackendError => "the user backend answered with an error",
@@ -432,6 +471,7 @@ impl Code {
     const fn extra(self) -> Option<&'static str> {
         match self {
             Code::WeakPassword => Some("rules"),
+            Code::PasswordExpired => Some("reset_token"),
             Code::InternalError => Some("correlation_id"),
             _ => None,
         }
@@ -499,6 +539,7 @@ pub mod errors {
             Code::InvalidVerificationToken,
             Code::TokenUsed,
             Code::WeakPassword,
+            Code::PasswordReused,
             Code::EmailTaken,
             Code::InvalidToken,
             Code::Overloaded,
@@ -509,6 +550,7 @@ pub mod errors {
             Code::InvalidEmail,
             Code::InvalidCredentials,
             Code::EmailNotVerified,
+            Code::PasswordExpired,
             Code::InvalidToken,
             Code::Forbidden,
             Code::Overloaded,
@@ -523,6 +565,7 @@ pub mod errors {
             Code::InvalidToken,
             Code::InvalidCredentials,
             Code::WeakPassword,
+            Code::PasswordReused,
             Code::Overloaded,
             Code::HookFailed,
         ]];
@@ -547,6 +590,8 @@ pub mod errors {
             Code::InvalidSession,
             Code::InvalidCredentials,
             Code::EmailNotVerified,
+            Code::PasswordExpired,
+            Code::CaptchaFailed,
             Code::Forbidden,
             Code::Overloaded,
         ]];
@@ -562,6 +607,7 @@ pub mod errors {
             Code::InvalidRedirectUrl,
             Code::InvalidCredentials,
             Code::EmailNotVerified,
+            Code::PasswordExpired,
             Code::Overloaded,
             Code::HookFailed,
         ]];
@@ -593,6 +639,52 @@ pub mod errors {
             Code::NotFound,
             Code::InvalidSession,
             Code::Forbidden,
+        ]];
+        /// `GET /admin/users` and `GET /admin/users/{id}`: an administrator's Bearer token or
+        /// session (SPEC §11).
+        AdminRead = [EDGE, TENANT, BACKEND, &[
+            Code::InvalidBody,
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
+            Code::NotSupported,
+            Code::HookFailed,
+        ]];
+        /// The state-changing `/admin/users…` operations: the CSRF rule for a cookie, the
+        /// password policy, a taken address, an administrator acting on themself.
+        AdminWrite = [EDGE, TENANT, BODY, BACKEND, &[
+            Code::InvalidEmail,
+            Code::WeakPassword,
+            Code::InvalidRedirectUrl,
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
+            Code::EmailTaken,
+            Code::SelfModification,
+            Code::NotSupported,
+            Code::Overloaded,
+            Code::HookFailed,
+        ]];
+        /// `POST /admin/users/{id}/lock|unlock|archive|restore` (SPEC §11): no body; the CSRF
+        /// rule for a cookie; an administrator may not lock or archive themself; 501 without
+        /// the state store.
+        AdminAccount = [EDGE, TENANT, BACKEND, &[
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
+            Code::SelfModification,
+            Code::NotSupported,
+        ]];
+        /// `GET /admin/audit` (SPEC §11): 501 `not_supported` while `AUDIT_ENABLED` is off.
+        AdminAudit = [EDGE, TENANT, BACKEND, &[
+            Code::InvalidBody,
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotSupported,
         ]];
 
     }
@@ -849,6 +941,13 @@ mod tests {
             Code::EmailNotVerified => CoreError::EmailNotVerified.into(),
             Code::NotFound => ApiError::not_found(),
             Code::EmailTaken => CoreError::EmailTaken.into(),
+            Code::SelfModification => CoreError::SelfModification.into(),
+            Code::PasswordReused => CoreError::PasswordReused.into(),
+            Code::PasswordExpired => CoreError::PasswordExpired {
+                reset_token: authura_core::Secret::new("x"),
+            }
+            .into(),
+            Code::NotSupported => CoreError::Unsupported("x".into()).into(),
             Code::BodyTooLarge => ApiError::body_too_large(1024),
             Code::RateLimited => ApiError::rate_limited(3),
             Code::BackendError => CoreError::Backend("x".into()).into(),

@@ -8,17 +8,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use authura_core::CoreError;
 use authura_core::User;
 use authura_core::clock::SystemClock;
+use authura_core::flows::Policies;
 use authura_core::flows::{self, Context, FlowSettings};
 use authura_core::hook::NoHook;
 use authura_core::lockout::FailureLimiter;
-use authura_core::mail::{Mail, Mailer};
+use authura_core::mail::{Mail, Mailer, Outbox};
 use authura_core::redirect::RedirectPolicy;
 use authura_core::sessions::Sessions;
-use authura_core::state::StateStore;
+use authura_core::state::{AccountStore, AuditStore, StateStore};
 use authura_core::store::UserStore;
 use authura_core::token::Tokens;
 use authura_session::{CacheSettings, SessionCache, SessionPolicy, follow_events};
 
+use crate::audit::AuditQueue;
 use crate::backend::Stores;
 use crate::captcha::Turnstile;
 use crate::config::sessions::{CookieSettings, SessionsConfig};
@@ -104,6 +106,12 @@ pub struct AppState {
     mail_stats: Arc<MailStats>,
     metrics: Option<Metrics>,
     mail_queue: tokio::sync::mpsc::Sender<Mail>,
+    /// The audit sink the flows report to (its counters for `/metrics`).
+    audit: AuditQueue,
+    /// The audit table, for `GET /admin/audit` (`AUDIT_ENABLED=true`).
+    audit_store: Option<Arc<dyn AuditStore>>,
+    /// The state store, every part of it, when a feature that needs it is on.
+    state_store: Option<Arc<dyn StateStore>>,
     multi_tenant: bool,
     /// `TENANT_ID_HEADER`, lower-cased.
     tenant_header: String,
@@ -185,12 +193,6 @@ impl AppState {
         self.sessions.as_ref()
     }
 
-    /// The state store (SPEC §13: sessions, role groups, permits), when a feature that needs
-    /// it is on.
-    pub fn state_store(&self) -> Option<&Arc<dyn StateStore>> {
-        self.sessions.as_ref().map(SessionsState::store)
-    }
-
     /// The password-hashing pool.
     pub fn hash_pool(&self) -> &HashPool {
         &self.hash_pool
@@ -214,6 +216,22 @@ impl AppState {
     /// Request counters, when `METRICS_ENABLED=true`.
     pub fn metrics(&self) -> Option<&Metrics> {
         self.metrics.as_ref()
+    }
+
+    /// The audit sink (its counters).
+    pub fn audit(&self) -> &AuditQueue {
+        &self.audit
+    }
+
+    /// The audit table, when `AUDIT_ENABLED=true`.
+    pub fn audit_store(&self) -> Option<&Arc<dyn AuditStore>> {
+        self.audit_store.as_ref()
+    }
+
+    /// The state store (SPEC §13: sessions, role groups, permits, account state, audit; take
+    /// the part needed by upcasting), when a feature that needs it is on.
+    pub fn state_store(&self) -> Option<&Arc<dyn StateStore>> {
+        self.state_store.as_ref()
     }
 
     /// Whether multi-tenancy is on.
@@ -284,11 +302,7 @@ impl AppState {
     /// Queues a mail to be sent after the response; a full queue drops it (logged and counted).
     pub fn send_mail(&self, mail: Option<Mail>) {
         let Some(mail) = mail else { return };
-        self.mail_stats.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.mail_queue.try_send(mail) {
-            self.mail_stats.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "mail queue full; mail dropped");
-        }
+        queue_mail(&self.mail_queue, &self.mail_stats, mail);
     }
 
     /// The client's address: the peer, or what a trusted proxy says in `X-Forwarded-For`.
@@ -307,6 +321,28 @@ impl AppState {
             &forwarded,
             &self.trusted_proxies,
         ))
+    }
+}
+
+/// Queues `mail` for the sender; a full queue drops it (logged and counted).
+fn queue_mail(queue: &tokio::sync::mpsc::Sender<Mail>, stats: &MailStats, mail: Mail) {
+    stats.queued.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = queue.try_send(mail) {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "mail queue full; mail dropped");
+    }
+}
+
+/// The flows' outbox (the `account-locked` notice): the same queue as every other mail.
+#[derive(Debug)]
+struct MailOutbox {
+    queue: tokio::sync::mpsc::Sender<Mail>,
+    stats: Arc<MailStats>,
+}
+
+impl Outbox for MailOutbox {
+    fn post(&self, mail: Mail) {
+        queue_mail(&self.queue, &self.stats, mail);
     }
 }
 
@@ -392,6 +428,7 @@ pub async fn build_state_with_stores(
         users: store,
         state,
     } = stores;
+    let state_store = state.as_ref().map(|(store, _)| Arc::clone(store));
     let sessions = match (&config.sessions, state) {
         (None, _) => None,
         (Some(sessions), Some((store, events))) => {
@@ -426,6 +463,29 @@ pub async fn build_state_with_stores(
     let mailer = mailer(config)?;
     let tokens = Tokens::new(config.tokens.clone()).map_err(StartError::Keys)?;
     let hash_pool = HashPool::for_threads(config.hash_threads)?;
+    let mail_stats = Arc::new(MailStats::default());
+    let mail_queue = start_mail_sender(mailer, Arc::clone(&mail_stats));
+    let policies = &config.policies;
+    if state_store.is_none() && !policies.stateful().is_empty() {
+        return Err(StartError::State(format!(
+            "{} needs the state store, but none was opened (set STATE_DSN with the hasura and \
+             http backends)",
+            policies.stateful().join(", ")
+        )));
+    }
+    let audit = match (&policies.audit, &state_store) {
+        (Some(audit), Some(store)) => AuditQueue::start(
+            Arc::clone(store) as Arc<dyn AuditStore>,
+            audit.queue_size,
+            audit.retention,
+            Arc::new(SystemClock),
+        ),
+        _ => AuditQueue::log_only(),
+    };
+    let audit_store = match (&policies.audit, &state_store) {
+        (Some(_), Some(store)) => Some(Arc::clone(store) as Arc<dyn AuditStore>),
+        _ => None,
+    };
     let ctx = Context {
         store,
         hasher: Arc::new(hash_pool.clone()),
@@ -450,13 +510,23 @@ pub async fn build_state_with_stores(
             default_role: config.default_role.clone(),
             signup_disabled: config.signup_disabled,
             impersonation_enabled: config.impersonation_enabled,
+            captcha: config.captcha.is_some(),
             policy: config.policy.clone(),
             verify_redirect_url: config.verify_redirect_url.clone(),
             redirects: RedirectPolicy::new(config.allowed_redirect_urls.clone()),
         },
+        policies: Policies {
+            accounts: state_store
+                .as_ref()
+                .map(|store| Arc::clone(store) as Arc<dyn AccountStore>),
+            settings: policies.settings.clone(),
+            audit: Arc::new(audit.clone()),
+            outbox: Arc::new(MailOutbox {
+                queue: mail_queue.clone(),
+                stats: Arc::clone(&mail_stats),
+            }),
+        },
     };
-    let mail_stats = Arc::new(MailStats::default());
-    let mail_queue = start_mail_sender(mailer, Arc::clone(&mail_stats));
     if let Some(sessions) = &sessions {
         start_session_purge(sessions.policy.clone());
     }
@@ -486,6 +556,9 @@ pub async fn build_state_with_stores(
             .metrics_enabled
             .then(|| Metrics::new(config.backend.name())),
         mail_queue,
+        audit,
+        audit_store,
+        state_store,
         multi_tenant: config.multi_tenant,
         tenant_header: config.tenant_id_header.to_ascii_lowercase(),
         host_header: config.host_header.to_ascii_lowercase(),
@@ -529,7 +602,7 @@ fn start_session_purge(policy: SessionPolicy) {
 }
 
 /// The configured mailer, with its templates loaded (and test-rendered).
-fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
     let templates = match &config.mail_templates_dir {
         Some(dir) => {
             authura_mail::Templates::load(dir).map_err(|e| StartError::Mail(e.to_string()))?

@@ -11,9 +11,11 @@ use std::collections::BTreeSet;
 
 use authura_core::permit::{Access, GroupId, GroupName, Permission, Permit, RoleGroup};
 use authura_core::state::{
-    EventHub, KeyHash, LocalStateEvents, OAuthLinkStore, PermitStore, Rotation, Session, StateDsn,
-    StateEvent, StateEvents, StateSignal, StateStore, StateSubscription,
+    AccountChange, AccountState, AccountStore, AuditEvent, AuditQuery, AuditStore, EventHub,
+    KeyHash, LocalStateEvents, OAuthLinkStore, PermitStore, Rotation, Session, StateDsn,
+    StateEvent, StateEvents, StateSignal, StateStore, StateSubscription, StoredAuditEvent,
 };
+use authura_core::types::PasswordHash;
 use authura_core::{SessionStore, StoreError, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -30,7 +32,8 @@ pub struct StateStoreSettings {
     pub query_timeout: Duration,
 }
 
-/// A state store and the events between the instances sharing it.
+/// A state store (every part: sessions, permits, account state and audit, as one
+/// `Arc<dyn StateStore>`) and the events between the instances sharing it.
 pub type OpenedState = (Arc<dyn StateStore>, Arc<dyn StateEvents>);
 
 /// Opens the state store `dsn` names and applies its state migrations: an SQLite file (created
@@ -114,8 +117,8 @@ impl StateEvents for DeferredStateEvents {
     }
 }
 
-/// A state store that is not connected yet: every call answers `Unavailable` (503, and
-/// `/readyz` 503) until [`DeferredStateStore::set`] hands it the real one, as
+/// A state store that is not connected yet: every call of every part (sessions, permits,
+/// account state, audit) answers `Unavailable` (503, and `/readyz` 503) until [`DeferredStateStore::set`] hands it the real one, as
 /// `backend::DeferredStore` does for the users table.
 #[derive(Default)]
 pub struct DeferredStateStore {
@@ -258,6 +261,71 @@ impl PermitStore for DeferredStateStore {
         user_id: &UserId,
     ) -> Result<Access, StoreError> {
         self.get()?.access(tenant, user_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountStore for DeferredStateStore {
+    async fn account_state(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<AccountState, StoreError> {
+        self.get()?.account_state(tenant, user_id).await
+    }
+
+    async fn update_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        change: &AccountChange,
+    ) -> Result<(AccountState, AccountState), StoreError> {
+        self.get()?.update_account(tenant, user_id, change).await
+    }
+
+    async fn push_password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        at: DateTime<Utc>,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        self.get()?
+            .push_password_history(tenant, user_id, hash, at, keep)
+            .await
+    }
+
+    async fn password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        limit: u32,
+    ) -> Result<Vec<PasswordHash>, StoreError> {
+        self.get()?.password_history(tenant, user_id, limit).await
+    }
+
+    async fn forget_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        self.get()?.forget_account(tenant, user_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for DeferredStateStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.get()?.append_audit(events).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        self.get()?.list_audit(query).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.get()?.prune_audit(before).await
     }
 }
 

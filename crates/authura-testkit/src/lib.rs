@@ -8,6 +8,7 @@ pub mod config;
 pub mod conformance;
 pub mod oauth_link_conformance;
 pub mod permit_conformance;
+pub mod policy_conformance;
 pub mod postgres;
 pub mod python;
 pub mod scripted;

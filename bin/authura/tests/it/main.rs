@@ -5,6 +5,7 @@
 //! document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_cli;
 mod api_fuzz;
 mod cli;
 mod deploy;

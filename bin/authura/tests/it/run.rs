@@ -280,19 +280,19 @@ async fn logs_never_contain_secrets_at_any_level() {
         .unwrap();
     assert_eq!(imp.status(), 200);
     let imp: Value = imp.json().await.unwrap();
-    let audit = proc.wait_for_log("impersonation: tokens issued");
-    let line = audit
-        .lines()
-        .find(|l| l.contains("impersonation: tokens issued"))
-        .unwrap();
+    // The impersonation's audit event (SPEC §11), logged under `authura::audit`.
+    let needle = r#""event":"impersonation.started""#;
+    let audit = proc.wait_for_log(needle);
+    let line = audit.lines().find(|l| l.contains(needle)).unwrap();
     let line: Value = serde_json::from_str(line).unwrap();
     assert_eq!(
         (
             line["level"].as_str(),
-            line["admin_id"].as_str(),
+            line["target"].as_str(),
+            line["actor_id"].as_str(),
             line["user_id"].as_str()
         ),
-        (Some("INFO"), Some("1"), Some("2"))
+        (Some("INFO"), Some("authura::audit"), Some("1"), Some("2"))
     );
     assert_eq!(proc.terminate().code(), Some(0));
 

@@ -62,6 +62,34 @@ mod permits {
     }
 }
 
+/// The policy stores' suite (account state, history, audit), beside the users table and in a
+/// database of its own.
+mod policy {
+    use super::*;
+    use authura_core::state::PolicyStore;
+
+    mod beside_users {
+        use super::*;
+
+        authura_testkit::policy_conformance_tests!(async {
+            let db = database().await;
+            let users = users_store(&db, "users").await;
+            let state = users.state().await.unwrap();
+            (Arc::new(state) as Arc<dyn PolicyStore>, (users, db))
+        });
+    }
+
+    mod state_only {
+        use super::*;
+
+        authura_testkit::policy_conformance_tests!(async {
+            let db = database().await;
+            let state = state_store(&db).await.unwrap();
+            (Arc::new(state) as Arc<dyn PolicyStore>, db)
+        });
+    }
+}
+
 /// The OAuth link store's suite, beside the users table and in a database of its own.
 mod oauth_links {
     use super::*;

@@ -67,6 +67,38 @@ mod permits {
     }
 }
 
+/// The policy stores' suite (account state, history, audit), beside the users table and in a
+/// state-only file.
+mod policy {
+    use super::*;
+    use authura_core::state::PolicyStore;
+
+    mod beside_users {
+        use super::*;
+
+        authura_testkit::policy_conformance_tests!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let users = SqliteStore::open(dir.path().join("users.db"), 4)
+                .await
+                .unwrap();
+            let state = users.state().await.unwrap();
+            (Arc::new(state) as Arc<dyn PolicyStore>, (users, dir))
+        });
+    }
+
+    mod state_only {
+        use super::*;
+
+        authura_testkit::policy_conformance_tests!(async {
+            let dir = tempfile::tempdir().unwrap();
+            let state = SqliteStateStore::open(dir.path().join("state.db"), 4)
+                .await
+                .unwrap();
+            (Arc::new(state) as Arc<dyn PolicyStore>, dir)
+        });
+    }
+}
+
 /// The OAuth link store's suite, beside the users table and in a state-only file.
 mod oauth_links {
     use super::*;

@@ -1,9 +1,13 @@
 //! Changes to an account: `POST /change-password`, `/change-email` and `/reset-password`.
 
+use serde_json::json;
+
 use crate::error::CoreError;
-use crate::flows::{Context, authenticate, end_sessions, mail, redirect_target, user_gone};
+use crate::flows::{Context, authenticate, end_sessions, mail, policy, redirect_target, user_gone};
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
+use crate::sessions::Client;
+use crate::state::audit::kind;
 use crate::store::StoreError;
 use crate::token::VerifyRequest;
 use crate::types::{Email, Secret, TenantId, UserChanges};
@@ -20,6 +24,30 @@ pub async fn change_password(
     old_password: Secret,
     new_password: Secret,
 ) -> Result<(), CoreError> {
+    change_password_from(
+        ctx,
+        tenant,
+        bearer,
+        old_password,
+        new_password,
+        Client::default(),
+    )
+    .await
+}
+
+/// [`change_password`] from a client the transport describes (for the audit log). The new
+/// password may not be one of the last `PASSWORD_HISTORY` (SPEC §11).
+///
+/// # Errors
+/// As [`change_password`], and `PasswordReused`.
+pub async fn change_password_from(
+    ctx: &Context,
+    tenant: Option<&TenantId>,
+    bearer: &str,
+    old_password: Secret,
+    new_password: Secret,
+    client: Client<'_>,
+) -> Result<(), CoreError> {
     let auth = authenticate(ctx, tenant, bearer).await?;
     let check = ctx
         .hasher
@@ -29,6 +57,7 @@ pub async fn change_password(
         return Err(CoreError::InvalidCredentials);
     }
     ctx.settings.policy.check(new_password.expose())?;
+    policy::check_password_history(ctx, &auth.user, &new_password).await?;
     ctx.hook
         .create_or_update_user(&HookUser::from(&auth.user))
         .await?;
@@ -48,6 +77,15 @@ pub async fn change_password(
             StoreError::Changed => CoreError::InvalidCredentials,
             e => user_gone(e),
         })?;
+    policy::password_written(ctx, &auth.user, false).await?;
+    policy::audit_user(
+        ctx,
+        kind::PASSWORD_CHANGED,
+        &user,
+        None,
+        client,
+        json!({"by": "user"}),
+    );
     end_sessions(ctx, &user).await
 }
 
@@ -91,6 +129,10 @@ pub async fn reset_password(
     let Some(user) = ctx.store.find_by_email(tenant, email).await? else {
         return Ok(None);
     };
+    // An archived user cannot reset (SPEC §11): the same answer, no mail.
+    if policy::state_of(ctx, &user).await?.is_archived() {
+        return Ok(None);
+    }
     let req = VerifyRequest {
         action: Action::ResetPassword,
         email: &user.email,

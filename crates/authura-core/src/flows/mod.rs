@@ -9,6 +9,7 @@
 mod account;
 mod login;
 mod oauth;
+pub mod policy;
 mod signup;
 
 use std::sync::Arc;
@@ -25,15 +26,21 @@ use crate::policy::PasswordPolicy;
 use crate::redirect::{RedirectPolicy, mail_link};
 use crate::sessions::{Client, Sessions, SignIn};
 use crate::state::SessionMethod;
+use crate::state::audit::kind;
 use crate::store::{StoreError, UserStore};
 use crate::token::{AccessToken, SessionBinding, TokenPair, Tokens, VerifyRequest};
 use crate::types::{Role, TenantId, User, UserId};
 
-pub use account::{change_email, change_password, reset_password};
+pub use account::{change_email, change_password, change_password_from, reset_password};
 pub use login::{
-    check_login, current_user, impersonate, impersonate_from, login, login_from, refresh,
+    LoginChecked, check_login, check_login_from, current_user, impersonate, impersonate_from,
+    login, login_from, refresh, refresh_from,
 };
 pub use oauth::{ProviderIdentity, oauth_sign_in, oauth_user};
+pub use policy::{
+    AccountOperation, Policies, PolicySettings, account, change_account, check_password_history,
+    password_written,
+};
 pub use signup::{create_verified_user, invite, signup, verify_email, verify_email_from};
 
 /// Flow settings from configuration.
@@ -43,6 +50,9 @@ pub struct FlowSettings {
     pub default_role: Role,
     pub signup_disabled: bool,
     pub impersonation_enabled: bool,
+    /// Whether a captcha is configured: an account over its per-account failure limit then
+    /// asks for one instead of refusing the owner (SPEC §3).
+    pub captcha: bool,
     pub policy: PasswordPolicy,
     /// Where mail links point when a request names no `redirect_url`.
     pub verify_redirect_url: Url,
@@ -64,6 +74,8 @@ pub struct Context {
     /// Server-side sessions (SPEC §8): `None` when they are off, and then every token stays
     /// stateless, exactly as without them.
     pub sessions: Option<Arc<dyn Sessions>>,
+    /// The account policies and the audit log (SPEC §11): [`Policies::off`] when none is on.
+    pub policies: Policies,
 }
 
 impl std::fmt::Debug for dyn UserStore {
@@ -172,8 +184,13 @@ async fn view(ctx: &Context, user: User) -> Result<UserView, CoreError> {
 
 /// How a new pair is bound to a session.
 enum Bind<'a> {
-    /// A sign-in, by a client: with sessions on, it opens one.
-    Open(SessionMethod, Client<'a>),
+    /// A sign-in, by a client: with sessions on, it opens one, ending at the latest when the
+    /// password expires.
+    Open(
+        SessionMethod,
+        Client<'a>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ),
     /// A refresh of a token bound to this session (`sid`) at this generation, or to none.
     Refresh(Option<(uuid::Uuid, i64)>),
 }
@@ -186,7 +203,7 @@ async fn signed_in(
     method: SessionMethod,
     client: Client<'_>,
 ) -> Result<SignedIn, CoreError> {
-    signed_in_with(ctx, user, actor, None, Bind::Open(method, client)).await
+    signed_in_with(ctx, user, actor, None, Bind::Open(method, client, None)).await
 }
 
 /// [`signed_in`], with the user's password fingerprint when the caller has it already, and the
@@ -226,14 +243,25 @@ async fn bind_session(
         return Ok(None);
     };
     let binding = match bind {
-        Bind::Open(method, client) => {
+        Bind::Open(method, client, expires_before) => {
+            let text = method.as_text();
             let sign_in = SignIn {
                 user,
                 method,
                 ip: client.ip,
                 user_agent: client.user_agent,
+                expires_before,
             };
-            sessions.open_for_sign_in(sign_in).await?
+            let binding = sessions.open_for_sign_in(sign_in).await?;
+            policy::audit_user(
+                ctx,
+                kind::SESSION_CREATED,
+                user,
+                None,
+                client,
+                serde_json::json!({"session_id": binding.sid, "method": text}),
+            );
+            binding
         }
         Bind::Refresh(Some((sid, generation))) => {
             sessions.rotate_for_refresh(user, sid, generation).await?
@@ -245,11 +273,22 @@ async fn bind_session(
     Ok(Some(binding))
 }
 
-/// Ends every session of a user whose password or address changed (SPEC §8); nothing when
-/// sessions are off.
+/// Ends every session of a user whose password or address changed, or who was archived
+/// (SPEC §8, §11); nothing when sessions are off.
 async fn end_sessions(ctx: &Context, user: &User) -> Result<(), CoreError> {
     match &ctx.sessions {
-        Some(sessions) => sessions.end_all(user.tenant.as_ref(), &user.id).await,
+        Some(sessions) => {
+            sessions.end_all(user.tenant.as_ref(), &user.id).await?;
+            policy::audit_user(
+                ctx,
+                kind::SESSION_ENDED,
+                user,
+                None,
+                Client::default(),
+                serde_json::json!({"all": true}),
+            );
+            Ok(())
+        }
         None => Ok(()),
     }
 }

@@ -115,8 +115,11 @@ pub async fn oauth_user(
 /// the one-time code's exchange), read again: a session with method `oauth:<provider>` when
 /// sessions are on.
 ///
+/// An archived or locked account (SPEC §11) signs in with a provider no more than with a
+/// password: it is answered as a user that is gone.
+///
 /// # Errors
-/// `InvalidToken` when the user is gone since; hook and backend errors.
+/// `InvalidToken` when the user is gone since, archived or locked; hook and backend errors.
 pub async fn oauth_sign_in(
     ctx: &Context,
     tenant: Option<&TenantId>,
@@ -129,6 +132,10 @@ pub async fn oauth_sign_in(
         .find_by_id(tenant, user_id)
         .await?
         .ok_or(CoreError::InvalidToken)?;
+    let state = crate::flows::policy::state_of(ctx, &user).await?;
+    if state.is_archived() || state.is_locked(ctx.clock.now()) {
+        return Err(CoreError::InvalidToken);
+    }
     signed_in(
         ctx,
         user,

@@ -1,15 +1,19 @@
 //! Signing up and verifying: `POST /signup`, `/verify-email` and `/invite`, and creating a
 //! verified user directly.
 
+use serde_json::json;
+
 use crate::error::CoreError;
 use crate::flows::{
-    Context, SignedIn, authenticate, end_sessions, mail, redirect_target, signed_in, user_gone,
+    Context, SignedIn, authenticate, end_sessions, mail, policy, redirect_target, signed_in,
+    user_gone,
 };
 use crate::hash::random_token;
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
 use crate::sessions::Client;
 use crate::state::SessionMethod;
+use crate::state::audit::kind;
 use crate::token::{VerifyRequest, fingerprints_match};
 use crate::types::{Email, NewUser, Role, Secret, TenantId, User, UserChanges, UserId};
 
@@ -71,7 +75,9 @@ pub async fn verify_email_from(
     if claims.tid.as_deref() != tenant.map(TenantId::as_str) {
         return Err(CoreError::InvalidVerificationToken);
     }
-    let action = Action::parse(&claims.action).ok_or(CoreError::InvalidVerificationToken)?;
+    let action = Action::parse(&claims.action)
+        .filter(|a| *a != Action::AccountLocked)
+        .ok_or(CoreError::InvalidVerificationToken)?;
     let email = Email::parse(&claims.email).map_err(|_| CoreError::InvalidVerificationToken)?;
     let password = password.filter(|p| !p.is_empty());
 
@@ -108,7 +114,8 @@ pub async fn verify_email_from(
             };
             ctx.hook.create_or_update_user(&hook_user).await?;
             let password_hash = ctx.hasher.hash(password).await?;
-            ctx.store
+            let user = ctx
+                .store
                 .create(NewUser {
                     email,
                     role,
@@ -116,8 +123,24 @@ pub async fn verify_email_from(
                     password_hash,
                     verified_at: Some(now),
                 })
-                .await?
+                .await?;
+            policy::password_created(ctx, &user).await?;
+            let by = if action == Action::Invite {
+                "invite"
+            } else {
+                "signup"
+            };
+            policy::audit_user(
+                ctx,
+                kind::USER_CREATED,
+                &user,
+                None,
+                client,
+                json!({"by": by, "email": user.email.as_str(), "role": user.role.as_str()}),
+            );
+            user
         }
+        Action::AccountLocked => return Err(CoreError::InvalidVerificationToken),
         Action::ResetPassword | Action::ChangeEmail => {
             let id = claims
                 .sub
@@ -132,12 +155,18 @@ pub async fn verify_email_from(
             if !fingerprints_match(&claims.state, &ctx.tokens.state_fingerprint(Some(&current))) {
                 return Err(CoreError::TokenUsed);
             }
+            // An archived user cannot reset or change their address (SPEC §11): the link no
+            // longer holds.
+            if policy::state_of(ctx, &current).await?.is_archived() {
+                return Err(CoreError::TokenUsed);
+            }
             let mut changes = UserChanges::default();
             if action == Action::ResetPassword {
                 let password = password.ok_or_else(|| {
                     CoreError::InvalidBody("password is required to reset a password".into())
                 })?;
                 ctx.settings.policy.check(password.expose())?;
+                policy::check_password_history(ctx, &current, &password).await?;
                 changes.password_hash = Some(ctx.hasher.hash(password).await?);
                 // Following the link proves the address: an unverified account becomes verified.
                 if current.verified_at.is_none() {
@@ -169,6 +198,20 @@ pub async fn verify_email_from(
                 .update_if(tenant, &current, changes)
                 .await
                 .map_err(user_gone)?;
+            if action == Action::ResetPassword {
+                // A completed reset lifts a lock (SPEC §11).
+                policy::password_written(ctx, &current, true).await?;
+                policy::audit_user(ctx, kind::PASSWORD_RESET, &user, None, client, json!({}));
+            } else {
+                policy::audit_user(
+                    ctx,
+                    kind::EMAIL_CHANGED,
+                    &user,
+                    None,
+                    client,
+                    json!({"from": current.email.as_str(), "to": user.email.as_str()}),
+                );
+            }
             // A reset password or a changed address ends every session the user had (SPEC §8);
             // following the link then opens a new one.
             end_sessions(ctx, &user).await?;
@@ -205,7 +248,17 @@ pub async fn invite(
         user: None,
         role: Some(role),
     };
-    mail(ctx, &req, &redirect)
+    let mail = mail(ctx, &req, &redirect)?;
+    policy::audit(
+        ctx,
+        kind::USER_INVITED,
+        tenant,
+        None,
+        Some(&auth.user.id),
+        Client::default(),
+        json!({"email": email.as_str(), "role": role.as_str()}),
+    );
+    Ok(mail)
 }
 
 /// Creates a user directly (the initial admin, `authura` embedders): verified, policy checked.
@@ -228,5 +281,15 @@ pub async fn create_verified_user(
         password_hash,
         verified_at: Some(ctx.clock.now()),
     };
-    Ok(ctx.store.create(new).await?)
+    let user = ctx.store.create(new).await?;
+    policy::password_created(ctx, &user).await?;
+    policy::audit_user(
+        ctx,
+        kind::USER_CREATED,
+        &user,
+        None,
+        Client::default(),
+        json!({"by": "direct", "email": user.email.as_str(), "role": user.role.as_str()}),
+    );
+    Ok(user)
 }

@@ -1,5 +1,6 @@
-//! An in-memory `SessionStore` and `PermitStore`: complete implementations (they pass the
-//! state conformance suites), for fast flow tests and for embedders.
+//! An in-memory `SessionStore`, `PermitStore`, `AccountStore` and `AuditStore` (so a whole
+//! [`StateStore`](crate::state::StateStore)): complete implementations (they pass the state,
+//! permit and policy conformance suites), for fast flow tests and for embedders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -9,11 +10,14 @@ use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::permit::{GroupId, GroupName, Permission, Permit, RoleGroup};
+use crate::state::memory_policy::MemoryPolicyStore;
 use crate::state::{
-    KeyHash, OAuthLink, OAuthLinkStore, PermitStore, Rotation, Session, SessionStore, stored_owner,
+    AccountChange, AccountState, AccountStore, AuditEvent, AuditQuery, AuditStore, KeyHash,
+    OAuthLink, OAuthLinkStore, PermitStore, Rotation, Session, SessionStore, StoredAuditEvent,
+    stored_owner,
 };
 use crate::store::StoreError;
-use crate::types::{TenantId, UserId};
+use crate::types::{PasswordHash, TenantId, UserId};
 
 /// Sessions in a vector, groups and permits in maps, each behind one lock, so every operation
 /// is atomic.
@@ -22,6 +26,8 @@ pub struct MemorySessionStore {
     sessions: Mutex<Vec<Session>>,
     permits: Mutex<Permits>,
     links: Mutex<Vec<OAuthLink>>,
+    /// Account state, password history and audit events.
+    policy: MemoryPolicyStore,
 }
 
 /// Groups by id, permits by owner (`stored_owner`'s columns), and the highest id ever used.
@@ -325,5 +331,71 @@ impl PermitStore for MemorySessionStore {
             p.permits.insert(owner, permit.clone());
         }
         Ok(())
+    }
+}
+
+/// Account state and audit live in the [`MemoryPolicyStore`] the store holds.
+#[async_trait]
+impl AccountStore for MemorySessionStore {
+    async fn account_state(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<AccountState, StoreError> {
+        self.policy.account_state(tenant, user_id).await
+    }
+
+    async fn update_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        change: &AccountChange,
+    ) -> Result<(AccountState, AccountState), StoreError> {
+        self.policy.update_account(tenant, user_id, change).await
+    }
+
+    async fn push_password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        hash: &PasswordHash,
+        at: DateTime<Utc>,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        self.policy
+            .push_password_history(tenant, user_id, hash, at, keep)
+            .await
+    }
+
+    async fn password_history(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+        limit: u32,
+    ) -> Result<Vec<PasswordHash>, StoreError> {
+        self.policy.password_history(tenant, user_id, limit).await
+    }
+
+    async fn forget_account(
+        &self,
+        tenant: Option<&TenantId>,
+        user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        self.policy.forget_account(tenant, user_id).await
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemorySessionStore {
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.policy.append_audit(events).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        self.policy.list_audit(query).await
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.policy.prune_audit(before).await
     }
 }

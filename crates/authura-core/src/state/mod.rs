@@ -1,15 +1,20 @@
 //! The state store (SPEC §13): what Authura keeps itself, behind narrow traits beside
-//! `UserStore`. Sessions (SPEC §8) are the first part; account state, groups, permits, audit and
-//! OAuth links join later as traits of their own.
+//! `UserStore`: sessions (SPEC §8, [`SessionStore`]), account state and password history
+//! ([`AccountStore`]) and the audit log ([`AuditStore`]) (SPEC §11); groups, permits and
+//! OAuth links join as traits of their own.
 //!
 //! The SQL backends implement these traits on Authura-owned `authura_*` tables in the users
 //! table's database (or in `STATE_DSN`'s); the `memory` feature adds `MemorySessionStore`.
 //! [`events`] carries state changes between instances, for their session caches.
 //! Stores keep timestamps to the microsecond: a stored time reads back truncated to it.
 
+pub mod account;
+pub mod audit;
 pub mod events;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "memory")]
+pub mod memory_policy;
 mod permits;
 
 use std::fmt;
@@ -22,16 +27,19 @@ use uuid::Uuid;
 use crate::store::StoreError;
 use crate::types::{Secret, TenantId, UserId};
 
+pub use account::{AccountChange, AccountState, AccountStore};
+pub use audit::{AuditEvent, AuditQuery, AuditSink, AuditStore, LogAudit, StoredAuditEvent};
 pub use events::{
     EventHub, LocalStateEvents, StateEvent, StateEvents, StateSignal, StateSubscription,
 };
 pub use permits::PermitStore;
 
 /// Every part of the state store at once: what a backend's state store implements and the
-/// server holds (`Arc<dyn StateStore>` upcasts to each part).
-pub trait StateStore: SessionStore + PermitStore {}
+/// server holds (`Arc<dyn StateStore>` upcasts to each part: sessions, permits, and the
+/// policy parts, account state and audit).
+pub trait StateStore: SessionStore + PermitStore + PolicyStore {}
 
-impl<T: SessionStore + PermitStore> StateStore for T {}
+impl<T: SessionStore + PermitStore + PolicyStore> StateStore for T {}
 
 impl std::fmt::Debug for dyn StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -356,6 +364,18 @@ pub fn link_from_columns(
         user_id,
         created_at,
     })
+}
+
+/// The policy parts of a state store together ([`AccountStore`] and [`AuditStore`]), as every
+/// SQL store and the memory store implement them; hand out either part by upcasting.
+pub trait PolicyStore: AccountStore + AuditStore {}
+
+impl<T: AccountStore + AuditStore> PolicyStore for T {}
+
+impl std::fmt::Debug for dyn PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyStore")
+    }
 }
 
 impl std::fmt::Debug for dyn SessionStore {

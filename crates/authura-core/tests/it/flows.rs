@@ -55,6 +55,7 @@ pub fn world() -> World {
             default_role: Role::parse("user").unwrap(),
             signup_disabled: false,
             impersonation_enabled: false,
+            captcha: false,
             policy: PasswordPolicy::seed(),
             verify_redirect_url: form.clone(),
             redirects: RedirectPolicy::new(vec![
@@ -65,6 +66,7 @@ pub fn world() -> World {
         // The server's defaults: 10 failures per 15 minutes.
         login_failures: Arc::new(FailureLimiter::new(10, Duration::from_secs(900))),
         sessions: None,
+        policies: authura_core::flows::Policies::off(),
     };
     World { ctx, store, clock }
 }

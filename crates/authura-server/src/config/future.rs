@@ -7,10 +7,6 @@ use crate::config::var::Var;
 const LDAP: &str = "the ldap backend";
 const LDAP_SYNC: &str = "ldap sync";
 const ROLE_GROUPS: &str = "role groups";
-const LOCKOUT: &str = "account lockout";
-const PASSWORD_HISTORY: &str = "password history";
-const PASSWORD_EXPIRY: &str = "password expiry";
-const AUDIT: &str = "the audit log";
 
 /// The variables of features not built, in the order of their documentation.
 pub static VARS: &[&Var] = &[
@@ -31,11 +27,4 @@ pub static VARS: &[&Var] = &[
     &Var::future("LDAP_SYNC_ADOPT", LDAP_SYNC),
     &Var::future("PERMISSION_NAMES", ROLE_GROUPS),
     &Var::future("HASURA_ROLES_FROM_GROUPS", ROLE_GROUPS),
-    &Var::future("LOCKOUT_THRESHOLD", LOCKOUT),
-    &Var::future("LOCKOUT_DURATION", LOCKOUT),
-    &Var::future("PASSWORD_HISTORY", PASSWORD_HISTORY),
-    &Var::future("PASSWORD_MAX_AGE", PASSWORD_EXPIRY),
-    &Var::future("PASSWORD_EXPIRY_EXEMPT", PASSWORD_EXPIRY),
-    &Var::future("AUDIT_ENABLED", AUDIT),
-    &Var::future("AUDIT_RETENTION", AUDIT),
 ];

@@ -33,6 +33,7 @@ mod future;
 mod hooks;
 mod mail;
 mod oauth;
+pub mod policies;
 mod reader;
 mod server;
 pub mod sessions;
@@ -56,6 +57,7 @@ pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("hooks", hooks::VARS),
     ("sessions", sessions::VARS),
     ("oauth", oauth::VARS),
+    ("policies", policies::VARS),
     ("future", future::VARS),
 ];
 
@@ -205,6 +207,8 @@ pub struct Config {
     pub oauth: Vec<authura_oauth::ProviderSettings>,
     /// Server-side sessions, when `SESSIONS_ENABLED=true`.
     pub sessions: Option<sessions::SessionsConfig>,
+    /// The account policies and the audit log (SPEC §11).
+    pub policies: policies::PoliciesConfig,
     /// Where the state store is, when a feature that needs it is on.
     pub state: Option<sessions::StateConfig>,
     pub log_format: LogFormat,
@@ -307,7 +311,13 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let captcha = captcha::read_captcha(r);
     let oauth = oauth::read_oauth(r, extra_ca_pem.as_ref());
     let sessions_config = sessions::read_sessions(r, sources.dev);
-    let state = sessions::read_state(r, &backend_name, sessions_config.is_some());
+    let policies = policies::read_policies(r);
+    let mut stateful = Vec::new();
+    if sessions_config.is_some() {
+        stateful.push("SESSIONS_ENABLED=true".to_owned());
+    }
+    stateful.extend(policies.iter().flat_map(policies::PoliciesConfig::stateful));
+    let state = sessions::read_state(r, &backend_name, &stateful);
     let log_format = server::read_log_format(r);
 
     Some(Config {
@@ -344,6 +354,7 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         captcha,
         oauth,
         sessions: sessions_config,
+        policies: policies?,
         state,
         log_format,
         dev: sources.dev,
@@ -374,8 +385,16 @@ pub fn load_backend(sources: &Sources) -> Result<(Storage, Vec<String>), ConfigE
     let mut r = Reader::new(sources);
     let extra_ca_pem = server::read_extra_ca(&mut r);
     let (backend_name, backend) = backend::read_backend(&mut r, extra_ca_pem.as_ref());
-    let stateful = r.bool(&sessions::SESSIONS_ENABLED);
-    let state = sessions::read_state(&mut r, &backend_name, stateful);
+    let mut stateful = Vec::new();
+    if r.bool(&sessions::SESSIONS_ENABLED) {
+        stateful.push("SESSIONS_ENABLED=true".to_owned());
+    }
+    stateful.extend(
+        policies::read_policies(&mut r)
+            .iter()
+            .flat_map(policies::PoliciesConfig::stateful),
+    );
+    let state = sessions::read_state(&mut r, &backend_name, &stateful);
     match backend {
         Some(backend) if r.problems.is_empty() => Ok((
             Storage {

@@ -219,10 +219,11 @@ pub fn read_sessions(r: &mut Reader, dev: bool) -> Option<SessionsConfig> {
     })
 }
 
-/// `STATE_DSN` for `backend`: where the state store is when `stateful` (a feature that needs
-/// it is on), `None` when none is. A DSN beside an own-database backend is refused; a missing
-/// one with hasura or http is a problem naming `STATE_DSN`.
-pub fn read_state(r: &mut Reader, backend: &str, stateful: bool) -> Option<StateConfig> {
+/// `STATE_DSN` for `backend`: where the state store is when a feature that needs it is on
+/// (`stateful` names them, as `NAME=value`), `None` when none is. A DSN beside an own-database
+/// backend is refused; a missing one with hasura or http is a problem naming `STATE_DSN`.
+pub fn read_state(r: &mut Reader, backend: &str, features: &[String]) -> Option<StateConfig> {
+    let stateful = !features.is_empty();
     let dsn = r.secret(&STATE_DSN);
     let own = OWN_DATABASE.contains(&backend);
     match dsn {
@@ -236,7 +237,8 @@ pub fn read_state(r: &mut Reader, backend: &str, stateful: bool) -> Option<State
         Some(_) if !stateful => {
             r.warnings.push(
                 "STATE_DSN is set but no feature that needs the state store is on \
-                 (SESSIONS_ENABLED); ignored"
+                 (SESSIONS_ENABLED, LOCKOUT_THRESHOLD, PASSWORD_HISTORY, PASSWORD_MAX_AGE, \
+                 AUDIT_ENABLED); ignored"
                     .into(),
             );
             None
@@ -252,8 +254,9 @@ pub fn read_state(r: &mut Reader, backend: &str, stateful: bool) -> Option<State
         None if own => Some(StateConfig::Beside),
         None => {
             r.problem(format!(
-                "SESSIONS_ENABLED=true with the {backend} backend needs STATE_DSN (sqlite:/path \
-                 or postgres://…) for Authura's own tables"
+                "{} with the {backend} backend needs STATE_DSN (sqlite:/path or postgres://…) \
+                 for Authura's own tables",
+                features.join(", ")
             ));
             None
         }

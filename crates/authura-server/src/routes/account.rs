@@ -8,7 +8,7 @@ use authura_core::{Email, Role, Secret};
 use serde::Deserialize;
 
 use crate::answer::{self, Answer, UserAnswer, UserOut};
-use crate::extract::{Bearer, Body, State, Tenant};
+use crate::extract::{Bearer, Body, ClientInfo, State, Tenant};
 use crate::routes::auth::EmailBody;
 use crate::routes::resource;
 
@@ -66,12 +66,21 @@ pub async fn change_password(
     tenant: Tenant,
     Body(body): Body<ChangePasswordBody>,
     bearer: Bearer,
+    client: ClientInfo,
 ) -> Answer {
     let (old, new) = (
         Secret::new(body.old_password),
         Secret::new(body.new_password),
     );
-    flows::change_password(state.ctx(), tenant.get(), bearer.token()?, old, new).await?;
+    flows::change_password_from(
+        state.ctx(),
+        tenant.get(),
+        bearer.token()?,
+        old,
+        new,
+        client.client(),
+    )
+    .await?;
     Ok(answer::empty())
 }
 

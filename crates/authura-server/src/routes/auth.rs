@@ -183,7 +183,8 @@ pub async fn token(
             // Password logins need the captcha; impersonation (an admin's token) does not.
             captcha.check(&body.captcha).await?;
             let password = Secret::new(p);
-            flows::login_from(state.ctx(), tenant.get(), &email, password, client.client()).await?
+            let client = client.client_after_captcha(&captcha);
+            flows::login_from(state.ctx(), tenant.get(), &email, password, client).await?
         }
         // An empty password with a Bearer token asks for impersonation.
         _ if bearer.is_present() => {
@@ -216,7 +217,18 @@ pub struct RefreshBody {
         crate::openapi::errors::Refresh,
     ),
 )]
-pub async fn refresh(state: State, tenant: Tenant, body: Body<RefreshBody>) -> Answer {
-    let signed = flows::refresh(state.ctx(), tenant.get(), &body.refresh_token).await?;
+pub async fn refresh(
+    state: State,
+    tenant: Tenant,
+    body: Body<RefreshBody>,
+    client: ClientInfo,
+) -> Answer {
+    let signed = flows::refresh_from(
+        state.ctx(),
+        tenant.get(),
+        &body.refresh_token,
+        client.client(),
+    )
+    .await?;
     Ok(answer::token_pair_answer(&signed.tokens))
 }

@@ -82,6 +82,7 @@ pub async fn metrics(state: State) -> Answer {
         state.hash_pool().stats(),
         state.ctx().store.pool_status(),
         state.sessions().map(|s| s.cache().stats()),
+        state.audit().is_enabled().then(|| state.audit().stats()),
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

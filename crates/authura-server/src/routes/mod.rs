@@ -23,6 +23,7 @@ use crate::state::AppState;
 
 // `pub(crate)` so that `openapi::ApiDoc` can name the handlers.
 pub(crate) mod account;
+pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod check;
 pub(crate) mod form;
@@ -38,6 +39,7 @@ const AREAS: &[fn(&mut web::ServiceConfig)] = &[
     auth::configure,
     account::configure,
     oauth::configure,
+    admin::configure,
 ];
 
 /// The areas served only with sessions on (`SESSIONS_ENABLED=true`).

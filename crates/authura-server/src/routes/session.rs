@@ -186,19 +186,30 @@ pub async fn create(
         _ => None,
     };
     let ctx = state.ctx();
-    let user = flows::check_login(ctx, tenant.get(), &email, Secret::new(body.password)).await?;
+    let client = client.client_after_captcha(&captcha);
+    let checked = flows::check_login_from(
+        ctx,
+        tenant.get(),
+        &email,
+        Secret::new(body.password),
+        client,
+    )
+    .await?;
     // The hook answers before the session opens, so a refusing hook leaves none behind.
-    let view = user_view(ctx, user).await?;
-    let client = client.client();
+    let view = user_view(ctx, checked.user).await?;
     let opened = sessions
         .policy()
-        .open(Opening {
-            user_id: &view.user.id,
-            tenant: view.user.tenant.as_ref(),
-            method: SessionMethod::Password,
-            ip: client.ip,
-            user_agent: client.user_agent,
-        })
+        .open_until(
+            Opening {
+                user_id: &view.user.id,
+                tenant: view.user.tenant.as_ref(),
+                method: SessionMethod::Password,
+                ip: client.ip,
+                user_agent: client.user_agent,
+            },
+            // A session ends when the password expires at the latest (SPEC §11).
+            checked.password_expires_at,
+        )
         .await
         .map_err(session_error)?;
     let mut out = SessionOut::new(&opened.session);

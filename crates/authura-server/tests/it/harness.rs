@@ -250,6 +250,12 @@ impl TestServer {
         }
     }
 
+    /// Stops serving, as a process that exits would (the first half of a restart); its files
+    /// and database stay until the value is dropped.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
     /// Deletes a user through the backend's own `delete` (the service never deletes users).
     pub async fn delete_user(&self, tenant: Option<&TenantId>, id: &UserId) -> bool {
         if let Some(deleted) = crate::hasura_backend::delete_user(self, tenant, id).await {

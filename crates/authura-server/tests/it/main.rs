@@ -21,6 +21,7 @@ mod nfc;
 mod oauth;
 mod openapi;
 mod order;
+mod policies;
 mod postgres;
 mod races;
 mod sessions;

@@ -56,12 +56,14 @@ fn world() -> World {
             default_role: Role::parse("user").unwrap(),
             signup_disabled: false,
             impersonation_enabled: true,
+            captcha: false,
             policy: PasswordPolicy::seed(),
             verify_redirect_url: form.clone(),
             redirects: RedirectPolicy::new(vec![form]),
         },
         login_failures: Arc::new(FailureLimiter::new(10, Duration::from_secs(900))),
         sessions: Some(s.policy.clone()),
+        policies: authura_core::flows::Policies::off(),
     };
     World { ctx, s }
 }

@@ -31,6 +31,18 @@ mod permits {
     });
 }
 
+/// The policy stores' suite on `MemorySessionStore`.
+mod policy {
+    use std::sync::Arc;
+
+    use authura_core::memory::MemorySessionStore;
+    use authura_core::state::PolicyStore;
+
+    authura_testkit::policy_conformance_tests!(async {
+        Arc::new(MemorySessionStore::new()) as Arc<dyn PolicyStore>
+    });
+}
+
 /// The OAuth link store's suite on `MemorySessionStore`.
 mod oauth_links {
     use std::sync::Arc;
