@@ -47,12 +47,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             default_role: Role::parse("user")?,
             signup_disabled: false,
             impersonation_enabled: false,
+            captcha: false,
             policy: PasswordPolicy::seed(),
             verify_redirect_url: form.clone(),
             redirects: RedirectPolicy::new(vec![form]),
         },
         login_failures: Arc::new(FailureLimiter::new(10, Duration::from_secs(900))),
         sessions: None,
+        policies: flows::Policies::off(),
     };
     let email = Email::parse("ann@example.com")?;
     let ann = flows::create_verified_user(&ctx, None, &email, Secret::new("Str0ng!pass"), &Role::parse("user")?).await?;
