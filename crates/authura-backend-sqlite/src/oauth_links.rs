@@ -29,6 +29,23 @@ use authura_oauth_links::dsl as l;
 
 type Row = (String, String, String, String, bool, i64);
 
+/// The columns a [`Row`] is read from, in its order.
+const COLUMNS: (
+    l::tenant_id,
+    l::provider,
+    l::subject,
+    l::user_id,
+    l::user_id_numeric,
+    l::created_at,
+) = (
+    l::tenant_id,
+    l::provider,
+    l::subject,
+    l::user_id,
+    l::user_id_numeric,
+    l::created_at,
+);
+
 fn link((tenant, provider, subject, user, numeric, created): Row) -> Result<OAuthLink, StoreError> {
     let created_at = DateTime::<Utc>::from_timestamp_micros(created)
         .ok_or_else(|| StoreError::Backend("an OAuth link has an invalid created_at".into()))?;
@@ -51,14 +68,7 @@ impl OAuthLinkStore for SqliteStateStore {
                     .filter(l::tenant_id.eq(tenant))
                     .filter(l::provider.eq(provider))
                     .filter(l::subject.eq(subject))
-                    .select((
-                        l::tenant_id,
-                        l::provider,
-                        l::subject,
-                        l::user_id,
-                        l::user_id_numeric,
-                        l::created_at,
-                    ))
+                    .select(COLUMNS)
                     .first(conn)
                     .optional()
             })
@@ -81,14 +91,7 @@ impl OAuthLinkStore for SqliteStateStore {
                     .filter(l::provider.eq(provider))
                     .filter(l::user_id.eq(user))
                     .filter(l::user_id_numeric.eq(numeric))
-                    .select((
-                        l::tenant_id,
-                        l::provider,
-                        l::subject,
-                        l::user_id,
-                        l::user_id_numeric,
-                        l::created_at,
-                    ))
+                    .select(COLUMNS)
                     .first(conn)
                     .optional()
             })
