@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authura_core::CoreError;
-use authura_core::User;
 use authura_core::clock::SystemClock;
 use authura_core::flows::Policies;
 use authura_core::flows::{self, Context, FlowSettings};
@@ -22,13 +21,13 @@ use authura_core::token::Tokens;
 use authura_session::{CacheSettings, SessionCache, SessionPolicy, follow_events};
 
 use crate::audit::AuditQueue;
-use crate::permits::Checked;
 use crate::backend::Stores;
 use crate::captcha::Turnstile;
 use crate::config::sessions::{CookieSettings, SessionsConfig};
 use crate::config::{Config, MailConfig};
 use crate::hashpool::HashPool;
 use crate::metrics::Metrics;
+use crate::permits::Checked;
 use crate::ratelimit::RateLimiter;
 
 /// How many mails may wait for the sender before new ones are dropped.

@@ -129,7 +129,12 @@ async fn group_and_permit_commands_reach_a_running_server_on_postgres() {
     assert_eq!(ops["permission_names"], json!(["read", "write"]));
     let ops_id = ops["id"].as_u64().unwrap().to_string();
     refused(&["group", "create", "ops"], &vars, dir.path(), "name_taken");
-    refused(&["group", "create", " ops"], &vars, dir.path(), "invalid_body");
+    refused(
+        &["group", "create", " ops"],
+        &vars,
+        dir.path(),
+        "invalid_body",
+    );
     refused(
         &["group", "create", "x", "--permissions", "70000"],
         &vars,
@@ -154,7 +159,15 @@ async fn group_and_permit_commands_reach_a_running_server_on_postgres() {
 
     // A group's change reaches the cached session too.
     json_of(
-        &["group", "update", "ops", "--name", "operations", "--permissions", "9"],
+        &[
+            "group",
+            "update",
+            "ops",
+            "--name",
+            "operations",
+            "--permissions",
+            "9",
+        ],
         &vars,
         dir.path(),
     );
@@ -162,9 +175,24 @@ async fn group_and_permit_commands_reach_a_running_server_on_postgres() {
     json_of(&["group", "delete", &ops_id], &vars, dir.path());
     until(&|c| c["groups"] == json!([])).await;
 
-    refused(&["permit", "set", &id, "nobody"], &vars, dir.path(), "not_found");
-    refused(&["permit", "show", "987654"], &vars, dir.path(), "not_found");
-    refused(&["group", "delete", &ops_id], &vars, dir.path(), "not_found");
+    refused(
+        &["permit", "set", &id, "nobody"],
+        &vars,
+        dir.path(),
+        "not_found",
+    );
+    refused(
+        &["permit", "show", "987654"],
+        &vars,
+        dir.path(),
+        "not_found",
+    );
+    refused(
+        &["group", "delete", &ops_id],
+        &vars,
+        dir.path(),
+        "not_found",
+    );
 
     // Audited, by the command line.
     let token: Value = http

@@ -17,7 +17,6 @@ use std::time::Duration;
 use authura_backend_hasura::HasuraSettings;
 use authura_backend_http::HttpSettings;
 use authura_backend_pg::PgSettings;
-use authura_core::extension::ClaimsExtension as _;
 use authura_core::policy::PasswordPolicy;
 use authura_core::token::TokenSettings;
 use authura_core::{Email, Role, Secret};
@@ -324,9 +323,9 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         r,
         sessions_config.is_some(),
         tokens.as_ref().is_some_and(|t| {
-            t.extensions.iter().any(|e| {
-                e.namespace() == authura_core::extension::HasuraExtension::NAMESPACE
-            })
+            t.extensions
+                .iter()
+                .any(|e| e.namespace() == authura_core::extension::HasuraExtension::NAMESPACE)
         }),
     );
     let mut stateful = Vec::new();

@@ -328,10 +328,7 @@ async fn basic_login(
 ///
 /// # Errors
 /// 400 `invalid_permission` for one that is neither.
-fn wanted_permissions(
-    query: &str,
-    names: &PermissionNames,
-) -> Result<Vec<Permission>, ApiError> {
+fn wanted_permissions(query: &str, names: &PermissionNames) -> Result<Vec<Permission>, ApiError> {
     url::form_urlencoded::parse(query.as_bytes())
         .filter(|(name, _)| name == "permission")
         .map(|(_, value)| {

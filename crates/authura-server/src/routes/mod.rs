@@ -44,11 +44,8 @@ const AREAS: &[fn(&mut web::ServiceConfig)] = &[
 ];
 
 /// The areas served only with sessions on (`SESSIONS_ENABLED=true`).
-const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] = &[
-    session::configure,
-    check::configure,
-    permits::configure,
-];
+const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] =
+    &[session::configure, check::configure, permits::configure];
 
 /// The application: every area's routes, the 404 for unknown paths, and the middleware
 /// (outermost first: request log, HTML results, CORS, rate limit, host check).

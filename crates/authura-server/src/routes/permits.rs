@@ -4,7 +4,7 @@
 //! (a Bearer token or a session of an `ADMIN_ROLE` user; others 403 `forbidden`). The work is
 //! [`crate::permits`]', which the `authura group` and `authura permit` commands share.
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use authura_core::UserId;
 

@@ -103,20 +103,44 @@ async fn groups_and_permits_answer_as_documented() {
         .to_owned();
 
     // Create.
-    let res = post(&srv, "/rolegroups", &admin, json!({"name": "readers", "permissions": [2, 1, 2]})).await;
+    let res = post(
+        &srv,
+        "/rolegroups",
+        &admin,
+        json!({"name": "readers", "permissions": [2, 1, 2]}),
+    )
+    .await;
     assert_eq!(res.status, 201, "{}", res.text);
     assert_eq!(res.headers["cache-control"], "no-store");
     let readers = id_of(&res.body);
-    assert_eq!(res.body, json!({"id": readers, "name": "readers", "permissions": [1, 2]}));
-    let writers = id_of(&post(&srv, "/rolegroups", &admin, json!({"name": "writers", "permissions": [3, 65535]})).await.body);
+    assert_eq!(
+        res.body,
+        json!({"id": readers, "name": "readers", "permissions": [1, 2]})
+    );
+    let writers = id_of(
+        &post(
+            &srv,
+            "/rolegroups",
+            &admin,
+            json!({"name": "writers", "permissions": [3, 65535]}),
+        )
+        .await
+        .body,
+    );
     assert!(writers > readers, "ids grow");
     let empty = post(&srv, "/rolegroups", &admin, json!({"name": "Readers"})).await;
-    assert_eq!(empty.status, 201, "names are case-sensitive: {}", empty.text);
+    assert_eq!(
+        empty.status, 201,
+        "names are case-sensitive: {}",
+        empty.text
+    );
     assert_eq!(empty.body["permissions"], json!([]));
     let empty = id_of(&empty.body);
 
     // Refusals of input.
-    post(&srv, "/rolegroups", &admin, json!({"name": "readers"})).await.expect(409, "name_taken");
+    post(&srv, "/rolegroups", &admin, json!({"name": "readers"}))
+        .await
+        .expect(409, "name_taken");
     for bad in [
         json!({"name": ""}),
         json!({"name": " readers"}),
@@ -131,51 +155,162 @@ async fn groups_and_permits_answer_as_documented() {
         json!({"name": "n", "extra": 1}),
         json!({"name": 7}),
     ] {
-        post(&srv, "/rolegroups", &admin, bad.clone()).await.expect(400, "invalid_body");
+        post(&srv, "/rolegroups", &admin, bad.clone())
+            .await
+            .expect(400, "invalid_body");
     }
     let long = "é".repeat(128);
-    assert_eq!(post(&srv, "/rolegroups", &admin, json!({"name": long})).await.status, 201);
+    assert_eq!(
+        post(&srv, "/rolegroups", &admin, json!({"name": long}))
+            .await
+            .status,
+        201
+    );
 
     // Read.
     let list = srv.get("/rolegroups", Some(&admin)).await;
-    let names: Vec<&str> = list.ok()["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list.ok()["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["readers", "writers", "Readers", long.as_str()]);
-    let one = srv.get(&format!("/rolegroups/{writers}"), Some(&admin)).await;
-    assert_eq!(one.ok(), &json!({"id": writers, "name": "writers", "permissions": [3, 65535]}));
-    for path in ["/rolegroups/999999", "/rolegroups/abc", "/rolegroups/-1", "/rolegroups/4294967296"] {
+    let one = srv
+        .get(&format!("/rolegroups/{writers}"), Some(&admin))
+        .await;
+    assert_eq!(
+        one.ok(),
+        &json!({"id": writers, "name": "writers", "permissions": [3, 65535]})
+    );
+    for path in [
+        "/rolegroups/999999",
+        "/rolegroups/abc",
+        "/rolegroups/-1",
+        "/rolegroups/4294967296",
+    ] {
         srv.get(path, Some(&admin)).await.expect(404, "not_found");
     }
 
     // Update: what is given is replaced, the rest stays.
-    let res = put(&srv, &format!("/rolegroups/{empty}"), &admin, json!({"permissions": [9]})).await;
-    assert_eq!(res.ok(), &json!({"id": empty, "name": "Readers", "permissions": [9]}));
-    let res = put(&srv, &format!("/rolegroups/{empty}"), &admin, json!({"name": "spare"})).await;
-    assert_eq!(res.ok(), &json!({"id": empty, "name": "spare", "permissions": [9]}));
-    put(&srv, &format!("/rolegroups/{empty}"), &admin, json!({"name": "writers"})).await.expect(409, "name_taken");
-    put(&srv, &format!("/rolegroups/{empty}"), &admin, json!({"name": " x"})).await.expect(400, "invalid_body");
-    put(&srv, "/rolegroups/999999", &admin, json!({"name": "x"})).await.expect(404, "not_found");
+    let res = put(
+        &srv,
+        &format!("/rolegroups/{empty}"),
+        &admin,
+        json!({"permissions": [9]}),
+    )
+    .await;
+    assert_eq!(
+        res.ok(),
+        &json!({"id": empty, "name": "Readers", "permissions": [9]})
+    );
+    let res = put(
+        &srv,
+        &format!("/rolegroups/{empty}"),
+        &admin,
+        json!({"name": "spare"}),
+    )
+    .await;
+    assert_eq!(
+        res.ok(),
+        &json!({"id": empty, "name": "spare", "permissions": [9]})
+    );
+    put(
+        &srv,
+        &format!("/rolegroups/{empty}"),
+        &admin,
+        json!({"name": "writers"}),
+    )
+    .await
+    .expect(409, "name_taken");
+    put(
+        &srv,
+        &format!("/rolegroups/{empty}"),
+        &admin,
+        json!({"name": " x"}),
+    )
+    .await
+    .expect(400, "invalid_body");
+    put(&srv, "/rolegroups/999999", &admin, json!({"name": "x"}))
+        .await
+        .expect(404, "not_found");
 
     // Permits.
     let permit = |groups: Value| json!({"groups": groups});
     let empty_permit = srv.get(&format!("/permits/{user_id}"), Some(&admin)).await;
     assert_eq!(empty_permit.ok()["groups"], json!([]));
     assert_eq!(empty_permit.ok()["permit"], "");
-    let res = put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!([readers, "writers"]))).await;
+    let res = put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!([readers, "writers"])),
+    )
+    .await;
     let body = res.ok();
     assert_eq!(body["user_id"].to_string().trim_matches('"'), user_id);
-    assert_eq!(body["groups"], json!([{"id": readers, "name": "readers"}, {"id": writers, "name": "writers"}]));
+    assert_eq!(
+        body["groups"],
+        json!([{"id": readers, "name": "readers"}, {"id": writers, "name": "writers"}])
+    );
     assert_eq!(body["permissions"], json!([1, 2, 3, 65535]));
     assert_eq!(body["permit"], blob(&[readers, writers]));
-    assert_eq!(&srv.get(&format!("/permits/{user_id}"), Some(&admin)).await.ok().clone(), body);
-    put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!([999999]))).await.expect(404, "not_found");
-    put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!(["nobody"]))).await.expect(404, "not_found");
-    put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!(["Writers"]))).await.expect(404, "not_found");
-    put(&srv, &format!("/permits/{user_id}"), &admin, json!({"groups": "readers"})).await.expect(400, "invalid_body");
-    put(&srv, "/permits/987654", &admin, permit(json!([readers]))).await.expect(404, "not_found");
-    srv.get("/permits/987654", Some(&admin)).await.expect(404, "not_found");
-    srv.get("/permits/no-such-user", Some(&admin)).await.expect(404, "not_found");
+    assert_eq!(
+        &srv.get(&format!("/permits/{user_id}"), Some(&admin))
+            .await
+            .ok()
+            .clone(),
+        body
+    );
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!([999999])),
+    )
+    .await
+    .expect(404, "not_found");
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!(["nobody"])),
+    )
+    .await
+    .expect(404, "not_found");
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!(["Writers"])),
+    )
+    .await
+    .expect(404, "not_found");
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        json!({"groups": "readers"}),
+    )
+    .await
+    .expect(400, "invalid_body");
+    put(&srv, "/permits/987654", &admin, permit(json!([readers])))
+        .await
+        .expect(404, "not_found");
+    srv.get("/permits/987654", Some(&admin))
+        .await
+        .expect(404, "not_found");
+    srv.get("/permits/no-such-user", Some(&admin))
+        .await
+        .expect(404, "not_found");
     // The refused changes left it as it was.
-    assert_eq!(&srv.get(&format!("/permits/{user_id}"), Some(&admin)).await.ok().clone(), body);
+    assert_eq!(
+        &srv.get(&format!("/permits/{user_id}"), Some(&admin))
+            .await
+            .ok()
+            .clone(),
+        body
+    );
 
     // /check answers the permit, and `?permission=` checks it.
     let res = check(&srv, &key, "").await;
@@ -183,56 +318,130 @@ async fn groups_and_permits_answer_as_documented() {
     assert_eq!(got["groups"], body["groups"]);
     assert_eq!(got["permissions"], json!([1, 2, 3, 65535]));
     assert_eq!(got["permit"], blob(&[readers, writers]));
-    assert!(got.get("permission_names").is_none(), "no PERMISSION_NAMES: {got}");
+    assert!(
+        got.get("permission_names").is_none(),
+        "no PERMISSION_NAMES: {got}"
+    );
     assert_eq!(res.headers["x-authura-groups"], "readers,writers");
     check(&srv, &key, "?permission=3&permission=1").await.ok();
-    check(&srv, &key, "?permission=3&permission=9").await.expect(403, "forbidden");
-    check(&srv, &key, "?permission=read").await.expect(400, "invalid_permission");
+    check(&srv, &key, "?permission=3&permission=9")
+        .await
+        .expect(403, "forbidden");
+    check(&srv, &key, "?permission=read")
+        .await
+        .expect(400, "invalid_permission");
 
     // Not an administrator, or no credentials.
     for (method, path, body) in [
         (reqwest::Method::GET, "/rolegroups".to_owned(), None),
-        (reqwest::Method::POST, "/rolegroups".to_owned(), Some(json!({"name": "mine"}))),
+        (
+            reqwest::Method::POST,
+            "/rolegroups".to_owned(),
+            Some(json!({"name": "mine"})),
+        ),
         (reqwest::Method::GET, format!("/rolegroups/{readers}"), None),
-        (reqwest::Method::PUT, format!("/rolegroups/{readers}"), Some(json!({"permissions": [1]}))),
-        (reqwest::Method::DELETE, format!("/rolegroups/{readers}"), None),
+        (
+            reqwest::Method::PUT,
+            format!("/rolegroups/{readers}"),
+            Some(json!({"permissions": [1]})),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/rolegroups/{readers}"),
+            None,
+        ),
         (reqwest::Method::GET, format!("/permits/{user_id}"), None),
-        (reqwest::Method::PUT, format!("/permits/{user_id}"), Some(json!({"groups": []}))),
+        (
+            reqwest::Method::PUT,
+            format!("/permits/{user_id}"),
+            Some(json!({"groups": []})),
+        ),
     ] {
-        call(&srv, method.clone(), &path, Some(&user_token), body.clone()).await.expect(403, "forbidden");
-        call(&srv, method, &path, None, body).await.expect(401, "invalid_token");
+        call(&srv, method.clone(), &path, Some(&user_token), body.clone())
+            .await
+            .expect(403, "forbidden");
+        call(&srv, method, &path, None, body)
+            .await
+            .expect(401, "invalid_token");
     }
-    let res = call(&srv, reqwest::Method::PATCH, "/rolegroups", Some(&admin), None).await;
+    let res = call(
+        &srv,
+        reqwest::Method::PATCH,
+        "/rolegroups",
+        Some(&admin),
+        None,
+    )
+    .await;
     res.expect(405, "method_not_allowed");
 
     // Live: a cached session sees a group's change and a permit's change at once.
     check(&srv, &key, "").await.ok();
-    put(&srv, &format!("/rolegroups/{readers}"), &admin, json!({"permissions": [1, 2, 4]})).await.ok();
+    put(
+        &srv,
+        &format!("/rolegroups/{readers}"),
+        &admin,
+        json!({"permissions": [1, 2, 4]}),
+    )
+    .await
+    .ok();
     check(&srv, &key, "?permission=4").await.ok();
-    put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!(["readers"]))).await.ok();
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!(["readers"])),
+    )
+    .await
+    .ok();
     let res = check(&srv, &key, "").await;
     assert_eq!(res.ok()["permissions"], json!([1, 2, 4]));
     assert_eq!(res.headers["x-authura-groups"], "readers");
-    check(&srv, &key, "?permission=3").await.expect(403, "forbidden");
+    check(&srv, &key, "?permission=3")
+        .await
+        .expect(403, "forbidden");
 
     // Deleting a group takes it out of every permit.
-    put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!([readers, writers]))).await.ok();
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!([readers, writers])),
+    )
+    .await
+    .ok();
     check(&srv, &key, "").await.ok();
     let res = delete(&srv, &format!("/rolegroups/{readers}"), &admin).await;
     assert_eq!(res.ok(), &json!({}));
-    delete(&srv, &format!("/rolegroups/{readers}"), &admin).await.expect(404, "not_found");
-    srv.get(&format!("/rolegroups/{readers}"), Some(&admin)).await.expect(404, "not_found");
+    delete(&srv, &format!("/rolegroups/{readers}"), &admin)
+        .await
+        .expect(404, "not_found");
+    srv.get(&format!("/rolegroups/{readers}"), Some(&admin))
+        .await
+        .expect(404, "not_found");
     let res = check(&srv, &key, "").await;
-    assert_eq!(res.ok()["groups"], json!([{"id": writers, "name": "writers"}]));
+    assert_eq!(
+        res.ok()["groups"],
+        json!([{"id": writers, "name": "writers"}])
+    );
     assert_eq!(res.ok()["permit"], blob(&[writers]));
     assert_eq!(res.headers["x-authura-groups"], "writers");
     let after = srv.get(&format!("/permits/{user_id}"), Some(&admin)).await;
     assert_eq!(after.ok()["permit"], blob(&[writers]));
     // A new group never takes the deleted one's id.
-    let next = id_of(&post(&srv, "/rolegroups", &admin, json!({"name": "readers"})).await.body);
+    let next = id_of(
+        &post(&srv, "/rolegroups", &admin, json!({"name": "readers"}))
+            .await
+            .body,
+    );
     assert!(next > readers);
     // The empty permit.
-    let res = put(&srv, &format!("/permits/{user_id}"), &admin, permit(json!([]))).await;
+    let res = put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        permit(json!([])),
+    )
+    .await;
     assert_eq!(res.ok()["permit"], "");
     let res = check(&srv, &key, "").await;
     assert_eq!(res.ok()["groups"], json!([]));
@@ -246,7 +455,10 @@ async fn groups_and_permits_answer_as_documented() {
     assert_eq!(count(&events, "rolegroup.created"), 5);
     assert_eq!(count(&events, "rolegroup.updated"), 3);
     assert_eq!(count(&events, "permit.changed"), 4);
-    let changed = events.iter().find(|e| e["event"] == "permit.changed").unwrap();
+    let changed = events
+        .iter()
+        .find(|e| e["event"] == "permit.changed")
+        .unwrap();
     assert_eq!(changed["user_id"].to_string().trim_matches('"'), user_id);
     assert!(!changed["actor_id"].is_null(), "{changed}");
     assert_eq!(changed["detail"]["groups"]["to"], json!([]));
@@ -258,7 +470,11 @@ fn count(events: &[Value], kind: &str) -> usize {
 }
 
 /// The audit log's events once `done` accepts them (the writer is off the request's path).
-async fn audit_events(srv: &TestServer, admin: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn audit_events(
+    srv: &TestServer,
+    admin: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let page = srv.get("/admin/audit?limit=200", Some(admin)).await;
@@ -266,45 +482,90 @@ async fn audit_events(srv: &TestServer, admin: &str, done: impl Fn(&[Value]) -> 
         if done(&events) {
             return events;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "the audit log never got there: {events:#?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the audit log never got there: {events:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 #[tokio::test]
 async fn permission_names_are_answered_and_accepted() {
-    let srv = server(&[("PERMISSION_NAMES", r#"{"read": 1, "write": 2, "also-read": 1, "admin": 900}"#)]).await;
+    let srv = server(&[(
+        "PERMISSION_NAMES",
+        r#"{"read": 1, "write": 2, "also-read": 1, "admin": 900}"#,
+    )])
+    .await;
     let admin = srv.admin_token().await;
     let (user_id, key) = member(&srv, "bob@example.com").await;
-    let res = post(&srv, "/rolegroups", &admin, json!({"name": "editors", "permissions": ["write", 1, 7]})).await;
+    let res = post(
+        &srv,
+        "/rolegroups",
+        &admin,
+        json!({"name": "editors", "permissions": ["write", 1, 7]}),
+    )
+    .await;
     assert_eq!(res.status, 201, "{}", res.text);
     assert_eq!(res.body["permissions"], json!([1, 2, 7]));
     assert_eq!(res.body["permission_names"], json!(["also-read", "write"]));
-    post(&srv, "/rolegroups", &admin, json!({"name": "x", "permissions": ["Write"]})).await.expect(400, "invalid_body");
-    let res = put(&srv, &format!("/permits/{user_id}"), &admin, json!({"groups": ["editors"]})).await;
+    post(
+        &srv,
+        "/rolegroups",
+        &admin,
+        json!({"name": "x", "permissions": ["Write"]}),
+    )
+    .await
+    .expect(400, "invalid_body");
+    let res = put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        json!({"groups": ["editors"]}),
+    )
+    .await;
     assert_eq!(res.ok()["permission_names"], json!(["also-read", "write"]));
     let res = check(&srv, &key, "").await;
     assert_eq!(res.ok()["permission_names"], json!(["also-read", "write"]));
     assert_eq!(res.ok()["permissions"], json!([1, 2, 7]));
-    check(&srv, &key, "?permission=write&permission=read&permission=7").await.ok();
-    check(&srv, &key, "?permission=admin").await.expect(403, "forbidden");
-    check(&srv, &key, "?permission=Write").await.expect(400, "invalid_permission");
-    check(&srv, &key, "?permission=900").await.expect(403, "forbidden");
+    check(&srv, &key, "?permission=write&permission=read&permission=7")
+        .await
+        .ok();
+    check(&srv, &key, "?permission=admin")
+        .await
+        .expect(403, "forbidden");
+    check(&srv, &key, "?permission=Write")
+        .await
+        .expect(400, "invalid_permission");
+    check(&srv, &key, "?permission=900")
+        .await
+        .expect(403, "forbidden");
     // The name is refused before the credentials are looked at.
-    check(&srv, "not-a-key", "?permission=nope").await.expect(400, "invalid_permission");
+    check(&srv, "not-a-key", "?permission=nope")
+        .await
+        .expect(400, "invalid_permission");
 }
 
 #[tokio::test]
 async fn without_sessions_the_paths_are_unknown() {
     let srv = TestServer::start().await;
     let admin = srv.admin_token().await;
-    srv.get("/rolegroups", Some(&admin)).await.expect(404, "not_found");
-    srv.get("/permits/1", Some(&admin)).await.expect(404, "not_found");
+    srv.get("/rolegroups", Some(&admin))
+        .await
+        .expect(404, "not_found");
+    srv.get("/permits/1", Some(&admin))
+        .await
+        .expect(404, "not_found");
 }
 
 #[tokio::test]
 async fn permission_names_are_checked_at_startup() {
-    for bad in [r#"{"12": 1}"#, r#"{"read": 70000}"#, "[1]", r#"{" read": 1}"#] {
+    for bad in [
+        r#"{"12": 1}"#,
+        r#"{"read": 70000}"#,
+        "[1]",
+        r#"{" read": 1}"#,
+    ] {
         let err = authura_server::config::load(&authura_server::config::Sources {
             env: crate::harness::base_vars("/tmp/unused.db", 8080, 25)
                 .into_iter()
@@ -317,7 +578,9 @@ async fn permission_names_are_checked_at_startup() {
         })
         .unwrap_err();
         assert!(
-            err.problems.iter().any(|p| p.starts_with("PERMISSION_NAMES: ")),
+            err.problems
+                .iter()
+                .any(|p| p.starts_with("PERMISSION_NAMES: ")),
             "{bad}: {err}"
         );
     }
@@ -350,24 +613,53 @@ async fn a_change_on_one_instance_reaches_the_others_cache() {
     let admin = a.admin_token().await;
     a.sign_up("cat@example.com", PW).await;
     let key = a
-        .post("/session", json!({"email": "cat@example.com", "password": PW, "return_key": true}))
+        .post(
+            "/session",
+            json!({"email": "cat@example.com", "password": PW, "return_key": true}),
+        )
         .await
         .ok()["session"]["key"]
         .as_str()
         .unwrap()
         .to_owned();
-    let user_id = check(&a, &key, "").await.ok()["user_id"].to_string().trim_matches('"').to_owned();
-    let ops = id_of(&post(&a, "/rolegroups", &admin, json!({"name": "ops", "permissions": [5]})).await.body);
+    let user_id = check(&a, &key, "").await.ok()["user_id"]
+        .to_string()
+        .trim_matches('"')
+        .to_owned();
+    let ops = id_of(
+        &post(
+            &a,
+            "/rolegroups",
+            &admin,
+            json!({"name": "ops", "permissions": [5]}),
+        )
+        .await
+        .body,
+    );
     // B answers the session from its cache.
     check(&b, &key, "").await.ok();
     check(&b, &key, "").await.ok();
 
-    put(&a, &format!("/permits/{user_id}"), &admin, json!({"groups": [ops]})).await.ok();
+    put(
+        &a,
+        &format!("/permits/{user_id}"),
+        &admin,
+        json!({"groups": [ops]}),
+    )
+    .await
+    .ok();
     let took = until(&b, &key, |r| r.body["permissions"] == json!([5])).await;
     eprintln!("a permit change reached the other instance in {took:?}");
     assert_eq!(check(&b, &key, "").await.headers["x-authura-groups"], "ops");
 
-    put(&a, &format!("/rolegroups/{ops}"), &admin, json!({"name": "operations", "permissions": [5, 6]})).await.ok();
+    put(
+        &a,
+        &format!("/rolegroups/{ops}"),
+        &admin,
+        json!({"name": "operations", "permissions": [5, 6]}),
+    )
+    .await
+    .ok();
     let took = until(&b, &key, |r| r.body["permissions"] == json!([5, 6])).await;
     eprintln!("a group change reached the other instance in {took:?}");
     check(&b, &key, "?permission=6").await.ok();
@@ -375,7 +667,9 @@ async fn a_change_on_one_instance_reaches_the_others_cache() {
     delete(&a, &format!("/rolegroups/{ops}"), &admin).await.ok();
     let took = until(&b, &key, |r| r.body["groups"] == json!([])).await;
     eprintln!("a group deletion reached the other instance in {took:?}");
-    check(&b, &key, "?permission=5").await.expect(403, "forbidden");
+    check(&b, &key, "?permission=5")
+        .await
+        .expect(403, "forbidden");
 }
 
 /// The claims of a JWT, decoded without checking it.
@@ -389,25 +683,55 @@ fn claims(token: &str) -> Value {
 
 #[tokio::test]
 async fn hasura_roles_follow_groups_when_asked() {
-    let srv = server(&[("JWT_EXTENSIONS", "hasura"), ("HASURA_ROLES_FROM_GROUPS", "true")]).await;
+    let srv = server(&[
+        ("JWT_EXTENSIONS", "hasura"),
+        ("HASURA_ROLES_FROM_GROUPS", "true"),
+    ])
+    .await;
     let admin = srv.admin_token().await;
     let (user_id, _) = member(&srv, "dan@example.com").await;
-    let hasura = |t: &Value| claims(t["access_token"].as_str().unwrap())["https://hasura.io/jwt/claims"].clone();
+    let hasura = |t: &Value| {
+        claims(t["access_token"].as_str().unwrap())["https://hasura.io/jwt/claims"].clone()
+    };
     let t = srv.login("dan@example.com", PW).await;
     assert_eq!(hasura(&t)["x-hasura-allowed-roles"], json!(["user"]));
-    let ops = id_of(&post(&srv, "/rolegroups", &admin, json!({"name": "ops"})).await.body);
+    let ops = id_of(
+        &post(&srv, "/rolegroups", &admin, json!({"name": "ops"}))
+            .await
+            .body,
+    );
     post(&srv, "/rolegroups", &admin, json!({"name": "billing"})).await;
-    put(&srv, &format!("/permits/{user_id}"), &admin, json!({"groups": ["billing", ops]})).await.ok();
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        json!({"groups": ["billing", ops]}),
+    )
+    .await
+    .ok();
     let t = srv.login("dan@example.com", PW).await;
     let claims_now = hasura(&t);
     assert_eq!(claims_now["x-hasura-default-role"], "user");
-    assert_eq!(claims_now["x-hasura-allowed-roles"], json!(["user", "ops", "billing"]));
+    assert_eq!(
+        claims_now["x-hasura-allowed-roles"],
+        json!(["user", "ops", "billing"])
+    );
     // A refresh reads the groups again.
-    put(&srv, &format!("/permits/{user_id}"), &admin, json!({"groups": ["billing"]})).await.ok();
+    put(
+        &srv,
+        &format!("/permits/{user_id}"),
+        &admin,
+        json!({"groups": ["billing"]}),
+    )
+    .await
+    .ok();
     let refreshed = srv
         .post("/refresh", json!({"refresh_token": t["refresh_token"]}))
         .await;
-    assert_eq!(hasura(refreshed.ok())["x-hasura-allowed-roles"], json!(["user", "billing"]));
+    assert_eq!(
+        hasura(refreshed.ok())["x-hasura-allowed-roles"],
+        json!(["user", "billing"])
+    );
 }
 
 #[tokio::test]
@@ -416,15 +740,37 @@ async fn hasura_roles_from_groups_needs_sessions_and_the_extension() {
         authura_server::config::load(&authura_server::config::Sources {
             env: crate::harness::base_vars("/tmp/unused.db", 8080, 25)
                 .into_iter()
-                .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+                .chain(
+                    extra
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                )
                 .collect(),
             ..Default::default()
         })
     };
-    let err = load(&[("HASURA_ROLES_FROM_GROUPS", "true"), ("JWT_EXTENSIONS", "hasura")]).unwrap_err();
-    assert!(err.problems.iter().any(|p| p.contains("SESSIONS_ENABLED=true")), "{err}");
-    let err = load(&[("HASURA_ROLES_FROM_GROUPS", "true"), ("SESSIONS_ENABLED", "true")]).unwrap_err();
-    assert!(err.problems.iter().any(|p| p.contains("JWT_EXTENSIONS=hasura")), "{err}");
+    let err = load(&[
+        ("HASURA_ROLES_FROM_GROUPS", "true"),
+        ("JWT_EXTENSIONS", "hasura"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.contains("SESSIONS_ENABLED=true")),
+        "{err}"
+    );
+    let err = load(&[
+        ("HASURA_ROLES_FROM_GROUPS", "true"),
+        ("SESSIONS_ENABLED", "true"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.contains("JWT_EXTENSIONS=hasura")),
+        "{err}"
+    );
     let ok = load(&[
         ("HASURA_ROLES_FROM_GROUPS", "true"),
         ("SESSIONS_ENABLED", "true"),
