@@ -778,3 +778,46 @@ async fn hasura_roles_from_groups_needs_sessions_and_the_extension() {
     ]);
     assert!(ok.unwrap().hasura_roles_from_groups);
 }
+
+#[tokio::test]
+async fn an_administrators_session_works_under_the_csrf_rule() {
+    let srv = server(&[]).await;
+    let (user_id, _) = member(&srv, "eve@example.com").await;
+    let (_, admin_key) = srv.open(None, crate::harness::ROOT).await;
+    let cookie = Server::cookie(&admin_key);
+    let put_permit = |origin: Option<&str>| {
+        let mut req = srv
+            .client
+            .put(srv.url(&format!("/permits/{user_id}")))
+            .header("cookie", &cookie)
+            .json(&json!({"groups": []}));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        srv.send(req)
+    };
+    // The cookie alone, from no trusted origin: refused.
+    put_permit(None).await.expect(403, "forbidden");
+    put_permit(Some("https://evil.example"))
+        .await
+        .expect(403, "forbidden");
+    put_permit(Some(&srv.base)).await.ok();
+    // As under /admin, the cookie is trusted from a trusted origin only; `Authorization:
+    // Session` is no cookie.
+    let res = srv
+        .get_with(
+            &format!("/permits/{user_id}"),
+            &[("cookie", &cookie), ("origin", &srv.base)],
+        )
+        .await;
+    assert_eq!(res.ok()["groups"], json!([]));
+    let res = srv
+        .send(
+            srv.client
+                .post(srv.url("/rolegroups"))
+                .header("authorization", format!("Session {admin_key}"))
+                .json(&json!({"name": "by-session"})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+}
