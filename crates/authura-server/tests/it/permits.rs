@@ -1,6 +1,7 @@
-//! Role groups and permits over real HTTP (SPEC §8a), on SQLite and PostgreSQL: the admin
-//! endpoints with every documented refusal (bad and duplicate names, out-of-range permissions,
-//! unknown ids and users, non-admin callers), `/check`'s groups, permissions, permit blob and
+//! Role groups and permits over real HTTP (SPEC §8a), on every users backend (sqlite, postgres,
+//! and hasura and http with their state in `STATE_DSN`): the admin endpoints with every
+//! documented refusal (bad and duplicate names, out-of-range permissions, unknown ids and users,
+//! non-admin callers), `/check`'s groups, permissions, permit blob and
 //! `X-Authura-Groups`, `?permission=` by number and by `PERMISSION_NAMES` name, the audit
 //! events, and the live effect: a permit or group change reaches `/check` at once on this
 //! instance (the cache is invalidated) and within a second on another instance on the same
@@ -12,24 +13,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::check::{Server, server};
-use crate::harness::{PW, Resp, TestServer};
-
-/// Runs `async fn $name()` on SQLite and on PostgreSQL, as `$name::sqlite` and
-/// `$name::postgres`.
-macro_rules! sql_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                $crate::harness::on($crate::harness::Backend::Sqlite, super::$name()).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                $crate::harness::on($crate::harness::Backend::Postgres, super::$name()).await
-            }
-        }
-    };
-}
+use crate::harness::{PW, Resp, TestServer, both_backends};
 
 /// How long a change may take to reach another instance before the test gives up (SPEC: 1 s;
 /// generous for a loaded machine, far below the cache's 60 s TTL, so only events pass it).
@@ -463,7 +447,7 @@ async fn groups_and_permits_answer_as_documented() {
     assert!(!changed["actor_id"].is_null(), "{changed}");
     assert_eq!(changed["detail"]["groups"]["to"], json!([]));
 }
-sql_backends!(groups_and_permits_answer_as_documented);
+both_backends!(groups_and_permits_answer_as_documented);
 
 fn count(events: &[Value], kind: &str) -> usize {
     events.iter().filter(|e| e["event"] == kind).count()
