@@ -805,3 +805,106 @@ async fn an_administrators_session_works_under_the_csrf_rule() {
         .await;
     assert_eq!(res.status, 201, "{}", res.text);
 }
+
+#[tokio::test]
+async fn a_permit_belongs_to_a_user_of_the_requests_tenant() {
+    use authura_core::{Email, Role, Secret, TenantId, flows};
+    let srv = server(&[
+        ("MULTI_TENANT_ENABLED", "true"),
+        ("INITIAL_USER_TENANT", "acme"),
+    ])
+    .await;
+    let (acme, globex) = (
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("globex").unwrap(),
+    );
+    let ctx = srv.state.ctx();
+    for (tenant, email) in [(&acme, "ann@acme.test"), (&globex, "boss@globex.test")] {
+        let role = if email.starts_with("boss") {
+            Role::parse("admin").unwrap()
+        } else {
+            Role::parse("user").unwrap()
+        };
+        flows::create_verified_user(
+            ctx,
+            Some(tenant),
+            &Email::parse(email).unwrap(),
+            Secret::new(PW),
+            &role,
+        )
+        .await
+        .unwrap();
+    }
+    let ann = srv.user(Some(&acme), "ann@acme.test").await.id.to_string();
+    let token_in = async |tenant: &str, email: &str, password: &str| {
+        let res = srv
+            .send(
+                srv.client
+                    .post(srv.url("/token"))
+                    .header("x-tenant-id", tenant)
+                    .json(&json!({"email": email, "password": password})),
+            )
+            .await;
+        res.ok()["access_token"].as_str().unwrap().to_owned()
+    };
+    let acme_admin = token_in("acme", crate::harness::ROOT, crate::harness::ROOT_PW).await;
+    let globex_admin = token_in("globex", "boss@globex.test", PW).await;
+    let in_tenant = |method: reqwest::Method, path: &str, tenant: &str, token: &str| {
+        srv.client
+            .request(method, srv.url(path))
+            .header("x-tenant-id", tenant)
+            .bearer_auth(token)
+    };
+    // Groups are global: globex's administrator creates one, acme's uses it.
+    let res = srv
+        .send(
+            in_tenant(
+                reqwest::Method::POST,
+                "/rolegroups",
+                "globex",
+                &globex_admin,
+            )
+            .json(&json!({"name": "shared", "permissions": [4]})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let path = format!("/permits/{ann}");
+    let res = srv
+        .send(
+            in_tenant(reqwest::Method::PUT, &path, "acme", &acme_admin)
+                .json(&json!({"groups": ["shared"]})),
+        )
+        .await;
+    assert_eq!(res.ok()["permissions"], json!([4]));
+    // Ann is not a user of globex: its administrator finds no such user.
+    srv.send(in_tenant(
+        reqwest::Method::GET,
+        &path,
+        "globex",
+        &globex_admin,
+    ))
+    .await
+    .expect(404, "not_found");
+    srv.send(
+        in_tenant(reqwest::Method::PUT, &path, "globex", &globex_admin)
+            .json(&json!({"groups": []})),
+    )
+    .await
+    .expect(404, "not_found");
+    let res = srv
+        .send(in_tenant(reqwest::Method::GET, &path, "acme", &acme_admin))
+        .await;
+    assert_eq!(res.ok()["groups"][0]["name"], "shared");
+    let (_, key) = srv.open(Some(&acme), "ann@acme.test").await;
+    let res = srv
+        .get_with(
+            "/check?permission=4",
+            &[
+                ("authorization", &format!("Session {key}")),
+                ("x-tenant-id", "acme"),
+            ],
+        )
+        .await;
+    assert_eq!(res.ok()["tenant_id"], "acme");
+    assert_eq!(res.headers["x-authura-groups"], "shared");
+}
