@@ -154,6 +154,73 @@ enum UserSub {
         /// The user's id.
         id: String,
     },
+    /// List users a page at a time, in id order.
+    List {
+        /// Only users whose email contains this text (any case), or whose id is this.
+        #[arg(long)]
+        query: Option<String>,
+        /// The page after this cursor (printed with the previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Users per page, 1 to 200 (50).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show a user and their account's state.
+    Show {
+        /// The user's id.
+        id: String,
+    },
+    /// Create a user (verified, DEFAULT_ROLE, a random password unless told otherwise).
+    Create {
+        /// The address.
+        email: String,
+        /// The role (DEFAULT_ROLE).
+        #[arg(long)]
+        role: Option<String>,
+        /// Read the password from standard input (the policy applies).
+        #[arg(long, conflicts_with = "invite")]
+        password_stdin: bool,
+        /// Leave the address unverified.
+        #[arg(long)]
+        unverified: bool,
+        /// Send the invite mail, whose link sets the password.
+        #[arg(long)]
+        invite: bool,
+    },
+    /// Change a user's email, role, verification or password (a new password or email ends
+    /// their sessions).
+    Update {
+        /// The user's id.
+        id: String,
+        /// The new address.
+        #[arg(long)]
+        email: Option<String>,
+        /// The new role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Mark the address verified.
+        #[arg(long)]
+        verified: bool,
+        /// Read the new password from standard input (policy and history apply).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user with their sessions, permit and account state.
+    Delete {
+        /// The user's id.
+        id: String,
+    },
+    /// End every session of a user.
+    EndSessions {
+        /// The user's id.
+        id: String,
+    },
+    /// Mail a user a reset-password link.
+    ResetPassword {
+        /// The user's id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -266,14 +333,7 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
         UserSub::Unlock { id } => (AccountOperation::Unlock, id),
         UserSub::Archive { id } => (AccountOperation::Archive, id),
         UserSub::Restore { id } => (AccountOperation::Restore, id),
-    };
-    let sources = Sources::from_process(file, BTreeMap::new(), false);
-    let config = match config::load(&sources) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        other => return users_command(file, user.tenant, user.json, other),
     };
     let json = user.json;
     let args = AccountArgs {
@@ -282,29 +342,95 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
         id,
         operation,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+    admin_command(file, "user", json, |config| async move {
+        run(&config, args).await
+    })
+}
+
+/// `user list|show|create|update|delete|end-sessions|reset-password`, with the same exit codes
+/// as [`user_command`]. A password is read from standard input, never from the command line
+/// (where other users of the machine could read it).
+fn users_command(
+    file: Option<PathBuf>,
+    tenant: Option<String>,
+    json: bool,
+    sub: UserSub,
+) -> ExitCode {
+    use authura_server::cli::users::{UserOperation, UsersArgs, run};
+    let password = |wanted: bool| -> Result<Option<authura_core::Secret>, ExitCode> {
+        if !wanted {
+            return Ok(None);
+        }
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("authura user: cannot read the password from standard input: {e}");
+            return Err(ExitCode::from(2));
+        }
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        Ok(Some(authura_core::Secret::new(line.to_owned())))
+    };
+    let operation = match sub {
+        UserSub::List {
+            query,
+            cursor,
+            limit,
+        } => UserOperation::List {
+            query,
+            cursor,
+            limit,
+        },
+        UserSub::Show { id } => UserOperation::Show { id },
+        UserSub::Create {
+            email,
+            role,
+            password_stdin,
+            unverified,
+            invite,
+        } => match password(password_stdin) {
+            Ok(password) => UserOperation::Create {
+                email,
+                role,
+                password,
+                verified: !unverified,
+                invite,
+            },
+            Err(code) => return code,
+        },
+        UserSub::Update {
+            id,
+            email,
+            role,
+            verified,
+            password_stdin,
+        } => match password(password_stdin) {
+            Ok(password) => UserOperation::Update {
+                id,
+                email,
+                role,
+                verified: verified.then_some(true),
+                password,
+            },
+            Err(code) => return code,
+        },
+        UserSub::Delete { id } => UserOperation::Delete { id },
+        UserSub::EndSessions { id } => UserOperation::EndSessions { id },
+        UserSub::ResetPassword { id } => UserOperation::ResetPassword { id },
+        UserSub::Lock { .. }
+        | UserSub::Unlock { .. }
+        | UserSub::Archive { .. }
+        | UserSub::Restore { .. } => {
+            return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(&config, args)) {
-        Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            if json {
-                println!("{}", failure.json());
-            }
-            eprintln!("authura user: {failure}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = UsersArgs {
+        tenant,
+        json,
+        operation,
+    };
+    admin_command(file, "user", json, |config| async move {
+        run(&config, args).await
+    })
 }
 
 /// `group …`: as `user …`, on the role groups.

@@ -1,12 +1,13 @@
 //! The auth flows of SPEC §3 as plain async functions over the [`Context`]'s traits, by area:
-//! signing up and verifying (`signup`), logging in and tokens (`login`), and changes to an
-//! account (`account`). This module keeps what they share: the [`Context`], the answers, and
-//! [`authenticate`].
+//! signing up and verifying (`signup`), logging in and tokens (`login`), changes to an account
+//! (`account`), and user administration (`admin`, shared by the admin API and the CLI). This
+//! module keeps what they share: the [`Context`], the answers, and [`authenticate`].
 //!
 //! Each returns what the transport answers with and, for flows that send mail, the [`Mail`] to
 //! send *after* answering, so sending can never change or delay the response (no enumeration).
 
 mod account;
+pub mod admin;
 mod login;
 mod oauth;
 pub mod policy;
