@@ -17,3 +17,4 @@ mod readme;
 mod run;
 mod slow;
 mod trust;
+mod users_cli;
