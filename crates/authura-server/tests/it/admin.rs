@@ -521,6 +521,29 @@ async fn sessions_end_with_a_password_change_a_delete_and_on_request() {
     .await
     .expect(404, "not_found");
 
+    // A lock ends them too (SPEC §8); an unlock lets the user sign in again.
+    let key = session_key(&srv, ANN, P2).await;
+    assert_eq!(check(&srv, &key).await, 200);
+    call(
+        &srv,
+        Method::POST,
+        &format!("/admin/users/{id}/lock"),
+        &admin,
+        None,
+    )
+    .await
+    .ok();
+    assert_eq!(check(&srv, &key).await, 401);
+    call(
+        &srv,
+        Method::POST,
+        &format!("/admin/users/{id}/unlock"),
+        &admin,
+        None,
+    )
+    .await
+    .ok();
+
     // Deleted: their session is refused at /check.
     let key = session_key(&srv, ANN, P2).await;
     assert_eq!(check(&srv, &key).await, 200);
@@ -586,7 +609,7 @@ async fn sessions_end_with_a_password_change_a_delete_and_on_request() {
         role_update["detail"]["role"],
         json!({"from": "user", "to": "editor"})
     );
-    assert!(of("session.ended").len() >= 2);
+    assert!(of("session.ended").len() >= 3);
 }
 sql_backends!(sessions_end_with_a_password_change_a_delete_and_on_request);
 
