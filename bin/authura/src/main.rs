@@ -46,6 +46,78 @@ enum Command {
     /// Manage users on the configured backend and state store, no server needed (the
     /// `/admin/users` API's operations).
     User(UserCli),
+    /// Manage role groups on the configured state store, no server needed (`/rolegroups`).
+    Group(GroupCli),
+    /// Show or replace a user's permit on the configured stores, no server needed
+    /// (`/permits/{user_id}`).
+    Permit(PermitCli),
+}
+
+#[derive(Args, Debug)]
+struct GroupCli {
+    /// Print JSON, as the HTTP API answers (errors as `{"error", "message"}`).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: GroupSub,
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupSub {
+    /// List every role group.
+    List,
+    /// Create a role group.
+    Create {
+        /// Its name (unique, case-sensitive).
+        name: String,
+        /// Its permissions: numbers (0-65535) or PERMISSION_NAMES names, comma-separated.
+        #[arg(long, value_name = "LIST", default_value = "")]
+        permissions: String,
+    },
+    /// Replace a role group's name and/or permissions.
+    Update {
+        /// The group: its id, or its exact name.
+        group: String,
+        /// The new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The new permissions, comma-separated (an empty value clears them).
+        #[arg(long, value_name = "LIST")]
+        permissions: Option<String>,
+    },
+    /// Delete a role group; it leaves every permit that held it.
+    Delete {
+        /// The group: its id, or its exact name.
+        group: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct PermitCli {
+    /// The user's tenant (required with MULTI_TENANT_ENABLED=true).
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+    /// Print JSON, as the HTTP API answers (errors as `{"error", "message"}`).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: PermitSub,
+}
+
+#[derive(Subcommand, Debug)]
+enum PermitSub {
+    /// Show a user's groups, permissions and Authaus permit blob.
+    Show {
+        /// The user's id.
+        id: String,
+    },
+    /// Replace a user's permit: the groups they hold from now on (none clears it).
+    Set {
+        /// The user's id.
+        id: String,
+        /// The groups: ids or exact names.
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +276,8 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck(h)) => return health(cli.config, &h),
         Some(Command::Openapi) => return openapi(),
         Some(Command::User(user)) => return user_command(cli.config, user),
+        Some(Command::Group(group)) => return group_command(cli.config, group),
+        Some(Command::Permit(permit)) => return permit_command(cli.config, permit),
     };
     let flags = listen_flags(args.host, args.port);
     let sources = Sources::from_process(cli.config, flags, args.dev);
@@ -261,14 +335,6 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
         UserSub::Restore { id } => (AccountOperation::Restore, id),
         other => return users_command(file, user.tenant, user.json, other),
     };
-    let sources = Sources::from_process(file, BTreeMap::new(), false);
-    let config = match config::load(&sources) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
-    };
     let json = user.json;
     let args = AccountArgs {
         tenant: user.tenant,
@@ -276,29 +342,9 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
         id,
         operation,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&config, args)) {
-        Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            if json {
-                println!("{}", failure.json());
-            }
-            eprintln!("authura user: {failure}");
-            ExitCode::FAILURE
-        }
-    }
+    admin_command(file, "user", json, |config| async move {
+        run(&config, args).await
+    })
 }
 
 /// `user list|show|create|update|delete|end-sessions|reset-password`, with the same exit codes
@@ -377,6 +423,70 @@ fn users_command(
             return ExitCode::from(2);
         }
     };
+    let args = UsersArgs {
+        tenant,
+        json,
+        operation,
+    };
+    admin_command(file, "user", json, |config| async move {
+        run(&config, args).await
+    })
+}
+
+/// `group …`: as `user …`, on the role groups.
+fn group_command(file: Option<PathBuf>, group: GroupCli) -> ExitCode {
+    use authura_server::cli::group::{GroupCommand, run};
+    let list = |text: String| vec![text];
+    let command = match group.command {
+        GroupSub::List => GroupCommand::List,
+        GroupSub::Create { name, permissions } => GroupCommand::Create {
+            name,
+            permissions: list(permissions),
+        },
+        GroupSub::Update {
+            group,
+            name,
+            permissions,
+        } => GroupCommand::Update {
+            group,
+            name,
+            permissions: permissions.map(list),
+        },
+        GroupSub::Delete { group } => GroupCommand::Delete { group },
+    };
+    let json = group.json;
+    admin_command(file, "group", json, |config| async move {
+        run(&config, command, json).await
+    })
+}
+
+/// `permit …`: as `user …`, on a user's permit.
+fn permit_command(file: Option<PathBuf>, permit: PermitCli) -> ExitCode {
+    use authura_server::cli::permit::{PermitArgs, run};
+    let (id, set) = match permit.command {
+        PermitSub::Show { id } => (id, None),
+        PermitSub::Set { id, groups } => (id, Some(groups)),
+    };
+    let json = permit.json;
+    let args = PermitArgs {
+        tenant: permit.tenant,
+        json,
+        id,
+        set,
+    };
+    admin_command(file, "permit", json, |config| async move {
+        run(&config, args).await
+    })
+}
+
+/// Loads the whole configuration and runs an administration command on a one-thread runtime:
+/// exit 0 with its output; 1 when it fails (the reason on standard error, and as JSON on
+/// standard output with `--json`); 2 for an invalid configuration.
+fn admin_command<F, Fut>(file: Option<PathBuf>, name: &str, json: bool, command: F) -> ExitCode
+where
+    F: FnOnce(config::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<String, authura_server::cli::Failure>>,
+{
     let sources = Sources::from_process(file, BTreeMap::new(), false);
     let config = match config::load(&sources) {
         Ok(c) => c,
@@ -384,11 +494,6 @@ fn users_command(
             eprint!("{e}");
             return ExitCode::from(2);
         }
-    };
-    let args = UsersArgs {
-        tenant,
-        json,
-        operation,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -400,7 +505,7 @@ fn users_command(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&config, args)) {
+    match runtime.block_on(command(config)) {
         Ok(out) => {
             println!("{out}");
             ExitCode::SUCCESS
@@ -409,7 +514,7 @@ fn users_command(
             if json {
                 println!("{}", failure.json());
             }
-            eprintln!("authura user: {failure}");
+            eprintln!("authura {name}: {failure}");
             ExitCode::FAILURE
         }
     }

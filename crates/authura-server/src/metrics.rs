@@ -62,6 +62,9 @@ pub const ROUTES: &[&str] = &[
     "/admin/users/{id}/archive",
     "/admin/users/{id}/restore",
     "/admin/audit",
+    "/rolegroups",
+    "/rolegroups/{id}",
+    "/permits/{user_id}",
 ];
 
 /// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.

@@ -13,6 +13,7 @@ mod dockerfile;
 mod health;
 mod jwks;
 mod kill;
+mod permit_cli;
 mod readme;
 mod run;
 mod slow;

@@ -218,6 +218,7 @@ async fn signed_in_with(
     bind: Bind<'_>,
 ) -> Result<SignedIn, CoreError> {
     let view = view(ctx, user).await?;
+    let groups = token_groups(ctx, &view.user).await?;
     let binding = bind_session(ctx, &view.user, bind).await?;
     let tokens = ctx.tokens.issue_pair_with(
         &view.user,
@@ -226,12 +227,29 @@ async fn signed_in_with(
         ctx.clock.now(),
         fingerprint,
         binding.as_ref(),
+        groups.as_deref(),
     )?;
     Ok(SignedIn {
         user: view,
         tokens,
         actor: actor.cloned(),
     })
+}
+
+/// The names of `user`'s role groups for the claims extensions, when
+/// `HASURA_ROLES_FROM_GROUPS=true` put a permit store in the policies (SPEC §8a).
+async fn token_groups(ctx: &Context, user: &User) -> Result<Option<Vec<String>>, CoreError> {
+    let Some(store) = &ctx.policies.token_groups else {
+        return Ok(None);
+    };
+    let access = store.access(user.tenant.as_ref(), &user.id).await?;
+    Ok(Some(
+        access
+            .groups
+            .into_iter()
+            .map(|(_, name)| name.as_str().to_owned())
+            .collect(),
+    ))
 }
 
 /// The session a new pair is bound to: `None` when sessions are off.

@@ -22,6 +22,7 @@ mod nfc;
 mod oauth;
 mod openapi;
 mod order;
+mod permits;
 mod policies;
 mod postgres;
 mod races;
