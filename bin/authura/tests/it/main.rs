@@ -18,3 +18,4 @@ mod readme;
 mod run;
 mod slow;
 mod trust;
+mod users_cli;
