@@ -75,8 +75,8 @@ impl Connector {
     }
 
     /// A simple bind on `ldap` within the time limit: `Ok(true)` when the directory accepted
-    /// the password, `Ok(false)` when it answered "invalid credentials". The caller never sends
-    /// an empty password (a simple bind with one is anonymous and "succeeds").
+    /// the password, `Ok(false)` when it answered "invalid credentials" or the password is
+    /// empty (then nothing is sent: a simple bind with one is anonymous and "succeeds").
     ///
     /// # Errors
     /// `Unavailable` on a network failure, a timeout or a busy directory; `Backend` for any
@@ -87,7 +87,11 @@ impl Connector {
         dn: &str,
         password: &Secret,
     ) -> Result<bool, StoreError> {
-        debug_assert!(!password.is_empty(), "an empty password binds anonymously");
+        // A simple bind with an empty password is an anonymous bind, which directories accept:
+        // never sent, whatever the caller checked.
+        if password.is_empty() {
+            return Ok(false);
+        }
         let bound = tokio::time::timeout(
             self.timeout,
             ldap.with_timeout(self.timeout)

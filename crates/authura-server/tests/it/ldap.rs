@@ -626,3 +626,60 @@ async fn the_store_lists_users_in_id_order_by_paged_search() {
         Err(authura_core::StoreError::ReadOnly)
     ));
 }
+
+#[tokio::test]
+async fn sessions_lockout_and_archive_live_in_the_state_store() {
+    let slapd = Slapd::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite:{}", state.path().join("state.db").display());
+    let srv = slapd
+        .server(&[
+            ("STATE_DSN", &dsn),
+            ("SESSIONS_ENABLED", "true"),
+            ("AUDIT_ENABLED", "true"),
+            ("LOCKOUT_THRESHOLD", "3"),
+        ])
+        .await;
+    // A session for a directory user.
+    let opened = srv
+        .post(
+            "/session",
+            json!({"email": CAROL.1, "password": CAROL.2, "return_key": true}),
+        )
+        .await;
+    let key = s(&opened.ok()["session"]["key"]).to_owned();
+    let session = |key: String| {
+        srv.send(
+            srv.client
+                .get(srv.url("/session"))
+                .header("authorization", format!("Session {key}")),
+        )
+    };
+    session(key.clone()).await.ok();
+    // The admin is whoever the directory's groups make one: alice archives carol.
+    let admin = s(&login(&srv, ALICE.1, ALICE.2).await.ok()["access_token"]).to_owned();
+    let carol = me(&srv, CAROL.1, CAROL.2).await;
+    let id = s(&carol["id"]).to_owned();
+    let archived = srv
+        .post_as(&format!("/admin/users/{id}/archive"), &admin, json!({}))
+        .await;
+    assert_eq!(archived.ok()["archived"], json!(true));
+    login(&srv, CAROL.1, CAROL.2)
+        .await
+        .expect(401, "invalid_credentials");
+    session(key).await.expect(401, "invalid_session");
+    let restored = srv
+        .post_as(&format!("/admin/users/{id}/restore"), &admin, json!({}))
+        .await;
+    assert_eq!(restored.ok()["archived"], json!(false));
+    me(&srv, CAROL.1, CAROL.2).await;
+    // Wrong passwords the directory refused count toward the lockout.
+    for _ in 0..3 {
+        login(&srv, SAM.1, "wrong-password")
+            .await
+            .expect(401, "invalid_credentials");
+    }
+    login(&srv, SAM.1, SAM.2)
+        .await
+        .expect(401, "invalid_credentials");
+}
