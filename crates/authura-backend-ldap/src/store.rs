@@ -543,7 +543,108 @@ fn generalized_time(text: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use super::generalized_time;
+    use std::collections::HashMap;
+
+    use authura_core::{Role, Secret, UserId};
+    use ldap3::SearchEntry;
+
+    use super::{LdapStore, generalized_time, id_of};
+    use crate::{LdapSettings, RoleMap};
+
+    fn store(id_attribute: &str, user_filter: &str) -> LdapStore {
+        LdapStore::new(LdapSettings {
+            url: "ldap://127.0.0.1:1".into(),
+            starttls: false,
+            bind_dn: None,
+            bind_password: Secret::new(""),
+            base_dn: "dc=example,dc=com".into(),
+            user_filter: user_filter.into(),
+            id_attribute: id_attribute.into(),
+            email_attribute: "mail".into(),
+            group_base_dn: "dc=example,dc=com".into(),
+            group_filter: LdapSettings::DEFAULT_GROUP_FILTER.into(),
+            role_map: RoleMap::default(),
+            admin_role: Role::parse("admin").unwrap(),
+            default_role: Role::parse("user").unwrap(),
+            timeout: LdapSettings::DEFAULT_TIMEOUT,
+            extra_ca_pem: None,
+            pool_size: 1,
+        })
+        .unwrap()
+    }
+
+    /// Active Directory's `objectGUID`: 16 bytes, the first three fields little-endian, shown
+    /// as the UUID Windows shows; the id filter takes the same bytes escaped one by one.
+    #[test]
+    fn object_guids_are_uuids_both_ways() {
+        let bytes: Vec<u8> = vec![
+            0x78, 0x56, 0x34, 0x12, 0x34, 0x12, 0x78, 0x56, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34,
+            0x56, 0x78,
+        ];
+        let entry = SearchEntry {
+            dn: "CN=a,DC=example,DC=com".into(),
+            attrs: HashMap::new(),
+            bin_attrs: HashMap::from([("objectGUID".to_owned(), vec![bytes])]),
+        };
+        let id = id_of(&entry, "objectGUID").unwrap();
+        assert_eq!(id, "12345678-1234-5678-9abc-def012345678");
+        let store = store("objectGUID", "(userPrincipalName={email})");
+        assert_eq!(
+            store.id_filter(&UserId::Text(id)).unwrap(),
+            "(&(userPrincipalName=*)(objectGUID=\\78\\56\\34\\12\\34\\12\\78\\56\\9a\\bc\\de\\f0\\12\\34\\56\\78))"
+        );
+        // Not a UUID: no filter at all (no user), never a malformed one.
+        assert_eq!(store.id_filter(&UserId::Text("x)(cn=*".into())), None);
+    }
+
+    #[test]
+    fn text_ids_are_escaped_in_the_id_filter() {
+        let store = store("entryUUID", "(&(objectClass=person)(mail={email}))");
+        assert_eq!(
+            store.id_filter(&UserId::Text("a*)(cn=b".into())).unwrap(),
+            "(&(&(objectClass=person)(mail=*))(entryUUID=a\\2a\\29\\28cn=b))"
+        );
+        let email = authura_core::Email::parse("al*ce@example.com").unwrap();
+        assert_eq!(
+            store.email_filter(&email),
+            "(&(objectClass=person)(mail=al\\2ace@example.com))"
+        );
+    }
+
+    #[test]
+    fn an_entry_without_an_id_or_address_is_nobody() {
+        let store = store("entryUUID", "(mail={email})");
+        let entry = |attrs: &[(&str, &str)]| SearchEntry {
+            dn: "uid=a,dc=example,dc=com".into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect(),
+            bin_attrs: HashMap::new(),
+        };
+        let id = ("entryUUID", "0e4674f8-8572-1041-93be-0f70114e819c");
+        assert!(store.entry(entry(&[id])).unwrap().is_none());
+        assert!(store.entry(entry(&[id, ("mail", "  ")])).unwrap().is_none());
+        assert!(
+            store
+                .entry(entry(&[("mail", "a@example.com")]))
+                .unwrap()
+                .is_none()
+        );
+        let found = store
+            .entry(entry(&[
+                id,
+                ("MAIL", "A@Example.com"),
+                ("createTimestamp", "20250102030405Z"),
+            ]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.user.email.as_str(), "a@example.com");
+        assert_eq!(
+            found.user.verified_at.unwrap().to_rfc3339(),
+            "2025-01-02T03:04:05+00:00"
+        );
+    }
 
     #[test]
     fn generalized_times_are_read_in_utc() {
