@@ -109,15 +109,38 @@ impl Slapd {
         slapd
     }
 
-    /// Starts slapd (again) on the same ports and data, and waits until both ports accept.
+    /// Starts slapd (again) on the same ports and data, and waits until it says it is ready.
+    /// Ports come from the OS and are free when picked, but a test running at the same time can
+    /// pick the same one before slapd binds it: a slapd that could not bind exits, and the first
+    /// start then tries new ports (a restart must keep its ports).
     pub async fn run(&mut self) {
+        let first = self.child.is_none() && !self.log().contains("slapd starting");
+        for _ in 0..5 {
+            if self.try_run().await {
+                return;
+            }
+            assert!(
+                first,
+                "slapd could not listen again on its ports: {}",
+                self.log()
+            );
+            self.port = crate::check::free_port();
+            self.tls_port = crate::check::free_port();
+        }
+        panic!("slapd did not start: {}", self.log());
+    }
+
+    /// One start: whether this slapd is the one listening (it logged that it started and is
+    /// still running).
+    async fn try_run(&mut self) -> bool {
         let d = self.dir.path();
+        let started_before = self.log().matches("slapd starting").count();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = tokio::process::Command::new(SLAPD)
+        let mut child = tokio::process::Command::new(SLAPD)
             .arg("-f")
             .arg(d.join("slapd.conf"))
             .arg("-h")
@@ -132,8 +155,22 @@ impl Slapd {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self.log().matches("slapd starting").count() > started_before {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "slapd did not start: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.child = Some(child);
         for port in [self.port, self.tls_port] {
             while tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -144,9 +181,10 @@ impl Slapd {
                     "slapd did not listen on {port}: {}",
                     self.log()
                 );
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+        true
     }
 
     /// Stops slapd (the directory goes down; its data stays).
@@ -161,6 +199,49 @@ impl Slapd {
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Freezes slapd (SIGSTOP): connections are accepted by the kernel, nothing is answered.
+    /// Returns once every thread of it is stopped (the signal is delivered asynchronously).
+    pub async fn pause(&self) {
+        self.signal("-STOP");
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .unwrap();
+        let stopped = || {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .all(|task| {
+                    let status = task.unwrap().path().join("status");
+                    std::fs::read_to_string(status)
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.starts_with("State:") && l.contains("stopped"))
+                })
+        };
+        while !stopped() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Lets a frozen slapd go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .unwrap();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     pub fn url(&self) -> String {
@@ -682,4 +763,25 @@ async fn sessions_lockout_and_archive_live_in_the_state_store() {
     login(&srv, SAM.1, SAM.2)
         .await
         .expect(401, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn a_directory_that_does_not_answer_is_unavailable_after_ldap_timeout() {
+    let slapd = Slapd::start().await;
+    let srv = slapd.server(&[("LDAP_TIMEOUT", "1s")]).await;
+    me(&srv, BOB.1, BOB.2).await;
+    slapd.pause().await;
+    let started = std::time::Instant::now();
+    login(&srv, BOB.1, BOB.2)
+        .await
+        .expect(503, "backend_unavailable");
+    // A pooled connection that timed out is replaced once: two timeouts at most, not TCP's
+    // minutes.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    slapd.resume();
+    assert_eq!(me(&srv, BOB.1, BOB.2).await["role"], "editor");
 }
