@@ -13,11 +13,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::error::CoreError;
-use crate::flows::{Context, end_sessions, mail, redirect_target};
+use crate::flows::{Context, mail, redirect_target};
 use crate::mail::{Action, Mail, NoOutbox, Outbox};
 use crate::sessions::Client;
 use crate::state::audit::kind;
-use crate::state::{AccountChange, AccountState, AccountStore, AuditEvent, AuditSink, LogAudit};
+use crate::state::{
+    AccountChange, AccountState, AccountStore, AuditEvent, AuditSink, LogAudit, PermitStore,
+};
 use crate::token::VerifyRequest;
 use crate::types::{Email, Secret, TenantId, User, UserId};
 
@@ -50,6 +52,9 @@ pub struct Policies {
     pub audit: Arc<dyn AuditSink>,
     /// Where the `account-locked` notice goes.
     pub outbox: Arc<dyn Outbox>,
+    /// `HASURA_ROLES_FROM_GROUPS=true` (SPEC §8a): where a user's role groups are read when
+    /// tokens are issued, so the claims extensions see their names; `None` otherwise.
+    pub token_groups: Option<Arc<dyn PermitStore>>,
 }
 
 impl Policies {
@@ -60,6 +65,7 @@ impl Policies {
             settings: PolicySettings::default(),
             audit: Arc::new(LogAudit),
             outbox: Arc::new(NoOutbox),
+            token_groups: None,
         }
     }
 }
@@ -382,8 +388,8 @@ fn no_state_store() -> CoreError {
 
 /// Applies an admin's `operation` to the account `id` in `tenant`, as `admin` (whose own account
 /// may not be locked or archived; `None`: the operator at the command line) from `client`;
-/// returns the user and the account's new state. Archiving ends the user's sessions. Each
-/// operation is audited (`account.locked`, `account.unlocked`, `user.archived`,
+/// returns the user and the account's new state. Archiving and locking end the user's
+/// sessions. Each operation is audited (`account.locked`, `account.unlocked`, `user.archived`,
 /// `user.restored`) with the admin as actor.
 ///
 /// # Errors
@@ -422,8 +428,14 @@ pub async fn change_account(
     let (_, after) = change(ctx, &user, &change_)
         .await?
         .ok_or_else(no_state_store)?;
-    if operation == AccountOperation::Archive {
-        end_sessions(ctx, &user).await?;
+    // SPEC §8: archive and lock end the user's sessions (a lock would otherwise leave them
+    // signed in wherever they already were).
+    if matches!(
+        operation,
+        AccountOperation::Archive | AccountOperation::Lock
+    ) {
+        let actor = crate::flows::admin::Actor { admin, client };
+        crate::flows::admin::end_all(ctx, &user, actor).await?;
     }
     audit_user(
         ctx,
