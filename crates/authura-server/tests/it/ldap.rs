@@ -632,6 +632,26 @@ async fn the_directory_owns_signup_and_password_changes() {
     )
     .await
     .expect(403, "managed_by_directory");
+    // The admin API lists the directory's users and writes none of them.
+    let listed = srv.get("/admin/users?limit=200", Some(&access)).await;
+    let users = listed.ok()["users"].as_array().unwrap().clone();
+    assert_eq!(users.len(), 7, "{users:?}");
+    let carol = users.iter().find(|u| u["email"] == CAROL.1).unwrap();
+    let carol_url = srv.url(&format!("/admin/users/{}", s(&carol["id"])));
+    srv.post_as("/admin/users", &access, json!({"email": "new@example.com"}))
+        .await
+        .expect(403, "managed_by_directory");
+    for req in [
+        srv.client.patch(&carol_url).json(&json!({"role": "staff"})),
+        srv.client.delete(&carol_url),
+        srv.client
+            .post(format!("{carol_url}/reset-password"))
+            .json(&json!({})),
+    ] {
+        srv.send(req.bearer_auth(&access))
+            .await
+            .expect(403, "managed_by_directory");
+    }
     assert_eq!(srv.mails_requested(), 0);
     // The password still works: nothing was changed.
     me(&srv, ALICE.1, ALICE.2).await;
