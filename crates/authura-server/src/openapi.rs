@@ -267,6 +267,7 @@ pub enum Code {
     SignupDisabled,
     EmailNotVerified,
     PasswordExpired,
+    ManagedByDirectory,
     NotFound,
     EmailTaken,
     NameTaken,
@@ -291,7 +292,7 @@ enum ErrorHeader {
 
 impl Code {
     /// Every code, in the order of SPEC §3a.
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 35] = [
         Code::InvalidBody,
         Code::InvalidEmail,
         Code::WeakPassword,
@@ -313,6 +314,7 @@ impl Code {
         Code::SignupDisabled,
         Code::EmailNotVerified,
         Code::PasswordExpired,
+        Code::ManagedByDirectory,
         Code::NotFound,
         Code::EmailTaken,
         Code::NameTaken,
@@ -352,6 +354,7 @@ impl Code {
             Code::Forbidden => "forbidden",
             Code::SignupDisabled => "signup_disabled",
             Code::EmailNotVerified => "email_not_verified",
+            Code::ManagedByDirectory => "managed_by_directory",
             Code::NotFound => "not_found",
             Code::EmailTaken => "email_taken",
             Code::NameTaken => "name_taken",
@@ -389,7 +392,8 @@ impl Code {
             Code::Forbidden
             | Code::SignupDisabled
             | Code::EmailNotVerified
-            | Code::PasswordExpired => 403,
+            | Code::PasswordExpired
+            | Code::ManagedByDirectory => 403,
             Code::NotFound => 404,
             Code::EmailTaken | Code::NameTaken | Code::SelfModification => 409,
             Code::NotSupported => 501,
@@ -451,6 +455,11 @@ impl Code {
             }
             Code::SignupDisabled => "`SIGNUP_DISABLED=true`",
             Code::EmailNotVerified => "the right password for a user whose `verified_at` is null",
+            Code::ManagedByDirectory => {
+                "the users backend is an LDAP directory, which owns the accounts: signup, \
+                 invite, password and address changes, resets and the admin's writes are the \
+                 directory's"
+            }
             Code::NotFound => {
                 "no such resource (`/metrics`: `METRICS_ENABLED` is not true; a session route: \
                  `SESSIONS_ENABLED` is not true; `/sessions/{id}`: not one of the user's)"
@@ -511,6 +520,8 @@ pub mod errors {
     pub const BODY: &[Code] = &[Code::InvalidBody, Code::BodyTooLarge];
     /// Every route with a captcha (when `CAPTCHA` is set).
     pub const CAPTCHA: &[Code] = &[Code::CaptchaFailed, Code::CaptchaUnavailable];
+    /// Every route whose write an LDAP users backend refuses (SPEC §10: the directory owns it).
+    pub const DIRECTORY: &[Code] = &[Code::ManagedByDirectory];
     /// Every route that reaches the user backend.
     pub const BACKEND: &[Code] = &[
         Code::BackendError,
@@ -548,13 +559,13 @@ pub mod errors {
         /// `GET /form`: not tenant-checked; `rd` of `action=session` is.
         Form = [EDGE, &[Code::InvalidAction, Code::InvalidRedirectUrl]];
         /// `POST /signup`.
-        Signup = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, &[
+        Signup = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, DIRECTORY, &[
             Code::InvalidEmail,
             Code::SignupDisabled,
             Code::InvalidRedirectUrl,
         ]];
         /// `POST /verify-email`.
-        VerifyEmail = [EDGE, TENANT, BODY, BACKEND, &[
+        VerifyEmail = [EDGE, TENANT, BODY, BACKEND, DIRECTORY, &[
             Code::InvalidVerificationToken,
             Code::TokenUsed,
             Code::WeakPassword,
@@ -580,7 +591,7 @@ pub mod errors {
         /// `GET /user`.
         User = [EDGE, TENANT, BACKEND, &[Code::InvalidToken, Code::HookFailed]];
         /// `POST /change-password`.
-        ChangePassword = [EDGE, TENANT, BODY, BACKEND, &[
+        ChangePassword = [EDGE, TENANT, BODY, BACKEND, DIRECTORY, &[
             Code::InvalidToken,
             Code::InvalidCredentials,
             Code::WeakPassword,
@@ -589,13 +600,13 @@ pub mod errors {
             Code::HookFailed,
         ]];
         /// `POST /change-email`.
-        ChangeEmail = [EDGE, TENANT, BODY, BACKEND, &[
+        ChangeEmail = [EDGE, TENANT, BODY, BACKEND, DIRECTORY, &[
             Code::InvalidEmail,
             Code::InvalidToken,
             Code::InvalidRedirectUrl,
         ]];
         /// `POST /invite`.
-        Invite = [EDGE, TENANT, BODY, BACKEND, &[
+        Invite = [EDGE, TENANT, BODY, BACKEND, DIRECTORY, &[
             Code::InvalidEmail,
             Code::InvalidToken,
             Code::Forbidden,
@@ -615,7 +626,7 @@ pub mod errors {
             Code::Overloaded,
         ]];
         /// `POST /reset-password`.
-        ResetPassword = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, &[
+        ResetPassword = [EDGE, TENANT, BODY, CAPTCHA, BACKEND, DIRECTORY, &[
             Code::InvalidEmail,
             Code::InvalidRedirectUrl,
         ]];
@@ -672,7 +683,7 @@ pub mod errors {
         ]];
         /// The state-changing `/admin/users…` operations: the CSRF rule for a cookie, the
         /// password policy, a taken address, an administrator acting on themself.
-        AdminWrite = [EDGE, TENANT, BODY, BACKEND, &[
+        AdminWrite = [EDGE, TENANT, BODY, BACKEND, DIRECTORY, &[
             Code::InvalidEmail,
             Code::WeakPassword,
             Code::InvalidRedirectUrl,
@@ -990,6 +1001,7 @@ mod tests {
             Code::Forbidden => CoreError::Forbidden.into(),
             Code::SignupDisabled => CoreError::SignupDisabled.into(),
             Code::EmailNotVerified => CoreError::EmailNotVerified.into(),
+            Code::ManagedByDirectory => CoreError::ManagedByDirectory.into(),
             Code::NotFound => ApiError::not_found(),
             Code::EmailTaken => CoreError::EmailTaken.into(),
             Code::NameTaken => ApiError::name_taken(),
