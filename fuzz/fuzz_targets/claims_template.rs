@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let claims = extension.claims(&ClaimsInput {
         user: &user,
         hook_data: Some(&hook),
+        groups: None,
     });
     assert!(claims.is_object());
 });

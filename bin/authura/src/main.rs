@@ -46,9 +46,81 @@ enum Command {
     /// Manage users on the configured backend and state store, no server needed (the
     /// `/admin/users` API's operations).
     User(UserCli),
+    /// Manage role groups on the configured state store, no server needed (`/rolegroups`).
+    Group(GroupCli),
+    /// Show or replace a user's permit on the configured stores, no server needed
+    /// (`/permits/{user_id}`).
+    Permit(PermitCli),
     /// Import another system's users, groups, permits and sessions into the configured
     /// backend and state store (idempotent: a second run changes nothing).
     Import(ImportCli),
+}
+
+#[derive(Args, Debug)]
+struct GroupCli {
+    /// Print JSON, as the HTTP API answers (errors as `{"error", "message"}`).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: GroupSub,
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupSub {
+    /// List every role group.
+    List,
+    /// Create a role group.
+    Create {
+        /// Its name (unique, case-sensitive).
+        name: String,
+        /// Its permissions: numbers (0-65535) or PERMISSION_NAMES names, comma-separated.
+        #[arg(long, value_name = "LIST", default_value = "")]
+        permissions: String,
+    },
+    /// Replace a role group's name and/or permissions.
+    Update {
+        /// The group: its id, or its exact name.
+        group: String,
+        /// The new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The new permissions, comma-separated (an empty value clears them).
+        #[arg(long, value_name = "LIST")]
+        permissions: Option<String>,
+    },
+    /// Delete a role group; it leaves every permit that held it.
+    Delete {
+        /// The group: its id, or its exact name.
+        group: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct PermitCli {
+    /// The user's tenant (required with MULTI_TENANT_ENABLED=true).
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+    /// Print JSON, as the HTTP API answers (errors as `{"error", "message"}`).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: PermitSub,
+}
+
+#[derive(Subcommand, Debug)]
+enum PermitSub {
+    /// Show a user's groups, permissions and Authaus permit blob.
+    Show {
+        /// The user's id.
+        id: String,
+    },
+    /// Replace a user's permit: the groups they hold from now on (none clears it).
+    Set {
+        /// The user's id.
+        id: String,
+        /// The groups: ids or exact names.
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +190,73 @@ enum UserSub {
         /// The user's id.
         id: String,
     },
+    /// List users a page at a time, in id order.
+    List {
+        /// Only users whose email contains this text (any case), or whose id is this.
+        #[arg(long)]
+        query: Option<String>,
+        /// The page after this cursor (printed with the previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Users per page, 1 to 200 (50).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show a user and their account's state.
+    Show {
+        /// The user's id.
+        id: String,
+    },
+    /// Create a user (verified, DEFAULT_ROLE, a random password unless told otherwise).
+    Create {
+        /// The address.
+        email: String,
+        /// The role (DEFAULT_ROLE).
+        #[arg(long)]
+        role: Option<String>,
+        /// Read the password from standard input (the policy applies).
+        #[arg(long, conflicts_with = "invite")]
+        password_stdin: bool,
+        /// Leave the address unverified.
+        #[arg(long)]
+        unverified: bool,
+        /// Send the invite mail, whose link sets the password.
+        #[arg(long)]
+        invite: bool,
+    },
+    /// Change a user's email, role, verification or password (a new password or email ends
+    /// their sessions).
+    Update {
+        /// The user's id.
+        id: String,
+        /// The new address.
+        #[arg(long)]
+        email: Option<String>,
+        /// The new role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Mark the address verified.
+        #[arg(long)]
+        verified: bool,
+        /// Read the new password from standard input (policy and history apply).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user with their sessions, permit and account state.
+    Delete {
+        /// The user's id.
+        id: String,
+    },
+    /// End every session of a user.
+    EndSessions {
+        /// The user's id.
+        id: String,
+    },
+    /// Mail a user a reset-password link.
+    ResetPassword {
+        /// The user's id.
+        id: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -173,6 +312,8 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck(h)) => return health(cli.config, &h),
         Some(Command::Openapi) => return openapi(),
         Some(Command::User(user)) => return user_command(cli.config, user),
+        Some(Command::Group(group)) => return group_command(cli.config, group),
+        Some(Command::Permit(permit)) => return permit_command(cli.config, permit),
         Some(Command::Import(import)) => return import_command(cli.config, import),
     };
     let flags = listen_flags(args.host, args.port);
@@ -229,14 +370,7 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
         UserSub::Unlock { id } => (AccountOperation::Unlock, id),
         UserSub::Archive { id } => (AccountOperation::Archive, id),
         UserSub::Restore { id } => (AccountOperation::Restore, id),
-    };
-    let sources = Sources::from_process(file, BTreeMap::new(), false);
-    let config = match config::load(&sources) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
+        other => return users_command(file, user.tenant, user.json, other),
     };
     let json = user.json;
     let args = AccountArgs {
@@ -244,6 +378,159 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
         json,
         id,
         operation,
+    };
+    admin_command(file, "user", json, |config| async move {
+        run(&config, args).await
+    })
+}
+
+/// `user list|show|create|update|delete|end-sessions|reset-password`, with the same exit codes
+/// as [`user_command`]. A password is read from standard input, never from the command line
+/// (where other users of the machine could read it).
+fn users_command(
+    file: Option<PathBuf>,
+    tenant: Option<String>,
+    json: bool,
+    sub: UserSub,
+) -> ExitCode {
+    use authura_server::cli::users::{UserOperation, UsersArgs, run};
+    let password = |wanted: bool| -> Result<Option<authura_core::Secret>, ExitCode> {
+        if !wanted {
+            return Ok(None);
+        }
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("authura user: cannot read the password from standard input: {e}");
+            return Err(ExitCode::from(2));
+        }
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        Ok(Some(authura_core::Secret::new(line.to_owned())))
+    };
+    let operation = match sub {
+        UserSub::List {
+            query,
+            cursor,
+            limit,
+        } => UserOperation::List {
+            query,
+            cursor,
+            limit,
+        },
+        UserSub::Show { id } => UserOperation::Show { id },
+        UserSub::Create {
+            email,
+            role,
+            password_stdin,
+            unverified,
+            invite,
+        } => match password(password_stdin) {
+            Ok(password) => UserOperation::Create {
+                email,
+                role,
+                password,
+                verified: !unverified,
+                invite,
+            },
+            Err(code) => return code,
+        },
+        UserSub::Update {
+            id,
+            email,
+            role,
+            verified,
+            password_stdin,
+        } => match password(password_stdin) {
+            Ok(password) => UserOperation::Update {
+                id,
+                email,
+                role,
+                verified: verified.then_some(true),
+                password,
+            },
+            Err(code) => return code,
+        },
+        UserSub::Delete { id } => UserOperation::Delete { id },
+        UserSub::EndSessions { id } => UserOperation::EndSessions { id },
+        UserSub::ResetPassword { id } => UserOperation::ResetPassword { id },
+        UserSub::Lock { .. }
+        | UserSub::Unlock { .. }
+        | UserSub::Archive { .. }
+        | UserSub::Restore { .. } => {
+            return ExitCode::from(2);
+        }
+    };
+    let args = UsersArgs {
+        tenant,
+        json,
+        operation,
+    };
+    admin_command(file, "user", json, |config| async move {
+        run(&config, args).await
+    })
+}
+
+/// `group …`: as `user …`, on the role groups.
+fn group_command(file: Option<PathBuf>, group: GroupCli) -> ExitCode {
+    use authura_server::cli::group::{GroupCommand, run};
+    let list = |text: String| vec![text];
+    let command = match group.command {
+        GroupSub::List => GroupCommand::List,
+        GroupSub::Create { name, permissions } => GroupCommand::Create {
+            name,
+            permissions: list(permissions),
+        },
+        GroupSub::Update {
+            group,
+            name,
+            permissions,
+        } => GroupCommand::Update {
+            group,
+            name,
+            permissions: permissions.map(list),
+        },
+        GroupSub::Delete { group } => GroupCommand::Delete { group },
+    };
+    let json = group.json;
+    admin_command(file, "group", json, |config| async move {
+        run(&config, command, json).await
+    })
+}
+
+/// `permit …`: as `user …`, on a user's permit.
+fn permit_command(file: Option<PathBuf>, permit: PermitCli) -> ExitCode {
+    use authura_server::cli::permit::{PermitArgs, run};
+    let (id, set) = match permit.command {
+        PermitSub::Show { id } => (id, None),
+        PermitSub::Set { id, groups } => (id, Some(groups)),
+    };
+    let json = permit.json;
+    let args = PermitArgs {
+        tenant: permit.tenant,
+        json,
+        id,
+        set,
+    };
+    admin_command(file, "permit", json, |config| async move {
+        run(&config, args).await
+    })
+}
+
+/// Loads the whole configuration and runs an administration command on a one-thread runtime:
+/// exit 0 with its output; 1 when it fails (the reason on standard error, and as JSON on
+/// standard output with `--json`); 2 for an invalid configuration.
+fn admin_command<F, Fut>(file: Option<PathBuf>, name: &str, json: bool, command: F) -> ExitCode
+where
+    F: FnOnce(config::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<String, authura_server::cli::Failure>>,
+{
+    let sources = Sources::from_process(file, BTreeMap::new(), false);
+    let config = match config::load(&sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -255,7 +542,7 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&config, args)) {
+    match runtime.block_on(command(config)) {
         Ok(out) => {
             println!("{out}");
             ExitCode::SUCCESS
@@ -264,7 +551,7 @@ fn user_command(file: Option<PathBuf>, user: UserCli) -> ExitCode {
             if json {
                 println!("{}", failure.json());
             }
-            eprintln!("authura user: {failure}");
+            eprintln!("authura {name}: {failure}");
             ExitCode::FAILURE
         }
     }

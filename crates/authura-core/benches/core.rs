@@ -112,6 +112,7 @@ fn bench(c: &mut Criterion) {
     let input = ClaimsInput {
         user: &u,
         hook_data: None,
+        groups: None,
     };
     g.bench_function("hasura extension", |b| {
         b.iter(|| HasuraExtension.claims(black_box(&input)))

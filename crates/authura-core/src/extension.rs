@@ -11,6 +11,9 @@ use crate::types::{User, format_time};
 pub struct ClaimsInput<'a> {
     pub user: &'a User,
     pub hook_data: Option<&'a HookData>,
+    /// The names of the user's role groups (SPEC §8a), when `HASURA_ROLES_FROM_GROUPS=true`
+    /// asked for them; `None` otherwise.
+    pub groups: Option<&'a [String]>,
 }
 
 /// Adds a namespaced object to access tokens.
@@ -22,7 +25,9 @@ pub trait ClaimsExtension: Send + Sync + std::fmt::Debug + 'static {
     fn claims(&self, input: &ClaimsInput<'_>) -> Value;
 }
 
-/// Hasura's claims: every value a string, as Hasura requires.
+/// Hasura's claims: every value a string, as Hasura requires. `x-hasura-allowed-roles` is the
+/// user's role, followed by their role groups' names when the input carries them
+/// (`HASURA_ROLES_FROM_GROUPS=true`, SPEC §8a); the default role stays the user's role.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HasuraExtension;
 
@@ -40,10 +45,13 @@ impl ClaimsExtension for HasuraExtension {
         let user = input.user;
         let mut m = Map::new();
         m.insert("x-hasura-default-role".into(), user.role.as_str().into());
-        m.insert(
-            "x-hasura-allowed-roles".into(),
-            Value::from(vec![user.role.as_str()]),
-        );
+        let mut allowed = vec![user.role.as_str()];
+        for group in input.groups.unwrap_or(&[]) {
+            if !allowed.contains(&group.as_str()) {
+                allowed.push(group);
+            }
+        }
+        m.insert("x-hasura-allowed-roles".into(), Value::from(allowed));
         m.insert("x-hasura-user-id".into(), user.id.to_string().into());
         if let Some(t) = &user.tenant {
             m.insert("x-hasura-tenant-id".into(), t.as_str().into());
@@ -206,6 +214,7 @@ mod tests {
         let got = HasuraExtension.claims(&ClaimsInput {
             user: &u,
             hook_data: None,
+            groups: None,
         });
         assert_eq!(
             got,
@@ -215,8 +224,21 @@ mod tests {
         let got = HasuraExtension.claims(&ClaimsInput {
             user: &u,
             hook_data: None,
+            groups: None,
         });
         assert_eq!(got["x-hasura-tenant-id"], json!("acme"));
+        let groups = ["ops".to_owned(), "editor".to_owned(), "Ops".to_owned()];
+        let got = HasuraExtension.claims(&ClaimsInput {
+            user: &u,
+            hook_data: None,
+            groups: Some(&groups),
+        });
+        assert_eq!(got["x-hasura-default-role"], json!("editor"));
+        assert_eq!(
+            got["x-hasura-allowed-roles"],
+            json!(["editor", "ops", "Ops"]),
+            "the role first, then each group once"
+        );
     }
 
     fn check_env(claims: &str, hook: Option<Value>, expected: Result<Value, &str>) {
@@ -226,6 +248,7 @@ mod tests {
             e.claims(&ClaimsInput {
                 user: &u,
                 hook_data: hook.as_ref(),
+                groups: None,
             })
         });
         match (got, expected) {

@@ -67,4 +67,14 @@ pub trait Sessions: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// Store errors.
     async fn end_all(&self, tenant: Option<&TenantId>, user_id: &UserId) -> Result<(), CoreError>;
+
+    /// How many live sessions a user has (the admin API's account view).
+    ///
+    /// # Errors
+    /// Store errors.
+    async fn count(&self, tenant: Option<&TenantId>, user_id: &UserId) -> Result<usize, CoreError>;
+
+    /// Tells every instance's session cache that the user's record changed (an administrator
+    /// changed their role), so `/check` answers with the new one at once.
+    async fn user_changed(&self, tenant: Option<&TenantId>, user_id: &UserId);
 }

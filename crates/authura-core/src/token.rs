@@ -400,7 +400,7 @@ impl Tokens {
         actor: Option<&UserId>,
         now: DateTime<Utc>,
     ) -> Result<TokenPair, CoreError> {
-        self.issue_pair_with(user, hook_data, actor, now, None, None)
+        self.issue_pair_with(user, hook_data, actor, now, None, None, None)
     }
 
     /// [`Tokens::issue_pair`] for a sign-in bound to a session (SPEC §8): `sid` in both tokens,
@@ -416,12 +416,14 @@ impl Tokens {
         now: DateTime<Utc>,
         session: &SessionBinding,
     ) -> Result<TokenPair, CoreError> {
-        self.issue_pair_with(user, hook_data, actor, now, None, Some(session))
+        self.issue_pair_with(user, hook_data, actor, now, None, Some(session), None)
     }
 
     /// [`Tokens::issue_pair`], with `user`'s password fingerprint when the caller has just
     /// computed it (a refresh compares it with the old token's), so it is not computed twice,
-    /// and the session the pair is bound to when sessions are on.
+    /// and the session the pair is bound to when sessions are on, and the user's role group
+    /// names for the extensions (`HASURA_ROLES_FROM_GROUPS`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn issue_pair_with(
         &self,
         user: &User,
@@ -430,10 +432,15 @@ impl Tokens {
         now: DateTime<Utc>,
         fingerprint: Option<String>,
         session: Option<&SessionBinding>,
+        groups: Option<&[String]>,
     ) -> Result<TokenPair, CoreError> {
         let s = &self.settings;
         let iat = now.timestamp();
-        let input = ClaimsInput { user, hook_data };
+        let input = ClaimsInput {
+            user,
+            hook_data,
+            groups,
+        };
         let sub = user.id.to_string();
         let verified_at = user.verified_at.as_ref().map(format_time);
         let actor = actor.map(ToString::to_string);

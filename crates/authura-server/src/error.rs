@@ -149,6 +149,20 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     }
 
+    /// 404 `not_found` for a thing that does not exist (a role group, a user), saying which.
+    pub fn no_such(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    /// 409 `name_taken`: a role group of that name exists (SPEC §8a).
+    pub fn name_taken() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            "a role group of that name exists",
+        )
+    }
+
     /// 405 `method_not_allowed`, with the `Allow` header RFC 9110 requires: `allow` lists the
     /// methods the path does accept.
     pub fn method_not_allowed(allow: &str) -> Self {

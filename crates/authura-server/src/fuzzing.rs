@@ -19,6 +19,8 @@ pub fn parse_bodies(json: bool, bytes: &[u8]) -> usize {
     accepted += usize::from(parse_body::<account::ChangePasswordBody>(json, bytes).is_ok());
     accepted += usize::from(parse_body::<account::InviteBody>(json, bytes).is_ok());
     accepted += usize::from(parse_body::<session::SessionBody>(json, bytes).is_ok());
+    accepted += usize::from(parse_body::<crate::permits::GroupIn>(json, bytes).is_ok());
+    accepted += usize::from(parse_body::<crate::permits::PermitIn>(json, bytes).is_ok());
     accepted
 }
 
@@ -31,5 +33,10 @@ mod tests {
         assert_eq!(parse_bodies(true, br#"{"email": "a@b.c"}"#), 2);
         assert_eq!(parse_bodies(false, b"email=a%40b.c&password=x"), 3);
         assert_eq!(parse_bodies(true, b"{not json"), 0);
+        assert_eq!(
+            parse_bodies(true, br#"{"name": "ops", "permissions": [1, "read"]}"#),
+            1
+        );
+        assert_eq!(parse_bodies(true, br#"{"groups": [1, "ops"]}"#), 1);
     }
 }

@@ -53,11 +53,18 @@ pub const ROUTES: &[&str] = &[
     "/oauth/token",
     "/oauth/{provider}",
     "/oauth/{provider}/callback",
+    "/admin/users",
+    "/admin/users/{id}",
+    "/admin/users/{id}/sessions",
+    "/admin/users/{id}/reset-password",
     "/admin/users/{id}/lock",
     "/admin/users/{id}/unlock",
     "/admin/users/{id}/archive",
     "/admin/users/{id}/restore",
     "/admin/audit",
+    "/rolegroups",
+    "/rolegroups/{id}",
+    "/permits/{user_id}",
 ];
 
 /// Whether `path` is `route`, a `{…}` segment of `route` matching any one non-empty segment.

@@ -102,11 +102,25 @@ pub mod tag {
         crate::routes::oauth::start,
         crate::routes::oauth::callback,
         crate::routes::oauth::token,
+        crate::routes::admin::users::list,
+        crate::routes::admin::users::create,
+        crate::routes::admin::users::show,
+        crate::routes::admin::users::update,
+        crate::routes::admin::users::delete,
+        crate::routes::admin::users::end_sessions,
+        crate::routes::admin::users::reset_password,
         crate::routes::admin::account::lock,
         crate::routes::admin::account::unlock,
         crate::routes::admin::account::archive,
         crate::routes::admin::account::restore,
         crate::routes::admin::audit::list,
+        crate::routes::permits::list_groups,
+        crate::routes::permits::create_group,
+        crate::routes::permits::get_group,
+        crate::routes::permits::update_group,
+        crate::routes::permits::delete_group,
+        crate::routes::permits::get_permit,
+        crate::routes::permits::set_permit,
     ),
     // Schemas only a query parameter names (utoipa collects those of bodies by itself).
     components(schemas(crate::html::FormAction)),
@@ -119,7 +133,7 @@ pub mod tag {
         (name = tag::HEALTH, description = "Probes and Prometheus metrics; not rate limited, not host-checked."),
         (name = tag::META, description = "The public keys that verify access tokens, and this document."),
         (name = tag::OAUTH, description = "Sign in with Google, GitHub, Microsoft or an OpenID provider (OAUTH_PROVIDERS; a provider not listed is 404)."),
-        (name = tag::ADMIN, description = "User administration (SPEC §11): a Bearer access token or a session of an ADMIN_ROLE user, whose current record is read on every request."),
+        (name = tag::ADMIN, description = "User administration (SPEC §11), role groups and permits (SPEC §8a, served with SESSIONS_ENABLED=true): a Bearer access token or a session of an ADMIN_ROLE user, whose current record is read on every request."),
         (name = tag::SESSION, description = "Server-side sessions: only with SESSIONS_ENABLED=true; otherwise these paths are 404. Credentials: the session cookie, `Authorization: Session <key>`, or a Bearer access token bound to a session."),
     ),
 )]
@@ -255,6 +269,7 @@ pub enum Code {
     PasswordExpired,
     NotFound,
     EmailTaken,
+    NameTaken,
     SelfModification,
     BodyTooLarge,
     RateLimited,
@@ -276,7 +291,7 @@ enum ErrorHeader {
 
 impl Code {
     /// Every code, in the order of SPEC §3a.
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::InvalidBody,
         Code::InvalidEmail,
         Code::WeakPassword,
@@ -300,6 +315,7 @@ impl Code {
         Code::PasswordExpired,
         Code::NotFound,
         Code::EmailTaken,
+        Code::NameTaken,
         Code::SelfModification,
         Code::BodyTooLarge,
         Code::RateLimited,
@@ -338,6 +354,7 @@ impl Code {
             Code::EmailNotVerified => "email_not_verified",
             Code::NotFound => "not_found",
             Code::EmailTaken => "email_taken",
+            Code::NameTaken => "name_taken",
             Code::SelfModification => "self_modification",
             Code::NotSupported => "not_supported",
             Code::BodyTooLarge => "body_too_large",
@@ -374,7 +391,7 @@ impl Code {
             | Code::EmailNotVerified
             | Code::PasswordExpired => 403,
             Code::NotFound => 404,
-            Code::EmailTaken | Code::SelfModification => 409,
+            Code::EmailTaken | Code::NameTaken | Code::SelfModification => 409,
             Code::NotSupported => 501,
             Code::BodyTooLarge => 413,
             Code::RateLimited => 429,
@@ -406,7 +423,8 @@ impl Code {
                  through `/verify-email`"
             }
             Code::InvalidPermission => {
-                "a `permission` parameter names no known permission (no names before `PERMISSION_NAMES`)"
+                "a `permission` parameter is neither a permission number (0–65535) nor a name in \
+                 `PERMISSION_NAMES`"
             }
             Code::InvalidState => {
                 "an OAuth callback whose `state` is tampered with or expired (a valid state \
@@ -438,6 +456,7 @@ impl Code {
                  `SESSIONS_ENABLED` is not true; `/sessions/{id}`: not one of the user's)"
             }
             Code::EmailTaken => "the address has a user",
+            Code::NameTaken => "a role group of that name exists",
             Code::SelfModification => {
                 "an administrator tried to delete, archive, lock or demote their own account"
             }
@@ -685,6 +704,38 @@ pub mod errors {
             Code::InvalidSession,
             Code::Forbidden,
             Code::NotSupported,
+        ]];
+        /// `GET /rolegroups`, `GET /rolegroups/{id}`, `GET /permits/{user_id}` (SPEC §8a): an
+        /// administrator's Bearer token or session; an unknown group or user is 404.
+        PermitRead = [EDGE, TENANT, BACKEND, &[
+            Code::InvalidBody,
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
+        ]];
+        /// `POST /rolegroups`, `PUT /rolegroups/{id}`: a bad name or permission, a taken name.
+        PermitWrite = [EDGE, TENANT, BODY, BACKEND, &[
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
+            Code::NameTaken,
+        ]];
+        /// `DELETE /rolegroups/{id}`: the CSRF rule for a cookie.
+        PermitDelete = [EDGE, TENANT, BACKEND, &[
+            Code::InvalidBody,
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
+        ]];
+        /// `PUT /permits/{user_id}`: an unknown user or group is 404.
+        PermitSet = [EDGE, TENANT, BODY, BACKEND, &[
+            Code::InvalidToken,
+            Code::InvalidSession,
+            Code::Forbidden,
+            Code::NotFound,
         ]];
 
     }
@@ -941,6 +992,7 @@ mod tests {
             Code::EmailNotVerified => CoreError::EmailNotVerified.into(),
             Code::NotFound => ApiError::not_found(),
             Code::EmailTaken => CoreError::EmailTaken.into(),
+            Code::NameTaken => ApiError::name_taken(),
             Code::SelfModification => CoreError::SelfModification.into(),
             Code::PasswordReused => CoreError::PasswordReused.into(),
             Code::PasswordExpired => CoreError::PasswordExpired {

@@ -8,6 +8,7 @@
 //! (a key is looked up by its SHA-256, a token by its signature).
 
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest};
 use authura_core::flows;
@@ -151,8 +152,8 @@ pub struct Admin {
 impl SessionCredentials {
     /// The administrator making this request: `Authorization: Bearer <access token>` (bound to a
     /// session when it carries a `sid`: that session must be live), `Authorization: Session
-    /// <key>` or the session cookie; a state-changing request authenticated by the cookie alone
-    /// must pass the CSRF rule ([`csrf`]).
+    /// <key>` or the session cookie; a state-changing request (not GET or HEAD) authenticated by
+    /// the cookie alone must pass the CSRF rule ([`csrf`]).
     ///
     /// # Errors
     /// 400 `invalid_body` for two `Authorization` headers; 401 `invalid_token` for no
@@ -182,7 +183,11 @@ impl SessionCredentials {
                 }
             }
             Some(_) => {
-                csrf(state, self, req)?;
+                // A read changes nothing, and `SameSite=Lax` keeps the cookie off cross-site
+                // subrequests: only writes need the CSRF rule.
+                if !matches!(*req.method(), Method::GET | Method::HEAD) {
+                    csrf(state, self, req)?;
+                }
                 let principal = self.resolve(tenant).await?;
                 (principal.user, Some(principal.session))
             }

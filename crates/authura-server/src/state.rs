@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authura_core::CoreError;
-use authura_core::User;
 use authura_core::clock::SystemClock;
 use authura_core::flows::Policies;
 use authura_core::flows::{self, Context, FlowSettings};
 use authura_core::hook::NoHook;
 use authura_core::lockout::FailureLimiter;
 use authura_core::mail::{Mail, Mailer, Outbox};
+use authura_core::permit::PermissionNames;
 use authura_core::redirect::RedirectPolicy;
 use authura_core::sessions::Sessions;
-use authura_core::state::{AccountStore, AuditStore, StateStore};
+use authura_core::state::{AccountStore, AuditStore, PermitStore, StateStore};
 use authura_core::store::UserStore;
 use authura_core::token::Tokens;
 use authura_session::{CacheSettings, SessionCache, SessionPolicy, follow_events};
@@ -27,6 +27,7 @@ use crate::config::sessions::{CookieSettings, SessionsConfig};
 use crate::config::{Config, MailConfig};
 use crate::hashpool::HashPool;
 use crate::metrics::Metrics;
+use crate::permits::Checked;
 use crate::ratelimit::RateLimiter;
 
 /// How many mails may wait for the sender before new ones are dropped.
@@ -53,8 +54,9 @@ const SESSION_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub struct SessionsState {
     policy: SessionPolicy,
     store: Arc<dyn StateStore>,
-    /// Key hash → the session and its user, for `/check` (SPEC §8 "The cache").
-    cache: Arc<SessionCache<User>>,
+    /// Key hash → the session, its user and their permit resolved, for `/check` (SPEC §8
+    /// "The cache").
+    cache: Arc<SessionCache<Checked>>,
     config: SessionsConfig,
 }
 
@@ -67,7 +69,7 @@ impl SessionsState {
 
     /// This instance's session cache (`SESSION_CACHE_SIZE`, `SESSION_CACHE_TTL`), kept in step
     /// with the other instances by the state events.
-    pub fn cache(&self) -> &SessionCache<User> {
+    pub fn cache(&self) -> &SessionCache<Checked> {
         &self.cache
     }
 
@@ -112,6 +114,8 @@ pub struct AppState {
     audit_store: Option<Arc<dyn AuditStore>>,
     /// The state store, every part of it, when a feature that needs it is on.
     state_store: Option<Arc<dyn StateStore>>,
+    /// `PERMISSION_NAMES` (SPEC §8a).
+    permission_names: PermissionNames,
     multi_tenant: bool,
     /// `TENANT_ID_HEADER`, lower-cased.
     tenant_header: String,
@@ -232,6 +236,11 @@ impl AppState {
     /// the part needed by upcasting), when a feature that needs it is on.
     pub fn state_store(&self) -> Option<&Arc<dyn StateStore>> {
         self.state_store.as_ref()
+    }
+
+    /// `PERMISSION_NAMES` (empty when unset).
+    pub fn permission_names(&self) -> &PermissionNames {
+        &self.permission_names
     }
 
     /// Whether multi-tenancy is on.
@@ -525,6 +534,10 @@ pub async fn build_state_with_stores(
                 queue: mail_queue.clone(),
                 stats: Arc::clone(&mail_stats),
             }),
+            token_groups: state_store
+                .as_ref()
+                .filter(|_| config.hasura_roles_from_groups)
+                .map(|store| Arc::clone(store) as Arc<dyn PermitStore>),
         },
     };
     if let Some(sessions) = &sessions {
@@ -559,6 +572,7 @@ pub async fn build_state_with_stores(
         audit,
         audit_store,
         state_store,
+        permission_names: config.permission_names.clone(),
         multi_tenant: config.multi_tenant,
         tenant_header: config.tenant_id_header.to_ascii_lowercase(),
         host_header: config.host_header.to_ascii_lowercase(),

@@ -486,6 +486,14 @@ impl Sessions for SessionPolicy {
         SessionPolicy::end_all(self, tenant, user_id).await?;
         Ok(())
     }
+
+    async fn count(&self, tenant: Option<&TenantId>, user_id: &UserId) -> Result<usize, CoreError> {
+        Ok(self.list(tenant, user_id).await?.len())
+    }
+
+    async fn user_changed(&self, tenant: Option<&TenantId>, user_id: &UserId) {
+        self.announce_user(tenant, user_id).await;
+    }
 }
 
 /// The first `max` characters of `text`, cut on a character boundary.

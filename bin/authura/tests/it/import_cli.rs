@@ -268,7 +268,7 @@ async fn imports_into(target: &Target, vars: &[(&str, &str)], dir: &Path) {
     );
 
     // Permits as Authaus had them (group ids kept), and each group's permissions as
-    // Authaus's big-endian u16 list. (`/check`'s groups come with the permits work.)
+    // Authaus's big-endian u16 list.
     assert_eq!(
         target
             .rows(
@@ -335,7 +335,7 @@ async fn imports_into(target: &Target, vars: &[(&str, &str)], dir: &Path) {
         .unwrap();
     assert_eq!(me["user"]["id"].to_string().trim_matches('"'), "7", "{me}");
 
-    // Alice's Authaus session key, as Authaus's cookie, opens /check as her.
+    // Alice's Authaus session key, as Authaus's cookie, opens /check with her groups.
     let check = async |key: &str| {
         http.get(server.url("/check"))
             .header("cookie", format!("session={key}"))
@@ -348,6 +348,18 @@ async fn imports_into(target: &Target, vars: &[(&str, &str)], dir: &Path) {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user_id"].to_string().trim_matches('"'), "1", "{body}");
     assert_eq!(body["email"], json!("alice@example.com"));
+    assert_eq!(
+        body["groups"],
+        json!([{"id": 1, "name": "admin"}, {"id": 2, "name": "viewer"}])
+    );
+    assert_eq!(body["permissions"], json!([1, 2, 300]));
+    let permitted = http
+        .get(server.url("/check?permission=300"))
+        .header("cookie", format!("session={ALICE_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(permitted.status(), 200);
     assert_eq!(check(FRANK_KEY).await.status(), 200);
     // The expired session and the archived user's did not come over.
     assert_eq!(check(ALICE_EXPIRED_KEY).await.status(), 401);

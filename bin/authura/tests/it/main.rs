@@ -14,6 +14,7 @@ mod health;
 mod import_cli;
 mod jwks;
 mod kill;
+mod permit_cli;
 mod readme;
 mod run;
 mod slow;

@@ -1,12 +1,13 @@
 //! The auth flows of SPEC §3 as plain async functions over the [`Context`]'s traits, by area:
-//! signing up and verifying (`signup`), logging in and tokens (`login`), and changes to an
-//! account (`account`). This module keeps what they share: the [`Context`], the answers, and
-//! [`authenticate`].
+//! signing up and verifying (`signup`), logging in and tokens (`login`), changes to an account
+//! (`account`), and user administration (`admin`, shared by the admin API and the CLI). This
+//! module keeps what they share: the [`Context`], the answers, and [`authenticate`].
 //!
 //! Each returns what the transport answers with and, for flows that send mail, the [`Mail`] to
 //! send *after* answering, so sending can never change or delay the response (no enumeration).
 
 mod account;
+pub mod admin;
 mod login;
 mod oauth;
 pub mod policy;
@@ -217,6 +218,7 @@ async fn signed_in_with(
     bind: Bind<'_>,
 ) -> Result<SignedIn, CoreError> {
     let view = view(ctx, user).await?;
+    let groups = token_groups(ctx, &view.user).await?;
     let binding = bind_session(ctx, &view.user, bind).await?;
     let tokens = ctx.tokens.issue_pair_with(
         &view.user,
@@ -225,12 +227,29 @@ async fn signed_in_with(
         ctx.clock.now(),
         fingerprint,
         binding.as_ref(),
+        groups.as_deref(),
     )?;
     Ok(SignedIn {
         user: view,
         tokens,
         actor: actor.cloned(),
     })
+}
+
+/// The names of `user`'s role groups for the claims extensions, when
+/// `HASURA_ROLES_FROM_GROUPS=true` put a permit store in the policies (SPEC §8a).
+async fn token_groups(ctx: &Context, user: &User) -> Result<Option<Vec<String>>, CoreError> {
+    let Some(store) = &ctx.policies.token_groups else {
+        return Ok(None);
+    };
+    let access = store.access(user.tenant.as_ref(), &user.id).await?;
+    Ok(Some(
+        access
+            .groups
+            .into_iter()
+            .map(|(_, name)| name.as_str().to_owned())
+            .collect(),
+    ))
 }
 
 /// The session a new pair is bound to: `None` when sessions are off.

@@ -16,6 +16,10 @@
 //! 4. No such user: one is created (`DEFAULT_ROLE`, verified, a random password) unless
 //!    `SIGNUP_DISABLED` (`SignupDisabled`).
 //!
+//! An archived or locked account (SPEC §11), found by its link or its address, is refused
+//! (`Forbidden`) before anything is written, whichever way the sign-in hands over (a one-time
+//! code or `mode=session`).
+//!
 //! Every write is told to the hook first, as for any write; a refusal writes nothing.
 
 use crate::error::CoreError;
@@ -45,7 +49,8 @@ pub struct ProviderIdentity<'a> {
 ///
 /// # Errors
 /// `EmailNotVerified` (no address, or not vouched for; an address that is not one is the
-/// same), `Forbidden` (a linked user is gone, or the user is linked to another subject),
+/// same), `Forbidden` (a linked user is gone, the user is archived or locked, or linked to
+/// another subject),
 /// `SignupDisabled`, hook and backend errors.
 pub async fn oauth_user(
     ctx: &Context,
@@ -70,6 +75,7 @@ pub async fn oauth_user(
             .find_by_id(tenant, &link.user_id)
             .await?
             .ok_or(CoreError::Forbidden)?;
+        refuse_closed(ctx, &user).await?;
         return verify_unverified(ctx, tenant, user).await;
     }
     let user = match ctx.store.find_by_email(tenant, &email).await? {
@@ -82,6 +88,7 @@ pub async fn oauth_user(
             {
                 return Err(CoreError::Forbidden);
             }
+            refuse_closed(ctx, &user).await?;
             verify_unverified(ctx, tenant, user).await?
         }
         None => create(ctx, tenant, email).await?,
@@ -144,6 +151,16 @@ pub async fn oauth_sign_in(
         client,
     )
     .await
+}
+
+/// `Forbidden` for an archived or locked account (SPEC §11): a provider's word opens it no more
+/// than the right password does, and nothing about it is written (no link, no verification).
+async fn refuse_closed(ctx: &Context, user: &User) -> Result<(), CoreError> {
+    let state = crate::flows::policy::state_of(ctx, user).await?;
+    if state.is_archived() || state.is_locked(ctx.clock.now()) {
+        return Err(CoreError::Forbidden);
+    }
+    Ok(())
 }
 
 /// An account whose address was never verified, verified by the provider's word, with its

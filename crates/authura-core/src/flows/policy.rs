@@ -17,7 +17,9 @@ use crate::flows::{Context, end_sessions, mail, redirect_target};
 use crate::mail::{Action, Mail, NoOutbox, Outbox};
 use crate::sessions::Client;
 use crate::state::audit::kind;
-use crate::state::{AccountChange, AccountState, AccountStore, AuditEvent, AuditSink, LogAudit};
+use crate::state::{
+    AccountChange, AccountState, AccountStore, AuditEvent, AuditSink, LogAudit, PermitStore,
+};
 use crate::token::VerifyRequest;
 use crate::types::{Email, Secret, TenantId, User, UserId};
 
@@ -50,6 +52,9 @@ pub struct Policies {
     pub audit: Arc<dyn AuditSink>,
     /// Where the `account-locked` notice goes.
     pub outbox: Arc<dyn Outbox>,
+    /// `HASURA_ROLES_FROM_GROUPS=true` (SPEC §8a): where a user's role groups are read when
+    /// tokens are issued, so the claims extensions see their names; `None` otherwise.
+    pub token_groups: Option<Arc<dyn PermitStore>>,
 }
 
 impl Policies {
@@ -60,6 +65,7 @@ impl Policies {
             settings: PolicySettings::default(),
             audit: Arc::new(LogAudit),
             outbox: Arc::new(NoOutbox),
+            token_groups: None,
         }
     }
 }

@@ -27,6 +27,10 @@ pub mod kind {
     pub const USER_ARCHIVED: &str = "user.archived";
     pub const USER_RESTORED: &str = "user.restored";
     pub const IMPERSONATION_STARTED: &str = "impersonation.started";
+    pub const PERMIT_CHANGED: &str = "permit.changed";
+    pub const ROLEGROUP_CREATED: &str = "rolegroup.created";
+    pub const ROLEGROUP_UPDATED: &str = "rolegroup.updated";
+    pub const ROLEGROUP_DELETED: &str = "rolegroup.deleted";
 }
 
 /// One security event. `detail` never holds a secret (no password, hash, token or key).

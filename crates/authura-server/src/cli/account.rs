@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use authura_core::UserId;
 use authura_core::flows::{AccountOperation, change_account};
 use authura_core::sessions::Client;
-use authura_core::{TenantId, UserId};
 
 use super::{Failure, open};
 use crate::config::Config;
@@ -37,25 +37,7 @@ pub struct AccountArgs {
 /// A [`Failure`] with the API's code: `not_found`, `not_supported` (no state store: no feature
 /// that keeps account state is on), `tenant_required`, `start` when the stores cannot be opened.
 pub async fn run(config: &Config, args: AccountArgs) -> Result<String, Failure> {
-    let tenant = match (&args.tenant, config.multi_tenant) {
-        (Some(t), true) => Some(TenantId::parse(t).map_err(|_| Failure {
-            code: "tenant_required",
-            message: format!("{t:?} is not a tenant id"),
-        })?),
-        (None, true) => {
-            return Err(Failure {
-                code: "tenant_required",
-                message: "multi-tenancy is on: name the tenant with --tenant".into(),
-            });
-        }
-        (Some(_), false) => {
-            return Err(Failure {
-                code: "invalid_body",
-                message: "--tenant is only for MULTI_TENANT_ENABLED=true".into(),
-            });
-        }
-        (None, false) => None,
-    };
+    let tenant = super::users::tenant(config, args.tenant.as_deref())?;
     let opened = open(config).await?;
     let ctx = opened.state.ctx();
     let id = UserId::from_subject(&args.id);

@@ -2,7 +2,9 @@
 //! line"), which work on the configured backend and state store directly, no server needed. The
 //! binary parses the command line into these modules' argument types and calls their `run`;
 //! each opens the stores as the server would ([`open`]) and calls the same core flows as the
-//! `/admin` routes. `account` has `authura user lock|unlock|archive|restore`; `import` has
+//! `/admin` routes. `account` has `authura user lock|unlock|archive|restore`; `users` has
+//! `authura user list|show|create|update|delete|end-sessions|reset-password`; `group` and
+//! `permit` have `authura group …` and `authura permit …` (SPEC §8a); `import` has
 //! `authura import authaus` (SPEC §12).
 //!
 //! On PostgreSQL, a change that must reach running instances' session caches (sessions ended,
@@ -18,7 +20,10 @@ use crate::error::ApiError;
 use crate::state::{AppState, StartError, build_state_with_stores, mailer};
 
 pub mod account;
+pub mod group;
 pub mod import;
+pub mod permit;
+pub mod users;
 
 /// What a subcommand runs on: the server's state over the configured stores (opened and
 /// migrated as `serve` would; no initial user is created, no port is bound) and the mailer, to

@@ -6,7 +6,6 @@ use crate::config::var::Var;
 
 const LDAP: &str = "the ldap backend";
 const LDAP_SYNC: &str = "ldap sync";
-const ROLE_GROUPS: &str = "role groups";
 
 /// The variables of features not built, in the order of their documentation.
 pub static VARS: &[&Var] = &[
@@ -25,6 +24,4 @@ pub static VARS: &[&Var] = &[
     &Var::future("LDAP_SYNC_INTERVAL", LDAP_SYNC),
     &Var::future("LDAP_SYNC_MAX_ARCHIVE_PERCENT", LDAP_SYNC),
     &Var::future("LDAP_SYNC_ADOPT", LDAP_SYNC),
-    &Var::future("PERMISSION_NAMES", ROLE_GROUPS),
-    &Var::future("HASURA_ROLES_FROM_GROUPS", ROLE_GROUPS),
 ];

@@ -33,6 +33,7 @@ mod future;
 mod hooks;
 mod mail;
 mod oauth;
+pub mod permits;
 pub mod policies;
 mod reader;
 mod server;
@@ -58,6 +59,7 @@ pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("sessions", sessions::VARS),
     ("oauth", oauth::VARS),
     ("policies", policies::VARS),
+    ("permits", permits::VARS),
     ("future", future::VARS),
 ];
 
@@ -209,6 +211,10 @@ pub struct Config {
     pub sessions: Option<sessions::SessionsConfig>,
     /// The account policies and the audit log (SPEC §11).
     pub policies: policies::PoliciesConfig,
+    /// `PERMISSION_NAMES` (SPEC §8a): empty when unset.
+    pub permission_names: authura_core::permit::PermissionNames,
+    /// `HASURA_ROLES_FROM_GROUPS=true` (SPEC §8a): group names join `x-hasura-allowed-roles`.
+    pub hasura_roles_from_groups: bool,
     /// Where the state store is, when a feature that needs it is on.
     pub state: Option<sessions::StateConfig>,
     pub log_format: LogFormat,
@@ -312,6 +318,16 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
     let oauth = oauth::read_oauth(r, extra_ca_pem.as_ref());
     let sessions_config = sessions::read_sessions(r, sources.dev);
     let policies = policies::read_policies(r);
+    let permission_names = permits::read_permission_names(r);
+    let hasura_roles_from_groups = permits::read_hasura_roles_from_groups(
+        r,
+        sessions_config.is_some(),
+        tokens.as_ref().is_some_and(|t| {
+            t.extensions
+                .iter()
+                .any(|e| e.namespace() == authura_core::extension::HasuraExtension::NAMESPACE)
+        }),
+    );
     let mut stateful = Vec::new();
     if sessions_config.is_some() {
         stateful.push("SESSIONS_ENABLED=true".to_owned());
@@ -355,6 +371,8 @@ fn read(r: &mut Reader, sources: &Sources) -> Option<Config> {
         oauth,
         sessions: sessions_config,
         policies: policies?,
+        permission_names,
+        hasura_roles_from_groups,
         state,
         log_format,
         dev: sources.dev,

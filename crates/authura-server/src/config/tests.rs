@@ -915,9 +915,9 @@ fn variables_of_features_not_built_are_refused_also_as_files() {
             check(&with(&[(&file_var, file)]), Expect::Refused(&[&expected]));
         }
     }
-    // SPEC §2 and §8–§13: ldap, permission names (sessions, the state store, permits, OAuth,
+    // SPEC §2 and §8–§13: ldap (sessions, the state store, permits and permission names, OAuth,
     // the account policies and the audit log are built).
-    for name in ["LDAP_URL", "LDAP_SYNC_INTERVAL", "PERMISSION_NAMES"] {
+    for name in ["LDAP_URL", "LDAP_SYNC_INTERVAL"] {
         assert!(declared().any(|var| var.name == name && !var.is_built()));
     }
     for name in [
@@ -926,10 +926,12 @@ fn variables_of_features_not_built_are_refused_also_as_files() {
         "PASSWORD_MAX_AGE",
         "AUDIT_ENABLED",
         "OIDC_USERINFO_URL",
+        "PERMISSION_NAMES",
+        "HASURA_ROLES_FROM_GROUPS",
     ] {
         assert!(declared().any(|var| var.name == name && var.is_built()));
     }
-    assert!(count >= 17, "{count}");
+    assert!(count >= 15, "{count}");
 }
 
 #[test]

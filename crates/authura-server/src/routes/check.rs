@@ -8,14 +8,15 @@
 //! (a once-off password check, no session). [`identify`] is the one place credentials become an
 //! [`Identity`]; the session cache slots in there.
 //!
-//! Groups and permissions arrive with permits and role groups (SPEC §8a): until then every
-//! answer carries no groups, no permissions and the empty permit, a numbered `permission` is
-//! simply not held (403) and a named one is unknown (400, no `PERMISSION_NAMES` yet).
+//! Every answer carries the user's role groups, permissions and Authaus permit blob (SPEC §8a),
+//! resolved against the groups that exist; a cache hit carries them too, so it answers without
+//! a database. `?permission=` takes numbers, or names from `PERMISSION_NAMES`.
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use authura_core::permit::{Access, Permission, PermissionNames};
 use authura_core::state::Session;
 use authura_core::types::format_time;
 use authura_core::{CoreError, Email, Secret, TenantId, User, flows};
@@ -28,6 +29,7 @@ use url::Url;
 use crate::answer::{self, Answer, IdOut};
 use crate::error::ApiError;
 use crate::extract::{State, Tenant};
+use crate::permits::Checked;
 use crate::principal::SessionCredentials;
 use crate::routes::resource;
 use crate::state::{AppState, SessionsState};
@@ -58,8 +60,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         <key>`, `Authorization: Bearer <access token>` bound to a session (`sid`), and only \
         with `CHECK_BASIC_ENABLED=true` `Authorization: Basic base64(email:password)` (a \
         once-off check: no session; counted by the per-IP and per-account limits). Not rate \
-        limited per IP otherwise. Groups and permissions are empty until permits exist; a \
-        numbered `permission` is then never held (403) and a named one unknown (400).",
+        limited per IP otherwise. `groups`, `permissions` and `permit` come from the user's \
+        permit (SPEC §8a); `permission_names` only with `PERMISSION_NAMES`. `?permission=` \
+        (repeatable, all required): a number or a `PERMISSION_NAMES` name; one not held is \
+        403 `forbidden`, an unknown name 400 `invalid_permission` (checked before the \
+        credentials).",
     params(CheckQuery),
     security(("bearer" = [])),
     responses(
@@ -68,7 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ("X-Authura-User-Id" = String, description = "The user's id."),
             ("X-Authura-Email" = String, description = "The user's email."),
             ("X-Authura-Role" = String, description = "The user's role."),
-            ("X-Authura-Groups" = String, description = "The user's group names, comma-separated (empty until permits exist)."),
+            ("X-Authura-Groups" = String, description = "The user's group names, comma-separated (empty without groups)."),
             ("X-Authura-Session-Id" = String, description = "The session's id; empty for Basic credentials."),
         )),
         crate::openapi::errors::Check,
@@ -80,7 +85,7 @@ pub async fn check(
     req: HttpRequest,
     credentials: CheckCredentials,
 ) -> Answer {
-    let wanted = wanted_permissions(req.query_string())?;
+    let wanted = wanted_permissions(req.query_string(), state.permission_names())?;
     let identity = identify(&state, tenant.get(), &credentials).await?;
     answer(&state, &identity, &wanted)
 }
@@ -106,7 +111,7 @@ pub async fn check(
             ("X-Authura-User-Id" = String, description = "The user's id."),
             ("X-Authura-Email" = String, description = "The user's email."),
             ("X-Authura-Role" = String, description = "The user's role."),
-            ("X-Authura-Groups" = String, description = "The user's group names, comma-separated (empty until permits exist)."),
+            ("X-Authura-Groups" = String, description = "The user's group names, comma-separated (empty without groups)."),
             ("X-Authura-Session-Id" = String, description = "The session's id; empty for Basic credentials."),
         )),
         (status = 302, description = "An anonymous browser navigation: to the sign-in form.",
@@ -123,7 +128,7 @@ pub async fn forward_auth(
     req: HttpRequest,
     credentials: CheckCredentials,
 ) -> Answer {
-    let wanted = wanted_permissions(req.query_string())?;
+    let wanted = wanted_permissions(req.query_string(), state.permission_names())?;
     match identify(&state, tenant.get(), &credentials).await {
         Ok(identity) => answer(&state, &identity, &wanted),
         Err(e) if e.status() == StatusCode::UNAUTHORIZED && is_navigation(&req) => {
@@ -133,13 +138,27 @@ pub async fn forward_auth(
     }
 }
 
-/// Who a request is: a user, and the live session the credentials opened (none for Basic).
+/// Who a request is: a user, what their permit grants, and the live session the credentials
+/// opened (none for Basic).
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// The user's current record.
     pub user: User,
+    /// Their permit, resolved against the groups that exist.
+    pub access: Access,
     /// The session, when the credentials were a session's.
     pub session: Option<Session>,
+}
+
+/// `user`'s permit resolved, from the state store (none open: the empty permit).
+async fn access_of(state: &AppState, user: &User) -> Result<Access, ApiError> {
+    match state.state_store() {
+        Some(store) => Ok(store
+            .access(user.tenant.as_ref(), &user.id)
+            .await
+            .map_err(CoreError::from)?),
+        None => Ok(Access::default()),
+    }
 }
 
 /// The credentials `/check` reads: a session's (see [`SessionCredentials`]), or, when none is
@@ -212,20 +231,24 @@ pub async fn identify(
     if let (Some(key), Some(sessions)) = (credentials.session.key(), state.sessions())
         && let Some(key) = SessionKey::parse(key)
     {
-        return cached(sessions, &key, tenant, &credentials.session).await;
+        return cached(state, sessions, &key, tenant, &credentials.session).await;
     }
     if credentials.session.kind().is_some() {
         let principal = credentials.session.resolve(tenant).await?;
+        let access = access_of(state, &principal.user).await?;
         return Ok(Identity {
             user: principal.user,
+            access,
             session: Some(principal.session),
         });
     }
     match (&credentials.basic, state.sessions()) {
         (Some(basic), Some(sessions)) if sessions.check_basic() => {
             let user = basic_login(state, tenant, &basic.0).await?;
+            let access = access_of(state, &user).await?;
             Ok(Identity {
                 user,
+                access,
                 session: None,
             })
         }
@@ -240,6 +263,7 @@ pub async fn identify(
 /// working) at one database round trip per session per minute at most. The ticket is taken
 /// before the database is read, so an invalidation racing the fill wins.
 async fn cached(
+    state: &AppState,
     sessions: &SessionsState,
     key: &SessionKey,
     tenant: Option<&TenantId>,
@@ -253,15 +277,25 @@ async fn cached(
             < chrono::Duration::from_std(LAST_SEEN_GRANULARITY).unwrap_or(chrono::Duration::MAX)
     {
         return Ok(Identity {
-            user: hit.value.clone(),
+            user: hit.value.user.clone(),
+            access: hit.value.access.clone(),
             session: Some(hit.session.clone()),
         });
     }
     let ticket = cache.ticket();
     let principal = credentials.resolve(tenant).await?;
-    cache.insert(ticket, principal.session.clone(), principal.user.clone());
+    let access = access_of(state, &principal.user).await?;
+    cache.insert(
+        ticket,
+        principal.session.clone(),
+        Checked {
+            user: principal.user.clone(),
+            access: access.clone(),
+        },
+    );
     Ok(Identity {
         user: principal.user,
+        access,
         session: Some(principal.session),
     })
 }
@@ -289,27 +323,20 @@ async fn basic_login(
     Ok(flows::check_login(state.ctx(), tenant, &email, password).await?)
 }
 
-/// A permission a `?permission=` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Wanted {
-    /// By number (Authaus's u16).
-    Number(u16),
-}
-
-/// The `permission` parameters of a query string, each required.
+/// The `permission` parameters of a query string, each required: numbers (0–65535), or names
+/// from `PERMISSION_NAMES`.
 ///
 /// # Errors
-/// 400 `invalid_permission` for one that is not a permission number: names need
-/// `PERMISSION_NAMES`, which permits bring (SPEC §8a).
-fn wanted_permissions(query: &str) -> Result<Vec<Wanted>, ApiError> {
+/// 400 `invalid_permission` for one that is neither.
+fn wanted_permissions(query: &str, names: &PermissionNames) -> Result<Vec<Permission>, ApiError> {
     url::form_urlencoded::parse(query.as_bytes())
         .filter(|(name, _)| name == "permission")
         .map(|(_, value)| {
             let value = value.trim();
             if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                value.parse::<u16>().ok().map(Wanted::Number)
+                value.parse::<u16>().ok().map(Permission)
             } else {
-                None
+                names.number(value)
             }
             .ok_or_else(|| ApiError::invalid_permission(value))
         })
@@ -317,16 +344,14 @@ fn wanted_permissions(query: &str) -> Result<Vec<Wanted>, ApiError> {
 }
 
 /// The 200 answer for `identity`, or 403 `forbidden` when a wanted permission is not held.
-fn answer(state: &AppState, identity: &Identity, wanted: &[Wanted]) -> Answer {
-    // No permits yet: the user holds no permission at all.
-    let held: &[u16] = &[];
-    if wanted.iter().any(|w| match w {
-        Wanted::Number(n) => !held.contains(n),
-    }) {
+fn answer(state: &AppState, identity: &Identity, wanted: &[Permission]) -> Answer {
+    let access = &identity.access;
+    if wanted.iter().any(|p| !access.has(*p)) {
         return Err(CoreError::Forbidden.into());
     }
     let user = &identity.user;
     let session_id = identity.session.as_ref().map(|s| s.id.to_string());
+    let names = state.permission_names();
     let body = CheckAnswer {
         user_id: IdOut(&user.id),
         email: user.email.as_str(),
@@ -339,16 +364,30 @@ fn answer(state: &AppState, identity: &Identity, wanted: &[Wanted]) -> Answer {
             .session
             .as_ref()
             .map(|s| format_time(&s.expires_at)),
-        groups: Vec::new(),
-        permissions: held.to_vec(),
-        permit: String::new(),
+        groups: access
+            .groups
+            .iter()
+            .map(|(id, name)| GroupRef {
+                id: id.0,
+                name: name.as_str(),
+            })
+            .collect(),
+        permissions: access.permissions.iter().map(|p| p.0).collect(),
+        permission_names: (!names.is_empty()).then(|| names.names(&access.permissions)),
+        permit: access.permit.to_base64(),
     };
     let user_id = user.id.to_string();
+    let groups = access
+        .groups
+        .iter()
+        .map(|(_, name)| name.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let values = [
         user_id.as_str(),
         user.email.as_str(),
         user.role.as_str(),
-        "",
+        groups.as_str(),
         session_id.as_deref().unwrap_or(""),
     ];
     let mut res = HttpResponse::Ok().json(body);
@@ -381,22 +420,26 @@ pub struct CheckAnswer<'a> {
     /// When the session ends; `null` for Basic credentials (no session).
     #[schema(format = DateTime, required = true)]
     expires_at: Option<String>,
-    /// The user's role groups; empty until permits exist.
-    groups: Vec<GroupRef>,
-    /// The permission numbers the user holds; empty until permits exist.
+    /// The user's role groups that exist, ascending by id.
+    #[schema(value_type = Vec<GroupRef>)]
+    groups: Vec<GroupRef<'a>>,
+    /// The permission numbers the user holds (the union of their groups'), ascending.
     permissions: Vec<u16>,
-    /// The Authaus permit blob (group ids as big-endian u32s), standard base64; empty until
-    /// permits exist.
+    /// With `PERMISSION_NAMES`: the names of the permissions held that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission_names: Option<Vec<&'a str>>,
+    /// The Authaus permit blob (group ids as big-endian u32s), standard base64 (`""` for the
+    /// empty permit).
     permit: String,
 }
 
 /// A role group as `/check` names it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupRef {
+pub struct GroupRef<'a> {
     /// The group's id.
     id: u32,
     /// The group's name.
-    name: String,
+    name: &'a str,
 }
 
 /// `/check`'s query, as the document describes it (read by [`wanted_permissions`], since a
@@ -526,12 +569,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn permissions_are_numbers_until_names_exist() {
-        let wanted = |q: &str| wanted_permissions(q).map_err(|e| e.code());
+    fn permissions_are_numbers_or_configured_names() {
+        let none = PermissionNames::default();
+        let wanted = |q: &str| wanted_permissions(q, &none).map_err(|e| e.code());
         assert_eq!(wanted(""), Ok(vec![]));
         assert_eq!(
             wanted("permission=3&x=1&permission=65535"),
-            Ok(vec![Wanted::Number(3), Wanted::Number(65535)])
+            Ok(vec![Permission(3), Permission(65535)])
         );
         for bad in [
             "permission=admin",
@@ -539,6 +583,18 @@ mod tests {
             "permission=65536",
             "permission=-1",
         ] {
+            assert_eq!(wanted(bad), Err("invalid_permission"), "{bad}");
+        }
+        let names = PermissionNames::new([
+            ("read".to_owned(), Permission(1)),
+            ("write".to_owned(), Permission(2)),
+        ]);
+        let wanted = |q: &str| wanted_permissions(q, &names).map_err(|e| e.code());
+        assert_eq!(
+            wanted("permission=write&permission=7&permission=read"),
+            Ok(vec![Permission(2), Permission(7), Permission(1)])
+        );
+        for bad in ["permission=Read", "permission=admin", "permission=65536"] {
             assert_eq!(wanted(bad), Err("invalid_permission"), "{bad}");
         }
     }

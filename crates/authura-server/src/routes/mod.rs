@@ -7,8 +7,8 @@
 //! refreshing, resetting a password) and `account` (what a Bearer token does: reading the user,
 //! changing the password or the email, inviting); and, registered only when
 //! `SESSIONS_ENABLED=true` (off, their paths are unknown: 404), `session` (SPEC §8: signing in with
-//! a session cookie or key, the current session, my sessions, logout) and `check` (`/check` and
-//! forward auth). A new area is a new file here, its `mod` line and its entry in `AREAS` (or
+//! a session cookie or key, the current session, my sessions, logout), `check` (`/check` and
+//! forward auth) and `permits` (SPEC §8a: role groups and permits). A new area is a new file here, its `mod` line and its entry in `AREAS` (or
 //! `SESSION_AREAS`).
 
 use actix_web::body::MessageBody;
@@ -29,6 +29,7 @@ pub(crate) mod check;
 pub(crate) mod form;
 pub(crate) mod health;
 pub(crate) mod oauth;
+pub(crate) mod permits;
 pub(crate) mod session;
 
 /// Each area's `configure`, in the order they are registered. An area declared above and
@@ -43,7 +44,8 @@ const AREAS: &[fn(&mut web::ServiceConfig)] = &[
 ];
 
 /// The areas served only with sessions on (`SESSIONS_ENABLED=true`).
-const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] = &[session::configure, check::configure];
+const SESSION_AREAS: &[fn(&mut web::ServiceConfig)] =
+    &[session::configure, check::configure, permits::configure];
 
 /// The application: every area's routes, the 404 for unknown paths, and the middleware
 /// (outermost first: request log, HTML results, CORS, rate limit, host check).

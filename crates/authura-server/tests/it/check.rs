@@ -483,7 +483,7 @@ async fn basic_credentials_only_when_enabled() {
 }
 
 #[tokio::test]
-async fn permissions_are_not_held_until_permits_exist() {
+async fn a_user_without_a_permit_holds_no_permission() {
     let srv = server(&[]).await;
     let (_, key) = srv.open(None, ROOT).await;
     let cookie = Server::cookie(&key);

@@ -3,6 +3,7 @@
 //! a real SMTP server and its link followed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod browser;
 mod captcha;
 mod check;
@@ -21,6 +22,7 @@ mod nfc;
 mod oauth;
 mod openapi;
 mod order;
+mod permits;
 mod policies;
 mod postgres;
 mod races;

@@ -713,3 +713,245 @@ async fn a_sign_in_stays_in_the_tenant_that_started_it() {
             .is_none()
     );
 }
+
+/// A browser (it keeps cookies, follows no redirect) that started a sign-in with `kind` and was
+/// sent back by the provider: it and the callback URL, not yet followed.
+async fn at_callback(server: &TestServer, kind: &str) -> (reqwest::Client, url::Url) {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let start = browser
+        .get(server.url(&format!("/oauth/{kind}?redirect_url=")) + &server.url("/form"))
+        .send()
+        .await
+        .unwrap();
+    let at_provider = browser.get(location(&start)).send().await.unwrap();
+    let callback = url::Url::parse(&location(&at_provider)).unwrap();
+    (browser, callback)
+}
+
+/// `callback` with its query replaced by `pairs`.
+fn with_query(callback: &url::Url, pairs: &[(&str, &str)]) -> String {
+    let mut url = callback.clone();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.into()
+}
+
+#[tokio::test]
+async fn an_expired_state_and_a_provider_error_are_refused_and_create_nothing() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use chrono::Utc;
+
+    let provider = start_provider();
+    set_profile(
+        &provider,
+        "client-late",
+        json!({"sub": "late-1", "claims": {"email": "late@example.org", "email_verified": true}}),
+    )
+    .await;
+    let server = oidc_server(&provider, "client-late", &[]).await;
+    let (browser, callback) = at_callback(&server, "oidc").await;
+    let state = param(&callback, "state").unwrap();
+    let code = param(&callback, "code").unwrap();
+    // The state's own claims (this browser's binding, the nonce), signed again by the server's
+    // key at another time: only the time differs from the state the provider echoed.
+    let payload = URL_SAFE_NO_PAD
+        .decode(state.split('.').nth(1).unwrap())
+        .unwrap();
+    let claims: authura_core::token::OAuthStateClaims = serde_json::from_slice(&payload).unwrap();
+    let tokens = &server.state.ctx().tokens;
+    let now = Utc::now();
+    let ttl = chrono::Duration::from_std(authura_core::token::OAUTH_STATE_TTL).unwrap();
+    let expired = tokens
+        .issue_oauth_state(claims.clone(), now - ttl - chrono::Duration::minutes(1))
+        .unwrap();
+    let res = browser
+        .get(with_query(
+            &callback,
+            &[("code", &code), ("state", &expired)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_state");
+    assert_no_user(&server, "late@example.org").await;
+    // Signed nine minutes ago, the same claims still hold: it was the expiry that refused.
+    let recent = tokens
+        .issue_oauth_state(claims, now - chrono::Duration::minutes(9))
+        .unwrap();
+    let res = browser
+        .get(with_query(
+            &callback,
+            &[("code", &code), ("state", &recent)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(&location(&res)).unwrap();
+    assert_eq!(user_of(&server, &back).await["email"], "late@example.org");
+
+    // A provider's error other than a refused consent: `provider_error` on the redirect URL,
+    // and the code that came with nothing is never exchanged.
+    set_profile(
+        &provider,
+        "client-late",
+        json!({"sub": "late-2", "claims": {"email": "later@example.org", "email_verified": true}}),
+    )
+    .await;
+    let (browser, callback) = at_callback(&server, "oidc").await;
+    let state = param(&callback, "state").unwrap();
+    let res = browser
+        .get(with_query(
+            &callback,
+            &[("error", "temporarily_unavailable"), ("state", &state)],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(&location(&res)).unwrap();
+    assert!(back.as_str().starts_with(&server.url("/form")), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("provider_error"));
+    assert_eq!(param(&back, "code"), None);
+    assert_no_user(&server, "later@example.org").await;
+}
+
+/// A row of the users table whose address was never verified, with the password `PW` (an
+/// account made before the operator required verification, or by their own tooling).
+async fn unverified_user(server: &TestServer, email: &str) -> authura_core::User {
+    let ctx = server.state.ctx();
+    let password_hash = ctx
+        .hasher
+        .hash(authura_core::Secret::new(crate::harness::PW.to_owned()))
+        .await
+        .unwrap();
+    ctx.store
+        .create(authura_core::NewUser {
+            email: authura_core::Email::parse(email).unwrap(),
+            role: authura_core::Role::parse("user").unwrap(),
+            tenant: None,
+            password_hash,
+            verified_at: None,
+        })
+        .await
+        .unwrap()
+}
+
+/// Whether the user with `email` (default tenant) is verified.
+async fn is_verified(server: &TestServer, email: &str) -> bool {
+    let email = authura_core::Email::parse(email).unwrap();
+    let user = server.state.ctx().store.find_by_email(None, &email).await;
+    user.unwrap()
+        .expect("the user exists")
+        .verified_at
+        .is_some()
+}
+
+#[tokio::test]
+async fn an_unverified_local_account_is_verified_and_its_password_replaced() {
+    let provider = start_provider();
+    set_profile(
+        &provider,
+        "client-claim",
+        json!({"sub": "claim-1", "claims": {"email": "owner@example.org", "email_verified": true}}),
+    )
+    .await;
+    let server = oidc_server(&provider, "client-claim", &[]).await;
+    // Someone set a password on the owner's address and never proved the mailbox.
+    let squatter = unverified_user(&server, "owner@example.org").await;
+    let id = squatter.id.to_json();
+    let back = sign_in(&server, "oidc", &server.url("/form")).await;
+    let user = user_of(&server, &back).await;
+    assert_eq!(user["id"], id, "the same account, not a new one");
+    assert!(user["verified_at"].is_string());
+    // Whoever set the old password no longer signs in with it.
+    server
+        .post(
+            "/token",
+            json!({"email": "owner@example.org", "password": crate::harness::PW}),
+        )
+        .await
+        .expect(401, "invalid_credentials");
+}
+
+/// An archived or a locked account does not sign in with a provider either, in either hand-over
+/// (a one-time code, `mode=session`), and the refused sign-in writes nothing: no link, no
+/// verification.
+async fn archived_and_locked_accounts_cannot_sign_in_with_a_provider() {
+    let provider = start_provider();
+    let client = "client-closed";
+    set_profile(
+        &provider,
+        client,
+        json!({"sub": "closed-1", "claims": {"email": "closed@example.org", "email_verified": true}}),
+    )
+    .await;
+    let issuer = provider.url.clone();
+    let server = crate::check::server(&[
+        ("OAUTH_PROVIDERS", "oidc"),
+        ("OIDC_ISSUER_URL", issuer.as_str()),
+        ("OIDC_CLIENT_ID", client),
+        ("OIDC_CLIENT_SECRET", "provider-secret"),
+        ("SESSION_COOKIE_SECURE", "false"),
+    ])
+    .await;
+    let id = unverified_user(&server, "closed@example.org")
+        .await
+        .id
+        .to_string();
+    let admin = server.admin_token().await;
+    let links = server
+        .state
+        .state_store()
+        .expect("sessions on: a state store")
+        .oauth_links()
+        .expect("every state store keeps OAuth links");
+    for (close, open) in [("archive", "restore"), ("lock", "unlock")] {
+        server
+            .post_as(&format!("/admin/users/{id}/{close}"), &admin, json!({}))
+            .await
+            .ok();
+        for mode in ["", "&mode=session"] {
+            let redirect = server.url("/form") + mode;
+            let back = sign_in(&server, "oidc", &redirect).await;
+            assert_eq!(
+                param(&back, "error").as_deref(),
+                Some("access_denied"),
+                "{close}{mode}: {back}"
+            );
+            assert_eq!(param(&back, "code"), None);
+        }
+        assert_eq!(
+            links
+                .find_oauth_link(None, "oidc", "closed-1")
+                .await
+                .unwrap(),
+            None,
+            "{close}: a refused sign-in links nothing"
+        );
+        assert!(
+            !is_verified(&server, "closed@example.org").await,
+            "{close}: nothing verified"
+        );
+        server
+            .post_as(&format!("/admin/users/{id}/{open}"), &admin, json!({}))
+            .await
+            .ok();
+    }
+    // Open again: the provider signs in, and the account is verified and linked now.
+    let back = sign_in(&server, "oidc", &server.url("/form")).await;
+    assert_eq!(user_of(&server, &back).await["email"], "closed@example.org");
+    assert!(is_verified(&server, "closed@example.org").await);
+    assert!(
+        links
+            .find_oauth_link(None, "oidc", "closed-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+both_backends!(archived_and_locked_accounts_cannot_sign_in_with_a_provider);
