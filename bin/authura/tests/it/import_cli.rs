@@ -480,3 +480,43 @@ async fn not_an_authaus_database_fails_with_its_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("version 12"), "{stderr}");
 }
+
+/// The http backend stores ids it assigns itself: users are matched by email, the mapping is
+/// printed, and the state (permits, sessions) goes to `STATE_DSN` under the mapped ids. A second
+/// run finds every user by address and changes nothing.
+#[tokio::test]
+async fn authaus_imports_into_an_http_backend_with_mapped_ids() {
+    let authaus = authaus_database().await;
+    let standin = authura_standins::http::HttpStandin::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("sqlite:{}", dir.path().join("state.db").display());
+    let (auth_key, auth_value) = standin.auth();
+    let mut vars = server_vars();
+    vars.extend([
+        ("AUTH_BACKEND", "http"),
+        ("HTTP_URL", standin.url()),
+        ("HTTP_AUTH_HEADER_KEY", auth_key),
+        ("HTTP_AUTH_HEADER_VALUE", auth_value),
+        ("STATE_DSN", state.as_str()),
+    ]);
+    let done = import_json(&["--dsn", &authaus.url, "--sessions"], &vars, dir.path());
+    assert_eq!(done["user_ids"], json!("mapped"), "{done:#}");
+    assert_eq!(done["users"]["created"], json!(5), "{done:#}");
+    assert_eq!(done["permits"]["created"], json!(4), "{done:#}");
+    assert_eq!(done["sessions"]["created"], json!(2), "{done:#}");
+    let map = done["id_map"].as_array().unwrap();
+    let authaus_ids: Vec<i64> = map
+        .iter()
+        .map(|m| m["authaus_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(authaus_ids, vec![1, 3, 4, 5, 7], "{done:#}");
+    let text = import(&["--dsn", &authaus.url, "--sessions"], &vars, dir.path());
+    assert_eq!(text.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("nothing to change"), "{text}");
+    let first = map[0]["user_id"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("authaus user 1 is user {first}")),
+        "{text}"
+    );
+}
