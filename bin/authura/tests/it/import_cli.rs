@@ -3,9 +3,10 @@
 //! included), with hashes made by Python's `hashlib.scrypt`, imported into an SQLite and into a
 //! PostgreSQL users backend; then a real `authura` serves the result: old passwords sign in (and
 //! are rewritten as Argon2id), a carried Authaus session key opens `/check` as the `session`
-//! cookie, groups and permits are stored with Authaus's ids and encodings, expired and archived users' sessions did not
-//! come over, the archived user cannot sign in, the locked one is locked, the history refuses an
-//! old password. A dry run writes nothing and a second run changes nothing.
+//! cookie, groups and permits are stored with Authaus's ids and encodings, expired sessions and
+//! archived or locked users' sessions did not come over, the archived user cannot sign in, the
+//! locked one is locked, the history refuses an old password. A dry run writes nothing and a
+//! second run changes nothing; into the http backend, ids are mapped and printed.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -25,10 +26,11 @@ const ALICE_KEY: &str = "AliceLiveSessionKey0123456789a";
 const ALICE_EXPIRED_KEY: &str = "AliceOldSessionKey0123456789ab";
 const CAROL_KEY: &str = "CarolLiveSessionKey0123456789c";
 const FRANK_KEY: &str = "FrankLiveSessionKey0123456789f";
+const DAVE_KEY: &str = "DaveLiveSessionKey0123456789dd";
 
 /// Builds the Authaus database: users 1 alice (groups 1 and 2, two archived passwords, a last
 /// login, a live and an expired session), 2 without an email, 3 carol (archived, a live
-/// session), 4 dave (locked), 5 erin (LDAP: no password), 7 frank (mixed-case address with
+/// session), 4 dave (locked, a live session), 5 erin (LDAP: no password), 7 frank (mixed-case address with
 /// spaces, an empty permit, a live session); groups 1 admin, 2 viewer, 5 empty.
 async fn authaus_database() -> Database {
     let db = authura_testkit::postgres::database().await;
@@ -77,7 +79,8 @@ async fn authaus_database() -> Database {
            ('{ALICE_KEY}', '{p_alice}', (now() AT TIME ZONE 'UTC') + interval '2 days', 1),
            ('{ALICE_EXPIRED_KEY}', '{p_alice}', (now() AT TIME ZONE 'UTC') - interval '1 hour', 1),
            ('{CAROL_KEY}', '{p_viewer}', (now() AT TIME ZONE 'UTC') + interval '2 days', 3),
-           ('{FRANK_KEY}', '', (now() AT TIME ZONE 'UTC') + interval '2 days', 7);",
+           ('{FRANK_KEY}', '', (now() AT TIME ZONE 'UTC') + interval '2 days', 7),
+           ('{DAVE_KEY}', '{p_viewer}', (now() AT TIME ZONE 'UTC') + interval '2 days', 4);",
         admin = perms(&[1, 2, 300]),
         viewer = perms(&[2]),
         h_alice = hashes[0],
@@ -215,7 +218,7 @@ async fn imports_into(target: &Target, vars: &[(&str, &str)], dir: &Path) {
     );
     assert_eq!(
         done["sessions"],
-        json!({"created": 2, "unchanged": 0, "skipped": 1, "expired": 1}),
+        json!({"created": 2, "unchanged": 0, "skipped": 2, "expired": 1}),
         "{done:#}"
     );
     assert_eq!(done["without_password"], json!(1));
@@ -364,6 +367,7 @@ async fn imports_into(target: &Target, vars: &[(&str, &str)], dir: &Path) {
     // The expired session and the archived user's did not come over.
     assert_eq!(check(ALICE_EXPIRED_KEY).await.status(), 401);
     assert_eq!(check(CAROL_KEY).await.status(), 401);
+    assert_eq!(check(DAVE_KEY).await.status(), 401);
 
     // Archived carol cannot sign in; locked dave is locked (his right password answers as a
     // wrong one); erin has no password.

@@ -19,8 +19,8 @@
 //! - `authpwdarchive` → password history (a hash already in it is not added twice).
 //! - every role group with its id, name and permissions; every permit (a NULL permit, which
 //!   Authaus refused to log in, and one that does not decode are reported, not written).
-//! - with `--sessions`, every session alive now, by the SHA-256 of its key (its user imported
-//!   and not archived; one already there is left alone).
+//! - with `--sessions`, every session alive now, by the SHA-256 of its key (its user imported,
+//!   neither archived nor locked; one already there is left alone).
 //!
 //! Tenants: Authaus has none. Without multi-tenancy everything goes to "no tenant"; with it,
 //! `--tenant` names the one tenant the users join. Role groups are global, as in Authaus.
@@ -817,10 +817,11 @@ impl Importer {
                     .skip("session", authaus_id, "its user was not imported");
                 continue;
             };
-            if user.authaus.archived {
+            // Authura ends the sessions of an archived or locked account (SPEC §8).
+            if user.authaus.archived || user.authaus.locked {
                 counts.skipped += 1;
                 self.summary
-                    .skip("session", authaus_id, "its user is archived");
+                    .skip("session", authaus_id, "its user is archived or locked");
                 continue;
             }
             let key = s.key.as_deref().unwrap_or("");
