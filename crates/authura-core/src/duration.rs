@@ -50,6 +50,30 @@ pub fn parse(input: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Parses a whole number of days (`90d`, as SPEC writes the audit log's retention) or, failing
+/// that, a Go duration ([`parse`]). Go has no day unit, so only variables that SPEC gives in
+/// days take this form.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn parse_days_or_go(input: &str) -> Result<Duration, String> {
+    let s = input.trim();
+    match s.strip_suffix('d') {
+        Some(days) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => days
+            .parse::<u64>()
+            .ok()
+            .and_then(|d| d.checked_mul(86_400))
+            .filter(|secs| *secs <= 1_000_000_000_000)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{input:?} is too many days")),
+        _ => parse(input).map_err(|_| {
+            format!(
+                "{input:?} is not a duration (expected days such as 90d, or Go syntax such as 720h)"
+            )
+        }),
+    }
+}
+
 /// Formats a duration in Go syntax with whole seconds (`1h30m0s`), for printing configuration.
 pub fn format(d: Duration) -> String {
     let secs = d.as_secs();
@@ -90,6 +114,27 @@ mod tests {
         check("5d", None);
         check("m", None);
         check("1e400h", None);
+    }
+
+    #[test]
+    fn days_or_go_durations() {
+        let days = |input: &str| parse_days_or_go(input).ok().map(|d| d.as_secs());
+        assert_eq!(days("90d"), Some(90 * 86_400));
+        assert_eq!(days(" 1d "), Some(86_400));
+        assert_eq!(days("0d"), Some(0));
+        assert_eq!(days("2160h"), Some(90 * 86_400));
+        assert_eq!(days("0"), Some(0));
+        for bad in [
+            "d",
+            "1.5d",
+            "-1d",
+            "1d2h",
+            "5",
+            "99999999999999999999d",
+            "90 d",
+        ] {
+            assert_eq!(days(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,3 +19,4 @@ mod readme;
 mod run;
 mod slow;
 mod trust;
+mod users_cli;

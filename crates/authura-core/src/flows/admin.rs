@@ -485,8 +485,9 @@ async fn find(ctx: &Context, tenant: Option<&TenantId>, id: &UserId) -> Result<U
         .ok_or(CoreError::NotFound)
 }
 
-/// Ends the user's sessions, audited with the actor.
-async fn end_all(ctx: &Context, user: &User, actor: Actor<'_>) -> Result<(), CoreError> {
+/// Ends the user's sessions, audited with the actor (also for the account operations of
+/// `flows::policy`).
+pub(crate) async fn end_all(ctx: &Context, user: &User, actor: Actor<'_>) -> Result<(), CoreError> {
     let Some(sessions) = &ctx.sessions else {
         return Ok(());
     };

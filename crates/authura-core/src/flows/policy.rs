@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::error::CoreError;
-use crate::flows::{Context, end_sessions, mail, redirect_target};
+use crate::flows::{Context, mail, redirect_target};
 use crate::mail::{Action, Mail, NoOutbox, Outbox};
 use crate::sessions::Client;
 use crate::state::audit::kind;
@@ -388,8 +388,8 @@ fn no_state_store() -> CoreError {
 
 /// Applies an admin's `operation` to the account `id` in `tenant`, as `admin` (whose own account
 /// may not be locked or archived; `None`: the operator at the command line) from `client`;
-/// returns the user and the account's new state. Archiving ends the user's sessions. Each
-/// operation is audited (`account.locked`, `account.unlocked`, `user.archived`,
+/// returns the user and the account's new state. Archiving and locking end the user's
+/// sessions. Each operation is audited (`account.locked`, `account.unlocked`, `user.archived`,
 /// `user.restored`) with the admin as actor.
 ///
 /// # Errors
@@ -428,8 +428,14 @@ pub async fn change_account(
     let (_, after) = change(ctx, &user, &change_)
         .await?
         .ok_or_else(no_state_store)?;
-    if operation == AccountOperation::Archive {
-        end_sessions(ctx, &user).await?;
+    // SPEC §8: archive and lock end the user's sessions (a lock would otherwise leave them
+    // signed in wherever they already were).
+    if matches!(
+        operation,
+        AccountOperation::Archive | AccountOperation::Lock
+    ) {
+        let actor = crate::flows::admin::Actor { admin, client };
+        crate::flows::admin::end_all(ctx, &user, actor).await?;
     }
     audit_user(
         ctx,

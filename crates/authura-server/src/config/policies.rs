@@ -66,10 +66,10 @@ declare! {
     .new_variable();
     AUDIT_RETENTION = Var::new(
         "policies",
-        "How long audit events are kept, as a Go duration (`0` = forever); older ones are \
-         deleted hourly.",
+        "How long audit events are kept: whole days (`90d`) or a Go duration (`2160h`); `0` = \
+         forever. Older ones are deleted hourly.",
     )
-    .default("2160h")
+    .default("90d")
     .when("`AUDIT_ENABLED=true`")
     .new_variable();
     AUDIT_QUEUE_SIZE = Var::new(
@@ -145,7 +145,7 @@ pub fn read_policies(r: &mut Reader) -> Option<PoliciesConfig> {
         }
     }
     let audit = r.bool(&AUDIT_ENABLED);
-    let retention = r.duration(&AUDIT_RETENTION);
+    let retention = r.days_or_duration(&AUDIT_RETENTION);
     let queue_size = r.number::<usize>(&AUDIT_QUEUE_SIZE);
     if queue_size == 0 {
         r.problem("AUDIT_QUEUE_SIZE must be at least 1".into());

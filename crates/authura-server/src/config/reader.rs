@@ -268,6 +268,14 @@ impl Reader {
             .ok()
     }
 
+    /// A whole number of days (`90d`) or a Go duration (SPEC gives some variables in days).
+    pub fn days_or_duration(&mut self, var: &'static Var) -> Option<Duration> {
+        let v = self.text(var);
+        duration::parse_days_or_go(&v)
+            .map_err(|e| self.problem(format!("{}: {e}", var.name)))
+            .ok()
+    }
+
     /// A duration that must be longer than zero (a timeout).
     pub fn positive_duration(&mut self, var: &'static Var) -> Option<Duration> {
         let d = self.duration(var)?;

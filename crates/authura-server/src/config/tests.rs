@@ -1123,3 +1123,28 @@ fn sessions_read_their_settings_and_find_their_state_store() {
         ]
     );
 }
+
+#[test]
+fn the_audit_retention_is_read_in_days_as_spec_writes_it_or_as_a_go_duration() {
+    let day = std::time::Duration::from_secs(86_400);
+    for (value, expected) in [
+        (None, Some(90 * day)),
+        (Some("90d"), Some(90 * day)),
+        (Some("7d"), Some(7 * day)),
+        (Some("2160h"), Some(90 * day)),
+        (Some("0"), None),
+        (Some("0d"), None),
+    ] {
+        let mut vars = vec![("AUDIT_ENABLED", "true")];
+        vars.extend(value.map(|v| ("AUDIT_RETENTION", v)));
+        let config = load(&with(&vars)).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+        let audit = config.policies.audit.expect("AUDIT_ENABLED=true");
+        assert_eq!(audit.retention, expected, "{value:?}");
+    }
+    for bad in ["1.5d", "90days", "-1d"] {
+        check(
+            &with(&[("AUDIT_ENABLED", "true"), ("AUDIT_RETENTION", bad)]),
+            Expect::Refused(&["AUDIT_RETENTION: "]),
+        );
+    }
+}

@@ -241,6 +241,17 @@ async fn crud_on_every_backend() {
     srv.get("/admin/users", None)
         .await
         .expect(401, "invalid_token");
+    // Who asks comes before what they ask for.
+    srv.post("/admin/users", json!({"email": "not an address"}))
+        .await
+        .expect(401, "invalid_token");
+    srv.get("/admin/users?tenant_id=elsewhere", Some(&admin))
+        .await
+        .expect(403, "forbidden");
+    let head = srv
+        .send(srv.client.head(srv.url("/admin/users")).bearer_auth(&admin))
+        .await;
+    assert_eq!((head.status, head.text.as_str()), (200, ""));
 
     // An administrator's own account: no delete, no demotion; keeping the role is fine.
     call(
@@ -510,6 +521,29 @@ async fn sessions_end_with_a_password_change_a_delete_and_on_request() {
     .await
     .expect(404, "not_found");
 
+    // A lock ends them too (SPEC §8); an unlock lets the user sign in again.
+    let key = session_key(&srv, ANN, P2).await;
+    assert_eq!(check(&srv, &key).await, 200);
+    call(
+        &srv,
+        Method::POST,
+        &format!("/admin/users/{id}/lock"),
+        &admin,
+        None,
+    )
+    .await
+    .ok();
+    assert_eq!(check(&srv, &key).await, 401);
+    call(
+        &srv,
+        Method::POST,
+        &format!("/admin/users/{id}/unlock"),
+        &admin,
+        None,
+    )
+    .await
+    .ok();
+
     // Deleted: their session is refused at /check.
     let key = session_key(&srv, ANN, P2).await;
     assert_eq!(check(&srv, &key).await, 200);
@@ -575,12 +609,12 @@ async fn sessions_end_with_a_password_change_a_delete_and_on_request() {
         role_update["detail"]["role"],
         json!({"from": "user", "to": "editor"})
     );
-    assert!(of("session.ended").len() >= 2);
+    assert!(of("session.ended").len() >= 3);
 }
 sql_backends!(sessions_end_with_a_password_change_a_delete_and_on_request);
 
 async fn invite_mails_a_link_that_sets_the_password() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::with(&[("AUDIT_ENABLED", "true")]).await;
     let admin = srv.admin_token().await;
     let created = call(
         &srv,
@@ -606,6 +640,26 @@ async fn invite_mails_a_link_that_sets_the_password() {
     assert_eq!(done["user"]["role"], json!("editor"));
     assert!(done["user"]["verified_at"].is_string());
     srv.login(ANN, PW).await;
+    // Audited as created and invited, by the administrator.
+    let root = id_text(&srv.get("/user", Some(&admin)).await.ok()["user"]["id"]);
+    let started = std::time::Instant::now();
+    let invited = loop {
+        let page = srv
+            .get("/admin/audit?event=user.invited", Some(&admin))
+            .await;
+        let events = page.ok()["events"].as_array().unwrap().clone();
+        if !events.is_empty() {
+            break events;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(15));
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    assert_eq!(invited.len(), 1);
+    assert_eq!(id_text(&invited[0]["actor_id"]), root);
+    assert_eq!(
+        id_text(&invited[0]["user_id"]),
+        id_text(&created.body["id"])
+    );
     // The link is single-use.
     srv.post("/verify-email", json!({"token": token, "password": P2}))
         .await

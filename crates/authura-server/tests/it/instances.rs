@@ -1,7 +1,8 @@
 //! Several instances on one PostgreSQL database (SPEC §8 "The cache"): `/check` answers cached
-//! sessions without touching the database; a logout on one instance reaches the others' caches
-//! through `LISTEN/NOTIFY`; an instance whose listening connection is killed stops trusting its
-//! cache until it listens again.
+//! sessions without touching the database; a logout, or an administrator ending a user's
+//! sessions or deleting the user, on one instance reaches the others' caches through
+//! `LISTEN/NOTIFY`; an instance whose listening connection is killed stops trusting its cache
+//! until it listens again.
 
 use std::time::{Duration, Instant};
 
@@ -195,4 +196,59 @@ async fn an_instance_that_stops_listening_stops_trusting_its_cache() {
     .await
     .ok();
     until_refused(&b, &key).await;
+}
+
+/// Signs `email` in with `password` on `srv`; returns the session key and the user's id.
+async fn session_of(srv: &TestServer, email: &str, password: &str) -> (String, String) {
+    let res = srv
+        .post(
+            "/session",
+            json!({"email": email, "password": password, "return_key": true}),
+        )
+        .await;
+    let body = res.ok();
+    let id = match &body["user"]["id"] {
+        serde_json::Value::String(id) => id.clone(),
+        id => id.to_string(),
+    };
+    (body["session"]["key"].as_str().unwrap().to_owned(), id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_ending_sessions_or_deleting_a_user_reaches_the_others_cache() {
+    const ANN: &str = "ann@example.com";
+    let db = authura_testkit::postgres::database().await;
+    let (a, b) = (instance(&db.url).await, instance(&db.url).await);
+    a.sign_up(ANN, crate::harness::PW).await;
+    let admin = a.admin_token().await;
+    for ending in ["sessions", "user"] {
+        let (key, id) = session_of(&a, ANN, crate::harness::PW).await;
+        // B caches the session and answers it from the cache.
+        check(&b, &key).await.ok();
+        let hits = metric(&b, "authura_session_cache_hits_total").await;
+        check(&b, &key).await.ok();
+        assert_eq!(
+            metric(&b, "authura_session_cache_hits_total").await,
+            hits + 1
+        );
+        let path = match ending {
+            "sessions" => format!("/admin/users/{id}/sessions"),
+            _ => format!("/admin/users/{id}"),
+        };
+        let res = a
+            .send(
+                a.client
+                    .delete(a.url(&path))
+                    .header("authorization", format!("Bearer {admin}")),
+            )
+            .await;
+        assert!(
+            res.status == 200 || res.status == 204,
+            "{ending}: {:?}",
+            res.body
+        );
+        check(&a, &key).await.expect(401, "invalid_session");
+        let took = until_refused(&b, &key).await;
+        eprintln!("the admin's end of the {ending} reached the other instance in {took:?}");
+    }
 }

@@ -1,6 +1,7 @@
-//! Role groups and permits over real HTTP (SPEC §8a), on SQLite and PostgreSQL: the admin
-//! endpoints with every documented refusal (bad and duplicate names, out-of-range permissions,
-//! unknown ids and users, non-admin callers), `/check`'s groups, permissions, permit blob and
+//! Role groups and permits over real HTTP (SPEC §8a), on every users backend (sqlite, postgres,
+//! and hasura and http with their state in `STATE_DSN`): the admin endpoints with every
+//! documented refusal (bad and duplicate names, out-of-range permissions, unknown ids and users,
+//! non-admin callers), `/check`'s groups, permissions, permit blob and
 //! `X-Authura-Groups`, `?permission=` by number and by `PERMISSION_NAMES` name, the audit
 //! events, and the live effect: a permit or group change reaches `/check` at once on this
 //! instance (the cache is invalidated) and within a second on another instance on the same
@@ -12,24 +13,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::check::{Server, server};
-use crate::harness::{PW, Resp, TestServer};
-
-/// Runs `async fn $name()` on SQLite and on PostgreSQL, as `$name::sqlite` and
-/// `$name::postgres`.
-macro_rules! sql_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                $crate::harness::on($crate::harness::Backend::Sqlite, super::$name()).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                $crate::harness::on($crate::harness::Backend::Postgres, super::$name()).await
-            }
-        }
-    };
-}
+use crate::harness::{PW, Resp, TestServer, both_backends};
 
 /// How long a change may take to reach another instance before the test gives up (SPEC: 1 s;
 /// generous for a loaded machine, far below the cache's 60 s TTL, so only events pass it).
@@ -463,7 +447,7 @@ async fn groups_and_permits_answer_as_documented() {
     assert!(!changed["actor_id"].is_null(), "{changed}");
     assert_eq!(changed["detail"]["groups"]["to"], json!([]));
 }
-sql_backends!(groups_and_permits_answer_as_documented);
+both_backends!(groups_and_permits_answer_as_documented);
 
 fn count(events: &[Value], kind: &str) -> usize {
     events.iter().filter(|e| e["event"] == kind).count()
@@ -777,4 +761,150 @@ async fn hasura_roles_from_groups_needs_sessions_and_the_extension() {
         ("JWT_EXTENSIONS", "hasura"),
     ]);
     assert!(ok.unwrap().hasura_roles_from_groups);
+}
+
+#[tokio::test]
+async fn an_administrators_session_works_under_the_csrf_rule() {
+    let srv = server(&[]).await;
+    let (user_id, _) = member(&srv, "eve@example.com").await;
+    let (_, admin_key) = srv.open(None, crate::harness::ROOT).await;
+    let cookie = Server::cookie(&admin_key);
+    let put_permit = |origin: Option<&str>| {
+        let mut req = srv
+            .client
+            .put(srv.url(&format!("/permits/{user_id}")))
+            .header("cookie", &cookie)
+            .json(&json!({"groups": []}));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        srv.send(req)
+    };
+    // The cookie alone, from no trusted origin: refused.
+    put_permit(None).await.expect(403, "forbidden");
+    put_permit(Some("https://evil.example"))
+        .await
+        .expect(403, "forbidden");
+    put_permit(Some(&srv.base)).await.ok();
+    // As under /admin, the cookie is trusted from a trusted origin only; `Authorization:
+    // Session` is no cookie.
+    let res = srv
+        .get_with(
+            &format!("/permits/{user_id}"),
+            &[("cookie", &cookie), ("origin", &srv.base)],
+        )
+        .await;
+    assert_eq!(res.ok()["groups"], json!([]));
+    let res = srv
+        .send(
+            srv.client
+                .post(srv.url("/rolegroups"))
+                .header("authorization", format!("Session {admin_key}"))
+                .json(&json!({"name": "by-session"})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+}
+
+#[tokio::test]
+async fn a_permit_belongs_to_a_user_of_the_requests_tenant() {
+    use authura_core::{Email, Role, Secret, TenantId, flows};
+    let srv = server(&[
+        ("MULTI_TENANT_ENABLED", "true"),
+        ("INITIAL_USER_TENANT", "acme"),
+    ])
+    .await;
+    let (acme, globex) = (
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("globex").unwrap(),
+    );
+    let ctx = srv.state.ctx();
+    for (tenant, email) in [(&acme, "ann@acme.test"), (&globex, "boss@globex.test")] {
+        let role = if email.starts_with("boss") {
+            Role::parse("admin").unwrap()
+        } else {
+            Role::parse("user").unwrap()
+        };
+        flows::create_verified_user(
+            ctx,
+            Some(tenant),
+            &Email::parse(email).unwrap(),
+            Secret::new(PW),
+            &role,
+        )
+        .await
+        .unwrap();
+    }
+    let ann = srv.user(Some(&acme), "ann@acme.test").await.id.to_string();
+    let token_in = async |tenant: &str, email: &str, password: &str| {
+        let res = srv
+            .send(
+                srv.client
+                    .post(srv.url("/token"))
+                    .header("x-tenant-id", tenant)
+                    .json(&json!({"email": email, "password": password})),
+            )
+            .await;
+        res.ok()["access_token"].as_str().unwrap().to_owned()
+    };
+    let acme_admin = token_in("acme", crate::harness::ROOT, crate::harness::ROOT_PW).await;
+    let globex_admin = token_in("globex", "boss@globex.test", PW).await;
+    let in_tenant = |method: reqwest::Method, path: &str, tenant: &str, token: &str| {
+        srv.client
+            .request(method, srv.url(path))
+            .header("x-tenant-id", tenant)
+            .bearer_auth(token)
+    };
+    // Groups are global: globex's administrator creates one, acme's uses it.
+    let res = srv
+        .send(
+            in_tenant(
+                reqwest::Method::POST,
+                "/rolegroups",
+                "globex",
+                &globex_admin,
+            )
+            .json(&json!({"name": "shared", "permissions": [4]})),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let path = format!("/permits/{ann}");
+    let res = srv
+        .send(
+            in_tenant(reqwest::Method::PUT, &path, "acme", &acme_admin)
+                .json(&json!({"groups": ["shared"]})),
+        )
+        .await;
+    assert_eq!(res.ok()["permissions"], json!([4]));
+    // Ann is not a user of globex: its administrator finds no such user.
+    srv.send(in_tenant(
+        reqwest::Method::GET,
+        &path,
+        "globex",
+        &globex_admin,
+    ))
+    .await
+    .expect(404, "not_found");
+    srv.send(
+        in_tenant(reqwest::Method::PUT, &path, "globex", &globex_admin)
+            .json(&json!({"groups": []})),
+    )
+    .await
+    .expect(404, "not_found");
+    let res = srv
+        .send(in_tenant(reqwest::Method::GET, &path, "acme", &acme_admin))
+        .await;
+    assert_eq!(res.ok()["groups"][0]["name"], "shared");
+    let (_, key) = srv.open(Some(&acme), "ann@acme.test").await;
+    let res = srv
+        .get_with(
+            "/check?permission=4",
+            &[
+                ("authorization", &format!("Session {key}")),
+                ("x-tenant-id", "acme"),
+            ],
+        )
+        .await;
+    assert_eq!(res.ok()["tenant_id"], "acme");
+    assert_eq!(res.headers["x-authura-groups"], "shared");
 }

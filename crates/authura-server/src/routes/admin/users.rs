@@ -234,9 +234,11 @@ pub async fn create(
     req: HttpRequest,
 ) -> Answer {
     let Body(body) = body;
+    // Who asks before what they ask for: an unauthenticated caller learns nothing about the
+    // body's fields.
+    let admin = credentials.admin(&state, tenant.get(), &req).await?;
     let email = Email::parse(&body.email)?;
     let role = body.role.as_deref().map(Role::parse).transpose()?;
-    let admin = credentials.admin(&state, tenant.get(), &req).await?;
     let new = CreateUser {
         email,
         role,
@@ -311,13 +313,13 @@ pub async fn update(
     req: HttpRequest,
 ) -> Answer {
     let Body(body) = body;
+    let admin = credentials.admin(&state, tenant.get(), &req).await?;
     let update = UpdateUser {
         email: body.email.as_deref().map(Email::parse).transpose()?,
         role: body.role.as_deref().map(Role::parse).transpose()?,
         verified: body.verified,
         password: body.password.map(Secret::new),
     };
-    let admin = credentials.admin(&state, tenant.get(), &req).await?;
     let actor = Actor {
         admin: Some(&admin.user),
         client: client.client(),
