@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 
 /// Every target, as `fuzz/Cargo.toml` names them.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "token",
     "body",
     "duration",
@@ -23,6 +23,7 @@ pub const TARGETS: [&str; 7] = [
     "mail_template",
     "redirect",
     "authaus_hash",
+    "permit",
 ];
 
 /// What one target did.

@@ -17,6 +17,7 @@ pub fn ensure_all() -> Result<()> {
     ensure_aiosmtpd()?;
     ensure_trust_store()?;
     ensure_proxies()?;
+    ensure_slapd()?;
     ensure_deploy_tools()?;
     ensure_browser()?;
     ensure_oauth_provider()
@@ -87,6 +88,34 @@ fn ensure_proxies() -> Result<()> {
     }
     install_debian(&missing)?;
     for (binary, package) in PROXIES {
+        if !Path::new(binary).exists() {
+            bail!("{binary} is still missing after installing Debian's {package} package");
+        }
+    }
+    Ok(())
+}
+
+/// OpenLDAP's server and tools for the LDAP backend's tests (`tests/it/ldap.rs`): Debian's
+/// `slapd` (with the mdb backend and the memberof overlay) and `ldap-utils` (`ldapadd`). The
+/// tests start their own slapd on loopback ports; the package's own service is not used (the
+/// install does not start it in a container, and the tests never touch it).
+fn ensure_slapd() -> Result<()> {
+    const BINARIES: [(&str, &str); 3] = [
+        ("/usr/sbin/slapd", "slapd"),
+        ("/usr/lib/ldap/memberof.so", "slapd"),
+        ("/usr/bin/ldapadd", "ldap-utils"),
+    ];
+    let mut missing: Vec<&str> = BINARIES
+        .iter()
+        .filter(|(binary, _)| !Path::new(binary).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    install_debian(&missing)?;
+    for (binary, package) in BINARIES {
         if !Path::new(binary).exists() {
             bail!("{binary} is still missing after installing Debian's {package} package");
         }

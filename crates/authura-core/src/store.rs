@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::types::{Email, NewUser, TenantId, User, UserChanges, UserId};
+use crate::types::{Email, NewUser, Secret, TenantId, User, UserChanges, UserId};
 
 /// What a backend can fail with, translated from its driver's errors.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,45 @@ pub trait UserStore: Send + Sync + 'static {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
+
+    /// Checks a password for a sign-in (SPEC §10). A store that keeps password hashes answers
+    /// [`PasswordCheck::ByHash`] (the default) and the login flow verifies the stored hash; a
+    /// directory checks the password itself (an LDAP bind) and answers
+    /// [`PasswordCheck::Checked`].
+    ///
+    /// # Errors
+    /// `Unavailable` when the directory cannot be reached or does not answer in time (never a
+    /// refusal), `Backend` when it answers an error.
+    async fn authenticate(
+        &self,
+        tenant: Option<&TenantId>,
+        email: &Email,
+        password: &Secret,
+    ) -> Result<PasswordCheck, StoreError> {
+        let _ = (tenant, email, password);
+        Ok(PasswordCheck::ByHash)
+    }
+
+    /// Whether the users belong to a directory that Authura only reads (LDAP): the flows that
+    /// would create a user or change an address or a password answer `ManagedByDirectory`
+    /// before doing anything. `false` by default.
+    fn read_only(&self) -> bool {
+        false
+    }
+}
+
+/// What [`UserStore::authenticate`] found.
+#[derive(Debug, Clone)]
+pub enum PasswordCheck {
+    /// The store keeps password hashes: the caller verifies the stored one.
+    ByHash,
+    /// The store checked the password itself.
+    Checked {
+        /// The user the address names, `None` when there is none (or not exactly one).
+        user: Option<User>,
+        /// Whether the password was the user's.
+        valid: bool,
+    },
 }
 
 /// What [`UserStore::list`] asks for.

@@ -85,6 +85,16 @@ pub async fn open(
                 state: open_state_dsn(state, extra_ca_pem).await?,
             })
         }
+        // Nothing is sent until the first call: a directory that is down answers 503 per request
+        // (and at `/readyz`) until it is back.
+        BackendConfig::Ldap(settings) => {
+            let store = authura_backend_ldap::LdapStore::new(settings.clone())
+                .map_err(|e| start_error("ldap", &e))?;
+            Ok(Stores {
+                users: Arc::new(store),
+                state: open_state_dsn(state, extra_ca_pem).await?,
+            })
+        }
         // Builds the HTTP client only: a Hasura that is down answers 503 per request (and at
         // `/readyz`) until it is back, with no startup wait.
         BackendConfig::Hasura(settings) => {
@@ -209,7 +219,7 @@ pub async fn migrate(
             )]
         }
         // Neither has Authura-owned schema for users (see `migration_status`).
-        BackendConfig::Http(_) | BackendConfig::Hasura(_) => {
+        BackendConfig::Http(_) | BackendConfig::Hasura(_) | BackendConfig::Ldap(_) => {
             open_state_dsn(state, extra_ca_pem).await?;
             migration_status(backend).await?
         }
@@ -240,6 +250,10 @@ pub async fn migration_status(backend: &BackendConfig) -> Result<Vec<String>, St
         BackendConfig::Sqlite { .. } => Ok(vec![
             "sqlite: migrations are embedded and applied when the database is opened (authura \
              migrate); diesel records them in __diesel_schema_migrations"
+                .to_owned(),
+        ]),
+        BackendConfig::Ldap(_) => Ok(vec![
+            "ldap: the directory is read, never written; Authura has no migrations for it"
                 .to_owned(),
         ]),
         BackendConfig::Http(_) => Ok(vec![
@@ -361,5 +375,18 @@ impl UserStore for DeferredStore {
 
     fn pool_status(&self) -> Option<authura_core::store::PoolStatus> {
         self.inner.get().and_then(|store| store.pool_status())
+    }
+
+    async fn authenticate(
+        &self,
+        tenant: Option<&authura_core::TenantId>,
+        email: &authura_core::Email,
+        password: &authura_core::Secret,
+    ) -> Result<authura_core::store::PasswordCheck, StoreError> {
+        self.get()?.authenticate(tenant, email, password).await
+    }
+
+    fn read_only(&self) -> bool {
+        self.inner.get().is_some_and(|store| store.read_only())
     }
 }

@@ -63,7 +63,10 @@ fn bad_configuration_exits_2_naming_the_variable() {
     // The configuration's own cases (every message, each variable) run in-process, in
     // crates/authura-server/src/config/tests.rs; these check the binary's exit code and output.
     check_refused(&[("JWT_SECRET", "")], "JWT_SECRET is required");
-    check_refused(&[("AUTH_BACKEND", "ldap")], "not in this build yet");
+    check_refused(
+        &[("AUTH_BACKEND", "ldap")],
+        "LDAP_URL is required with AUTH_BACKEND=ldap",
+    );
     check_refused(&[("OAUTH_PROVIDERS", "google")], "OAUTH_PROVIDERS");
 }
 

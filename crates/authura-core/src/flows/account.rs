@@ -3,7 +3,10 @@
 use serde_json::json;
 
 use crate::error::CoreError;
-use crate::flows::{Context, authenticate, end_sessions, mail, policy, redirect_target, user_gone};
+use crate::flows::{
+    Context, authenticate, directory_owns_it, end_sessions, mail, policy, redirect_target,
+    user_gone,
+};
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
 use crate::sessions::Client;
@@ -48,6 +51,7 @@ pub async fn change_password_from(
     new_password: Secret,
     client: Client<'_>,
 ) -> Result<(), CoreError> {
+    directory_owns_it(ctx)?;
     let auth = authenticate(ctx, tenant, bearer).await?;
     let check = ctx
         .hasher
@@ -100,6 +104,7 @@ pub async fn change_email(
     new_email: &Email,
     redirect_url: Option<&str>,
 ) -> Result<Option<Mail>, CoreError> {
+    directory_owns_it(ctx)?;
     let auth = authenticate(ctx, tenant, bearer).await?;
     let redirect = redirect_target(ctx, redirect_url)?;
     if ctx.store.find_by_email(tenant, new_email).await?.is_some() {
@@ -125,6 +130,7 @@ pub async fn reset_password(
     email: &Email,
     redirect_url: Option<&str>,
 ) -> Result<Option<Mail>, CoreError> {
+    directory_owns_it(ctx)?;
     let redirect = redirect_target(ctx, redirect_url)?;
     let Some(user) = ctx.store.find_by_email(tenant, email).await? else {
         return Ok(None);

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::error::CoreError;
-use crate::flows::{Context, UserView, mail, policy, redirect_target, view};
+use crate::flows::{Context, UserView, directory_owns_it, mail, policy, redirect_target, view};
 use crate::hash::random_token;
 use crate::hook::HookUser;
 use crate::mail::{Action, Mail};
@@ -162,6 +162,7 @@ pub async fn create_user(
     actor: Actor<'_>,
     new: CreateUser<'_>,
 ) -> Result<(UserView, Option<Mail>), CoreError> {
+    directory_owns_it(ctx)?;
     let password = new.password.filter(|p| !p.is_empty());
     if new.invite && password.is_some() {
         return Err(CoreError::InvalidBody(
@@ -316,6 +317,7 @@ pub async fn update_user(
     id: &UserId,
     update: UpdateUser,
 ) -> Result<UserView, CoreError> {
+    directory_owns_it(ctx)?;
     if actor.is(tenant, id)
         && update
             .role
@@ -408,6 +410,7 @@ pub async fn delete_user<P: PermitStore + ?Sized>(
     id: &UserId,
     permits: Option<&P>,
 ) -> Result<(), CoreError> {
+    directory_owns_it(ctx)?;
     if actor.is(tenant, id) {
         return Err(CoreError::SelfModification);
     }
@@ -466,6 +469,7 @@ pub async fn send_reset(
     id: &UserId,
     redirect_url: Option<&str>,
 ) -> Result<Mail, CoreError> {
+    directory_owns_it(ctx)?;
     let redirect = redirect_target(ctx, redirect_url)?;
     let user = find(ctx, tenant, id).await?;
     let req = VerifyRequest {

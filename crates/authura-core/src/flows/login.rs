@@ -13,6 +13,7 @@ use crate::hook::HookUser;
 use crate::sessions::Client;
 use crate::state::audit::kind;
 use crate::state::{AccountChange, SessionMethod};
+use crate::store::PasswordCheck;
 use crate::token::fingerprints_match;
 use crate::types::{Email, Secret, TenantId, User, UserChanges};
 
@@ -143,15 +144,23 @@ async fn password_login(
     password: Secret,
     client: Client<'_>,
 ) -> Result<LoginChecked, CoreError> {
-    let user = ctx.store.find_by_email(tenant, email).await?;
-    // An unknown user is checked against a dummy hash: the same work, the same answer.
-    let check = ctx
-        .hasher
-        .verify(
-            password.clone(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
+    let (user, valid, needs_rehash) = match ctx.store.authenticate(tenant, email, &password).await?
+    {
+        // A directory checked the password itself (an LDAP bind): there is no hash to upgrade.
+        PasswordCheck::Checked { user, valid } => (user, valid, false),
+        PasswordCheck::ByHash => {
+            let user = ctx.store.find_by_email(tenant, email).await?;
+            // An unknown user is checked against a dummy hash: the same work, the same answer.
+            let check = ctx
+                .hasher
+                .verify(
+                    password.clone(),
+                    user.as_ref().map(|u| u.password_hash.clone()),
+                )
+                .await?;
+            (user, check.valid, check.needs_rehash)
+        }
+    };
     let Some(user) = user else {
         failed(ctx, tenant, None, email, client, "unknown_user");
         return Err(CoreError::InvalidCredentials);
@@ -169,7 +178,7 @@ async fn password_login(
         failed(ctx, tenant, Some(&user), email, client, reason);
         return Err(CoreError::InvalidCredentials);
     }
-    if !check.valid {
+    if !valid {
         policy::login_failed(ctx, &user, client).await?;
         failed(ctx, tenant, Some(&user), email, client, "wrong_password");
         return Err(CoreError::InvalidCredentials);
@@ -192,7 +201,7 @@ async fn password_login(
     }
     // A legacy or weaker hash becomes Argon2id. That is a write, so the hook hears of it first,
     // as for any write; its refusal keeps the old hash. No failure here fails the login.
-    let user = if check.needs_rehash
+    let user = if needs_rehash
         && ctx
             .hook
             .create_or_update_user(&HookUser::from(&user))

@@ -108,6 +108,18 @@ pub struct Authenticated {
     pub user: User,
 }
 
+/// `ManagedByDirectory` when the users backend is a directory Authura only reads (SPEC §10):
+/// signup, invite, change-password, change-email and reset are the directory's business.
+///
+/// # Errors
+/// `ManagedByDirectory` when the store is read-only.
+pub fn directory_owns_it(ctx: &Context) -> Result<(), CoreError> {
+    if ctx.store.read_only() {
+        return Err(CoreError::ManagedByDirectory);
+    }
+    Ok(())
+}
+
 /// Checks a Bearer token and reads the user's current record (claims are never trusted for
 /// role or existence).
 ///

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::error::CoreError;
 use crate::flows::{
-    Context, SignedIn, authenticate, end_sessions, mail, policy, redirect_target, signed_in,
-    user_gone,
+    Context, SignedIn, authenticate, directory_owns_it, end_sessions, mail, policy,
+    redirect_target, signed_in, user_gone,
 };
 use crate::hash::random_token;
 use crate::hook::HookUser;
@@ -27,6 +27,7 @@ pub async fn signup(
     email: &Email,
     redirect_url: Option<&str>,
 ) -> Result<Option<Mail>, CoreError> {
+    directory_owns_it(ctx)?;
     if ctx.settings.signup_disabled {
         return Err(CoreError::SignupDisabled);
     }
@@ -233,6 +234,7 @@ pub async fn invite(
     role: &Role,
     redirect_url: Option<&str>,
 ) -> Result<Mail, CoreError> {
+    directory_owns_it(ctx)?;
     let auth = authenticate(ctx, tenant, bearer).await?;
     if auth.user.role != ctx.settings.admin_role {
         return Err(CoreError::Forbidden);

@@ -19,8 +19,8 @@ const INITIAL_USER_IN_SQLITE_VARIABLES: &[&str] = &["sqlite", "hasura", "http"];
 declare! {
     AUTH_BACKEND = Var::new(
         "backend",
-        "`sqlite`, `postgres`, `hasura` or `http` (see [PostgreSQL](#postgresql), \
-         [Hasura](#hasura) and [HTTP](#http) below). `ldap` is refused as not in this build yet; \
+        "`sqlite`, `postgres`, `hasura`, `http` or `ldap` (see [PostgreSQL](#postgresql), \
+         [Hasura](#hasura), [HTTP](#http) and [LDAP](#ldap) below); \
          anything else is `AUTH_BACKEND: unknown backend \"mongo\" (expected sqlite, postgres, \
          hasura, http or ldap)`.",
     )
@@ -197,12 +197,7 @@ pub fn read_backend(
         "postgres" => read_postgres(r, extra_ca_pem.cloned()),
         "hasura" => read_hasura(r, extra_ca_pem.cloned()),
         "http" => read_http(r, extra_ca_pem.cloned()),
-        "ldap" => {
-            r.problem(format!(
-                "AUTH_BACKEND={backend_name} is not in this build yet (available: sqlite, postgres, hasura, http)"
-            ));
-            None
-        }
+        "ldap" => crate::config::ldap::read_ldap(r, extra_ca_pem.cloned()),
         other => {
             r.problem(format!("AUTH_BACKEND: unknown backend {other:?} (expected sqlite, postgres, hasura, http or ldap)"));
             None
@@ -356,6 +351,17 @@ pub fn read_initial_user(
         }
     }
     let tenant = read_initial_tenant(r, r.is_set(user_var), multi_tenant);
+    if backend_name == "ldap" {
+        // A directory is only read: no user can be created in it.
+        if r.is_set(user_var) || r.is_set(password_var) {
+            r.problem(format!(
+                "{} is not used with AUTH_BACKEND=ldap: the directory's users sign in; admins \
+                 are the members of the groups LDAP_ROLE_MAP maps to ADMIN_ROLE",
+                user_var.name
+            ));
+        }
+        return None;
+    }
     let initial_user = match (r.string(user_var), r.secret(password_var)) {
         (Some(email), Some(password)) => match Email::parse(&email) {
             Ok(email) => Some(InitialUser {

@@ -4,23 +4,10 @@
 
 use crate::config::var::Var;
 
-const LDAP: &str = "the ldap backend";
 const LDAP_SYNC: &str = "ldap sync";
 
 /// The variables of features not built, in the order of their documentation.
 pub static VARS: &[&Var] = &[
-    &Var::future("LDAP_URL", LDAP),
-    &Var::future("LDAP_STARTTLS", LDAP),
-    &Var::future("LDAP_BIND_DN", LDAP),
-    &Var::future("LDAP_BIND_PASSWORD", LDAP).secret(),
-    &Var::future("LDAP_BASE_DN", LDAP),
-    &Var::future("LDAP_USER_FILTER", LDAP),
-    &Var::future("LDAP_ROLE_MAP", LDAP),
-    &Var::future("LDAP_ID_ATTRIBUTE", LDAP),
-    &Var::future("LDAP_EMAIL_ATTRIBUTE", LDAP),
-    &Var::future("LDAP_GROUP_BASE_DN", LDAP),
-    &Var::future("LDAP_GROUP_FILTER", LDAP),
-    &Var::future("LDAP_TIMEOUT", LDAP),
     &Var::future("LDAP_SYNC_INTERVAL", LDAP_SYNC),
     &Var::future("LDAP_SYNC_MAX_ARCHIVE_PERCENT", LDAP_SYNC),
     &Var::future("LDAP_SYNC_ADOPT", LDAP_SYNC),

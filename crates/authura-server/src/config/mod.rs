@@ -31,6 +31,7 @@ mod captcha;
 mod flows;
 mod future;
 mod hooks;
+mod ldap;
 mod mail;
 mod oauth;
 pub mod permits;
@@ -53,6 +54,7 @@ pub static SECTIONS: &[(&str, &[&Var])] = &[
     ("flows", flows::VARS),
     ("tokens", tokens::VARS),
     ("backend", backend::VARS),
+    ("ldap", ldap::VARS),
     ("mail", mail::VARS),
     ("captcha", captcha::VARS),
     ("hooks", hooks::VARS),
@@ -119,6 +121,8 @@ pub enum BackendConfig {
     Hasura(HasuraSettings),
     /// The operator's REST service (`HTTP_*`, docs/backends/http.md).
     Http(HttpSettings),
+    /// A directory, read-only (`LDAP_*`, docs/backends/ldap.md).
+    Ldap(authura_backend_ldap::LdapSettings),
 }
 
 impl BackendConfig {
@@ -129,6 +133,7 @@ impl BackendConfig {
             BackendConfig::Postgres(_) => "postgres",
             BackendConfig::Hasura(_) => "hasura",
             BackendConfig::Http(_) => "http",
+            BackendConfig::Ldap(_) => "ldap",
         }
     }
 }

@@ -544,7 +544,28 @@ async fn sessions_end_with_a_password_change_a_delete_and_on_request() {
     .await
     .ok();
 
-    // Deleted: their session is refused at /check.
+    // Deleted: their session is refused at /check, their permit is gone.
+    let group = call(
+        &srv,
+        Method::POST,
+        "/rolegroups",
+        &admin,
+        Some(json!({"name": "readers", "permissions": [1]})),
+    )
+    .await;
+    assert_eq!(group.status, 201, "{}", group.text);
+    call(
+        &srv,
+        Method::PUT,
+        &format!("/permits/{id}"),
+        &admin,
+        Some(json!({"groups": ["readers"]})),
+    )
+    .await
+    .ok();
+    let store = srv.state.state_store().unwrap();
+    let user_id = authura_core::UserId::from_subject(&id);
+    assert!(!store.permit(None, &user_id).await.unwrap().is_empty());
     let key = session_key(&srv, ANN, P2).await;
     assert_eq!(check(&srv, &key).await, 200);
     let res = call(
@@ -557,6 +578,7 @@ async fn sessions_end_with_a_password_change_a_delete_and_on_request() {
     .await;
     assert_eq!(res.status, 204, "{}", res.text);
     assert_eq!(check(&srv, &key).await, 401);
+    assert!(store.permit(None, &user_id).await.unwrap().is_empty());
 
     // The audit log: created, updated (a diff without a hash), ended, deleted, by the admin.
     let root = id_text(&srv.get("/user", Some(&admin)).await.ok()["user"]["id"]);

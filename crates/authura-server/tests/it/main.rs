@@ -16,6 +16,7 @@ mod headers;
 mod hooks;
 mod http_backend;
 mod instances;
+mod ldap;
 mod legacy;
 mod metrics;
 mod nfc;
