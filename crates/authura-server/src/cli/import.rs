@@ -244,7 +244,8 @@ fn store_failure(what: &str, e: &StoreError) -> Failure {
 /// # Errors
 /// A [`Failure`]: `start` when the stores cannot be opened, `authaus` when the Authaus
 /// database cannot be read (unreachable, not Authaus's, an older schema), `tenant_required`,
-/// `invalid_body` for `--tenant` without multi-tenancy, `unavailable`/`internal_error` when a
+/// `invalid_body` for `--tenant` without multi-tenancy, `managed_by_directory` for the ldap
+/// backend, `unavailable`/`internal_error` when a
 /// write fails (what was written before stays: running the import again completes it).
 pub async fn run(config: &Config, args: ImportArgs) -> Result<String, Failure> {
     let tenant = match (&args.tenant, config.multi_tenant) {
@@ -266,6 +267,13 @@ pub async fn run(config: &Config, args: ImportArgs) -> Result<String, Failure> {
         }
         (None, false) => None,
     };
+    if matches!(config.backend, BackendConfig::Ldap(_)) {
+        return Err(failure(
+            "managed_by_directory",
+            "the ldap backend is a read-only directory: users come from it, not from an import \
+             (import into sqlite, postgres, hasura or http)",
+        ));
+    }
     // Groups, permits, account state and sessions need the state store even when no feature
     // that uses them is on yet: beside the users table, or in STATE_DSN.
     let state_config = config.state.clone().unwrap_or(StateConfig::Beside);
