@@ -51,6 +51,9 @@ enum Command {
     /// Show or replace a user's permit on the configured stores, no server needed
     /// (`/permits/{user_id}`).
     Permit(PermitCli),
+    /// Import another system's users, groups, permits and sessions into the configured
+    /// backend and state store (idempotent: a second run changes nothing).
+    Import(ImportCli),
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +121,39 @@ enum PermitSub {
         /// The groups: ids or exact names.
         groups: Vec<String>,
     },
+}
+
+#[derive(Args, Debug)]
+struct ImportCli {
+    #[command(subcommand)]
+    command: ImportSub,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportSub {
+    /// An Authaus database (schema version 16): users with their hashes, archived and locked
+    /// flags, password history and last login; role groups with their ids; permits; with
+    /// --sessions, live sessions.
+    Authaus(AuthausArgs),
+}
+
+#[derive(Args, Debug)]
+struct AuthausArgs {
+    /// Authaus's PostgreSQL DSN (read only; a URL or key/value form).
+    #[arg(long, env = "AUTHAUS_DSN", hide_env_values = true)]
+    dsn: String,
+    /// Read and compare, write nothing; the summary says what would be done.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also carry over the sessions alive now (nobody is signed out).
+    #[arg(long)]
+    sessions: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The tenant the users join (required with MULTI_TENANT_ENABLED=true).
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +314,7 @@ fn main() -> ExitCode {
         Some(Command::User(user)) => return user_command(cli.config, user),
         Some(Command::Group(group)) => return group_command(cli.config, group),
         Some(Command::Permit(permit)) => return permit_command(cli.config, permit),
+        Some(Command::Import(import)) => return import_command(cli.config, import),
     };
     let flags = listen_flags(args.host, args.port);
     let sources = Sources::from_process(cli.config, flags, args.dev);
@@ -515,6 +552,55 @@ where
                 println!("{}", failure.json());
             }
             eprintln!("authura {name}: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `import authaus`: loads the whole configuration (the default role, multi-tenancy, the
+/// stores) and runs the import. Exit 0 with the summary on standard output; 1 when it fails
+/// (the reason on standard error, and as JSON on standard output with `--json`); 2 for an
+/// invalid configuration.
+fn import_command(file: Option<PathBuf>, import: ImportCli) -> ExitCode {
+    use authura_server::cli::import::{ImportArgs, run};
+    let ImportSub::Authaus(a) = import.command;
+    let sources = Sources::from_process(file, BTreeMap::new(), false);
+    let config = match config::load(&sources) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    authura_server::logging::init(config.log_format);
+    let json = a.json;
+    let args = ImportArgs {
+        dsn: authura_core::Secret::new(a.dsn),
+        dry_run: a.dry_run,
+        sessions: a.sessions,
+        json,
+        tenant: a.tenant,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&config, args)) {
+        Ok(out) => {
+            println!("{}", out.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            if json {
+                println!("{}", failure.json());
+            }
+            eprintln!("authura import authaus: {failure}");
             ExitCode::FAILURE
         }
     }

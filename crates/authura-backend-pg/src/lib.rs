@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod authaus;
 mod error;
 mod events;
 mod migrate;

@@ -258,6 +258,32 @@ impl UserStore for PgStore {
             .into_user()
     }
 
+    async fn create_with_id(&self, id: &UserId, user: NewUser) -> Result<User, StoreError> {
+        let UserId::Int(id) = *id else {
+            return Err(StoreError::Unsupported("textual user ids".to_owned()));
+        };
+        let mut conn = self.conn().await?;
+        // One statement: the insert (a taken id or (email, tenant) is a unique violation,
+        // `Conflict`) and, when the id column has a sequence, moving the sequence past the
+        // largest id, so `create` never assigns this one again.
+        let query = self
+            .queries
+            .create_with_id
+            .bind::<BigInt, _>(id)
+            .bind::<Text, _>(user.email.as_str())
+            .bind::<Text, _>(user.role.as_str())
+            .bind::<Text, _>(user.password_hash.as_str())
+            .bind::<Nullable<Text>, _>(user.tenant.as_ref().map(TenantId::as_str))
+            .bind::<Nullable<Timestamptz>, _>(user.verified_at)
+            .bind::<Text, _>(self.table.quoted());
+        let answer = self
+            .within_deadline(query.get_result::<UserRow>(&mut *conn))
+            .await;
+        self.settle(conn, answer)?
+            .map_err(error::query)?
+            .into_user()
+    }
+
     async fn update(
         &self,
         tenant: Option<&TenantId>,
@@ -416,6 +442,7 @@ struct Queries {
     find_by_email: Sql,
     find_by_id: Sql,
     create: Sql,
+    create_with_id: Sql,
     update: Sql,
     update_if: Sql,
     delete: Sql,
@@ -443,6 +470,18 @@ impl Queries {
             create: Sql::new(&format!(
                 "INSERT INTO {t} (email, role, password, tenant_id, verified_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING {columns}"
+            )),
+            // The sequence (if the id column has one) is moved in the same statement: a CTE
+            // that the final SELECT reads is always evaluated. `GREATEST` with the new id, as
+            // the CTE's own insert is not visible to `max` in the same statement. A column
+            // without a sequence gives `setval(NULL, …)`, NULL: nothing to move.
+            create_with_id: Sql::new(&format!(
+                "WITH inserted AS (INSERT INTO {t} (id, email, role, password, tenant_id, \
+                 verified_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {columns}), \
+                 moved AS (SELECT setval(pg_get_serial_sequence($7, 'id'), \
+                 GREATEST(inserted.id, (SELECT coalesce(max(id), 0) FROM {t}))::bigint) AS at \
+                 FROM inserted) \
+                 SELECT inserted.*, moved.at FROM inserted CROSS JOIN moved"
             )),
             update: Sql::new(&format!(
                 "UPDATE {t} SET email = coalesce($1, email), role = coalesce($2, role), \

@@ -178,6 +178,23 @@ impl UserStore for SqliteStore {
             .into_user()
     }
 
+    async fn create_with_id(&self, id: &UserId, user: NewUser) -> Result<User, StoreError> {
+        let UserId::Int(id) = *id else {
+            return Err(StoreError::Unsupported("textual user ids".to_owned()));
+        };
+        let mut conn = self.conn().await?;
+        // The primary key rejects a taken id, the unique index a taken (email, tenant), both as
+        // `Conflict`. AUTOINCREMENT's counter moves past an explicit id, so `create` never
+        // assigns it again.
+        diesel::insert_into(users::table)
+            .values((users::id.eq(id), NewRow::new(&user)))
+            .returning(UserRow::as_returning())
+            .get_result(&mut *conn)
+            .await
+            .map_err(error::query)?
+            .into_user()
+    }
+
     async fn update(
         &self,
         tenant: Option<&TenantId>,

@@ -276,6 +276,12 @@ pub fn authaus_matches(stored: &str, password: &str) -> Option<bool> {
     authaus::AuthausHash::parse(stored).map(|hash| hash.matches(password))
 }
 
+/// Whether `stored` is a hash in Authaus's format (what `authura import authaus` carries over
+/// and the next successful login rewrites as Argon2id). Parsing only: no password is checked.
+pub fn is_authaus_hash(stored: &str) -> bool {
+    authaus::AuthausHash::parse(stored).is_some()
+}
+
 /// [`verify_password`], or with `None` the same work against a dummy hash, always invalid.
 pub fn verify_or_dummy(password: &str, hash: Option<&PasswordHash>) -> Verification {
     match hash {

@@ -86,6 +86,31 @@ impl UserStore for MemoryStore {
         Ok(user)
     }
 
+    async fn create_with_id(&self, id: &UserId, new: NewUser) -> Result<User, StoreError> {
+        let UserId::Int(n) = *id else {
+            return Err(StoreError::Unsupported("textual user ids".to_owned()));
+        };
+        let mut state = self.lock();
+        if state
+            .users
+            .iter()
+            .any(|u| u.id == *id || (u.email == new.email && u.tenant == new.tenant))
+        {
+            return Err(StoreError::Conflict);
+        }
+        state.next_id = state.next_id.max(n);
+        let user = User {
+            id: id.clone(),
+            email: new.email,
+            role: new.role,
+            tenant: new.tenant,
+            password_hash: new.password_hash,
+            verified_at: new.verified_at,
+        };
+        state.users.push(user.clone());
+        Ok(user)
+    }
+
     async fn update(
         &self,
         tenant: Option<&TenantId>,

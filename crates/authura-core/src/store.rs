@@ -64,6 +64,21 @@ pub trait UserStore: Send + Sync + 'static {
     /// `Conflict` when (email, tenant) exists; `Unavailable`, `Backend`, `ReadOnly`.
     async fn create(&self, user: NewUser) -> Result<User, StoreError>;
 
+    /// Creates a user under a given id (the Authaus import keeps Authaus's user ids) and
+    /// returns it as stored. Ids that [`UserStore::create`] assigns afterwards never collide
+    /// with it. Optional: by default `Unsupported`, and the caller assigns ids with `create`.
+    ///
+    /// # Errors
+    /// `Conflict` when the id or (email, tenant) exists; `Unsupported` when the backend cannot
+    /// store an id it did not assign (or not this kind of id); `Unavailable`, `Backend`,
+    /// `ReadOnly`.
+    async fn create_with_id(&self, id: &UserId, user: NewUser) -> Result<User, StoreError> {
+        let _ = (id, user);
+        Err(StoreError::Unsupported(
+            "creating a user with a given id".to_owned(),
+        ))
+    }
+
     /// Updates a user and returns it as stored.
     ///
     /// # Errors

@@ -13,6 +13,9 @@ pub const KEY_BYTES: usize = 32;
 /// Characters in a key's text: base64url of [`KEY_BYTES`] without padding.
 pub const KEY_CHARS: usize = 43;
 
+/// Characters in an Authaus session key (`[a-zA-Z0-9]{30}`), kept by the Authaus import.
+pub const AUTHAUS_KEY_CHARS: usize = 30;
+
 /// A session key's text. Its `Debug` prints `[redacted]`.
 #[derive(Clone, Debug)]
 pub struct SessionKey(Secret);
@@ -32,7 +35,14 @@ impl SessionKey {
     /// that decode to [`KEY_BYTES`] bytes in their one canonical encoding (the unused low bits of
     /// the last character are zero). Anything else (forged, truncated, over-long, padded, standard
     /// base64, other characters) is `None`, which callers answer like an unknown key.
+    ///
+    /// Also a key that Authaus issued and `authura import authaus --sessions` carried over
+    /// (SPEC §12): exactly [`AUTHAUS_KEY_CHARS`] ASCII letters and digits. Its hash is looked up
+    /// like any other; only an imported session has one.
     pub fn parse(text: &str) -> Option<Self> {
+        if text.len() == AUTHAUS_KEY_CHARS && text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Some(SessionKey(Secret::new(text)));
+        }
         if text.len() != KEY_CHARS {
             return None;
         }
@@ -113,6 +123,12 @@ mod tests {
             // The last character carries two unused bits: only zeros are canonical.
             (format!("{}B", "A".repeat(42)), false),
             (format!("{}E", "A".repeat(42)), true),
+            // An Authaus key: 30 letters and digits, and nothing near it.
+            ("aZ09".repeat(8)[..30].to_owned(), true),
+            ("aZ09".repeat(8)[..29].to_owned(), false),
+            ("aZ09".repeat(8)[..31].to_owned(), false),
+            (format!("{}-", &"aZ09".repeat(8)[..29]), false),
+            (format!("{}_", &"aZ09".repeat(8)[..29]), false),
         ];
         for (text, ok) in cases {
             assert_eq!(SessionKey::parse(&text).is_some(), ok, "{text:?}");

@@ -14,6 +14,6 @@ pub use cache::{
     CacheSettings, CacheStats, Cached, Invalidate, MAX_SHARDS, SessionCache, Ticket, follow_events,
 };
 pub use error::SessionError;
-pub use key::{KEY_BYTES, KEY_CHARS, SessionKey};
+pub use key::{AUTHAUS_KEY_CHARS, KEY_BYTES, KEY_CHARS, SessionKey};
 pub use policy::{Opened, Opening, SessionPolicy};
 pub use settings::{LAST_SEEN_GRANULARITY, SessionSettings, USER_AGENT_CHARS};

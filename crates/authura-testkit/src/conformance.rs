@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
             list_pages_are_limited_and_end_without_a_cursor,
             delete_removes_only_that_user_in_its_tenant,
             ping_works,
+            create_with_id_keeps_the_id_or_is_unsupported,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {
@@ -147,6 +148,65 @@ pub async fn create_then_find_round_trips_every_field(store: Arc<dyn UserStore>)
         let created = store.create(new.clone()).await.expect("create");
         assert_matches_new(&created, &new);
         check_found(&*store, &created).await;
+    }
+}
+
+/// `create_with_id` (the Authaus import's): either `Unsupported`, storing nothing, or the user
+/// is stored under the given id, found by it, a taken id or (email, tenant) is `Conflict`, and
+/// ids `create` assigns afterwards are above every given id.
+pub async fn create_with_id_keeps_the_id_or_is_unsupported(store: Arc<dyn UserStore>) {
+    let first = NewUser::from(new_user("kept@example.com", None).hash("$argon2id$kept"));
+    let created = match store
+        .create_with_id(&UserId::Int(4_000), first.clone())
+        .await
+    {
+        Err(StoreError::Unsupported(_)) => {
+            let none = store.find_by_email(None, &first.email).await.expect("find");
+            assert_eq!(none, None, "an unsupported create stores nothing");
+            return;
+        }
+        other => other.expect("create_with_id"),
+    };
+    assert_eq!(created.id, UserId::Int(4_000));
+    assert_matches_new(&created, &first);
+    check_found(&*store, &created).await;
+    let tenanted = NewUser::from(new_user("kept@example.com", Some("acme")));
+    let other = store
+        .create_with_id(&UserId::Int(17), tenanted)
+        .await
+        .expect("a lower id, the same email in a tenant");
+    assert_eq!(other.id, UserId::Int(17));
+    check_found(&*store, &other).await;
+    let again = NewUser::from(new_user("another@example.com", None));
+    assert!(
+        matches!(
+            store
+                .create_with_id(&UserId::Int(4_000), again.clone())
+                .await,
+            Err(StoreError::Conflict)
+        ),
+        "a taken id conflicts"
+    );
+    assert!(
+        matches!(
+            store
+                .create_with_id(&UserId::Int(4_001), first.clone())
+                .await,
+            Err(StoreError::Conflict)
+        ),
+        "a taken (email, tenant) conflicts"
+    );
+    assert_eq!(
+        store
+            .find_by_id(None, &UserId::Int(4_001))
+            .await
+            .expect("find"),
+        None
+    );
+    let assigned = store.create(again).await.expect("create after");
+    match assigned.id {
+        UserId::Int(n) => assert!(n > 4_000, "assigned {n} after a given 4000"),
+        UserId::Text(t) => panic!("a store that keeps numeric ids assigned {t:?}"),
     }
 }
 

@@ -11,6 +11,7 @@ mod cli;
 mod deploy;
 mod dockerfile;
 mod health;
+mod import_cli;
 mod jwks;
 mod kill;
 mod permit_cli;

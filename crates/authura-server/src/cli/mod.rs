@@ -4,7 +4,8 @@
 //! each opens the stores as the server would ([`open`]) and calls the same core flows as the
 //! `/admin` routes. `account` has `authura user lock|unlock|archive|restore`; `users` has
 //! `authura user list|show|create|update|delete|end-sessions|reset-password`; `group` and
-//! `permit` have `authura group …` and `authura permit …` (SPEC §8a).
+//! `permit` have `authura group …` and `authura permit …` (SPEC §8a); `import` has
+//! `authura import authaus` (SPEC §12).
 //!
 //! On PostgreSQL, a change that must reach running instances' session caches (sessions ended,
 //! a user changed) is announced by `NOTIFY`, as the server announces its own.
@@ -20,6 +21,7 @@ use crate::state::{AppState, StartError, build_state_with_stores, mailer};
 
 pub mod account;
 pub mod group;
+pub mod import;
 pub mod permit;
 pub mod users;
 
