@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod permits;
+
 pub(crate) const PASSWORD: &str = "Bench-Passw0rd!";
 pub(crate) const EMAIL: &str = "bench@example.com";
 
@@ -41,6 +43,9 @@ impl Drop for Server {
 
 /// Runs the benchmark. `--seconds N` sets each load run's length (default 10).
 pub fn run(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("permits") {
+        return permits::run(&args[1..]);
+    }
     let seconds: u64 = args
         .windows(2)
         .find(|w| w[0] == "--seconds")
