@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+mod million;
 mod permits;
 
 pub(crate) const PASSWORD: &str = "Bench-Passw0rd!";
@@ -43,8 +44,10 @@ impl Drop for Server {
 
 /// Runs the benchmark. `--seconds N` sets each load run's length (default 10).
 pub fn run(args: &[String]) -> Result<()> {
-    if args.first().map(String::as_str) == Some("permits") {
-        return permits::run(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("permits") => return permits::run(&args[1..]),
+        Some("million") => return million::run(&args[1..]),
+        _ => {}
     }
     let seconds: u64 = args
         .windows(2)

@@ -54,6 +54,7 @@ fn main() -> Result<()> {
             eprintln!(
                 "usage: cargo xtask <task>\n\n  test [ARGS]  prepare real services, then run the whole test suite (ARGS go to cargo test)\n  ci           fmt check, clippy -D warnings, docs without broken links, then test\n  bench        whole-server load test with wrk; writes docs/PERFORMANCE.md
   bench permits [--seconds N] [--rounds R]  /check from cache with a 20-group permit against an empty one
+  bench million [--users N] [--seconds S]  admin list paging, /token and /user with a million users; the audit's cost
   fuzz [--seconds N] [TARGET]  the cargo-fuzz targets in fuzz/, N seconds each (10); installs cargo-fuzz
   soak [--minutes N]  the release server under a mixed workload at 80 % of its capacity for N minutes (10); writes docs/PERFORMANCE.md
   fuzz-api [--minutes N]  schemathesis against the live binary from /openapi.json for N minutes (10)
