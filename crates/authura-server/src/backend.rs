@@ -336,6 +336,14 @@ impl UserStore for DeferredStore {
         self.get()?.create(user).await
     }
 
+    async fn create_with_id(
+        &self,
+        id: &authura_core::UserId,
+        user: authura_core::NewUser,
+    ) -> Result<authura_core::User, StoreError> {
+        self.get()?.create_with_id(id, user).await
+    }
+
     async fn update(
         &self,
         tenant: Option<&authura_core::TenantId>,

@@ -21,13 +21,81 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// What the session cache keeps for a session (SPEC §8 "The cache"): the user's record and
-/// their permit resolved against the groups, so a hit answers `/check` without a database.
+/// their permit resolved against the groups and rendered, so a hit answers `/check` without a
+/// database and without serialising the groups again.
 #[derive(Debug, Clone)]
 pub struct Checked {
     /// The user's current record.
     pub user: User,
-    /// Their permit, resolved.
+    /// Their permit, resolved and rendered.
+    pub access: Arc<Rendered>,
+}
+
+/// A permit resolved against the groups that exist, with what `/check` says of it rendered
+/// once: a user holding 20 groups and 200 permissions costs a cache hit a copy of two strings,
+/// not 20 objects and 200 numbers serialised (`cargo xtask bench permits`).
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The permit, resolved.
     pub access: Access,
+    /// `/check`'s members for it, each after a comma: `,"groups":[…],"permissions":[…]`,
+    /// `,"permission_names":[…]` with `PERMISSION_NAMES`, and `,"permit":"…"`.
+    pub json: String,
+    /// `X-Authura-Groups`: the group names, comma-joined.
+    pub groups_header: String,
+}
+
+/// A role group as `/check` names it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupRef<'a> {
+    /// The group's id.
+    pub id: u32,
+    /// The group's name.
+    pub name: &'a str,
+}
+
+impl Rendered {
+    /// Renders `access`, naming permissions by `names`.
+    pub fn new(access: Access, names: &authura_core::permit::PermissionNames) -> Rendered {
+        #[derive(Serialize)]
+        struct Members<'a> {
+            groups: Vec<GroupRef<'a>>,
+            permissions: Vec<u16>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            permission_names: Option<Vec<&'a str>>,
+            permit: String,
+        }
+        let members = Members {
+            groups: access
+                .groups
+                .iter()
+                .map(|(id, name)| GroupRef {
+                    id: id.0,
+                    name: name.as_str(),
+                })
+                .collect(),
+            permissions: access.permissions.iter().map(|p| p.0).collect(),
+            permission_names: (!names.is_empty()).then(|| names.names(&access.permissions)),
+            permit: access.permit.to_base64(),
+        };
+        // Numbers and strings only: serialising cannot fail. `{…}` becomes `,…`.
+        let mut json = serde_json::to_string(&members).unwrap_or_default();
+        json.pop();
+        if !json.is_empty() {
+            json.replace_range(0..1, ",");
+        }
+        let groups_header = access
+            .groups
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        Rendered {
+            access,
+            json,
+            groups_header,
+        }
+    }
 }
 
 /// Who makes a change: an administrator (their id) from a client, or the operator at the

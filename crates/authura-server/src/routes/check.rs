@@ -24,12 +24,13 @@ use authura_session::{LAST_SEEN_GRANULARITY, SessionKey};
 use base64::Engine as _;
 use serde::Serialize;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use url::Url;
 
 use crate::answer::{self, Answer, IdOut};
 use crate::error::ApiError;
 use crate::extract::{State, Tenant};
-use crate::permits::Checked;
+use crate::permits::{Checked, GroupRef, Rendered};
 use crate::principal::SessionCredentials;
 use crate::routes::resource;
 use crate::state::{AppState, SessionsState};
@@ -144,21 +145,22 @@ pub async fn forward_auth(
 pub struct Identity {
     /// The user's current record.
     pub user: User,
-    /// Their permit, resolved against the groups that exist.
-    pub access: Access,
+    /// Their permit, resolved against the groups that exist, and rendered.
+    pub access: Arc<Rendered>,
     /// The session, when the credentials were a session's.
     pub session: Option<Session>,
 }
 
-/// `user`'s permit resolved, from the state store (none open: the empty permit).
-async fn access_of(state: &AppState, user: &User) -> Result<Access, ApiError> {
-    match state.state_store() {
-        Some(store) => Ok(store
+/// `user`'s permit resolved, from the state store (none open: the empty permit), and rendered.
+async fn access_of(state: &AppState, user: &User) -> Result<Arc<Rendered>, ApiError> {
+    let access = match state.state_store() {
+        Some(store) => store
             .access(user.tenant.as_ref(), &user.id)
             .await
-            .map_err(CoreError::from)?),
-        None => Ok(Access::default()),
-    }
+            .map_err(CoreError::from)?,
+        None => Access::default(),
+    };
+    Ok(Arc::new(Rendered::new(access, state.permission_names())))
 }
 
 /// The credentials `/check` reads: a session's (see [`SessionCredentials`]), or, when none is
@@ -278,7 +280,7 @@ async fn cached(
     {
         return Ok(Identity {
             user: hit.value.user.clone(),
-            access: hit.value.access.clone(),
+            access: Arc::clone(&hit.value.access),
             session: Some(hit.session.clone()),
         });
     }
@@ -290,7 +292,7 @@ async fn cached(
         principal.session.clone(),
         Checked {
             user: principal.user.clone(),
-            access: access.clone(),
+            access: Arc::clone(&access),
         },
     );
     Ok(Identity {
@@ -343,16 +345,17 @@ fn wanted_permissions(query: &str, names: &PermissionNames) -> Result<Vec<Permis
         .collect()
 }
 
-/// The 200 answer for `identity`, or 403 `forbidden` when a wanted permission is not held.
+/// The 200 answer for `identity`, or 403 `forbidden` when a wanted permission is not held. The
+/// body is [`CheckAnswer`]: its session part serialised here, its permit part as rendered once
+/// ([`Rendered::json`]).
 fn answer(state: &AppState, identity: &Identity, wanted: &[Permission]) -> Answer {
-    let access = &identity.access;
-    if wanted.iter().any(|p| !access.has(*p)) {
+    let rendered = &identity.access;
+    if wanted.iter().any(|p| !rendered.access.has(*p)) {
         return Err(CoreError::Forbidden.into());
     }
     let user = &identity.user;
     let session_id = identity.session.as_ref().map(|s| s.id.to_string());
-    let names = state.permission_names();
-    let body = CheckAnswer {
+    let head = CheckHead {
         user_id: IdOut(&user.id),
         email: user.email.as_str(),
         role: user.role.as_str(),
@@ -364,33 +367,22 @@ fn answer(state: &AppState, identity: &Identity, wanted: &[Permission]) -> Answe
             .session
             .as_ref()
             .map(|s| format_time(&s.expires_at)),
-        groups: access
-            .groups
-            .iter()
-            .map(|(id, name)| GroupRef {
-                id: id.0,
-                name: name.as_str(),
-            })
-            .collect(),
-        permissions: access.permissions.iter().map(|p| p.0).collect(),
-        permission_names: (!names.is_empty()).then(|| names.names(&access.permissions)),
-        permit: access.permit.to_base64(),
     };
+    let mut body = serde_json::to_string(&head).map_err(|e| ApiError::internal(&e.to_string()))?;
+    body.pop();
+    body.push_str(&rendered.json);
+    body.push('}');
     let user_id = user.id.to_string();
-    let groups = access
-        .groups
-        .iter()
-        .map(|(_, name)| name.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
     let values = [
         user_id.as_str(),
         user.email.as_str(),
         user.role.as_str(),
-        groups.as_str(),
+        rendered.groups_header.as_str(),
         session_id.as_deref().unwrap_or(""),
     ];
-    let mut res = HttpResponse::Ok().json(body);
+    let mut res = HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body);
     for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
         let value = HeaderValue::from_bytes(value.as_bytes())
             .map_err(|_| ApiError::internal(&format!("{name} cannot carry the stored value")))?;
@@ -400,8 +392,23 @@ fn answer(state: &AppState, identity: &Identity, wanted: &[Permission]) -> Answe
     Ok(answer::no_store(res))
 }
 
-/// `/check`'s answer (SPEC §8).
+/// [`CheckAnswer`]'s members before the permit's, as [`answer`] serialises them.
+#[derive(Serialize)]
+struct CheckHead<'a> {
+    user_id: IdOut<'a>,
+    email: &'a str,
+    role: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    expires_at: Option<String>,
+}
+
+/// `/check`'s answer (SPEC §8), as the OpenAPI document describes it; [`answer`] writes it as
+/// [`CheckHead`] followed by [`Rendered::json`] (a test holds the two equal).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub struct CheckAnswer<'a> {
     /// The user's id, as stored.
     #[schema(value_type = crate::openapi::UserId)]
@@ -431,15 +438,6 @@ pub struct CheckAnswer<'a> {
     /// The Authaus permit blob (group ids as big-endian u32s), standard base64 (`""` for the
     /// empty permit).
     permit: String,
-}
-
-/// A role group as `/check` names it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupRef<'a> {
-    /// The group's id.
-    id: u32,
-    /// The group's name.
-    name: &'a str,
 }
 
 /// `/check`'s query, as the document describes it (read by [`wanted_permissions`], since a
@@ -567,6 +565,73 @@ pub fn sign_in_form(external_url: &Url) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The answer written in two parts (the session's, serialised per request; the permit's,
+    /// rendered once) is exactly the documented [`CheckAnswer`], with and without groups and
+    /// permission names, a tenant and a session.
+    #[test]
+    fn the_rendered_answer_is_the_documented_one() {
+        use authura_core::UserId;
+        use authura_core::permit::{GroupId, GroupName, Permit, RoleGroup};
+
+        let group = |id: u32, name: &str, permissions: &[u16]| RoleGroup {
+            id: GroupId(id),
+            name: GroupName::parse(name).unwrap(),
+            permissions: permissions.iter().copied().map(Permission).collect(),
+        };
+        let groups = [
+            group(7, "Ops, \"night\"", &[1, 300, 2]),
+            group(9, "Élan", &[65535]),
+        ];
+        let full = Access::resolve(Permit::new([GroupId(9), GroupId(7), GroupId(42)]), &groups);
+        let named = PermissionNames::new([("read".to_owned(), Permission(300))]);
+        for (access, names) in [
+            (Access::default(), PermissionNames::default()),
+            (full.clone(), PermissionNames::default()),
+            (full, named),
+        ] {
+            let rendered = Rendered::new(access.clone(), &names);
+            let id = UserId::Int(5);
+            for (tenant, session) in [(None, None), (Some(Some("acme")), Some("0f3e"))] {
+                let expires_at = session.map(|_| "2026-12-06T00:00:00Z".to_owned());
+                let head = CheckHead {
+                    user_id: IdOut(&id),
+                    email: "a@example.com",
+                    role: "user",
+                    tenant_id: tenant,
+                    session_id: session,
+                    expires_at: expires_at.clone(),
+                };
+                let mut body = serde_json::to_string(&head).unwrap();
+                body.pop();
+                body.push_str(&rendered.json);
+                body.push('}');
+                let documented = CheckAnswer {
+                    user_id: IdOut(&id),
+                    email: "a@example.com",
+                    role: "user",
+                    tenant_id: tenant,
+                    session_id: session,
+                    expires_at,
+                    groups: access
+                        .groups
+                        .iter()
+                        .map(|(id, name)| GroupRef {
+                            id: id.0,
+                            name: name.as_str(),
+                        })
+                        .collect(),
+                    permissions: access.permissions.iter().map(|p| p.0).collect(),
+                    permission_names: (!names.is_empty()).then(|| names.names(&access.permissions)),
+                    permit: access.permit.to_base64(),
+                };
+                assert_eq!(body, serde_json::to_string(&documented).unwrap());
+                let _: serde_json::Value = serde_json::from_str(&body).unwrap();
+            }
+            let header: Vec<&str> = access.groups.iter().map(|(_, n)| n.as_str()).collect();
+            assert_eq!(rendered.groups_header, header.join(","));
+        }
+    }
 
     #[test]
     fn permissions_are_numbers_or_configured_names() {
