@@ -100,8 +100,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
                     deferred_events.set(std::sync::Arc::new(sessions.events()));
                     deferred_state.set(std::sync::Arc::new(sessions));
                 }
-                deferred.set(std::sync::Arc::new(store));
-                ensure_initial_user(state.ctx(), &config).await
+                // The initial user before the store is handed over: `/readyz` answers 200 only
+                // once the configured admin can sign in (a deploy step or a test that waits for
+                // readiness, then signs in, never races its creation).
+                let store: std::sync::Arc<dyn authura_core::UserStore> = std::sync::Arc::new(store);
+                let mut ctx = state.ctx().clone();
+                ctx.store = std::sync::Arc::clone(&store);
+                ensure_initial_user(&ctx, &config).await?;
+                deferred.set(store);
+                Ok::<(), StartError>(())
             };
             let result = connected.await;
             if result.is_err() {
