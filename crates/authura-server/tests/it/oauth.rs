@@ -557,6 +557,29 @@ async fn github_signs_in_with_the_primary_verified_address_only() {
     assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
 }
 
+/// A server with sessions on (so a state store keeps the links), on the test's backend, signing
+/// in with `client` at the provider.
+async fn oidc_session_server(provider: &ProviderProcess, client: &str) -> crate::check::Server {
+    crate::check::server(&[
+        ("OAUTH_PROVIDERS", "oidc"),
+        ("OIDC_ISSUER_URL", provider.url.as_str()),
+        ("OIDC_CLIENT_ID", client),
+        ("OIDC_CLIENT_SECRET", "provider-secret"),
+        ("SESSION_COOKIE_SECURE", "false"),
+    ])
+    .await
+}
+
+/// The server's OAuth link store.
+fn links_of(server: &TestServer) -> &dyn authura_core::state::OAuthLinkStore {
+    server
+        .state
+        .state_store()
+        .expect("sessions on: a state store")
+        .oauth_links()
+        .expect("every state store keeps OAuth links")
+}
+
 /// SPEC §9's links, on every state store: the first sign-in links (provider, subject) to the
 /// user; a later one with a changed provider address reaches the same user; another subject
 /// showing up with a linked user's address is refused.
@@ -569,21 +592,8 @@ async fn a_linked_subject_keeps_its_user() {
         json!({"sub": "link-1", "claims": {"email": "first@example.org", "email_verified": true}}),
     )
     .await;
-    let issuer = provider.url.clone();
-    let server = crate::check::server(&[
-        ("OAUTH_PROVIDERS", "oidc"),
-        ("OIDC_ISSUER_URL", issuer.as_str()),
-        ("OIDC_CLIENT_ID", client),
-        ("OIDC_CLIENT_SECRET", "provider-secret"),
-        ("SESSION_COOKIE_SECURE", "false"),
-    ])
-    .await;
-    let links = server
-        .state
-        .state_store()
-        .expect("sessions on: a state store")
-        .oauth_links()
-        .expect("every state store keeps OAuth links");
+    let server = oidc_session_server(&provider, client).await;
+    let links = links_of(&server);
     let back = sign_in(&server, "oidc", &server.url("/form")).await;
     let first = user_of(&server, &back).await;
     assert_eq!(first["email"], "first@example.org");
@@ -890,26 +900,13 @@ async fn archived_and_locked_accounts_cannot_sign_in_with_a_provider() {
         json!({"sub": "closed-1", "claims": {"email": "closed@example.org", "email_verified": true}}),
     )
     .await;
-    let issuer = provider.url.clone();
-    let server = crate::check::server(&[
-        ("OAUTH_PROVIDERS", "oidc"),
-        ("OIDC_ISSUER_URL", issuer.as_str()),
-        ("OIDC_CLIENT_ID", client),
-        ("OIDC_CLIENT_SECRET", "provider-secret"),
-        ("SESSION_COOKIE_SECURE", "false"),
-    ])
-    .await;
+    let server = oidc_session_server(&provider, client).await;
     let id = unverified_user(&server, "closed@example.org")
         .await
         .id
         .to_string();
     let admin = server.admin_token().await;
-    let links = server
-        .state
-        .state_store()
-        .expect("sessions on: a state store")
-        .oauth_links()
-        .expect("every state store keeps OAuth links");
+    let links = links_of(&server);
     for (close, open) in [("archive", "restore"), ("lock", "unlock")] {
         server
             .post_as(&format!("/admin/users/{id}/{close}"), &admin, json!({}))
