@@ -190,8 +190,8 @@ pub fn run(args: &[String]) -> Result<()> {
             mib_of(postgres_sessions.rss_cached),
             mib_of(postgres_sessions.rss_empty)
         ),
-        "≤ 40 MiB",
-        sqlite_sessions.rss_cached <= 40 * 1024,
+        "≤ 20 MiB",
+        sqlite_sessions.rss_cached <= 20 * 1024,
     );
     check(
         &mut table,
