@@ -47,7 +47,9 @@ impl Queries {
         let columns = "id::bigint AS id, name::text AS name, permissions::bytea AS permissions";
         let owner = "tenant_id = $1 AND user_id = $2 AND user_id_numeric = $3";
         Queries {
-            list: Sql::new(&format!("SELECT {columns} FROM {g} ORDER BY id")),
+            // `ORDER BY r.id`, the column: a bare `id` names the output `id::bigint`, which no index
+            // has (the trap `store.rs`'s list fell into).
+            list: Sql::new(&format!("SELECT {columns} FROM {g} AS r ORDER BY r.id")),
             find: Sql::new(&format!("SELECT {columns} FROM {g} WHERE id = $1")),
             insert_assigned: Sql::new(&format!(
                 "INSERT INTO {g} (id, name, permissions) VALUES (nextval('{seq}'), $1, $2) \
