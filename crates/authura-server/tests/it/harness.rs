@@ -71,6 +71,24 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
+/// Runs the test `async fn $name()` beside it on SQLite and on PostgreSQL (the backends that
+/// keep the state store beside their users table).
+macro_rules! sql_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::harness::on($crate::harness::Backend::Sqlite, super::$name()).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $crate::harness::on($crate::harness::Backend::Postgres, super::$name()).await
+            }
+        }
+    };
+}
+pub(crate) use sql_backends;
+
 /// One server with its mail sink.
 pub struct TestServer {
     pub base: String,

@@ -246,38 +246,17 @@ async fn groups_and_permits_answer_as_documented() {
             .clone(),
         body
     );
-    put(
-        &srv,
-        &format!("/permits/{user_id}"),
-        &admin,
-        permit(json!([999999])),
-    )
-    .await
-    .expect(404, "not_found");
-    put(
-        &srv,
-        &format!("/permits/{user_id}"),
-        &admin,
-        permit(json!(["nobody"])),
-    )
-    .await
-    .expect(404, "not_found");
-    put(
-        &srv,
-        &format!("/permits/{user_id}"),
-        &admin,
-        permit(json!(["Writers"])),
-    )
-    .await
-    .expect(404, "not_found");
-    put(
-        &srv,
-        &format!("/permits/{user_id}"),
-        &admin,
-        json!({"groups": "readers"}),
-    )
-    .await
-    .expect(400, "invalid_body");
+    // Unknown groups (by id, by name, a name in another case) and a body of the wrong shape.
+    for (refused, status, code) in [
+        (permit(json!([999999])), 404, "not_found"),
+        (permit(json!(["nobody"])), 404, "not_found"),
+        (permit(json!(["Writers"])), 404, "not_found"),
+        (json!({"groups": "readers"}), 400, "invalid_body"),
+    ] {
+        put(&srv, &format!("/permits/{user_id}"), &admin, refused)
+            .await
+            .expect(status, code);
+    }
     put(&srv, "/permits/987654", &admin, permit(json!([readers])))
         .await
         .expect(404, "not_found");

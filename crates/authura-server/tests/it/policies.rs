@@ -14,30 +14,13 @@ use authura_testkit::scripted::{Answer, Scripted};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, PW, ROOT, ROOT_PW, Resp, TestServer};
+use crate::harness::{Backend, PW, ROOT, ROOT_PW, Resp, TestServer, sql_backends};
 
 const ANN: &str = "ann@example.com";
 const WRONG: &str = "Wr0ng!guess";
 const P2: &str = "Sec0nd!pass";
 const P3: &str = "Th1rd!pass";
 const P4: &str = "F0urth!pass";
-
-/// Runs the test `async fn $name()` beside it on SQLite and on PostgreSQL (the backends that
-/// keep the state store beside their users table).
-macro_rules! sql_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                $crate::harness::on($crate::harness::Backend::Sqlite, super::$name()).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                $crate::harness::on($crate::harness::Backend::Postgres, super::$name()).await
-            }
-        }
-    };
-}
 
 /// A server on the same database as `srv`, with `vars`: a restart once `srv` stops, or a second
 /// instance while it runs.
