@@ -1185,6 +1185,19 @@ fn traefik_conf(dir: &Path, port: u16, authura: u16, upstream: u16) -> (String, 
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
     let (static_conf, dynamic) = (read("traefik.yml"), read("authura.yml"));
+    // docs/forward-auth.md shows both files as they are, but for their opening comments.
+    let docs = read("../../docs/forward-auth.md");
+    for file in [&static_conf, &dynamic] {
+        let body: String = file
+            .lines()
+            .skip_while(|line| line.starts_with('#') || line.is_empty())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(
+            docs.contains(&format!("```yaml\n{body}```")),
+            "docs/forward-auth.md no longer shows deploy/traefik/ as it is:\n{body}"
+        );
+    }
     assert!(
         static_conf.contains(r#"address: ":80""#)
             && static_conf.contains("filename: /etc/traefik/authura.yml")
