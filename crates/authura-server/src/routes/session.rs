@@ -215,10 +215,7 @@ pub async fn create(
     let mut out = SessionOut::new(&opened.session);
     if body.return_key {
         out.key = Some(opened.key.expose());
-        return Ok(answer::no_store(HttpResponse::Ok().json(SessionAnswer {
-            user: UserOut::new(&state, &view),
-            session: out,
-        })));
+        return Ok(answer::no_store(session_answer(&state, &view, out)));
     }
     let cookie = session_cookie(sessions, opened.key.expose(), &opened.session, ctx);
     let location = match rd {
@@ -228,10 +225,7 @@ pub async fn create(
     };
     let mut res = match location {
         Some(location) => see_other(&location),
-        None => HttpResponse::Ok().json(SessionAnswer {
-            user: UserOut::new(&state, &view),
-            session: out,
-        }),
+        None => session_answer(&state, &view, out),
     };
     set_cookie(&mut res, &cookie)?;
     Ok(answer::no_store(res))
@@ -254,10 +248,17 @@ pub async fn create(
 pub async fn current(state: State, tenant: Tenant, credentials: SessionCredentials) -> Answer {
     let principal = credentials.resolve(tenant.get()).await?;
     let view = user_view(state.ctx(), principal.user).await?;
-    Ok(answer::no_store(HttpResponse::Ok().json(SessionAnswer {
-        user: UserOut::new(&state, &view),
-        session: SessionOut::new(&principal.session),
-    })))
+    let session = SessionOut::new(&principal.session);
+    Ok(answer::no_store(session_answer(&state, &view, session)))
+}
+
+/// 200 `{"user": U, "session": S}`: `POST /session`'s answer and `GET /session`'s, built here
+/// only.
+fn session_answer(state: &AppState, view: &UserView, session: SessionOut<'_>) -> HttpResponse {
+    HttpResponse::Ok().json(SessionAnswer {
+        user: UserOut::new(state, view),
+        session,
+    })
 }
 
 /// `DELETE /session`: ends the current session (a logout).

