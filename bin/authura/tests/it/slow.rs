@@ -384,3 +384,33 @@ fn malformed_http_is_not_paced_with_the_rate_limiter_off() {
     let metrics = get_from("127.0.0.1", proc.port, "/metrics");
     assert!(!metrics.contains("authura_malformed_http"), "{metrics}");
 }
+
+/// actix-http writes `100 Continue` itself, before the app answers; it is not mistaken for the
+/// answer to a malformed request: with a budget of one, two such requests are both served.
+#[test]
+fn expect_100_continue_is_not_charged_as_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.extend([("RATE_PER_MINUTE", "1"), ("METRICS_ENABLED", "true")]);
+    let proc = spawn(&["serve"], &vars, dir.path());
+    for _ in 0..2 {
+        let mut conn = connect(proc.port);
+        conn.write_all(
+            b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Expect: 100-continue\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        .unwrap();
+        let res = answer(conn);
+        assert!(
+            res.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 "),
+            "{res}"
+        );
+    }
+    let metrics = get_from("127.0.0.2", proc.port, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "authura_malformed_http_connections_total 0"),
+        "{metrics}"
+    );
+}
