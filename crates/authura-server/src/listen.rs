@@ -164,7 +164,8 @@ impl Settings {
             let (pacer, stopping) = (pacer.clone(), stopping.clone());
             async move {
                 let peer = io.peer_addr().ok();
-                let io = pacing::accept(pacer, io, async move { stopping.notified().await })
+                let ip = peer.map(|p| p.ip());
+                let io = pacing::accept(pacer, io, ip, async move { stopping.notified().await })
                     .await
                     .map_err(DispatchError::Io)?;
                 Ok((io, Protocol::Http1, peer))

@@ -149,17 +149,17 @@ impl Pacer {
     }
 }
 
-/// Admits an accepted connection: at once, or after its peer's bucket refilled (until then, or
-/// until `stopping` resolves, nothing is read from it); `Err` closes it unread.
+/// Admits a connection accepted from `peer`: at once, or after the peer's bucket refilled (until
+/// then, or until `stopping` resolves, nothing is read from it); `Err` closes it unread.
 ///
 /// # Errors
 /// The connection is closed: its peer's queue is full, or the server is stopping.
 pub async fn accept(
     pacer: Option<Arc<Pacer>>,
     io: TcpStream,
+    peer: Option<IpAddr>,
     stopping: impl Future<Output = ()>,
 ) -> std::io::Result<Paced> {
-    let peer = io.peer_addr().ok().map(|a| a.ip());
     let (Some(pacer), Some(ip)) = (pacer, peer) else {
         return Ok(Paced { io, watch: None });
     };
