@@ -18,7 +18,7 @@ use authura_session::SessionError;
 use std::future::{Ready, ready};
 
 use crate::error::ApiError;
-use crate::extract::State;
+use crate::extract::{ClientInfo, State};
 use crate::middleware::cors::trusted_origin;
 use crate::state::AppState;
 
@@ -147,6 +147,25 @@ pub struct Admin {
     /// The session the request was authenticated by, if it was (a cookie, `Authorization:
     /// Session`, or an access token bound to a session); `None` for a stateless access token.
     pub session: Option<Session>,
+}
+
+impl Admin {
+    /// The administrator as the user-administration flows take them, with the request's client
+    /// (for the audit log).
+    pub fn actor<'a>(&'a self, client: &'a ClientInfo) -> flows::admin::Actor<'a> {
+        flows::admin::Actor {
+            admin: Some(&self.user),
+            client: client.client(),
+        }
+    }
+
+    /// [`Admin::actor`] as the role-group and permit operations take it.
+    pub fn permit_actor<'a>(&'a self, client: &'a ClientInfo) -> crate::permits::Actor<'a> {
+        crate::permits::Actor {
+            admin: Some(&self.user.id),
+            client: client.client(),
+        }
+    }
 }
 
 impl SessionCredentials {

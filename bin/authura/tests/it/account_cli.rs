@@ -3,63 +3,27 @@
 //! user's sessions in the server's `/check` cache through `NOTIFY` (the cache's TTL is an hour
 //! here); each change is in the audit log, done "by" the command line.
 
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::cli::GOOD;
-use crate::run::spawn;
-
-const BIN: &str = env!("CARGO_BIN_EXE_authura");
-const ROOT: &str = "root@example.com";
-const ROOT_PW: &str = "Initial-Adm1n-pw";
+use crate::admin_cli::{PgServer, ROOT, ROOT_PW, command, json_ok};
 
 /// Runs `authura user <args>` with `vars`.
 fn user(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Output {
-    Command::new(BIN)
-        .arg("user")
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap()
+    command(&[&["user"], args].concat(), vars, dir, "")
 }
 
 /// `authura user <args> --json`, expected to succeed; its JSON.
 #[track_caller]
 fn user_json(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = user(&all, vars, dir);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_ok(&[&["user"], args].concat(), vars, dir)
 }
 
 #[tokio::test]
 async fn account_commands_reach_a_running_server_on_postgres() {
-    let db = authura_testkit::postgres::database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: Vec<(&str, &str)> = GOOD.to_vec();
-    vars.extend([
-        ("AUTH_BACKEND", "postgres"),
-        ("POSTGRES_DSN", db.url.as_str()),
-        ("POSTGRES_INITIAL_USER", ROOT),
-        ("POSTGRES_INITIAL_USER_PASSWORD", ROOT_PW),
-        ("SESSIONS_ENABLED", "true"),
-        ("SESSION_CACHE_TTL", "1h"),
-        ("LOCKOUT_THRESHOLD", "5"),
-        ("AUDIT_ENABLED", "true"),
-        ("RATE_PER_MINUTE", "0"),
-    ]);
-    let server = spawn(&[], &vars, dir.path());
+    let pg = PgServer::start(&[("LOCKOUT_THRESHOLD", "5")]).await;
+    let (vars, dir, server) = (pg.vars(), &pg.dir, &pg.server);
     let http = reqwest::Client::new();
     let login = async || {
         http.post(server.url("/token"))
@@ -68,33 +32,7 @@ async fn account_commands_reach_a_running_server_on_postgres() {
             .await
             .unwrap()
     };
-    // PostgreSQL is connected, and the initial user created, after the listener: poll.
-    let started = Instant::now();
-    let first = loop {
-        let res = login().await;
-        if res.status() == 200 {
-            break res.json::<Value>().await.unwrap();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never signed in"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let access = first["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
-    let me: Value = http
-        .get(server.url("/user"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = me["user"]["id"].to_string();
+    let id = pg.admin["user"]["id"].to_string();
 
     // Locked on the command line: the server answers the right password as a wrong one.
     let state = user_json(&["lock", &id], &vars, dir.path());
@@ -119,26 +57,15 @@ async fn account_commands_reach_a_running_server_on_postgres() {
         .await
         .unwrap();
     let key = signed_in["session"]["key"].as_str().unwrap().to_owned();
-    let check = async || {
-        http.get(server.url("/check"))
-            .header("authorization", format!("Session {key}"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let check = async || pg.check(&key).await;
     assert_eq!(check().await, 200);
     let state = user_json(&["archive", &id], &vars, dir.path());
     assert_eq!(state["archived"], json!(true));
-    let started = Instant::now();
-    while check().await != 401 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the archived user's cached session still opens /check"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    pg.until_refused(
+        &key,
+        "the archived user's cached session still opens /check",
+    )
+    .await;
     assert_eq!(login().await.status(), 401);
     let state = user_json(&["restore", &id], &vars, dir.path());
     assert_eq!(state["archived"], json!(false));

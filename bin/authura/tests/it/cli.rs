@@ -14,14 +14,34 @@ pub fn good_without(name: &str) -> Vec<(&'static str, &'static str)> {
 
 /// Runs the binary in an empty directory with only `vars` set.
 pub fn authura(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Output {
-    Command::new(BIN)
+    authura_with_stdin(args, vars, dir, "")
+}
+
+/// [`authura`] with `stdin` on its standard input.
+pub fn authura_with_stdin(
+    args: &[&str],
+    vars: &[(&str, &str)],
+    dir: &std::path::Path,
+    stdin: &str,
+) -> Output {
+    let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(vars.iter().copied())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
         .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `check-config`, expects success, and returns what it printed.
@@ -187,19 +207,8 @@ fn likely_typos_in_dotenv_are_warned_about_and_other_names_ignored() {
 
 #[test]
 fn hash_password_prints_a_verifiable_argon2id_hash() {
-    let mut child = Command::new(BIN)
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Str0ng!pass\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = authura_with_stdin(&["hash-password"], &[], dir.path(), "Str0ng!pass\n");
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).unwrap();
     let hash = authura_core::PasswordHash::new(hash.trim());

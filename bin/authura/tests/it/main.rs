@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account_cli;
+mod admin_cli;
 mod api_fuzz;
 mod cli;
 mod deploy;

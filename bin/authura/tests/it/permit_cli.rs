@@ -3,92 +3,20 @@
 //! permit, and the server's `/check` (its cache's TTL an hour here) follows each change within
 //! the propagation bound, through `NOTIFY`; refusals exit 1 with the API's error code.
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::GOOD;
-use crate::run::spawn;
-
-const BIN: &str = env!("CARGO_BIN_EXE_authura");
-const ROOT: &str = "root@example.com";
-const ROOT_PW: &str = "Initial-Adm1n-pw";
-
-/// Runs `authura <args>` with `vars`.
-fn authura(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap()
-}
-
-/// `authura <args> --json`, expected to succeed; its JSON.
-#[track_caller]
-fn json_of(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = authura(&all, vars, dir);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// `authura <args> --json`, expected to fail with `code`.
-#[track_caller]
-fn refused(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path, code: &str) {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = authura(&all, vars, dir);
-    assert_eq!(out.status.code(), Some(1), "{args:?}");
-    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(err["error"], code, "{args:?}: {err}");
-}
+use crate::admin_cli::{
+    PgServer, ROOT, ROOT_PW, command, json_ok as json_of, json_refused as refused,
+};
 
 #[tokio::test]
 async fn group_and_permit_commands_reach_a_running_server_on_postgres() {
-    let db = authura_testkit::postgres::database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: Vec<(&str, &str)> = GOOD.to_vec();
-    vars.extend([
-        ("AUTH_BACKEND", "postgres"),
-        ("POSTGRES_DSN", db.url.as_str()),
-        ("POSTGRES_INITIAL_USER", ROOT),
-        ("POSTGRES_INITIAL_USER_PASSWORD", ROOT_PW),
-        ("SESSIONS_ENABLED", "true"),
-        ("SESSION_CACHE_TTL", "1h"),
-        ("AUDIT_ENABLED", "true"),
-        ("RATE_PER_MINUTE", "0"),
-        ("PERMISSION_NAMES", r#"{"read": 1, "write": 2}"#),
-    ]);
-    let server = spawn(&[], &vars, dir.path());
+    let pg = PgServer::start(&[("PERMISSION_NAMES", r#"{"read": 1, "write": 2}"#)]).await;
+    let (vars, dir, server) = (pg.vars(), &pg.dir, &pg.server);
     let http = reqwest::Client::new();
-    // PostgreSQL is connected, and the initial user created, after the listener: poll.
-    let started = Instant::now();
-    let signed_in = loop {
-        let res = http
-            .post(server.url("/session"))
-            .json(&json!({"email": ROOT, "password": ROOT_PW, "return_key": true}))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 200 {
-            break res.json::<Value>().await.unwrap();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never signed in"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let signed_in = &pg.admin;
     let key = signed_in["session"]["key"].as_str().unwrap().to_owned();
     let id = signed_in["user"]["id"].to_string();
     let check = async || -> Value {
@@ -150,7 +78,7 @@ async fn group_and_permit_commands_reach_a_running_server_on_postgres() {
     until(&|c| c["permissions"] == json!([1, 2, 7])).await;
     let shown = json_of(&["permit", "show", &id], &vars, dir.path());
     assert_eq!(shown, permit);
-    let text = authura(&["permit", "show", &id], &vars, dir.path());
+    let text = command(&["permit", "show", &id], &vars, dir.path(), "");
     assert!(
         String::from_utf8_lossy(&text.stdout).contains("groups: "),
         "{}",

@@ -4,43 +4,19 @@
 //! cache learns it through `NOTIFY`; the cache's TTL is an hour here); a deleted user's session
 //! is refused; `--json` prints the API's answers and errors, with the API's codes and exit 1.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::cli::GOOD;
-use crate::run::spawn;
+use crate::admin_cli::{PgServer, ROOT, command, json_answer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_authura");
-const ROOT: &str = "root@example.com";
-const ROOT_PW: &str = "Initial-Adm1n-pw";
 const ANN: &str = "ann@example.com";
 const PW: &str = "Str0ng!pass";
 const P2: &str = "Sec0nd!pass";
 
 /// Runs `authura user <args>` with `vars`, `stdin` on its standard input.
 fn user(args: &[&str], vars: &[(&str, &str)], dir: &std::path::Path, stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("user")
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    command(&[&["user"], args].concat(), vars, dir, stdin)
 }
 
 /// `authura user <args> --json`: its exit code and JSON.
@@ -50,17 +26,7 @@ fn user_json(
     dir: &std::path::Path,
     stdin: &str,
 ) -> (i32, Value) {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = user(&all, vars, dir, stdin);
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: {e}: {} / {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap(), json)
+    json_answer(&[&["user"], args].concat(), vars, dir, stdin)
 }
 
 fn id_text(id: &Value) -> String {
@@ -72,53 +38,18 @@ fn id_text(id: &Value) -> String {
 
 #[tokio::test]
 async fn user_commands_reach_a_running_server_on_postgres() {
-    let db = authura_testkit::postgres::database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars: Vec<(&str, &str)> = GOOD.to_vec();
-    vars.extend([
-        ("AUTH_BACKEND", "postgres"),
-        ("POSTGRES_DSN", db.url.as_str()),
-        ("POSTGRES_INITIAL_USER", ROOT),
-        ("POSTGRES_INITIAL_USER_PASSWORD", ROOT_PW),
-        ("SESSIONS_ENABLED", "true"),
-        ("SESSION_CACHE_TTL", "1h"),
-        ("AUDIT_ENABLED", "true"),
-        ("RATE_PER_MINUTE", "0"),
-    ]);
-    let server = spawn(&[], &vars, dir.path());
+    let pg = PgServer::start(&[]).await;
+    let (vars, dir) = (pg.vars(), &pg.dir);
     let http = reqwest::Client::new();
     let session = async |email: &str, password: &str| {
-        http.post(server.url("/session"))
+        http.post(pg.server.url("/session"))
             .json(&json!({"email": email, "password": password, "return_key": true}))
             .send()
             .await
             .unwrap()
     };
-    // PostgreSQL is connected, and the initial user created, after the listener: poll.
-    let started = Instant::now();
-    while session(ROOT, ROOT_PW).await.status() != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never signed in"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let check = async |key: &str| {
-        http.get(server.url("/check"))
-            .header("authorization", format!("Session {key}"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    };
-    let until_refused = async |key: &str, what: &str| {
-        let started = Instant::now();
-        while check(key).await != 401 {
-            assert!(started.elapsed() < Duration::from_secs(10), "{what}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
+    let check = async |key: &str| pg.check(key).await;
+    let until_refused = async |key: &str, what: &str| pg.until_refused(key, what).await;
 
     // Created on the command line (the password from standard input): signs in at the server.
     let (code, ann) = user_json(

@@ -11,8 +11,7 @@ use authura_core::UserId;
 use crate::answer::{self, Answer};
 use crate::extract::{Body, ClientInfo, State, Tenant};
 use crate::permits::{
-    self, Actor, GroupIn, GroupOut, GroupsOut, PermitIn, PermitOut, group_out, parse_group_id,
-    permit_out,
+    self, GroupIn, GroupOut, GroupsOut, PermitIn, PermitOut, group_out, parse_group_id, permit_out,
 };
 use crate::principal::SessionCredentials;
 use crate::routes::refuse_others;
@@ -97,10 +96,7 @@ pub async fn create_group(
     Body(input): Body<GroupIn>,
 ) -> Answer {
     let admin = credentials.admin(&state, tenant.get(), &req).await?;
-    let actor = Actor {
-        admin: Some(&admin.user.id),
-        client: client.client(),
-    };
+    let actor = admin.permit_actor(&client);
     let group = permits::create_group(&state, &input, actor).await?;
     Ok(answer::no_store(
         HttpResponse::build(StatusCode::CREATED).json(group_out(&state, &group)),
@@ -161,10 +157,7 @@ pub async fn update_group(
     Body(input): Body<GroupIn>,
 ) -> Answer {
     let admin = credentials.admin(&state, tenant.get(), &req).await?;
-    let actor = Actor {
-        admin: Some(&admin.user.id),
-        client: client.client(),
-    };
+    let actor = admin.permit_actor(&client);
     let group = permits::update_group(&state, parse_group_id(&id)?, &input, actor).await?;
     Ok(answer::no_store(
         HttpResponse::Ok().json(group_out(&state, &group)),
@@ -194,10 +187,7 @@ pub async fn delete_group(
     id: web::Path<String>,
 ) -> Answer {
     let admin = credentials.admin(&state, tenant.get(), &req).await?;
-    let actor = Actor {
-        admin: Some(&admin.user.id),
-        client: client.client(),
-    };
+    let actor = admin.permit_actor(&client);
     permits::delete_group(&state, parse_group_id(&id)?, actor).await?;
     Ok(answer::no_store(
         HttpResponse::Ok().json(serde_json::json!({})),
@@ -264,10 +254,7 @@ pub async fn set_permit(
     Body(input): Body<PermitIn>,
 ) -> Answer {
     let admin = credentials.admin(&state, tenant.get(), &req).await?;
-    let actor = Actor {
-        admin: Some(&admin.user.id),
-        client: client.client(),
-    };
+    let actor = admin.permit_actor(&client);
     let id = UserId::from_subject(&user_id);
     let (user, access) =
         permits::set_permit(&state, tenant.get(), &id, &input.groups, actor).await?;

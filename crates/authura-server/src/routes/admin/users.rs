@@ -5,9 +5,7 @@
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
-use authura_core::flows::admin::{
-    self, Actor, CreateUser, ListUsers, UpdateUser, UserAccount, UsersPage,
-};
+use authura_core::flows::admin::{self, CreateUser, ListUsers, UpdateUser, UserAccount, UsersPage};
 use authura_core::types::format_time;
 use authura_core::{CoreError, Email, Role, Secret, UserId};
 use serde::{Deserialize, Serialize};
@@ -247,10 +245,7 @@ pub async fn create(
         invite: body.invite.unwrap_or(false),
         redirect_url: body.redirect_url.as_deref(),
     };
-    let actor = Actor {
-        admin: Some(&admin.user),
-        client: client.client(),
-    };
+    let actor = admin.actor(&client);
     let (view, mail) = admin::create_user(state.ctx(), tenant.get(), actor, new).await?;
     state.send_mail(mail);
     Ok(answer::no_store(
@@ -320,10 +315,7 @@ pub async fn update(
         verified: body.verified,
         password: body.password.map(Secret::new),
     };
-    let actor = Actor {
-        admin: Some(&admin.user),
-        client: client.client(),
-    };
+    let actor = admin.actor(&client);
     let id = UserId::from_subject(&id);
     let view = admin::update_user(state.ctx(), tenant.get(), actor, &id, update).await?;
     Ok(answer::no_store(
@@ -355,10 +347,7 @@ pub async fn delete(
     req: HttpRequest,
 ) -> Answer {
     let admin = credentials.admin(&state, tenant.get(), &req).await?;
-    let actor = Actor {
-        admin: Some(&admin.user),
-        client: client.client(),
-    };
+    let actor = admin.actor(&client);
     let id = UserId::from_subject(&id);
     admin::delete_user(
         state.ctx(),
@@ -395,10 +384,7 @@ pub async fn end_sessions(
     req: HttpRequest,
 ) -> Answer {
     let admin = credentials.admin(&state, tenant.get(), &req).await?;
-    let actor = Actor {
-        admin: Some(&admin.user),
-        client: client.client(),
-    };
+    let actor = admin.actor(&client);
     let id = UserId::from_subject(&id);
     admin::end_user_sessions(state.ctx(), tenant.get(), actor, &id).await?;
     Ok(answer::empty())
