@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 mod middleware;
 pub mod openapi;
+pub mod pacing;
 pub mod permits;
 pub mod principal;
 pub mod ratelimit;

@@ -166,6 +166,7 @@ impl Metrics {
         backend_pool: Option<authura_core::store::PoolStatus>,
         session_cache: Option<authura_session::CacheStats>,
         audit: Option<&crate::audit::AuditStats>,
+        pacing: Option<&crate::pacing::PacingStats>,
     ) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let scrape = Scrape {
@@ -173,6 +174,7 @@ impl Metrics {
             durations: self.durations(),
             mail: [load(&mail.sent), load(&mail.failed), load(&mail.dropped)],
             audit: audit.map(|a| [load(&a.written), load(&a.failed), load(&a.dropped)]),
+            pacing: pacing.map(|p| [load(&p.malformed), load(&p.paced), load(&p.closed)]),
             hashing: [
                 load(&hashing.verifications),
                 load(&hashing.hashes),
@@ -278,6 +280,8 @@ struct Scrape {
     mail: [u64; 3],
     /// Audit events written, failed, dropped (`AUDIT_ENABLED=true`).
     audit: Option<[u64; 3]>,
+    /// Malformed-HTTP connections, paced, closed (with `RATE_PER_MINUTE` above 0).
+    pacing: Option<[u64; 3]>,
     /// Verifications, hashes, rejected jobs.
     hashing: [u64; 3],
     backend_pool: Option<authura_core::store::PoolStatus>,
@@ -330,6 +334,27 @@ impl Collector for Scrape {
             )?;
             for (result, count) in ["written", "failed", "dropped"].into_iter().zip(audit) {
                 ConstCounter::new(count).encode(events.encode_family(&[("result", result)])?)?;
+            }
+        }
+        if let Some([malformed, paced, closed]) = self.pacing {
+            for (name, help, count) in [
+                (
+                    "authura_malformed_http_connections",
+                    "Connections whose first answer was the HTTP layer's own (a malformed or too large request head, a head timeout), each charged to its peer's budget (RATE_PER_MINUTE).",
+                    malformed,
+                ),
+                (
+                    "authura_malformed_http_paced",
+                    "Connections held at accept until their peer's malformed-HTTP budget had refilled.",
+                    paced,
+                ),
+                (
+                    "authura_malformed_http_closed",
+                    "Connections closed without an answer: their peer's malformed-HTTP budget and queue were used up.",
+                    closed,
+                ),
+            ] {
+                single(&mut encoder, name, help, &ConstCounter::new(count))?;
             }
         }
         for (name, help, count) in [
@@ -527,12 +552,17 @@ mod tests {
         m.observe("/user", 200, Duration::from_millis(3));
         m.observe("/user", 401, Duration::from_secs(20));
         m.observe("/nope/../etc", 404, Duration::from_micros(1));
+        let pacing = crate::pacing::PacingStats::default();
+        pacing.malformed.store(7, Ordering::Relaxed);
+        pacing.paced.store(2, Ordering::Relaxed);
+        pacing.closed.store(1, Ordering::Relaxed);
         let text = m.render(
             &MailStats::default(),
             &PoolStats::default(),
             None,
             None,
             None,
+            Some(&pacing),
         );
         for line in [
             "authura_http_requests_total{route=\"/user\",code=\"200\"} 2",
@@ -546,6 +576,9 @@ mod tests {
             "authura_http_request_duration_seconds_count{route=\"/user\"} 3",
             "authura_http_request_duration_seconds_sum{route=\"/user\"} 20.0033",
             "authura_build_info{version=\"0.1.0\",backend=\"sqlite\"} 1",
+            "authura_malformed_http_connections_total 7",
+            "authura_malformed_http_paced_total 2",
+            "authura_malformed_http_closed_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

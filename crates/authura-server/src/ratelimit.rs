@@ -44,15 +44,50 @@ impl RateLimiter {
     /// # Errors
     /// The seconds to wait when the bucket is empty.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        let per_sec = self.per_second();
+        self.with_bucket(ip, now, true, |tokens| {
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+                Ok(())
+            } else {
+                Err(((1.0 - *tokens) / per_sec).ceil() as u64)
+            }
+        })
+        .unwrap_or(Ok(()))
+    }
+
+    /// The burst: as many tokens as the per-minute rate.
+    pub(crate) fn burst(&self) -> f64 {
+        f64::from(self.per_minute)
+    }
+
+    /// Tokens gained per second.
+    pub(crate) fn per_second(&self) -> f64 {
+        f64::from(self.per_minute) / 60.0
+    }
+
+    /// Runs `f` on `ip`'s token count, refilled up to `now` (at most the burst; it may be below
+    /// zero when [`crate::pacing`] has reserved tokens ahead). A client without a bucket gets a
+    /// full one when `create`, else `f` is not run: `None`, as when the limiter is off.
+    pub(crate) fn with_bucket<R>(
+        &self,
+        ip: IpAddr,
+        now: Instant,
+        create: bool,
+        f: impl FnOnce(&mut f64) -> R,
+    ) -> Option<R> {
         if self.per_minute == 0 {
-            return Ok(());
+            return None;
         }
         let key = client_key(ip);
         let capacity = f64::from(self.per_minute);
-        let per_sec = capacity / 60.0;
+        let per_sec = self.per_second();
         let mut shard = self.shards[shard_of(&key)]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !create && !shard.contains_key(&key) {
+            return None;
+        }
         if shard.len() >= MAX_CLIENTS && !shard.contains_key(&key) {
             // Trim to three quarters in one pass, so eviction is amortised over many new clients:
             // idle clients (full buckets) first, then the least recently seen.
@@ -76,12 +111,7 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_sec).min(capacity);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / per_sec).ceil() as u64)
-        }
+        Some(f(&mut bucket.tokens))
     }
 
     /// How many clients are tracked (for tests of the memory bound).

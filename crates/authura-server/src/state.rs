@@ -103,6 +103,8 @@ pub struct AppState {
     oauth: Option<crate::routes::oauth::OAuthState>,
     hash_pool: HashPool,
     limiter: RateLimiter,
+    /// The pacing of malformed HTTP (`None` with the rate limiter off).
+    pacer: Option<Arc<crate::pacing::Pacer>>,
     captcha: Option<Turnstile>,
     trusted_proxies: Vec<ipnet::IpNet>,
     mail_stats: Arc<MailStats>,
@@ -205,6 +207,11 @@ impl AppState {
     /// The per-client request limiter.
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
+    }
+
+    /// The pacing of malformed HTTP, when the rate limiter is on.
+    pub fn pacer(&self) -> Option<&Arc<crate::pacing::Pacer>> {
+        self.pacer.as_ref()
     }
 
     /// Turnstile, when `CAPTCHA=turnstile`.
@@ -556,6 +563,7 @@ pub async fn build_state_with_stores(
         oauth,
         hash_pool,
         limiter: RateLimiter::new(config.rate_per_minute),
+        pacer: crate::pacing::Pacer::new(config.rate_per_minute, config.header_timeout),
         captcha: match &config.captcha {
             Some(settings) => Some(
                 Turnstile::new(settings.clone(), config.extra_ca_pem.as_deref())

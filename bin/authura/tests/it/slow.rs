@@ -215,3 +215,202 @@ fn malformed_http_is_logged_at_debug_under_its_own_target() {
     );
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+/// What a connection carrying one malformed request got.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Got {
+    /// The HTTP layer's 400, this long after the flood began.
+    Answered(Duration),
+    /// Closed (or reset) without an answer.
+    Closed,
+}
+
+/// Opens a connection from `source`, sends a malformed request, and reads (in a thread) what
+/// comes back; the time of an answer is measured from `began`.
+fn malformed_from(source: &str, port: u16, began: Instant) -> std::thread::JoinHandle<Got> {
+    let mut conn = connect_from(source, port);
+    let sent = conn.write_all(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n");
+    std::thread::spawn(move || {
+        if sent.is_err() {
+            return Got::Closed;
+        }
+        let mut buf = Vec::new();
+        let _ = conn.read_to_end(&mut buf);
+        let res = String::from_utf8_lossy(&buf);
+        if res.is_empty() {
+            return Got::Closed;
+        }
+        assert!(res.starts_with("HTTP/1.1 400"), "{res}");
+        Got::Answered(began.elapsed())
+    })
+}
+
+/// A connection from the local address `source` (any of 127.0.0.0/8 is this host).
+fn connect_from(source: &str, port: u16) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    socket.connect(&to.into()).unwrap();
+    let conn: TcpStream = socket.into();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn
+}
+
+/// `GET path` from `source`, on a connection of its own: the whole answer.
+fn get_from(source: &str, port: u16, path: &str) -> String {
+    let mut conn = connect_from(source, port);
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    answer(conn)
+}
+
+/// Asserts that of the malformed requests `got`, the burst (30) was answered, and that the
+/// answers beyond it kept, however long the run took, to one per 2 s refill (plus one for a
+/// token that refilled while the burst was answered): 30 a minute.
+#[track_caller]
+fn at_the_refill_pace(got: &[Got]) {
+    let mut answered: Vec<Duration> = got
+        .iter()
+        .filter_map(|g| match g {
+            Got::Answered(at) => Some(*at),
+            Got::Closed => None,
+        })
+        .collect();
+    answered.sort();
+    assert!(answered.len() >= 30, "the burst was not answered: {got:?}");
+    for (i, at) in answered.iter().enumerate() {
+        let allowed = 31 + (at.as_secs_f64() / 2.0) as usize;
+        assert!(
+            i < allowed,
+            "answer {} came after {at:?}: faster than 30 a minute ({got:?})",
+            i + 1
+        );
+    }
+}
+
+/// Malformed HTTP (issue 19, item 7) is answered no faster than `RATE_PER_MINUTE` lets a client
+/// send: with 30 a minute (a burst of 30, then one every 2 s), a flood of malformed requests on
+/// connections of their own gets the burst answered, and the rest only at the refill pace (the
+/// first few of a peer's queue, held at accept) or closed unanswered; meanwhile another address
+/// is served at once, probes included.
+#[test]
+fn malformed_http_is_answered_no_faster_than_the_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.extend([
+        ("RATE_PER_MINUTE", "30"),
+        // Waits at accept are at most this long: 2 s and 4 s, the queue's first two.
+        ("HEADER_TIMEOUT", "5s"),
+        ("METRICS_ENABLED", "true"),
+        ("RUST_LOG", "info,authura_server::pacing=debug"),
+    ]);
+    let proc = spawn(&["serve"], &vars, dir.path());
+    let began = Instant::now();
+    // The burst and more, all at once.
+    let flood: Vec<_> = (0..36)
+        .map(|_| malformed_from("127.0.0.1", proc.port, began))
+        .collect();
+    let mut got: Vec<Got> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    at_the_refill_pace(&got);
+    // Then more, once the bucket is empty: held at accept, or closed.
+    let paced_before = proc.log().matches("connection paced").count();
+    let queued: Vec<_> = (0..5)
+        .map(|_| malformed_from("127.0.0.1", proc.port, began))
+        .collect();
+    // Another address is served at once while those wait.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proc.log().matches("connection paced").count() == paced_before {
+        assert!(Instant::now() < deadline, "nothing paced: {}", proc.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let health = get_from("127.0.0.2", proc.port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let jwks = get_from("127.0.0.3", proc.port, "/.well-known/jwks.json");
+    assert!(jwks.starts_with("HTTP/1.1 200"), "{jwks}");
+    let others_served = began.elapsed();
+    let queued: Vec<Got> = queued.into_iter().map(|t| t.join().unwrap()).collect();
+    got.extend(&queued);
+
+    at_the_refill_pace(&got);
+    // Queued connections are answered (paced, not dropped), after the other addresses were
+    // served; the queue is bounded, so some were closed.
+    let paced: Vec<Duration> = queued
+        .iter()
+        .filter_map(|g| match g {
+            Got::Answered(at) => Some(*at),
+            Got::Closed => None,
+        })
+        .collect();
+    assert!(!paced.is_empty(), "{queued:?}");
+    assert!(paced.iter().all(|at| *at > others_served), "{queued:?}");
+    assert!(queued.contains(&Got::Closed), "{queued:?}");
+
+    let metrics = get_from("127.0.0.2", proc.port, "/metrics");
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(counter("authura_malformed_http_connections_total") >= 31);
+    assert!(counter("authura_malformed_http_paced_total") >= 1);
+    assert!(counter("authura_malformed_http_closed_total") >= 1);
+    let log = proc.log();
+    assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
+}
+
+/// With the rate limiter off (`RATE_PER_MINUTE=0`) nothing is paced: every malformed request
+/// is answered 400.
+#[test]
+fn malformed_http_is_not_paced_with_the_rate_limiter_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.extend([("RATE_PER_MINUTE", "0"), ("METRICS_ENABLED", "true")]);
+    let proc = spawn(&["serve"], &vars, dir.path());
+    let began = Instant::now();
+    let flood: Vec<_> = (0..40)
+        .map(|_| malformed_from("127.0.0.1", proc.port, began))
+        .collect();
+    let got: Vec<Got> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(got.iter().all(|g| matches!(g, Got::Answered(_))), "{got:?}");
+    let metrics = get_from("127.0.0.1", proc.port, "/metrics");
+    assert!(!metrics.contains("authura_malformed_http"), "{metrics}");
+}
+
+/// actix-http writes `100 Continue` itself, before the app answers; it is not mistaken for the
+/// answer to a malformed request: with a budget of one, two such requests are both served.
+#[test]
+fn expect_100_continue_is_not_charged_as_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = GOOD.to_vec();
+    vars.extend([("RATE_PER_MINUTE", "1"), ("METRICS_ENABLED", "true")]);
+    let proc = spawn(&["serve"], &vars, dir.path());
+    for _ in 0..2 {
+        let mut conn = connect(proc.port);
+        conn.write_all(
+            b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Expect: 100-continue\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        .unwrap();
+        let res = answer(conn);
+        assert!(
+            res.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 "),
+            "{res}"
+        );
+    }
+    let metrics = get_from("127.0.0.2", proc.port, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "authura_malformed_http_connections_total 0"),
+        "{metrics}"
+    );
+}

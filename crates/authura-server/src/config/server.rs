@@ -44,7 +44,9 @@ declare! {
         "server",
         "Requests per minute per client IP; `0` turns rate limiting off. A token bucket with a \
          burst of the same size; see `docs/api.md`. The client IP is the TCP peer, or, behind a \
-         trusted proxy, what it says in `X-Forwarded-For`.",
+         trusted proxy, what it says in `X-Forwarded-For`. The same rate, per TCP peer, paces \
+         malformed HTTP (requests the HTTP layer answers itself: a bad or too large head, a \
+         head timeout), which the limiter never sees; see `docs/api.md`, \"Rate limiting\".",
     )
     .default("60");
     TRUSTED_PROXIES = Var::new(
@@ -112,7 +114,9 @@ declare! {
         "server",
         "How long a client may take to send a request's head (request line and headers) once \
          it has connected, a Go duration. Past it, the connection gets a bare 408 and is \
-         closed (a slow-head, \"slowloris\", client holds nothing longer than this).",
+         closed (a slow-head, \"slowloris\", client holds nothing longer than this). It also \
+         bounds how long a connection is held at accept while its peer's malformed-HTTP budget \
+         refills (`RATE_PER_MINUTE`).",
     )
     .default("10s")
     .new_variable();

@@ -21,6 +21,7 @@ pub async fn request_log(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let start = Instant::now();
+    crate::pacing::mark_reached(&req);
     let (method, path) = (req.method().clone(), req.path().to_owned());
     // The client's address is looked up only when a line that shows it will be written.
     let client = if tracing::enabled!(tracing::Level::INFO) {

@@ -83,6 +83,7 @@ pub async fn metrics(state: State) -> Answer {
         state.ctx().store.pool_status(),
         state.sessions().map(|s| s.cache().stats()),
         state.audit().is_enabled().then(|| state.audit().stats()),
+        state.pacer().map(|p| p.stats()),
     );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
